@@ -1,0 +1,42 @@
+# Quick start:  make demo   (install, demo data, whole DAG offline on CPU)
+#               make test   (the test suite; .ci/run calls this)
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo params test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip check
+	touch $@
+
+# Demo data only where data/ is empty (your licensed databases are never touched),
+# record data/ in data.dvc, compose params.yaml with the demo profile, run the DAG.
+demo: install
+	$(BIN)/python -m fer.demo_data data --if-empty
+	$(BIN)/dvc add data -q
+	$(BIN)/python -m fer.params profile=demo
+	$(BIN)/dvc repro
+	@echo; cat reports/datasets.md
+
+# Compose params.yaml from conf/ (paper profile); add Hydra overrides with ARGS="...".
+params: install
+	$(BIN)/python -m fer.params $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/read_speed.py
+	$(BIN)/python bench/gan_speed.py
+
+clean:
+	rm -rf build reports metrics .cache dvc.lock

@@ -1,0 +1,142 @@
+"""Train one emotion's DCGAN with checkpoints, KID-based checkpoint choice and resume.
+
+Kept checkpoints (epoch >= keep_from, every keep_every, and the last epoch) are scored
+by KID against the real images of that emotion; the lowest score is the chosen
+generator. Training state (both networks, both optimizers, the noise step, the scores so
+far) is saved to `state_dir` every `sample_every` epochs; a run that finds a state with
+the same fingerprint there resumes from it and ends with the same weights as an
+uninterrupted run (every random draw is keyed by seed and epoch/step).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .atomic import atomic_dir, atomic_file
+from .gan import GanSpec, generate, load_state_arrays, make_gan, state_arrays, to_tanh_range
+from .kid import kid
+
+
+@dataclass(frozen=True)
+class GanTrainSpec:
+    epochs: int = 2000
+    batch_size: int = 32
+    lr: float = 2e-4
+    beta_1: float = 0.5
+    sample_every: int = 100
+    keep_from: int = 1000
+    keep_every: int = 100
+    kid_images: int = 150
+    seed: int = 0
+
+    def kept_epochs(self) -> list[int]:
+        kept = list(range(self.keep_from, self.epochs + 1, self.keep_every))
+        if self.epochs not in kept:
+            kept.append(self.epochs)
+        return [e for e in kept if e >= 1]
+
+
+def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
+    n, s = len(images), images.shape[1]
+    rows = -(-n // cols)
+    grid = np.full((rows * s, cols * s, 3), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * s:(r + 1) * s, c * s:(c + 1) * s] = im
+    return grid
+
+
+def save_png(path, image: np.ndarray) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, "wb") as f:
+        Image.fromarray(image).save(f, "PNG")
+
+
+def resize_all(images: np.ndarray, size: int) -> np.ndarray:
+    if images.shape[1] == size:
+        return np.asarray(images)
+    interp = cv2.INTER_AREA if images.shape[1] > size else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(np.asarray(im), (size, size), interpolation=interp)
+                     for im in images])
+
+
+def fingerprint(emotion, real, spec: GanSpec, train: GanTrainSpec, features: str) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([emotion, asdict(spec), asdict(train), features]).encode())
+    h.update(np.ascontiguousarray(real).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _save_state(state_dir: Path, gan, record: dict) -> None:
+    with atomic_dir(state_dir / "state") as tmp:
+        np.savez(tmp / "arrays.npz", **state_arrays(gan))
+        (tmp / "record.json").write_text(json.dumps(record))
+
+
+def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
+                      train: GanTrainSpec, extractor, state_dir, samples_dir,
+                      log=None) -> dict:
+    """Train, score and choose; returns the record with the chosen generator loaded
+    as record['generator'] and per-epoch history. `log(epoch, metrics)` if given."""
+    state_dir, samples_dir = Path(state_dir), Path(samples_dir)
+    real = resize_all(real_uint8, spec.image_size)
+    if len(real) < 2:
+        raise ValueError(f"GAN {emotion}: needs at least 2 training images, got {len(real)}")
+    x = to_tanh_range(real)
+    fp = fingerprint(emotion, real, spec, train, extractor.name)
+    gan = make_gan(spec, train.lr, train.beta_1, train.seed)
+    record = {"fingerprint": fp, "epoch": 0, "history": [], "kid": {}}
+    ckpt_dir = state_dir / "checkpoints"
+    state_file = state_dir / "state" / "record.json"
+    if state_file.is_file() and json.loads(state_file.read_text())["fingerprint"] == fp:
+        record = json.loads(state_file.read_text())
+        load_state_arrays(gan, np.load(state_dir / "state" / "arrays.npz"))
+        print(f"GAN {emotion}: resuming after epoch {record['epoch']}")
+    else:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    real_features = extractor(real)
+    kept = set(train.kept_epochs())
+    bar = tqdm(range(record["epoch"] + 1, train.epochs + 1), desc=f"GAN {emotion}",
+               unit="epoch", initial=record["epoch"], total=train.epochs)
+    for epoch in bar:
+        order = np.random.default_rng([train.seed, epoch]).permutation(len(x))
+        losses = []
+        for i in range(0, len(x), train.batch_size):
+            batch = x[order[i:i + train.batch_size]]
+            if len(batch) < 2:
+                continue
+            out = gan.train_on_batch(batch, return_dict=True)
+            losses.append((float(out["d_loss"]), float(out["g_loss"])))
+        d_loss, g_loss = (float(v) for v in np.mean(losses, axis=0))
+        metrics = {"d_loss": d_loss, "g_loss": g_loss}
+        if epoch in kept:
+            gan.generator.save_weights(ckpt_dir / f"epoch_{epoch:05d}.weights.h5")
+            fake = generate(gan.generator, train.kid_images, train.seed + 7)
+            score = kid(extractor(fake), real_features)
+            record["kid"][str(epoch)] = score
+            metrics["kid"] = score
+        if epoch % train.sample_every == 0 or epoch == train.epochs:
+            sample = generate(gan.generator, 16, train.seed + 11)
+            save_png(samples_dir / f"epoch_{epoch:05d}.png", image_grid(sample, 8))
+        record["history"].append({"epoch": epoch, **metrics})
+        record["epoch"] = epoch
+        bar.set_postfix(d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}")
+        if log:
+            log(epoch, metrics)
+        if epoch % train.sample_every == 0 or epoch in kept:
+            _save_state(state_dir, gan, record)
+    best = min(record["kid"], key=lambda e: (record["kid"][e], int(e)))
+    gan.generator.load_weights(ckpt_dir / f"epoch_{int(best):05d}.weights.h5")
+    record["chosen_epoch"] = int(best)
+    record["generator"] = gan.generator
+    record["checkpoint_dir"] = str(ckpt_dir)
+    return record

@@ -1,0 +1,55 @@
+"""MLflow tracking with its embedded SQLite store at a fixed, absolute path.
+
+Default store: sqlite:///<repo>/mlflow.db (override with MLFLOW_TRACKING_URI). Browse it
+with `mlflow ui --backend-store-uri sqlite:///mlflow.db`.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+
+from .params import ROOT
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(ROOT / 'mlflow.db').resolve()}"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+@contextlib.contextmanager
+def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
+               tags: dict | None = None, nested: bool = False):
+    """Start an MLflow run in `experiment`, tagged with the git commit and DVC exp name."""
+    import mlflow
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri())
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment,
+                                 artifact_location=(ROOT / "mlartifacts").resolve().as_uri())
+    mlflow.set_experiment(experiment)
+    all_tags = {"git_commit": git_commit(),
+                "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"), **(tags or {})}
+    with mlflow.start_run(run_name=run_name, nested=nested, tags=all_tags) as run:
+        if params:
+            mlflow.log_params({k: str(v)[:500] for k, v in flat(params).items()})
+        yield run
