@@ -6,6 +6,7 @@ BIN     := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: install demo params test bench clean
 

@@ -1,0 +1,71 @@
+"""The DVC DAG end to end on the demo data, in a fresh copy of the repository."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer.params import ROOT
+
+FAST_GAN = ["gan.epochs=4", "gan.keep_from=2", "gan.keep_every=2", "gan.sample_every=2"]
+
+
+def _run(cmd, cwd, env):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def _ran(log):
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
+@pytest.mark.slow
+def test_demo_dag_repro_and_exp_run(tmp_path):
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    repo = tmp_path / "repo"
+    for f in files:
+        if (ROOT / f).is_file() and not f.startswith(("data/", "metrics/", "reports/")) \
+                and f != "dvc.lock":
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"],
+           "TF_CPP_MIN_LOG_LEVEL": "2", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    py, dvc = sys.executable, str(Path(bindir) / "dvc")
+    _run(["git", "init", "-q"], repo, env)
+    _run([py, "-m", "fer.demo_data", "data"], repo, env)
+    _run([dvc, "add", "-q", "data"], repo, env)
+    _run([py, "-m", "fer.params", "profile=demo", *FAST_GAN], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "demo"], repo, env)
+
+    first = _run([dvc, "repro"], repo, env)
+    assert {"import@kdef", "crop@ck", "augment", "gan@sad", "merge"} <= _ran(first)
+    counts = json.loads((repo / "metrics/datasets.json").read_text())
+    # 112 frontal KDEF, 5 copies each, 8 PFA per emotion, 20 GAN images per emotion
+    assert counts["KDEF_OL"] == 672 and counts["KDEF_PFA"] == 672 + 56
+    assert counts["KDEF_Q"] == 672 + 140 and counts["KDEF_PFA_Q"] == 672 + 56 + 140
+    assert counts["JAFFE"] == 70 and counts["CK+"] > 0
+    assert (repo / "reports/augment_grid.png").stat().st_size > 1000
+    assert len(list((repo / "build/gan/generated/fear").glob("*.png"))) == 20
+    gan = json.loads((repo / "metrics/gan/fear.json").read_text())
+    assert gan["chosen_epoch"] in (2, 4) and set(gan["kid"]) == {"2", "4"}
+    assert (repo / "mlflow.db").is_file()
+
+    second = _run([dvc, "repro"], repo, env)
+    assert _ran(second) == set() and "up to date" in second
+
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "lock"], repo, env)
+    sets = ["-S", "profile=demo", *[a for o in FAST_GAN for a in ("-S", o)]]
+    third = _run([dvc, "exp", "run", *sets, "-S", "augment.rotation=0.05"], repo, env)
+    assert _ran(third) == {"augment", "merge"}
+    assert "rotation: 0.05" in (repo / "params.yaml").read_text()
