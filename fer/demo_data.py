@@ -41,8 +41,9 @@ class DemoSizes:
     kdef_sessions: str           # "AB" (real) or "A"
     kdef_all_angles: int         # subjects per sex photographed at all 5 angles
     ck_subjects: int
-    ck_sequences: int            # labelled sequences per subject (one emotion each)
-    ck_unlabelled: int           # extra unlabelled sequences per subject
+    ck_sequences: int            # sequences in all, dealt round-robin to the subjects
+    ck_labelled: int             # of which have an Emotion file ...
+    ck_contempt: int             # ... of which are contempt (dropped by the importer)
     ck_frames: int               # frames per sequence
     jaffe_per_expression: tuple  # images per (subject, expression), cycled
     pfa_sessions: str            # one PFA image per KDEF (session, subject, emotion)
@@ -52,14 +53,16 @@ class DemoSizes:
 
 SIZES = {
     "demo": DemoSizes(kdef_per_sex=4, kdef_sessions="AB", kdef_all_angles=1,
-                      ck_subjects=10, ck_sequences=4, ck_unlabelled=1, ck_frames=5,
+                      ck_subjects=10, ck_sequences=50, ck_labelled=40, ck_contempt=4,
+                      ck_frames=5,
                       jaffe_per_expression=(1,), pfa_sessions="A", actors_per_emotion=4,
                       scale=0.5),
     # Counts of the real databases: KDEF 980 frontal (4900 all angles), CK+ 593
     # sequences / 327 labelled (18 contempt) / 123 subjects, JAFFE 213, PFA 980.
     "paper": DemoSizes(kdef_per_sex=35, kdef_sessions="AB", kdef_all_angles=35,
-                       ck_subjects=123, ck_sequences=3, ck_unlabelled=2, ck_frames=8,
-                       jaffe_per_expression=(3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 3, 3, 3, 3, 2),
+                       ck_subjects=123, ck_sequences=593, ck_labelled=327, ck_contempt=18,
+                       ck_frames=8,
+                       jaffe_per_expression=(4, 4, 4) + (3,) * 67,  # 213 images
                        pfa_sessions="AB", actors_per_emotion=4, scale=1.0),
 }
 
@@ -104,31 +107,47 @@ def write_kdef(root: Path, sizes: DemoSizes, seed: int) -> int:
     return n
 
 
+def ck_plan(sizes: DemoSizes) -> list[tuple[int, int, str | None]]:
+    """(subject index, sequence number, emotion or None if unlabelled) per sequence.
+
+    Sequence j goes to subject j % n; the first `ck_labelled` are labelled, the first
+    `ck_contempt` of those are contempt, the rest cycle through the six basic emotions.
+    """
+    basic = [e for e in EMOTIONS if e != "neutral"]
+    plan, per_subject = [], [0] * sizes.ck_subjects
+    for j in range(sizes.ck_sequences):
+        s = j % sizes.ck_subjects
+        per_subject[s] += 1
+        if j < sizes.ck_contempt:
+            emotion = "contempt"
+        elif j < sizes.ck_labelled:
+            emotion = basic[(j - sizes.ck_contempt) % len(basic)]
+        else:
+            emotion = None
+        plan.append((s, per_subject[s], emotion))
+    return plan
+
+
 def write_ck(root: Path, sizes: DemoSizes, seed: int) -> int:
     n = 0
-    labelled = [e for e in CK_EMOTIONS.values() if e != "neutral"]  # includes contempt
-    for s in tqdm(range(sizes.ck_subjects), desc="demo CK+", leave=False):
-        subject = f"S{5 + s * 5:03d}"
-        rng = _rng(seed, DB_IDS["ck"], s, 99)
-        start = int(rng.integers(len(labelled)))
-        for q in range(sizes.ck_sequences + sizes.ck_unlabelled):
-            emotion = labelled[(start + q) % len(labelled)]
-            drawn = "disgust" if emotion == "contempt" else emotion  # contempt: a smirk
-            seq = f"{q + 1:03d}"
-            folder = root / "CK+" / "cohn-kanade-images" / subject / seq
-            folder.mkdir(parents=True, exist_ok=True)
-            for f in range(sizes.ck_frames):
-                intensity = f / (sizes.ck_frames - 1)
-                img = _face("ck", s, seed, drawn, intensity, q * 100 + f, sizes.scale)
-                gray = Image.fromarray(img[..., 0])
-                gray.save(folder / f"{subject}_{seq}_{f + 1:08d}.png")
-                n += 1
-            if q < sizes.ck_sequences:  # labelled; the rest have no Emotion file
-                lab = root / "CK+" / "Emotion" / subject / seq
-                lab.mkdir(parents=True, exist_ok=True)
-                code = CK_CODE[emotion]
-                (lab / f"{subject}_{seq}_{sizes.ck_frames:08d}_emotion.txt").write_text(
-                    f"   {code:.7e}\n")
+    basic = [e for e in EMOTIONS if e != "neutral"]
+    for s, q, emotion in tqdm(ck_plan(sizes), desc="demo CK+", leave=False):
+        subject, seq = f"S{5 + s * 5:03d}", f"{q:03d}"
+        # unlabelled sequences still show an expression; contempt is drawn as a smirk
+        drawn = emotion or basic[(s + q) % len(basic)]
+        drawn = "disgust" if drawn == "contempt" else drawn
+        folder = root / "CK+" / "cohn-kanade-images" / subject / seq
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in range(sizes.ck_frames):
+            intensity = f / (sizes.ck_frames - 1)
+            img = _face("ck", s, seed, drawn, intensity, q * 100 + f, sizes.scale)
+            Image.fromarray(img[..., 0]).save(folder / f"{subject}_{seq}_{f + 1:08d}.png")
+            n += 1
+        if emotion is not None:
+            lab = root / "CK+" / "Emotion" / subject / seq
+            lab.mkdir(parents=True, exist_ok=True)
+            (lab / f"{subject}_{seq}_{sizes.ck_frames:08d}_emotion.txt").write_text(
+                f"   {CK_CODE[emotion]:.7e}\n")
     return n
 
 

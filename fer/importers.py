@@ -38,6 +38,7 @@ class ImportResult:
     manifest: pd.DataFrame
     skipped: Counter = field(default_factory=Counter)   # reason -> count
     examples: dict = field(default_factory=dict)         # reason -> first file
+    pixels: np.ndarray | None = None                     # decoded images (FER2013 csv)
 
     def skip(self, reason: str, path) -> None:
         self.skipped[reason] += 1
@@ -219,6 +220,11 @@ def import_database(kind: str, path, **options) -> ImportResult:
         return import_ck(path, options.get("peak_frames", 3), options.get("neutral_frames", 1))
     if kind == "jaffe":
         return import_jaffe(path)
+    if kind == "fer2013":
+        result, pixels = import_fer2013(path, options.get("usage"))
+        result.pixels = pixels
+        return result
     if kind == "folders":
         return import_label_folders(path, options["name"], options.get("require_all", True))
-    raise DatasetError(f"unknown database kind {kind!r}; expected kdef, ck, jaffe or folders")
+    raise DatasetError(f"unknown database kind {kind!r}; expected kdef, ck, jaffe, folders "
+                       "or fer2013")

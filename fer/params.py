@@ -16,8 +16,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_params(path=None) -> dict:
-    path = Path(path or ROOT / "params.yaml")
+def load_params(path="params.yaml") -> dict:
+    """The composed parameters; stages run from the repository root, as DVC runs them."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run `python -m fer.params` to compose it")
     with open(path) as f:

@@ -1,5 +1,8 @@
-"""DVC stage import@<db>: parse one raw database into build/import/<db>/manifest.csv."""
+"""DVC stage import@<db>: parse one raw database into build/import/<db>/manifest.csv
+(plus images/*.png for databases stored as pixel tables, such as the FER2013 csv)."""
 import sys
+
+from PIL import Image
 
 from fer.atomic import atomic_dir, write_json
 from fer.importers import import_database
@@ -10,8 +13,15 @@ def main(db: str) -> None:
     spec = dict(load_params()["data"]["databases"][db])
     result = import_database(spec.pop("kind"), spec.pop("path"), **spec)
     report = result.report()
+    manifest = result.manifest
     with atomic_dir(f"build/import/{db}") as tmp:
-        result.manifest.to_csv(tmp / "manifest.csv", index=False)
+        if result.pixels is not None:
+            (tmp / "images").mkdir()
+            manifest = manifest.assign(path=[f"build/import/{db}/images/{i:06d}.png"
+                                             for i in range(len(manifest))])
+            for i, px in enumerate(result.pixels):
+                Image.fromarray(px).save(tmp / "images" / f"{i:06d}.png")
+        manifest.to_csv(tmp / "manifest.csv", index=False)
     write_json(f"metrics/import/{db}.json", report)
     skipped = ", ".join(f"{n} {why}" for why, n in report["skipped"].items()) or "none"
     print(f"import {db}: {report['images']} images, {report['subjects']} subjects, "

@@ -71,6 +71,19 @@ def test_kid_self_and_noise(demo_root):
         FeatureExtractor("inception", weights="/nonexistent.h5")
 
 
+def test_inception_features_from_a_local_weights_file(tmp_path):
+    import keras
+    net = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
+                                         input_shape=(299, 299, 3))
+    path = tmp_path / "inception_notop.weights.h5"
+    net.save_weights(path)
+    ex = FeatureExtractor("auto", weights=str(path))
+    assert ex.name == "inception"
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    feats = ex(imgs)
+    assert feats.shape == (3, 2048) and np.isfinite(feats).all()
+
+
 class Killed(Exception):
     pass
 

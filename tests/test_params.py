@@ -5,7 +5,7 @@ from fer.labels import EMOTIONS
 
 
 def test_params_yaml_is_in_sync_with_conf():
-    params = load_params()
+    params = load_params(ROOT / "params.yaml")
     assert params == compose([f"profile={params['profile']['name']}"])
 
 
@@ -27,7 +27,7 @@ def test_paper_defaults_and_demo_profile():
 
 def test_dvc_yaml_covers_every_database_and_emotion():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    params = load_params()
+    params = load_params(ROOT / "params.yaml")
     assert dvc["stages"]["import"]["foreach"] == "${data.databases}"
     assert dvc["stages"]["gan"]["foreach"] == "${gan.emotions}"
     assert tuple(params["gan"]["emotions"]) == EMOTIONS

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fer.labels import EMOTIONS
 from fer.params import ROOT
 
 FAST_GAN = ["gan.epochs=4", "gan.keep_from=2", "gan.keep_every=2", "gan.sample_every=2"]
@@ -58,7 +59,14 @@ def test_demo_dag_repro_and_exp_run(tmp_path):
     assert len(list((repo / "build/gan/generated/fear").glob("*.png"))) == 20
     gan = json.loads((repo / "metrics/gan/fear.json").read_text())
     assert gan["chosen_epoch"] in (2, 4) and set(gan["kid"]) == {"2", "4"}
-    assert (repo / "mlflow.db").is_file()
+    import mlflow
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["dcgan"])
+    assert sorted(runs["tags.mlflow.runName"]) == sorted(f"dcgan-{e}" for e in EMOTIONS)
+    assert {"metrics.d_loss", "metrics.g_loss", "metrics.kid", "params.gan.epochs",
+            "tags.git_commit"} <= set(runs.columns)
+    history = mlflow.MlflowClient().get_metric_history(runs["run_id"][0], "d_loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
 
     second = _run([dvc, "repro"], repo, env)
     assert _ran(second) == set() and "up to date" in second
