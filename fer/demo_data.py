@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +72,6 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 
 def _style(name: str, scale: float):
-    from dataclasses import replace
     s = STYLES[name]
     return replace(s, width=int(s.width * scale), height=int(s.height * scale))
 

@@ -82,11 +82,13 @@ def _save_state(state_dir: Path, gan, record: dict) -> None:
 
 
 def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
-                      train: GanTrainSpec, extractor, state_dir, samples_dir,
-                      log=None) -> dict:
+                      train: GanTrainSpec, extractor, state_dir, log=None) -> dict:
     """Train, score and choose; returns the record with the chosen generator loaded
-    as record['generator'] and per-epoch history. `log(epoch, metrics)` if given."""
-    state_dir, samples_dir = Path(state_dir), Path(samples_dir)
+    as record['generator'], per-epoch history, and the folders of the kept checkpoints
+    and sample grids (both inside `state_dir`, so a resumed run keeps the earlier ones).
+    `log(epoch, metrics)` is called after every epoch if given."""
+    state_dir = Path(state_dir)
+    samples_dir = state_dir / "samples"
     real = resize_all(real_uint8, spec.image_size)
     if len(real) < 2:
         raise ValueError(f"GAN {emotion}: needs at least 2 training images, got {len(real)}")
@@ -139,4 +141,5 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
     record["chosen_epoch"] = int(best)
     record["generator"] = gan.generator
     record["checkpoint_dir"] = str(ckpt_dir)
+    record["samples_dir"] = str(samples_dir)
     return record

@@ -35,8 +35,6 @@ def main(emotion: str) -> None:
                          kid_images=g["kid_images"], seed=g["seed"])
     real = training_images(emotion, g["use_actors"])
     extractor = FeatureExtractor(g["kid_features"])
-    samples_dir = Path(f"reports/gan/{emotion}")
-    shutil.rmtree(samples_dir, ignore_errors=True)
     with mlflow_run("dcgan", f"dcgan-{emotion}", params={"gan": g, "emotion": emotion,
                     "train_images": len(real), "kid_features": extractor.name}) as run:
         import mlflow
@@ -45,7 +43,7 @@ def main(emotion: str) -> None:
             mlflow.log_metrics(metrics, step=epoch)
 
         record = train_emotion_gan(emotion, real, spec, train, extractor,
-                                   f".cache/gan/{emotion}", samples_dir, log=log)
+                                   f".cache/gan/{emotion}", log=log)
         size = params["crop"]["size"]
         images = resize_all(generate(record["generator"], g["n_generate"], g["seed"] + 1000),
                             size)
@@ -55,7 +53,10 @@ def main(emotion: str) -> None:
         with atomic_dir(f"build/gan/models/{emotion}") as tmp:
             shutil.copytree(record["checkpoint_dir"], tmp / "checkpoints")
             record["generator"].save(tmp / "generator.keras")
-        save_png(samples_dir / "generated_sheet.png", image_grid(images[:64], 8))
+        save_png(Path(record["samples_dir"]) / "generated_sheet.png", image_grid(images[:64], 8))
+        samples_dir = Path(f"reports/gan/{emotion}")
+        with atomic_dir(samples_dir) as tmp:
+            shutil.copytree(record["samples_dir"], tmp, dirs_exist_ok=True)
         with atomic_file(f"reports/gan/{emotion}_kid.csv") as f:
             f.write("epoch,kid\n" + "".join(f"{e},{v:.6f}\n" for e, v in record["kid"].items()))
         with atomic_file(f"reports/gan/{emotion}_losses.csv") as f:
