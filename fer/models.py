@@ -1,0 +1,130 @@
+"""Backbones, classification head and input normalisation (paper sections 4.1, 4.4).
+
+Layer counting: `len(base.layers)` of `keras.applications.<Net>(include_top=False)`,
+the InputLayer included. This gives Table 2's 19 / 22 / 311 / 780 exactly, and "the
+last k layers" are `base.layers[-k:]`. Total base parameters match Table 2 too. The
+trainable-parameter column of Table 2 does not follow from its own k for VGG19
+(14,158,848 is what k = 8 gives; k = 9 gives 16,518,656) nor for the Inception models;
+`fer.models.table2()` reports what Keras computes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import keras
+from keras import layers
+
+from .labels import EMOTIONS
+
+BACKBONES = {
+    "vgg16": (keras.applications.VGG16, 32),
+    "vgg19": (keras.applications.VGG19, 32),
+    "inception_v3": (keras.applications.InceptionV3, 75),
+    "inception_resnet_v2": (keras.applications.InceptionResNetV2, 75),
+}
+PREPROCESS = ("caffe", "scale01")
+IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    k: int                       # base layers trainable in step 2
+    preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
+    weights: str = "imagenet"    # imagenet | none | <path to a .h5/.weights.h5 file>
+    input_size: int = 224
+    head_units: int = 256
+
+    def __post_init__(self):
+        if self.name not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.name!r}; expected one of "
+                             f"{sorted(BACKBONES)}")
+        if self.preprocess not in PREPROCESS:
+            raise ValueError(f"model {self.name}: preprocess must be one of {PREPROCESS}")
+        minimum = BACKBONES[self.name][1]
+        if self.input_size < minimum:
+            raise ValueError(f"model {self.name}: input size {self.input_size} is below the "
+                             f"backbone's minimum of {minimum} px")
+        if self.k < 0:
+            raise ValueError(f"model {self.name}: k must be >= 0, got {self.k}")
+
+
+def normalize(images: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) -> float32 network input, per section 4.4."""
+    x = np.asarray(images, dtype=np.float32)
+    if mode == "scale01":
+        return x / 255.0
+    if mode == "caffe":
+        return x[..., ::-1] - IMAGENET_BGR_MEAN
+    raise ValueError(f"unknown preprocess {mode!r}; expected one of {PREPROCESS}")
+
+
+def build_base(spec: ModelSpec) -> keras.Model:
+    fn = BACKBONES[spec.name][0]
+    shape = (spec.input_size, spec.input_size, 3)
+    if spec.weights == "none":
+        base = fn(include_top=False, weights=None, input_shape=shape)
+    elif spec.weights == "imagenet":
+        try:
+            base = fn(include_top=False, weights="imagenet", input_shape=shape)
+        except Exception as e:  # no network, proxy, corrupt cache ...
+            raise RuntimeError(
+                f"model {spec.name}: could not load ImageNet weights ({type(e).__name__}: "
+                f"{e}). Offline, put the file in ~/.keras/models/, pass its path as "
+                "weights, or use weights=none") from None
+    else:
+        path = Path(spec.weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"model {spec.name}: weights file {path} not found")
+        base = fn(include_top=False, weights=None, input_shape=shape)
+        base.load_weights(path)
+    if spec.k > len(base.layers):
+        raise ValueError(f"model {spec.name}: k = {spec.k} exceeds its {len(base.layers)} "
+                         "layers")
+    return base
+
+
+def build_classifier(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
+    """(model, base): base -> GlobalAveragePooling -> Dense(256, relu) -> Dense(7, softmax).
+
+    The base is called with training=False, so its BatchNormalization layers always run
+    in inference mode, also when step 2 makes them trainable.
+    """
+    base = build_base(spec)
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
+    x = base(inputs, training=False)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(spec.head_units, activation="relu", name="fc")(x)
+    outputs = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
+
+
+def freeze_base(base: keras.Model) -> None:
+    """Step 1: every base layer frozen."""
+    base.trainable = False
+
+
+def unfreeze_last(base: keras.Model, k: int) -> None:
+    """Step 2: the last k layers of the base trainable, the rest frozen."""
+    base.trainable = True
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= len(base.layers) - k
+
+
+def count_params(weights) -> int:
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def table2(specs: list[ModelSpec]) -> list[dict]:
+    """Rows of paper Table 2 as Keras computes them: layers, k, params, trainable params."""
+    rows = []
+    for spec in specs:
+        base = build_base(ModelSpec(spec.name, spec.k, spec.preprocess, "none",
+                                    spec.input_size))
+        unfreeze_last(base, spec.k)
+        rows.append({"model": spec.name, "layers": len(base.layers), "k": spec.k,
+                     "params": count_params(base.weights),
+                     "trainable_params": count_params(base.trainable_weights)})
+    return rows

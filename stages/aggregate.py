@@ -1,0 +1,39 @@
+"""DVC stage aggregate: the grid's cells -> paper Tables 2, 3, 6 and 9 (Markdown + CSV)
+and metrics/summary.json for `dvc metrics show` / `dvc exp show`."""
+import json
+from pathlib import Path
+
+from fer.atomic import atomic_file, write_json
+from fer.models import ModelSpec, table2
+from fer.params import load_params
+from fer.report import (best_cell, table2_markdown, table3_markdown, table3_rows,
+                        table6_markdown, table9_markdown, to_csv)
+
+
+def main() -> None:
+    params = load_params()
+    grid, tests = params["grid"], params["grid"]["test_sets"]
+    cells = [json.loads(Path(f"metrics/finetune/{m}-{t}.json").read_text())
+             for t in grid["train_sets"] for m in grid["models"]]
+    out = Path("reports/tables")
+    outputs = {
+        "table3.md": table3_markdown(cells, tests),
+        "table3.csv": to_csv(table3_rows(cells, tests)),
+        "table6.md": "\n".join(table6_markdown(best_cell(cells, t), t) for t in tests),
+        "table9.md": table9_markdown(cells),
+        "table2.md": table2_markdown(table2([
+            ModelSpec(m, params["models"][m]["k"], params["models"][m]["preprocess"], "none",
+                      params["crop"]["size"]) for m in grid["models"]])),
+    }
+    for name, text in outputs.items():
+        with atomic_file(out / name) as f:
+            f.write(text)
+    write_json("metrics/summary.json", {
+        f"{c['model']}-{c['train_set']}": {t: {"accuracy_mean": round(c["summary"][t]["accuracy"]["mean"], 4),
+                                              "accuracy_std": round(c["summary"][t]["accuracy"]["std"], 4)}
+                                          for t in tests} for c in cells})
+    print(outputs["table3.md"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""DVC stage finetune@<model>-<train_set>: one cell of the cross-database grid (paper 5.1):
+every seed fine-tuned in two steps and tested on CK+ and JAFFE; the best seed's model kept
+as a Keras file and a SavedModel, with the preprocessing it needs in meta.json."""
+import json
+import shutil
+import sys
+
+import keras
+
+from fer.atomic import atomic_dir, write_json
+from fer.evaluate import confusion_png, pm
+from fer.grid import cell_spec, run_cell
+from fer.labels import EMOTIONS
+from fer.params import load_params
+from fer.tracking import mlflow_run
+
+
+def metric_key(name: str) -> str:
+    return name.replace("+", "plus")  # MLflow metric names allow no '+'
+
+
+def main(model: str, train_set: str) -> None:
+    params = load_params()
+    spec = cell_spec(params, model, train_set)
+    import mlflow
+
+    with mlflow_run("finetune", spec.name, params={"model": params["models"][model],
+                    "train": params["train"], "train_set": train_set, "input_size":
+                    spec.model.input_size}, tags={"cell": spec.name}):
+
+        def log_seed(r):
+            with mlflow.start_run(run_name=f"{spec.name}-seed{r['seed']}", nested=True,
+                                  tags={"cell": spec.name, "resumed": str(r["resumed"])}):
+                mlflow.log_params({"seed": r["seed"], "train_images": r["train_images"]})
+                for step, h in r["history"].items():
+                    first = 0 if step == "step1" else spec.train.epochs_step1
+                    for name, values in h.items():
+                        for i, v in enumerate(values):
+                            mlflow.log_metric(f"{step}_{name}", v, step=first + i + 1)
+                for t, m in r["tests"].items():
+                    mlflow.log_metrics({f"{metric_key(t)}_{k}": m[k] for k in
+                                        ("accuracy", "balanced_accuracy", "macro_f1")})
+                    mlflow.log_dict(m, f"tests/{metric_key(t)}.json")
+            accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in r["tests"].items())
+            print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
+
+        cell = run_cell(spec, "build/datasets", f".cache/finetune/{spec.name}", log_seed)
+        for t, s in cell["summary"].items():
+            mlflow.log_metrics({f"{metric_key(t)}_accuracy_{k}": s["accuracy"][k]
+                                for k in ("mean", "std", "max")})
+        mlflow.log_metrics({f"{s}_seconds_per_epoch": v for s, v in
+                            cell["epoch_seconds"].items()})
+
+    best = next(r for r in cell["per_seed"] if r["seed"] == cell["best_seed"])
+    meta = {"model": model, "train_set": train_set, "seed": cell["best_seed"],
+            "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
+            "bgr_mean": [103.939, 116.779, 123.68] if spec.model.preprocess == "caffe" else None,
+            "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
+            "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
+    with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
+        shutil.copy(cell["best_model"], tmp / "model.keras")
+        keras.models.load_model(tmp / "model.keras").export(str(tmp / "saved_model"),
+                                                            verbose=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
+        for t, m in best["tests"].items():
+            confusion_png(m["confusion"], f"{spec.name} seed {cell['best_seed']} on {t}",
+                          tmp / f"confusion_{metric_key(t)}.png")
+            (tmp / f"confusion_{metric_key(t)}.json").write_text(
+                json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")
+    cell.pop("best_model")
+    write_json(f"metrics/finetune/{spec.name}.json", cell)
+    shutil.rmtree(f".cache/finetune/{spec.name}", ignore_errors=True)
+    print(f"{spec.name}: " + ", ".join(f"{t} {pm(s['accuracy'])}" for t, s in
+                                       cell["summary"].items()) + f" over {len(spec.seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1].split("-", 1))

@@ -1,0 +1,41 @@
+"""DVC stage gan_quality: models trained on KDEF_OL (no synthetic faces) classify each
+emotion's DCGAN images; per-emotion accuracy = paper Table 8."""
+import json
+
+import keras
+import numpy as np
+
+from fer.atomic import atomic_file, write_json
+from fer.dataset import Dataset, load_dataset
+from fer.finetune import predict
+from fer.labels import EMOTIONS
+from fer.params import load_params
+
+
+def main() -> None:
+    params = load_params()
+    q = params["gan_quality"]
+    merged = load_dataset(f"build/datasets/{q['gan_set']}")
+    keep = np.flatnonzero(merged.manifest["part"].to_numpy() == "gan_q")
+    gan = Dataset(merged.images[keep], merged.manifest.iloc[keep].reset_index(drop=True))
+    results = {}
+    for name in q["models"]:
+        folder = f"build/models/{name}/{q['train_set']}"
+        meta = json.loads(open(f"{folder}/meta.json").read())
+        model = keras.models.load_model(f"{folder}/model.keras")
+        pred = predict(model, gan, meta["preprocess"]).argmax(1)
+        y = gan.labels
+        results[name] = {e: float((pred[y == i] == i).mean()) for i, e in enumerate(EMOTIONS)
+                         if (y == i).any()}
+    head = "| Emotion | " + " | ".join(f"{m} (%)" for m in results) + " |"
+    rows = [f"| {e} | " + " | ".join(f"{results[m][e] * 100:.0f}" for m in results) + " |"
+            for e in EMOTIONS]
+    with atomic_file("reports/table8_gan_quality.md") as f:
+        f.write(f"Best seed trained on {q['train_set']}, classifying the generated images\n\n"
+                + "\n".join([head, "|---" * (len(results) + 1) + "|", *rows]) + "\n")
+    write_json("metrics/gan_quality.json", results)
+    print("\n".join([head, *rows]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""DVC stage ksearch: for the selected backbone (`model=...`) and train set, hold out
+20 % and sweep k, the number of base layers tuned in step 2 (paper 4.3)."""
+import numpy as np
+
+from fer.atomic import atomic_file, write_json
+from fer.dataset import Dataset, load_dataset
+from fer.evaluate import classification_metrics
+from fer.finetune import TrainSpec, predict, train_two_step
+from fer.grid import stratified_subset
+from fer.models import ModelSpec
+from fer.params import load_params
+
+
+def main() -> None:
+    params = load_params()
+    ks, t, name = params["ksearch"], params["train"], params["model"]["name"]
+    m = params["models"][name]
+    data = stratified_subset(load_dataset(f"build/datasets/{ks['train_set']}"),
+                             ks["max_images"], ks["seed"])
+    order = np.random.default_rng(ks["seed"]).permutation(len(data))
+    cut = int(round(len(data) * (1 - ks["holdout"])))
+    part = lambda idx: Dataset(data.images[np.sort(idx)],  # noqa: E731
+                               data.manifest.iloc[np.sort(idx)].reset_index(drop=True))
+    train_part, val_part = part(order[:cut]), part(order[cut:])
+    train = TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
+                      t["batch_size"], val_fraction=0.0)
+    rows = []
+    for k in ks["k_values"][name]:
+        spec = ModelSpec(name, k, m["preprocess"], str(m["weights"]), params["crop"]["size"])
+        model, _, _ = train_two_step(spec, train, train_part, ks["seed"])
+        acc = classification_metrics(val_part.labels, predict(model, val_part,
+                                                              spec.preprocess))["accuracy"]
+        rows.append({"k": k, "val_accuracy": acc})
+        print(f"ksearch {name} on {ks['train_set']}: k={k} val accuracy {acc:.3f}")
+    best = max(rows, key=lambda r: (r["val_accuracy"], -r["k"]))
+    with atomic_file("reports/ksearch.csv") as f:
+        f.write("k,val_accuracy\n" + "".join(f"{r['k']},{r['val_accuracy']:.4f}\n" for r in rows))
+    write_json("metrics/ksearch.json", {"model": name, "train_set": ks["train_set"],
+                                        "best_k": best["k"], "paper_k": m["k"], "sweep": rows})
+
+
+if __name__ == "__main__":
+    main()

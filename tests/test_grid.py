@@ -1,0 +1,133 @@
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fer.dataset import save_dataset
+from fer.evaluate import classification_metrics, pm, summarize
+from fer.grid import cell_spec, run_cell
+from fer.labels import EMOTIONS
+from fer.params import ROOT, compose
+from fer.report import table3_markdown, table3_rows, table9_markdown
+
+
+def test_metrics_and_aggregation_math():
+    s = summarize([0.8, 0.9, 1.0])
+    assert s["mean"] == pytest.approx(0.9) and s["max"] == 1.0 and s["n"] == 3
+    assert s["std"] == pytest.approx(np.std([0.8, 0.9, 1.0]))
+    assert pm(s) == "90.00 ± 8.16"
+    probs = np.eye(7)[[0, 0, 1, 2, 3, 4, 5, 6, 6]]
+    m = classification_metrics([0, 1, 1, 2, 3, 4, 5, 6, 0], probs)
+    assert m["accuracy"] == pytest.approx(7 / 9)
+    assert m["recall"]["disgust"] == 0.5 and m["precision"]["angry"] == 0.5
+    assert m["confusion"][1] == [1, 1, 0, 0, 0, 0, 0]
+    assert m["balanced_accuracy"] == pytest.approx(np.mean([0.5, 0.5, 1, 1, 1, 1, 1]))
+    cell = {"model": "vgg16", "train_set": "KDEF_OL", "seeds": [0, 1, 2], "train_images": 9,
+            "summary": {"CK+": {"accuracy": s}, "JAFFE": {"accuracy": summarize([0.4, 0.5])}},
+            "epoch_seconds": {"step1": 1.25, "step2": 2.5}}
+    md = table3_markdown([cell], ["CK+", "JAFFE"]).splitlines()
+    assert md[2] == "| KDEF_OL | vgg16 | 90.00 ± 8.16 | 100.00 | 45.00 ± 5.00 | 50.00 |"
+    assert table3_rows([cell], ["CK+"])[0] == {"train_set": "KDEF_OL", "model": "vgg16",
+                                               "seeds": 3, "CK+ mean": 90.0, "CK+ std": 8.16,
+                                               "CK+ max": 100.0}
+    assert "| KDEF_OL | vgg16 | 9 | 1.2 | 2.5 |" in table9_markdown([cell])
+
+
+def test_matrix_stage_covers_the_16_cells():
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    matrix = dvc["stages"]["finetune"]["matrix"]
+    grid = compose([])["grid"]
+    assert matrix["model"] == grid["models"] and matrix["train_set"] == grid["train_sets"]
+    assert len(matrix["model"]) * len(matrix["train_set"]) == 16
+    assert "models.${item.model}" in dvc["stages"]["finetune"]["params"]
+    deps = dvc["stages"]["aggregate"]["deps"]
+    assert sum(d.startswith("metrics/finetune/") for d in deps) == 16
+
+
+def _tiny_params(tmp_path, labels_test=None, seeds=2):
+    params = compose(["profile=demo"])
+    params["crop"]["size"] = 32
+    params["train"].update(epochs_step1=1, epochs_step2=1, seeds=seeds, batch_size=7,
+                           max_images=None)
+    rng = np.random.default_rng(0)
+    for name, n in (("TINY", 21), ("CK+", 14), ("JAFFE", 14)):
+        labels = [EMOTIONS[i % 7] for i in range(n)]
+        if name == "JAFFE" and labels_test:
+            labels[0] = labels_test
+        m = pd.DataFrame({"path": [f"{name}{i}" for i in range(n)], "label": labels,
+                          "subject": [f"s{i % 4}" for i in range(n)], "database": name,
+                          "source": ""})
+        if name == "JAFFE" and labels_test:
+            m["label_id"] = [0] * n
+            d = tmp_path / "build/datasets" / name
+            d.mkdir(parents=True)
+            np.save(d / "images.npy", rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
+            m.to_csv(d / "manifest.csv", index=False)
+        else:
+            save_dataset(tmp_path / "build/datasets" / name,
+                         rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), m)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return params
+
+
+def test_bad_cells_fail_before_training(tmp_path):
+    params = _tiny_params(tmp_path, labels_test="contempt")
+    with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
+        cell_spec(params, "resnet", "TINY")
+    spec = cell_spec(params, "vgg16", "TINY")
+    with pytest.raises(ValueError, match=r"test set JAFFE: label names \['contempt'\]"):
+        run_cell(spec, tmp_path / "build/datasets", tmp_path / "cache")
+    params["models"]["vgg16"]["k"] = 40
+    with pytest.raises(ValueError, match="k = 40 exceeds its 19 layers"):
+        run_cell(cell_spec(params, "vgg16", "TINY"), tmp_path / "build/datasets",
+                 tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch):
+    _tiny_params(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    from stages import finetune
+
+    # kill the cell after its first seed, then re-run: seed 0 comes from the cache
+    import fer.grid
+    real = fer.grid.train_two_step
+    calls = []
+
+    def counting(*a, **kw):
+        calls.append(a[3])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(fer.grid, "train_two_step", counting)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.main("vgg16", "TINY")
+    monkeypatch.setattr(fer.grid, "train_two_step", real)
+    finetune.main("vgg16", "TINY")
+    assert calls == [0, 1]
+    cell = json.loads((tmp_path / "metrics/finetune/vgg16-TINY.json").read_text())
+    assert [r["resumed"] for r in cell["per_seed"]] == [True, False]
+    assert set(cell["summary"]) == {"CK+", "JAFFE"} and cell["summary"]["CK+"]["accuracy"]["n"] == 2
+    out = tmp_path / "build/models/vgg16/TINY"
+    assert (out / "model.keras").is_file() and (out / "saved_model" / "saved_model.pb").is_file()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["preprocess"] == "caffe" and meta["labels"] == list(EMOTIONS)
+    assert meta["seed"] == cell["best_seed"]
+    assert (tmp_path / "reports/finetune/vgg16-TINY/confusion_CKplus.png").is_file()
+
+    import mlflow
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["finetune"])
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    last = parents.sort_values("start_time").iloc[-1]
+    children = runs[runs["tags.mlflow.parentRunId"] == last["run_id"]]
+    assert sorted(children["tags.mlflow.runName"]) == ["vgg16-TINY-seed0", "vgg16-TINY-seed1"]
+    assert {"metrics.CKplus_accuracy", "metrics.JAFFE_macro_f1", "metrics.step2_loss",
+            "metrics.step1_val_accuracy"} <= set(children.dropna(axis=1, how="all").columns)
+    assert not np.isnan(last["metrics.CKplus_accuracy_mean"])
+    assert last["tags.git_commit"] and last["tags.dvc_exp_name"] == "workspace"

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+from keras import layers
+
+from fer.finetune import seed_everything, train_two_step, TrainSpec
+from fer.models import (ModelSpec, build_base, build_classifier, normalize, table2,
+                        unfreeze_last)
+from fer.dataset import Dataset
+from fer.labels import EMOTIONS
+
+PAPER_K = {"vgg16": 5, "vgg19": 9, "inception_v3": 140, "inception_resnet_v2": 371}
+PRE = {"vgg16": "caffe", "vgg19": "caffe", "inception_v3": "scale01",
+       "inception_resnet_v2": "scale01"}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_K))
+def test_backbone_output_and_step2_trainable_layers(name):
+    spec = ModelSpec(name, PAPER_K[name], PRE[name], "none", 75)
+    model, base = build_classifier(spec)
+    assert model.output_shape == (None, 7)
+    assert [l.name for l in model.layers[-3:]] == ["gap", "fc", "emotion"]
+    assert model.get_layer("fc").units == 256
+    unfreeze_last(base, spec.k)
+    assert sum(l.trainable for l in base.layers) == spec.k
+    assert all(l.trainable for l in base.layers[-spec.k:])
+
+
+def test_table2_layer_counts_and_params():
+    rows = {r["model"]: r for r in table2([ModelSpec(n, PAPER_K[n], PRE[n], "none", 224)
+                                           for n in PAPER_K])}
+    assert {n: r["layers"] for n, r in rows.items()} == {
+        "vgg16": 19, "vgg19": 22, "inception_v3": 311, "inception_resnet_v2": 780}
+    assert rows["vgg16"]["params"] == 14714688 and rows["vgg19"]["params"] == 20024384
+    assert rows["inception_v3"]["params"] == 21802784
+    assert rows["inception_resnet_v2"]["params"] == 54336736
+    assert rows["vgg16"]["trainable_params"] == 7079424
+
+
+def test_normalization_exact_values():
+    px = np.array([[[[10, 20, 30], [255, 51, 0]]]], np.uint8)
+    caffe = normalize(px, "caffe")
+    np.testing.assert_allclose(caffe[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68],
+                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(caffe[0, 0, 1], [0 - 103.939, 51 - 116.779, 255 - 123.68],
+                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(normalize(px, "scale01")[0, 0, 1], [1.0, 0.2, 0.0], atol=1e-7)
+    with pytest.raises(ValueError, match="preprocess"):
+        normalize(px, "torch")
+
+
+def test_bad_model_specs():
+    with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
+        ModelSpec("resnet50", 5, "caffe")
+    with pytest.raises(ValueError, match="below the backbone's minimum of 75"):
+        ModelSpec("inception_v3", 140, "scale01", "none", 64)
+    with pytest.raises(ValueError, match="k = 25 exceeds its 19 layers"):
+        build_base(ModelSpec("vgg16", 25, "caffe", "none", 32))
+    with pytest.raises(FileNotFoundError, match="missing.h5 not found"):
+        build_base(ModelSpec("vgg16", 5, "caffe", "/tmp/missing.h5", 32))
+
+
+def tiny_dataset(n_per_class=2, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    n = n_per_class * len(EMOTIONS)
+    import pandas as pd
+    labels = [EMOTIONS[i % 7] for i in range(n)]
+    manifest = pd.DataFrame({"path": [f"x{i}" for i in range(n)], "label": labels,
+                             "subject": [f"s{i % 5}" for i in range(n)], "database": "T",
+                             "source": ""})
+    manifest["label_id"] = [i % 7 for i in range(n)]
+    return Dataset(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), manifest)
+
+
+def test_fit_changes_only_trainable_weights_and_is_reproducible():
+    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    data = tiny_dataset()
+    seed_everything(3)
+    initial, _ = build_classifier(spec)
+    before = {w.path: w.numpy().copy() for w in initial.weights}
+    train = TrainSpec(1, 1, batch_size=7, val_fraction=0.2)
+    model, history, seconds = train_two_step(spec, train, data, seed=3)
+    after = {w.path: w.numpy() for w in model.weights}
+    changed = {p for p in before if not np.array_equal(before[p], after[p])}
+    frozen_convs = ["block1_conv1", "block3_conv3", "block4_conv2", "block4_conv3"]
+    assert not any(n in p for p in changed for n in frozen_convs)
+    for n in ("block5_conv1", "block5_conv3", "fc", "emotion"):
+        assert any(n in p for p in changed), n
+    assert set(history) == {"step1", "step2"}
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history["step2"])
+    assert len(seconds["step1"]) == 1 and len(seconds["step2"]) == 1
+    again, _, _ = train_two_step(spec, train, data, seed=3)
+    for a, b in zip(model.weights, again.weights):
+        assert np.array_equal(a.numpy(), b.numpy())
