@@ -53,3 +53,25 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
         if params:
             mlflow.log_params({k: str(v)[:500] for k, v in flat(params).items()})
         yield run
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric names allow no '+': CK+ -> CKplus."""
+    return name.replace("+", "plus")
+
+
+def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> None:
+    """One child run of a grid cell: per-epoch curves of both steps, test metrics."""
+    import mlflow
+    with mlflow.start_run(run_name=f"{cell}-seed{result['seed']}", nested=True,
+                          tags={"cell": cell, "resumed": str(result["resumed"])}):
+        mlflow.log_params({"seed": result["seed"], "train_images": result["train_images"]})
+        for step, history in result["history"].items():
+            first = 0 if step == "step1" else first_step2_epoch
+            for name, values in history.items():
+                for i, v in enumerate(values):
+                    mlflow.log_metric(f"{step}_{name}", v, step=first + i + 1)
+        for test, m in result["tests"].items():
+            mlflow.log_metrics({f"{metric_key(test)}_{k}": m[k]
+                                for k in ("accuracy", "balanced_accuracy", "macro_f1")})
+            mlflow.log_dict(m, f"tests/{metric_key(test)}.json")

@@ -12,11 +12,7 @@ from fer.evaluate import confusion_png, pm
 from fer.grid import cell_spec, run_cell
 from fer.labels import EMOTIONS
 from fer.params import load_params
-from fer.tracking import mlflow_run
-
-
-def metric_key(name: str) -> str:
-    return name.replace("+", "plus")  # MLflow metric names allow no '+'
+from fer.tracking import log_seed_run, metric_key, mlflow_run
 
 
 def main(model: str, train_set: str) -> None:
@@ -29,18 +25,7 @@ def main(model: str, train_set: str) -> None:
                     spec.model.input_size}, tags={"cell": spec.name}):
 
         def log_seed(r):
-            with mlflow.start_run(run_name=f"{spec.name}-seed{r['seed']}", nested=True,
-                                  tags={"cell": spec.name, "resumed": str(r["resumed"])}):
-                mlflow.log_params({"seed": r["seed"], "train_images": r["train_images"]})
-                for step, h in r["history"].items():
-                    first = 0 if step == "step1" else spec.train.epochs_step1
-                    for name, values in h.items():
-                        for i, v in enumerate(values):
-                            mlflow.log_metric(f"{step}_{name}", v, step=first + i + 1)
-                for t, m in r["tests"].items():
-                    mlflow.log_metrics({f"{metric_key(t)}_{k}": m[k] for k in
-                                        ("accuracy", "balanced_accuracy", "macro_f1")})
-                    mlflow.log_dict(m, f"tests/{metric_key(t)}.json")
+            log_seed_run(spec.name, r, spec.train.epochs_step1)
             accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in r["tests"].items())
             print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
 
