@@ -36,21 +36,32 @@ class CellSpec:
         return f"{self.model.name}-{self.train_set}"
 
 
-def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
-    if model not in params["models"]:
-        raise ValueError(f"unknown backbone {model!r}; params.yaml models has "
+def model_spec(params: dict, name: str, k: int | None = None,
+               weights: str | None = None) -> ModelSpec:
+    """The backbone `name` as params.yaml configures it (k and weights overridable)."""
+    if name not in params["models"]:
+        raise ValueError(f"unknown backbone {name!r}; params.yaml models has "
                          f"{sorted(params['models'])}")
-    m, t = params["models"][model], params["train"]
+    m = params["models"][name]
+    return ModelSpec(name, m["k"] if k is None else k, m["preprocess"],
+                     str(m["weights"] if weights is None else weights),
+                     params["crop"]["size"])
+
+
+def train_spec(params: dict, val_fraction: float | None = None) -> TrainSpec:
+    t = params["train"]
+    return TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
+                     t["batch_size"], t["val_fraction"] if val_fraction is None else val_fraction)
+
+
+def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
+    t = params["train"]
     tests = tuple(params["grid"]["test_sets"])
     if t["select_on"] not in tests:
         raise ValueError(f"train.select_on={t['select_on']!r} is not one of the test sets "
                          f"{list(tests)}")
     return CellSpec(
-        model=ModelSpec(model, m["k"], m["preprocess"], str(m["weights"]),
-                        params["crop"]["size"]),
-        train=TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
-                        t["batch_size"], t["val_fraction"]),
-        train_set=train_set, test_sets=tests,
+        model=model_spec(params, model), train=train_spec(params), train_set=train_set, test_sets=tests,
         seeds=tuple(range(t["seed"], t["seed"] + t["seeds"])),
         max_images=t["max_images"], select_on=t["select_on"])
 

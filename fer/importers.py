@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .labels import (CK_DROPPED, CK_EMOTIONS, EMOTIONS, FER2013_EMOTIONS, JAFFE_EMOTIONS,
-                     KDEF_ANGLES, KDEF_EMOTIONS, KDEF_FRONTAL, canonical_label)
+                     KDEF_EMOTIONS, KDEF_FRONTAL, canonical_label)
 from .images import is_image_name
 
 COLUMNS = ["path", "label", "subject", "database", "source"]

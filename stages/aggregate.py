@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from fer.atomic import atomic_file, write_json
-from fer.models import ModelSpec, table2
+from fer.grid import model_spec
+from fer.models import table2
 from fer.params import load_params
 from fer.report import (best_cell, table2_markdown, table3_markdown, table3_rows,
                         table6_markdown, table9_markdown, to_csv)
@@ -21,9 +22,8 @@ def main() -> None:
         "table3.csv": to_csv(table3_rows(cells, tests)),
         "table6.md": "\n".join(table6_markdown(best_cell(cells, t), t) for t in tests),
         "table9.md": table9_markdown(cells),
-        "table2.md": table2_markdown(table2([
-            ModelSpec(m, params["models"][m]["k"], params["models"][m]["preprocess"], "none",
-                      params["crop"]["size"]) for m in grid["models"]])),
+        "table2.md": table2_markdown(table2([model_spec(params, m, weights="none")
+                                             for m in grid["models"]])),
     }
     for name, text in outputs.items():
         with atomic_file(out / name) as f:

@@ -1,28 +1,24 @@
 """DVC stage crossval: 5-fold CV on the union of every set (paper 5.2, Table 7), in the
 paper's random protocol and the leakage-free grouped one."""
-import numpy as np
 
 from fer.atomic import atomic_file, write_json
 from fer.dataset import Dataset, concat_datasets, load_dataset
 from fer.evaluate import classification_metrics, pm, summarize
 from fer.crossval import folds
-from fer.finetune import TrainSpec, predict, train_two_step
-from fer.grid import stratified_subset
-from fer.models import ModelSpec
+from fer.finetune import predict, train_two_step
+from fer.grid import model_spec, stratified_subset, train_spec
 from fer.params import load_params
 
 
 def main() -> None:
     params = load_params()
-    cv, t = params["crossval"], params["train"]
+    cv = params["crossval"]
     union = concat_datasets([load_dataset(f"build/datasets/{name}") for name in cv["sets"]])
     union = stratified_subset(union, cv["max_images"], cv["seed"])
-    train = TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
-                      t["batch_size"], val_fraction=0.0)
+    train = train_spec(params, val_fraction=0.0)
     results, lines = {}, ["| Model | random folds (%) | grouped folds (%) |", "|---|---|---|"]
     for name in cv["models"]:
-        m = params["models"][name]
-        spec = ModelSpec(name, m["k"], m["preprocess"], str(m["weights"]), params["crop"]["size"])
+        spec = model_spec(params, name)
         results[name] = {}
         for protocol in ("random", "grouped"):
             accs = []

@@ -36,7 +36,7 @@ def main(emotion: str) -> None:
     real = training_images(emotion, g["use_actors"])
     extractor = FeatureExtractor(g["kid_features"])
     with mlflow_run("dcgan", f"dcgan-{emotion}", params={"gan": g, "emotion": emotion,
-                    "train_images": len(real), "kid_features": extractor.name}) as run:
+                    "train_images": len(real), "kid_features": extractor.name}):
         import mlflow
 
         def log(epoch, metrics):

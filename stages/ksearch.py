@@ -5,16 +5,14 @@ import numpy as np
 from fer.atomic import atomic_file, write_json
 from fer.dataset import Dataset, load_dataset
 from fer.evaluate import classification_metrics
-from fer.finetune import TrainSpec, predict, train_two_step
-from fer.grid import stratified_subset
-from fer.models import ModelSpec
+from fer.finetune import predict, train_two_step
+from fer.grid import model_spec, stratified_subset, train_spec
 from fer.params import load_params
 
 
 def main() -> None:
     params = load_params()
-    ks, t, name = params["ksearch"], params["train"], params["model"]["name"]
-    m = params["models"][name]
+    ks, name = params["ksearch"], params["model"]["name"]
     data = stratified_subset(load_dataset(f"build/datasets/{ks['train_set']}"),
                              ks["max_images"], ks["seed"])
     order = np.random.default_rng(ks["seed"]).permutation(len(data))
@@ -22,11 +20,10 @@ def main() -> None:
     part = lambda idx: Dataset(data.images[np.sort(idx)],  # noqa: E731
                                data.manifest.iloc[np.sort(idx)].reset_index(drop=True))
     train_part, val_part = part(order[:cut]), part(order[cut:])
-    train = TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
-                      t["batch_size"], val_fraction=0.0)
+    train = train_spec(params, val_fraction=0.0)
     rows = []
     for k in ks["k_values"][name]:
-        spec = ModelSpec(name, k, m["preprocess"], str(m["weights"]), params["crop"]["size"])
+        spec = model_spec(params, name, k=k)
         model, _, _ = train_two_step(spec, train, train_part, ks["seed"])
         acc = classification_metrics(val_part.labels, predict(model, val_part,
                                                               spec.preprocess))["accuracy"]
@@ -36,7 +33,8 @@ def main() -> None:
     with atomic_file("reports/ksearch.csv") as f:
         f.write("k,val_accuracy\n" + "".join(f"{r['k']},{r['val_accuracy']:.4f}\n" for r in rows))
     write_json("metrics/ksearch.json", {"model": name, "train_set": ks["train_set"],
-                                        "best_k": best["k"], "paper_k": m["k"], "sweep": rows})
+                                        "best_k": best["k"], "configured_k": params["models"][name]["k"],
+                                        "sweep": rows})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from keras import layers
 
 from fer.finetune import seed_everything, train_two_step, TrainSpec
 from fer.models import (ModelSpec, build_base, build_classifier, normalize, table2,
