@@ -9,12 +9,23 @@ import contextlib
 import logging
 import os
 import subprocess
+from pathlib import Path
 
 from .params import ROOT
 
 
+def store_root(root=ROOT) -> Path:
+    """The repository that owns the store. Queued experiments (`dvc exp run --queue`)
+    run in temporary copies under <repo>/.dvc/tmp/exps/...; they log to <repo>'s store."""
+    parts = Path(root).resolve().parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return Path(root).resolve()
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(ROOT / 'mlflow.db').resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root() / 'mlflow.db'}"
 
 
 def git_commit() -> str:
@@ -45,7 +56,7 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
     mlflow.set_tracking_uri(tracking_uri())
     if mlflow.get_experiment_by_name(experiment) is None:
         mlflow.create_experiment(experiment,
-                                 artifact_location=(ROOT / "mlartifacts").resolve().as_uri())
+                                 artifact_location=(store_root() / "mlartifacts").as_uri())
     mlflow.set_experiment(experiment)
     all_tags = {"git_commit": git_commit(),
                 "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"), **(tags or {})}

@@ -131,3 +131,27 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch):
             "metrics.step1_val_accuracy"} <= set(children.dropna(axis=1, how="all").columns)
     assert not np.isnan(last["metrics.CKplus_accuracy_mean"])
     assert last["tags.git_commit"] and last["tags.dvc_exp_name"] == "workspace"
+
+
+def test_queued_experiments_log_to_the_repository_store(tmp_path):
+    from fer.tracking import store_root
+    repo = tmp_path / "repo"
+    copy = repo / ".dvc" / "tmp" / "exps" / "standalone" / "tmpabc123"
+    copy.mkdir(parents=True)
+    assert store_root(copy) == repo.resolve()
+    assert store_root(repo) == repo.resolve()
+
+
+def test_empty_or_incomplete_train_sets_fail_before_training(tmp_path):
+    from fer.dataset import Dataset
+    from fer.grid import check_cell
+    params = _tiny_params(tmp_path)
+    spec = cell_spec(params, "vgg16", "TINY")
+    tests = {}
+    m = pd.DataFrame({"label": ["sad", "happy"], "label_id": [5, 3]})
+    two = Dataset(np.zeros((2, 32, 32, 3), np.uint8), m)
+    with pytest.raises(ValueError, match="TINY: no images of class\\(es\\) angry, disgust, "
+                                         "fear, neutral, surprise"):
+        check_cell(spec, two, tests)
+    with pytest.raises(ValueError, match="train set TINY is empty"):
+        check_cell(spec, Dataset(np.zeros((0, 32, 32, 3), np.uint8), m.iloc[:0]), tests)
