@@ -10,7 +10,13 @@ export PYTHONPATH := $(CURDIR)
 
 .PHONY: install demo params test bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed web/node_modules/.installed
+
+# TF.js for the edge stages: exact versions from web/package-lock.json, offline-safe
+# (no native tfjs-node binary).
+web/node_modules/.installed: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund
+	touch $@
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -1,0 +1,89 @@
+"""Edge inference (paper section 6.2): TF.js export with weight quantization, and
+measurements made by TF.js itself.
+
+Route: the cell's SavedModel (Keras 3 `model.export`) -> TF.js graph model with
+tensorflowjs 4.22's SavedModel converter (its browser runtime cannot load Keras 3 layers
+models). Variants: float32, uint16 and uint8 affine weight quantization (the paper's
+"int16"/"int8") and float16. The model's preprocessing travels in model.json as
+`userDefinedMetadata.fer`, which `web/fer.js` reads.
+JS numbers come from `node web/run_model.mjs` (@tensorflow/tfjs + WASM backend, no
+native tfjs-node binary), never from dequantizing weights in Python.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_dir
+from .models import normalize
+
+VARIANTS = {"float32": None, "uint16": {"uint16": "*"}, "uint8": {"uint8": "*"},
+            "float16": {"float16": "*"}}
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+def dir_bytes(path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def export_tfjs(saved_model_dir, out_dir, variant: str, meta: dict) -> int:
+    """Convert one variant atomically; returns its size on disk in bytes."""
+    # tensorflowjs imports TF Decision Forests, whose welcome banner imports IPython
+    # whenever stdout is not a terminal (pytest, DVC): keep it quiet.
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as convert
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown TF.js variant {variant!r}; expected {sorted(VARIANTS)}")
+    with atomic_dir(out_dir) as tmp:
+        convert.convert_tf_saved_model(str(saved_model_dir), str(tmp),
+                                       signature_def="serving_default",
+                                       saved_model_tags="serve",
+                                       quantization_dtype_map=VARIANTS[variant],
+                                       metadata={"fer": {**meta, "variant": variant}})
+    return dir_bytes(out_dir)
+
+
+def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30) -> dict:
+    """Run a TF.js model in Node on uint8 images: probs (N, 7), batch-1 latencies (ms)."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    n, s = images.shape[0], images.shape[1]
+    if not (WEB / "node_modules" / "@tensorflow" / "tfjs").is_dir():
+        raise RuntimeError(f"{WEB}/node_modules missing: run `npm ci --prefix web` "
+                           "(make install does)")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, out = Path(tmp) / "images.u8", Path(tmp) / "out.json"
+        images.tofile(raw)
+        r = subprocess.run(["node", str(WEB / "run_model.mjs"), str(Path(model_dir).resolve()),
+                            str(raw), str(n), str(s), str(out), backend, str(runs)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"TF.js run of {model_dir} failed:\n{r.stderr[-3000:]}")
+        result = json.loads(out.read_text())
+    result["probs"] = np.asarray(result["probs"], np.float32)
+    return result
+
+
+def server_latency(model, image: np.ndarray, preprocess: str, runs: int = 30) -> list:
+    """Python TF batch-1 latencies (ms) of a Keras model after a warm-up."""
+    x = normalize(image[None], preprocess)
+    for _ in range(3):
+        model(x, training=False)
+    ms = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        np.asarray(model(x, training=False))
+        ms.append((time.perf_counter() - t) * 1000)
+    return ms
+
+
+def latency(ms) -> dict:
+    ms = np.asarray(ms, np.float64)
+    return {"median_ms": round(float(np.median(ms)), 2),
+            "p90_ms": round(float(np.percentile(ms, 90)), 2), "runs": int(ms.size)}

@@ -1,0 +1,57 @@
+"""TF.js export round trip, measured by TF.js itself (Node + WASM)."""
+import json
+
+import numpy as np
+import pytest
+
+from fer.edge import dir_bytes, export_tfjs, latency, run_js
+from fer.finetune import seed_everything
+from fer.labels import EMOTIONS
+from fer.models import ModelSpec, build_classifier, normalize
+
+# documented bounds on the largest probability difference from the Keras model
+BOUNDS = {"float32": 1e-4, "float16": 5e-3, "uint16": 5e-3, "uint8": 5e-2}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("edge")
+    seed_everything(0)
+    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32))
+    head = model.get_layer("emotion")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 40, bias])            # confident outputs: stable argmax
+    model.export(str(tmp / "saved_model"), verbose=False)
+    meta = {"model": "vgg16", "input_size": 32, "preprocess": "caffe",
+            "bgr_mean": [103.939, 116.779, 123.68], "labels": list(EMOTIONS)}
+    sizes = {v: export_tfjs(tmp / "saved_model", tmp / v, v, meta) for v in BOUNDS}
+    images = np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    reference = model.predict(normalize(images, "caffe"), verbose=0)
+    return tmp, sizes, images, reference
+
+
+@pytest.mark.parametrize("variant", sorted(BOUNDS))
+def test_js_matches_keras(exported, variant):
+    tmp, _, images, reference = exported
+    js = run_js(tmp / variant, images, "wasm", runs=5)
+    assert js["backend"] == "wasm"
+    assert js["probs"].shape == (24, 7)
+    assert np.abs(js["probs"] - reference).max() <= BOUNDS[variant]
+    assert (js["probs"].argmax(1) == reference.argmax(1)).all()
+    assert js["meta"]["preprocess"] == "caffe" and js["meta"]["variant"] == variant
+    assert len(js["ms"]) == 5 and latency(js["ms"])["runs"] == 5
+
+
+def test_sizes_and_metadata(exported):
+    tmp, sizes, _, _ = exported
+    assert 0.45 < sizes["uint16"] / sizes["float32"] < 0.55
+    assert 0.45 < sizes["float16"] / sizes["float32"] < 0.55
+    assert 0.2 < sizes["uint8"] / sizes["float32"] < 0.3
+    assert sizes["float32"] == dir_bytes(tmp / "float32")
+    model_json = json.loads((tmp / "uint8" / "model.json").read_text())
+    fer = model_json["userDefinedMetadata"]["fer"]
+    assert fer["labels"] == list(EMOTIONS) and fer["input_size"] == 32
+    assert model_json["format"] == "graph-model"
+    with pytest.raises(ValueError, match="unknown TF.js variant"):
+        export_tfjs(tmp / "saved_model", tmp / "x", "int4", {})
+    assert not (tmp / "x").exists()
