@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo params test bench clean
+.PHONY: install demo params test bench web clean
 
 install: $(VENV)/.installed web/node_modules/.installed
 
@@ -40,6 +40,11 @@ params: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The in-browser demo on http://127.0.0.1:8000/ with an exported model (after make demo).
+MODEL ?= build/tfjs/uint8
+web: install
+	node web/serve.mjs --model $(MODEL) --port 8000
 
 bench: install
 	$(BIN)/python bench/read_speed.py

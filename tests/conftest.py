@@ -4,7 +4,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from fer.demo_data import make_demo_data  # noqa: E402
+from fer.edge import export_tfjs  # noqa: E402
+from fer.finetune import seed_everything  # noqa: E402
+from fer.labels import EMOTIONS  # noqa: E402
+from fer.models import ModelSpec, build_classifier, normalize  # noqa: E402
+
+# documented bounds on the largest probability difference of a TF.js variant from Keras
+BOUNDS = {"float32": 1e-4, "float16": 5e-3, "uint16": 5e-3, "uint8": 5e-2}
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +22,20 @@ def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "data"
     counts = make_demo_data(root, "demo", seed=0)
     return root, counts
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("edge")
+    seed_everything(0)
+    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32))
+    head = model.get_layer("emotion")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 40, bias])            # confident outputs: stable argmax
+    model.export(str(tmp / "saved_model"), verbose=False)
+    meta = {"model": "vgg16", "train_set": "TINY", "input_size": 32, "preprocess": "caffe",
+            "bgr_mean": [103.939, 116.779, 123.68], "labels": list(EMOTIONS)}
+    sizes = {v: export_tfjs(tmp / "saved_model", tmp / v, v, meta) for v in BOUNDS}
+    images = np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    reference = model.predict(normalize(images, "caffe"), verbose=0)
+    return tmp, sizes, images, reference, model

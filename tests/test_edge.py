@@ -5,34 +5,14 @@ import numpy as np
 import pytest
 
 from fer.edge import dir_bytes, export_tfjs, latency, run_js
-from fer.finetune import seed_everything
 from fer.labels import EMOTIONS
-from fer.models import ModelSpec, build_classifier, normalize
 
-# documented bounds on the largest probability difference from the Keras model
-BOUNDS = {"float32": 1e-4, "float16": 5e-3, "uint16": 5e-3, "uint8": 5e-2}
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("edge")
-    seed_everything(0)
-    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32))
-    head = model.get_layer("emotion")
-    kernel, bias = head.get_weights()
-    head.set_weights([kernel * 40, bias])            # confident outputs: stable argmax
-    model.export(str(tmp / "saved_model"), verbose=False)
-    meta = {"model": "vgg16", "input_size": 32, "preprocess": "caffe",
-            "bgr_mean": [103.939, 116.779, 123.68], "labels": list(EMOTIONS)}
-    sizes = {v: export_tfjs(tmp / "saved_model", tmp / v, v, meta) for v in BOUNDS}
-    images = np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
-    reference = model.predict(normalize(images, "caffe"), verbose=0)
-    return tmp, sizes, images, reference
+from conftest import BOUNDS
 
 
 @pytest.mark.parametrize("variant", sorted(BOUNDS))
 def test_js_matches_keras(exported, variant):
-    tmp, _, images, reference = exported
+    tmp, _, images, reference, _ = exported
     js = run_js(tmp / variant, images, "wasm", runs=5)
     assert js["backend"] == "wasm"
     assert js["probs"].shape == (24, 7)
@@ -43,7 +23,7 @@ def test_js_matches_keras(exported, variant):
 
 
 def test_sizes_and_metadata(exported):
-    tmp, sizes, _, _ = exported
+    tmp, sizes, _, _, _ = exported
     assert 0.45 < sizes["uint16"] / sizes["float32"] < 0.55
     assert 0.45 < sizes["float16"] / sizes["float32"] < 0.55
     assert 0.2 < sizes["uint8"] / sizes["float32"] < 0.3

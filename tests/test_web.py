@@ -1,0 +1,63 @@
+"""The web demo end to end in headless Chromium (playwright-core driving /usr/bin/chromium)."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from fer.crop import detect_face, load_detector
+from fer.edge import WEB
+from fer.models import normalize
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or not (WEB / "node_modules" / "playwright-core").is_dir(),
+    reason="needs Debian's chromium (apt-get install chromium) and `npm ci --prefix web`")
+
+
+def page_result(model_dir, image, shot):
+    r = subprocess.run(["node", str(WEB / "e2e.mjs"), str(model_dir), str(image), str(shot)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def iou(a, b):
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def test_page_predicts_like_the_python_model(exported, tmp_path):
+    tmp, _, _, _, model = exported
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    shot = tmp_path / "page.png"
+    res = page_result(tmp / "float32", photo, shot)
+    assert res["backend"] in ("webgl", "wasm", "cpu") and not res["statusIsError"]
+    crop = np.array(res["pixels"], np.uint8).reshape(1, 32, 32, 3)
+    ref = model.predict(normalize(crop, "caffe"), verbose=0)[0]
+    assert np.abs(np.array(res["probs"]) - ref).max() <= 1e-4
+    assert res["label"] == ["angry", "disgust", "fear", "happy", "neutral", "sad",
+                            "surprise"][int(ref.argmax())]
+    opencv = detect_face(load_detector(), data.astronaut(), 0.5).box
+    assert iou(res["box"], opencv) > 0.5            # the pipeline's detector agrees
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_files_show_a_message(exported, tmp_path):
+    tmp = exported[0]
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    res = page_result(tmp / "float32", text, tmp_path / "a.png")
+    assert res["error"] == "not an image" and res["statusIsError"]
+    assert "notes.png is not an image" in res["status"]
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 200, 3), 180, np.uint8)).save(blank)
+    res = page_result(tmp / "float32", blank, tmp_path / "b.png")
+    assert res["error"] == "no face" and "No face found in wall.png" in res["status"]
