@@ -50,8 +50,13 @@ def export_tfjs(saved_model_dir, out_dir, variant: str, meta: dict) -> int:
     return dir_bytes(out_dir)
 
 
-def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30) -> dict:
-    """Run a TF.js model in Node on uint8 images: probs (N, 7), batch-1 latencies (ms)."""
+RUNNERS = {"node": "run_model.mjs", "chromium": "bench.mjs"}
+
+
+def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
+           where: str = "node") -> dict:
+    """Run a TF.js model on uint8 images in Node or in headless Chromium (same CLI):
+    probs (N, 7), batch-1 latencies (ms), the backend that actually ran."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
     n, s = images.shape[0], images.shape[1]
     if not (WEB / "node_modules" / "@tensorflow" / "tfjs").is_dir():
@@ -60,11 +65,12 @@ def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30)
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "images.u8", Path(tmp) / "out.json"
         images.tofile(raw)
-        r = subprocess.run(["node", str(WEB / "run_model.mjs"), str(Path(model_dir).resolve()),
+        r = subprocess.run(["node", str(WEB / RUNNERS[where]), str(Path(model_dir).resolve()),
                             str(raw), str(n), str(s), str(out), backend, str(runs)],
                            capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"TF.js run of {model_dir} failed:\n{r.stderr[-3000:]}")
+            raise RuntimeError(f"TF.js run of {model_dir} in {where} failed:\n"
+                               f"{r.stderr[-3000:]}")
         result = json.loads(out.read_text())
     result["probs"] = np.asarray(result["probs"], np.float32)
     return result

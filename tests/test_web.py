@@ -61,3 +61,13 @@ def test_bad_files_show_a_message(exported, tmp_path):
     Image.fromarray(np.full((200, 200, 3), 180, np.uint8)).save(blank)
     res = page_result(tmp / "float32", blank, tmp_path / "b.png")
     assert res["error"] == "no face" and "No face found in wall.png" in res["status"]
+
+
+@pytest.mark.parametrize("backend,bound", [("wasm", 1e-4), ("webgl", 1e-3)])
+def test_browser_runtime_matches_keras(exported, backend, bound):
+    from fer.edge import run_js
+    tmp, _, images, reference, _ = exported
+    res = run_js(tmp / "float32", images, backend, runs=3, where="chromium")
+    assert res["backend"] == backend and res["browser"]
+    assert np.abs(res["probs"] - reference).max() <= bound
+    assert len(res["ms"]) == 3

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { ferMeta, predict } from "./fer.js";
+import { ferMeta, measure } from "./fer.js";
 
 const [dir, imagesPath, n, size, outPath, backend = "wasm", runs = "30"] = process.argv.slice(2);
 
@@ -32,21 +32,5 @@ const meta = ferMeta(model);
 const N = Number(n), S = Number(size);
 const raw = new Uint8Array(fs.readFileSync(imagesPath));
 const images = tf.tensor4d(raw, [N, S, S, 3], "int32");
-const probs = [];
-for (let i = 0; i < N; i += 16) {
-  const batch = images.slice([i, 0, 0, 0], [Math.min(16, N - i), S, S, 3]);
-  const out = predict(tf, model, batch, meta);
-  probs.push(...(await out.array()));
-  tf.dispose([batch, out]);
-}
-const one = images.slice([0, 0, 0, 0], [1, S, S, 3]);
-for (let i = 0; i < 3; i++) tf.dispose(predict(tf, model, one, meta));   // warm-up
-const ms = [];
-for (let i = 0; i < Number(runs); i++) {
-  const t = performance.now();
-  const out = predict(tf, model, one, meta);
-  await out.data();
-  ms.push(performance.now() - t);
-  out.dispose();
-}
+const { probs, ms } = await measure(tf, model, images, meta, Number(runs));
 fs.writeFileSync(outPath, JSON.stringify({ backend: tf.getBackend(), probs, ms, meta }));

@@ -10,14 +10,16 @@ const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
   ".json": "application/json", ".bin": "application/octet-stream", ".wasm": "application/wasm",
   ".png": "image/png" };
 
-export function serve(modelDir, port = 0) {
-  const root = path.resolve(modelDir);
+// /model/* -> modelDir, /data/images.u8 -> dataDir/<that file> (bench), else web/.
+export function serve(modelDir, port = 0, dataDir = null) {
+  const mounts = { "/model/": path.resolve(modelDir) };
+  if (dataDir) mounts["/data/"] = path.resolve(dataDir);
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    const file = url.startsWith("/model/")
-      ? path.join(root, url.slice("/model/".length))
-      : path.join(WEB, url === "/" ? "index.html" : url);
-    const base = url.startsWith("/model/") ? root : WEB;
+    const mount = Object.keys(mounts).find((m) => url.startsWith(m));
+    const base = mount ? mounts[mount] : WEB;
+    const file = mount ? path.join(base, url.slice(mount.length))
+                       : path.join(WEB, url === "/" ? "index.html" : url);
     if (!file.startsWith(base) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
       res.writeHead(404); res.end("not found"); return;
     }
