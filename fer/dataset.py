@@ -34,6 +34,11 @@ class Dataset:
     def labels(self) -> np.ndarray:
         return self.manifest["label_id"].to_numpy(dtype=np.int64)
 
+    def subset(self, idx) -> "Dataset":
+        """Rows `idx` (in that order) as a new Dataset with a fresh 0..n-1 index."""
+        idx = np.asarray(idx)
+        return Dataset(self.images[idx], self.manifest.iloc[idx].reset_index(drop=True))
+
 
 def class_counts(manifest: pd.DataFrame) -> dict:
     counts = manifest["label"].value_counts()

@@ -77,7 +77,7 @@ def stratified_subset(data: Dataset, max_images: int | None, seed: int) -> Datas
         idx = np.flatnonzero(data.labels == c)
         keep.extend(rng.choice(idx, min(per_class, len(idx)), replace=False))
     keep = np.sort(np.array(keep))
-    return Dataset(data.images[keep], data.manifest.iloc[keep].reset_index(drop=True))
+    return data.subset(keep)
 
 
 def check_cell(spec: CellSpec, train: Dataset, tests: dict) -> None:

@@ -2,7 +2,7 @@
 paper's random protocol and the leakage-free grouped one."""
 
 from fer.atomic import atomic_file, write_json
-from fer.dataset import Dataset, concat_datasets, load_dataset
+from fer.dataset import concat_datasets, load_dataset
 from fer.evaluate import classification_metrics, pm, summarize
 from fer.crossval import folds
 from fer.finetune import predict, train_two_step
@@ -23,9 +23,8 @@ def main() -> None:
         for protocol in ("random", "grouped"):
             accs = []
             for i, (tr, va) in enumerate(folds(union.manifest, protocol, cv["folds"], cv["seed"])):
-                part = Dataset(union.images[tr], union.manifest.iloc[tr].reset_index(drop=True))
-                model, _, _ = train_two_step(spec, train, part, cv["seed"] + i)
-                held = Dataset(union.images[va], union.manifest.iloc[va].reset_index(drop=True))
+                model, _, _ = train_two_step(spec, train, union.subset(tr), cv["seed"] + i)
+                held = union.subset(va)
                 accs.append(classification_metrics(held.labels, predict(model, held,
                                                    spec.preprocess))["accuracy"])
                 print(f"crossval {name} {protocol} fold {i + 1}: {accs[-1]:.3f}")

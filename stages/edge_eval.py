@@ -16,6 +16,11 @@ from fer.finetune import predict
 from fer.params import load_params
 
 
+def _cell(row: dict, key: str, scale: float, fmt: str) -> str:
+    """A table cell, or '—' for what a latency-only runtime did not measure."""
+    return fmt.format(row[key] * scale) if key in row else "—"
+
+
 def main() -> None:
     params = load_params()
     e, edge = params["export"], params["edge"]
@@ -51,14 +56,12 @@ def main() -> None:
             rows.append(row)
             print(f"edge {row['model']} in {row['location']}: {row['median_ms']} ms" +
                   "".join(f", {t} {row[t]:.3f}" for t in tests if t in row))
-    fmt = lambda r, k, f: f.format(r[k]) if k in r else "—"  # noqa: E731
     lines = ["| Model | Size (MB) | " + " | ".join(f"{t} acc. (%)" for t in tests)
              + " | max abs. diff. vs Keras | Inf. time median / p90 (ms) | Inf. location |",
              "|---" * (len(tests) + 5) + "|"]
     lines += [f"| {r['model']} | {r['size_mb']:.1f} | "
-              + " | ".join(fmt({k: v * 100 for k, v in r.items() if k in tests}, t, "{:.1f}")
-                           for t in tests)
-              + f" | {fmt(r, 'max_abs_diff', '{:.1e}')} | {r['median_ms']:.1f} / "
+              + " | ".join(_cell(r, t, 100, "{:.1f}") for t in tests)
+              + f" | {_cell(r, 'max_abs_diff', 1, '{:.1e}')} | {r['median_ms']:.1f} / "
               f"{r['p90_ms']:.1f} | {r['location']} |" for r in rows]
     note = ("\n— : latency only (headless WebGL has no GPU here and is software-rendered, "
             "so its accuracy pass is skipped; the numbers are those of the other runtimes).\n")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from fer.atomic import atomic_file, write_json
-from fer.dataset import Dataset, load_dataset
+from fer.dataset import load_dataset
 from fer.finetune import predict
 from fer.labels import EMOTIONS
 from fer.params import load_params
@@ -17,7 +17,7 @@ def main() -> None:
     q = params["gan_quality"]
     merged = load_dataset(f"build/datasets/{q['gan_set']}")
     keep = np.flatnonzero(merged.manifest["part"].to_numpy() == "gan_q")
-    gan = Dataset(merged.images[keep], merged.manifest.iloc[keep].reset_index(drop=True))
+    gan = merged.subset(keep)
     results = {}
     for name in q["models"]:
         folder = f"build/models/{name}/{q['train_set']}"

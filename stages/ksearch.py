@@ -3,7 +3,7 @@
 import numpy as np
 
 from fer.atomic import atomic_file, write_json
-from fer.dataset import Dataset, load_dataset
+from fer.dataset import load_dataset
 from fer.evaluate import classification_metrics
 from fer.finetune import predict, train_two_step
 from fer.grid import model_spec, stratified_subset, train_spec
@@ -17,9 +17,7 @@ def main() -> None:
                              ks["max_images"], ks["seed"])
     order = np.random.default_rng(ks["seed"]).permutation(len(data))
     cut = int(round(len(data) * (1 - ks["holdout"])))
-    part = lambda idx: Dataset(data.images[np.sort(idx)],  # noqa: E731
-                               data.manifest.iloc[np.sort(idx)].reset_index(drop=True))
-    train_part, val_part = part(order[:cut]), part(order[cut:])
+    train_part, val_part = data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))
     train = train_spec(params, val_fraction=0.0)
     rows = []
     for k in ks["k_values"][name]:
