@@ -24,7 +24,7 @@ BACKBONES = {
     "inception_v3": (keras.applications.InceptionV3, 75),
     "inception_resnet_v2": (keras.applications.InceptionResNetV2, 75),
 }
-PREPROCESS = ("caffe", "scale01")
+PREPROCESS = ("caffe", "scale01", "tf")
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 
 
@@ -33,6 +33,7 @@ class ModelSpec:
     name: str
     k: int                       # base layers trainable in step 2
     preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
+                                 # | tf (x/127.5 - 1, what Keras's Inception weights expect)
     weights: str = "imagenet"    # imagenet | none | <path to a .h5/.weights.h5 file>
     input_size: int = 224
     head_units: int = 256
@@ -56,6 +57,8 @@ def normalize(images: np.ndarray, mode: str) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32)
     if mode == "scale01":
         return x / 255.0
+    if mode == "tf":
+        return x / 127.5 - 1.0
     if mode == "caffe":
         return x[..., ::-1] - IMAGENET_BGR_MEAN
     raise ValueError(f"unknown preprocess {mode!r}; expected one of {PREPROCESS}")

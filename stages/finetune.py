@@ -40,7 +40,8 @@ def main(model: str, train_set: str) -> None:
     meta = {"model": model, "train_set": train_set, "seed": cell["best_seed"],
             "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
             "bgr_mean": [103.939, 116.779, 123.68] if spec.model.preprocess == "caffe" else None,
-            "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
+            "labels": list(EMOTIONS), "k": spec.model.k,
+            "crop": {k: params["crop"][k] for k in ("margin", "square", "confidence")}, "weights": spec.model.weights,
             "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
         shutil.copy(cell["best_model"], tmp / "model.keras")

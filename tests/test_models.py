@@ -43,6 +43,9 @@ def test_normalization_exact_values():
     np.testing.assert_allclose(caffe[0, 0, 1], [0 - 103.939, 51 - 116.779, 255 - 123.68],
                                rtol=0, atol=1e-4)
     np.testing.assert_allclose(normalize(px, "scale01")[0, 0, 1], [1.0, 0.2, 0.0], atol=1e-7)
+    # Keras's InceptionV3/InceptionResNetV2 ImageNet weights expect [-1, 1]
+    np.testing.assert_allclose(normalize(px, "tf")[0, 0, 1], [1.0, 51 / 127.5 - 1, -1.0],
+                               atol=1e-7)
     with pytest.raises(ValueError, match="preprocess"):
         normalize(px, "torch")
 
