@@ -1,36 +1,28 @@
-"""Intra-database 5-fold cross-validation on the union of all sets (paper 5.2, Table 7).
+"""Intra-database k-fold cross-validation on the union of all sets (paper 5.2, Table 7).
 
 Two protocols, side by side:
 - `random`: the paper's, folds drawn over images. An augmented copy and its original,
-  or two frames of one CK+ sequence, can sit on both sides, so scores are optimistic.
-- `grouped`: leakage-free. Real images are folded by subject (a KDEF subject's augmented
-  copies follow it); synthetic images (PFA, DCGAN) have no single source subject and only
-  ever train, never validate. (The DCGANs themselves were trained on every KDEF subject;
-  a fully clean estimate would retrain them per fold.)
+  a PFA face and the KDEF photo it was made from, or two frames of one CK+ sequence can
+  sit on both sides, so its scores are optimistic; it is labelled so wherever it appears.
+- `grouped`: leakage-free. Folds are drawn over source subjects (`fer.splits`): a
+  subject's photos, their augmented copies and the PFA faces derived from them validate
+  together; DCGAN images (no single source subject) only ever train. (The DCGANs were
+  trained on every KDEF subject; a fully clean estimate would retrain them per fold.)
 """
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, KFold
+from sklearn.model_selection import KFold
 
-SYNTHETIC_PARTS = ("pfa", "gan_q")
+from .splits import grouped_folds
+
+PROTOCOLS = ("random", "grouped")
 
 
 def folds(manifest, protocol: str, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(train_idx, val_idx)] for `protocol` in {random, grouped}."""
-    n = len(manifest)
     if protocol == "random":
-        return list(KFold(k, shuffle=True, random_state=seed).split(np.arange(n)))
-    if protocol != "grouped":
-        raise ValueError(f"crossval protocol must be random or grouped, got {protocol!r}")
-    synthetic = manifest["part"].isin(SYNTHETIC_PARTS).to_numpy()
-    real = np.flatnonzero(~synthetic)
-    groups = (manifest["database"].str.replace("KDEF_DA_OL", "KDEF") + ":"
-              + manifest["subject"]).to_numpy()[real]
-    rng = np.random.default_rng(seed)
-    names = np.unique(groups)
-    relabel = dict(zip(names, rng.permutation(len(names))))   # seeded group order
-    out = []
-    for tr, va in GroupKFold(k).split(real, groups=[relabel[g] for g in groups]):
-        out.append((np.sort(np.concatenate([real[tr], np.flatnonzero(synthetic)])), real[va]))
-    return out
+        return list(KFold(k, shuffle=True, random_state=seed).split(np.arange(len(manifest))))
+    if protocol == "grouped":
+        return grouped_folds(manifest, k, seed)
+    raise ValueError(f"crossval protocol must be random or grouped, got {protocol!r}")

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from .dataset import Dataset
 from .models import ModelSpec, build_classifier, freeze_base, normalize, unfreeze_last
+from .splits import holdout_by_source
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class TrainSpec:
     lr_step1: float = 1e-3
     lr_step2: float = 1e-4
     batch_size: int = 32
-    val_fraction: float = 0.1    # held out by subject, for the per-epoch val curves
+    val_fraction: float = 0.1    # source subjects held out: val curves and seed selection
 
 
 class BatchFeed(keras.utils.PyDataset):
@@ -69,20 +70,6 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._t)
 
 
-def subject_split(manifest, fraction: float, seed: int):
-    """(train_idx, val_idx): whole subjects go to validation, so augmented and GAN copies
-    of a face never sit on both sides."""
-    n = len(manifest)
-    if fraction <= 0:
-        return np.arange(n), np.arange(0)
-    subjects = np.array(sorted(set(manifest["subject"])))
-    rng = np.random.default_rng([seed, 99])
-    val_subjects = set(rng.choice(subjects, max(1, int(round(fraction * len(subjects)))),
-                                  replace=False))
-    is_val = manifest["subject"].isin(val_subjects).to_numpy()
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-
-
 def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -93,12 +80,18 @@ def _compile(model, lr):
                   metrics=["accuracy"])
 
 
+def validation_split(data: Dataset, train: TrainSpec, seed: int):
+    """(train_idx, val_idx) of `data`: `val_fraction` of its source subjects validate."""
+    return holdout_by_source(data.manifest, train.val_fraction, seed)
+
+
 def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
                    callbacks=(), verbose: int = 0):
-    """Fine-tune one model on `data`; returns (model, history, seconds per epoch)."""
+    """Fine-tune one model on `data` minus its validation subjects
+    (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch)."""
     seed_everything(seed)
     labels = data.labels
-    tr, va = subject_split(data.manifest, train.val_fraction, seed)
+    tr, va = validation_split(data, train, seed)
     feed = BatchFeed(data.images, labels, tr, train.batch_size, spec.preprocess, seed)
     val = (BatchFeed(data.images, labels, va, train.batch_size, spec.preprocess)
            if len(va) else None)

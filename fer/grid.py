@@ -1,24 +1,37 @@
 """One cell of the cross-database grid: a backbone x a train set, over its seeds.
 
-Every seed is trained (fer.finetune), tested on every test set, and its result stored
-in a resume cache; a cell killed midway restarts after its last finished seed. The best
-seed (highest accuracy on `train.select_on`) is kept as the cell's model.
+Every seed is trained (fer.finetune), scored on its validation subjects (held out of the
+train set by source subject, `train.val_fraction`), tested on every test set, and its
+result stored in a resume cache; a cell killed midway restarts after its last finished
+seed. The cell's model is the seed with the best validation accuracy
+(`train.select_on: val`, the default). The paper's protocol, the seed with the best
+accuracy on a test set (`train.select_on: CK+`), is available but every output then says
+"test-selected". The mean ± std over seeds involves no selection; the best test accuracy
+over seeds is reported only as `max_test_selected` ("max, test-selected as in the paper").
+
+The resume cache is keyed by content: the bytes of every dataset the cell reads, the
+cell's parameters, the local weights file it loads and the code that computes it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import dataset, evaluate, finetune, models, splits
 from .dataset import Dataset, load_dataset
 from .evaluate import classification_metrics, summarize
-from .finetune import TrainSpec, predict, train_two_step
+from .finetune import TrainSpec, predict, train_two_step, validation_split
 from .labels import EMOTIONS
 from .models import ModelSpec, build_base
+
+VAL = "val"
+CODE = (dataset, evaluate, finetune, models, splits)     # + this module: what shapes a seed
 
 
 @dataclass(frozen=True)
@@ -57,9 +70,14 @@ def train_spec(params: dict, val_fraction: float | None = None) -> TrainSpec:
 def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
     t = params["train"]
     tests = tuple(params["grid"]["test_sets"])
-    if t["select_on"] not in tests:
-        raise ValueError(f"train.select_on={t['select_on']!r} is not one of the test sets "
-                         f"{list(tests)}")
+    if t["select_on"] != VAL and t["select_on"] not in tests:
+        raise ValueError(f"train.select_on={t['select_on']!r} must be 'val' (validation "
+                         f"subjects, the default) or one of the test sets {list(tests)} (the "
+                         "paper's test-selected protocol)")
+    if t["select_on"] == VAL and not t["val_fraction"] > 0:
+        raise ValueError("train.select_on=val needs train.val_fraction > 0 (the subjects "
+                         "held out for selection); for the paper's protocol set "
+                         "train.val_fraction=0 train.select_on=<a test set>, test-selected")
     return CellSpec(
         model=model_spec(params, model), train=train_spec(params), train_set=train_set, test_sets=tests,
         seeds=tuple(range(t["seed"], t["seed"] + t["seeds"])),
@@ -103,30 +121,73 @@ def check_cell(spec: CellSpec, train: Dataset, tests: dict) -> None:
                              f"{train.images.shape[1:]}")
 
 
-def _fingerprint(spec: CellSpec, root: Path) -> str:
+def _file_sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def fingerprint(spec: CellSpec, datasets_dir) -> str:
+    """Content key of a cell's resume cache: parameters, dataset bytes, weights, code."""
     h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
     for name in (spec.train_set, *spec.test_sets):
-        d = root / name
-        h.update((d / "manifest.csv").read_bytes())
-        h.update(str((d / "images.npy").stat().st_size).encode())
-    return h.hexdigest()[:16]
+        for f in ("images.npy", "manifest.csv"):
+            h.update(_file_sha256(Path(datasets_dir) / name / f).encode())
+    if spec.model.weights not in ("imagenet", "none"):
+        h.update(_file_sha256(spec.model.weights).encode())
+    for module in (*CODE, __import__(__name__, fromlist=["_"])):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:20]
+
+
+def prepare_cache(spec: CellSpec, datasets_dir, cache_dir) -> Path:
+    """The cell's resume directory, emptied first unless it was written for exactly this
+    content (`fingerprint`); call before anything is stored in it."""
+    cache_dir = Path(cache_dir)
+    fp = fingerprint(spec, datasets_dir)
+    key = cache_dir / "fingerprint"
+    if cache_dir.exists() and not (key.is_file() and key.read_text() == fp):
+        shutil.rmtree(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key.write_text(fp)
+    return cache_dir
+
+
+def _save_model(model, path: Path) -> None:
+    """Write a Keras model file atomically (temporary name, then rename)."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def score(result: dict, select_on: str) -> float:
+    """The number a seed is selected on: validation accuracy, or a test set's."""
+    return (result["val"] if select_on == VAL else result["tests"][select_on])["accuracy"]
+
+
+def selection_key(select_on: str) -> str:
+    """Name of the selected seed's numbers: says whether test data chose it."""
+    return "val_selected" if select_on == VAL else "test_selected"
+
+
+def selected(results: list, select_on: str) -> dict:
+    return max(results, key=lambda r: (score(r, select_on), -r["seed"]))
 
 
 def run_cell(spec: CellSpec, datasets_dir, cache_dir, on_seed=None) -> dict:
     """Train and test every seed (resuming from `cache_dir`); returns the cell record.
 
     `on_seed(seed_result)` is called for every seed, trained now or found in the cache.
+    The selected seed's model is `<cache_dir>/model_seed<seed>.keras`, written before
+    that seed's record, so a record never points at a missing or older model.
     """
-    datasets_dir, cache_dir = Path(datasets_dir), Path(cache_dir)
+    datasets_dir = Path(datasets_dir)
     full = load_dataset(datasets_dir / spec.train_set)
     tests = {t: load_dataset(datasets_dir / t) for t in spec.test_sets}
     check_cell(spec, full, tests)
-    fp = _fingerprint(spec, datasets_dir)
-    if (cache_dir / "fingerprint").is_file() and \
-            (cache_dir / "fingerprint").read_text() != fp:
-        shutil.rmtree(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    (cache_dir / "fingerprint").write_text(fp)
+    cache_dir = prepare_cache(spec, datasets_dir, cache_dir)
     results = []
     for seed in spec.seeds:
         done = cache_dir / f"seed_{seed}.json"
@@ -136,30 +197,47 @@ def run_cell(spec: CellSpec, datasets_dir, cache_dir, on_seed=None) -> dict:
         else:
             data = stratified_subset(full, spec.max_images, seed)
             model, history, seconds = train_two_step(spec.model, spec.train, data, seed)
-            result = {"seed": seed, "train_images": len(data), "history": history,
-                      "epoch_seconds": seconds, "tests": {}}
+            _, va = validation_split(data, spec.train, seed)
+            val = data.subset(va)
+            result = {"seed": seed, "train_images": len(data) - len(va),
+                      "val_images": len(va),
+                      "val_subjects": int(val.manifest["source_subject"].nunique()),
+                      "history": history, "epoch_seconds": seconds, "tests": {},
+                      "val": (classification_metrics(val.labels, predict(
+                          model, val, spec.model.preprocess)) if len(va) else None)}
             for name, ds in tests.items():
                 result["tests"][name] = classification_metrics(
                     ds.labels, predict(model, ds, spec.model.preprocess))
-            best = _best(results + [result], spec.select_on)
-            if best["seed"] == seed:
-                model.save(cache_dir / "best.keras")
+            if selected(results + [result], spec.select_on)["seed"] == seed:
+                _save_model(model, cache_dir / f"model_seed{seed}.keras")
             done.write_text(json.dumps(result))
             result["resumed"] = False
         results.append(result)
         if on_seed:
             on_seed(result)
-    best = _best(results, spec.select_on)
-    summary = {t: {m: summarize([r["tests"][t][m] for r in results])
-                   for m in ("accuracy", "balanced_accuracy", "macro_f1")}
-               for t in spec.test_sets}
+    best = selected(results, spec.select_on)
+    key = selection_key(spec.select_on)
+    for stale in cache_dir.glob("model_seed*.keras"):
+        if stale.name != f"model_seed{best['seed']}.keras":
+            stale.unlink()
+    summary = {}
+    for t in spec.test_sets:
+        summary[t] = {}
+        for m in ("accuracy", "balanced_accuracy", "macro_f1"):
+            s = summarize([r["tests"][t][m] for r in results])
+            summary[t][m] = {"mean": s["mean"], "std": s["std"], "n": s["n"],
+                             key: best["tests"][t][m],
+                             "max_test_selected": s["max"]}
+    val_summary = ({m: summarize([r["val"][m] for r in results])
+                    for m in ("accuracy", "balanced_accuracy", "macro_f1")}
+                   if all(r["val"] for r in results) else None)
     step_seconds = {s: float(np.mean([np.mean(r["epoch_seconds"][s]) for r in results]))
                     for s in ("step1", "step2")}
     return {"cell": spec.name, "model": spec.model.name, "train_set": spec.train_set,
-            "seeds": list(spec.seeds), "best_seed": best["seed"], "summary": summary,
+            "seeds": list(spec.seeds),
+            "selection": {"on": spec.select_on, "test_selected": spec.select_on != VAL,
+                          "key": key, "seed": best["seed"]},
+            "selected_seed": best["seed"], "summary": summary, "val_summary": val_summary,
             "epoch_seconds": step_seconds, "train_images": results[0]["train_images"],
-            "per_seed": results, "best_model": str(cache_dir / "best.keras")}
-
-
-def _best(results: list, select_on: str) -> dict:
-    return max(results, key=lambda r: (r["tests"][select_on]["accuracy"], -r["seed"]))
+            "per_seed": results,
+            "selected_model": str(cache_dir / f"model_seed{best['seed']}.keras")}

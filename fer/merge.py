@@ -44,6 +44,9 @@ def load_part(name: str, size: int, root=".") -> Dataset:
     path = Path(root) / PART_DIRS[name]
     if name == "gan_q":
         ds = load_image_folders(path, size, "KDEF_GAN_Q")
+        # a DCGAN learns from every subject of its emotion: no single source subject,
+        # so these images only ever train (fer.splits)
+        ds.manifest = ds.manifest.assign(source_subject="")
     else:
         ds = load_dataset(path)
     if len(ds) and ds.images.shape[1:] != (size, size, 3):

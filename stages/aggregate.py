@@ -7,7 +7,7 @@ from fer.atomic import atomic_file, write_json
 from fer.grid import model_spec
 from fer.models import table2
 from fer.params import load_params
-from fer.report import (best_cell, table2_markdown, table3_markdown, table3_rows,
+from fer.report import (table2_markdown, table3_markdown, table3_rows,
                         table6_markdown, table9_markdown, to_csv)
 
 
@@ -20,7 +20,7 @@ def main() -> None:
     outputs = {
         "table3.md": table3_markdown(cells, tests),
         "table3.csv": to_csv(table3_rows(cells, tests)),
-        "table6.md": "\n".join(table6_markdown(best_cell(cells, t), t) for t in tests),
+        "table6.md": "\n".join(table6_markdown(cells, t) for t in tests),
         "table9.md": table9_markdown(cells),
         "table2.md": table2_markdown(table2([model_spec(params, m, weights="none")
                                              for m in grid["models"]])),
@@ -29,9 +29,10 @@ def main() -> None:
         with atomic_file(out / name) as f:
             f.write(text)
     write_json("metrics/summary.json", {
-        f"{c['model']}-{c['train_set']}": {t: {"accuracy_mean": round(c["summary"][t]["accuracy"]["mean"], 4),
-                                              "accuracy_std": round(c["summary"][t]["accuracy"]["std"], 4)}
-                                          for t in tests} for c in cells})
+        f"{c['model']}-{c['train_set']}": {
+            t: {f"accuracy_{k}": round(c["summary"][t]["accuracy"][k], 4)
+                for k in ("mean", "std", c["selection"]["key"], "max_test_selected")}
+            for t in tests} for c in cells})
     print(outputs["table3.md"])
 
 

@@ -1,6 +1,7 @@
 """DVC stage finetune@<model>-<train_set>: one cell of the cross-database grid (paper 5.1):
-every seed fine-tuned in two steps and tested on CK+ and JAFFE; the best seed's model kept
-as a Keras file and a SavedModel, with the preprocessing it needs in meta.json."""
+every seed fine-tuned in two steps and tested on every test set; the seed selected on
+validation subjects (train.select_on) is kept as a Keras file and a SavedModel, with the
+preprocessing it needs in meta.json."""
 import json
 import shutil
 import sys
@@ -30,35 +31,47 @@ def main(model: str, train_set: str) -> None:
             print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
 
         cell = run_cell(spec, "build/datasets", f".cache/finetune/{spec.name}", log_seed)
+        sel = cell["selection"]["key"]
         for t, s in cell["summary"].items():
-            mlflow.log_metrics({f"{metric_key(t)}_accuracy_{k}": s["accuracy"][k]
-                                for k in ("mean", "std", "max")})
+            acc = s["accuracy"]
+            mlflow.log_metrics({f"{metric_key(t)}_accuracy_mean": acc["mean"],
+                                f"{metric_key(t)}_accuracy_std": acc["std"],
+                                f"{metric_key(t)}_accuracy_{sel}": acc[sel],
+                                f"{metric_key(t)}_accuracy_max_test_selected":
+                                    acc["max_test_selected"]})
+        if cell["val_summary"]:
+            mlflow.log_metrics({"val_accuracy_mean": cell["val_summary"]["accuracy"]["mean"]})
+        mlflow.set_tags({"selected_on": spec.select_on, "selected_seed": cell["selected_seed"]})
         mlflow.log_metrics({f"{s}_seconds_per_epoch": v for s, v in
                             cell["epoch_seconds"].items()})
 
-    best = next(r for r in cell["per_seed"] if r["seed"] == cell["best_seed"])
-    meta = {"model": model, "train_set": train_set, "seed": cell["best_seed"],
+    best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
+    meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],
+            "selected_on": spec.select_on, "test_selected": cell["selection"]["test_selected"],
             "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
             "bgr_mean": [103.939, 116.779, 123.68] if spec.model.preprocess == "caffe" else None,
-            "labels": list(EMOTIONS), "k": spec.model.k,
-            "crop": {k: params["crop"][k] for k in ("margin", "square", "confidence")}, "weights": spec.model.weights,
+            "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
+            "crop": {k: params["crop"][k] for k in ("margin", "square", "confidence")},
+            "val_accuracy": best["val"]["accuracy"] if best["val"] else None,
             "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
-        shutil.copy(cell["best_model"], tmp / "model.keras")
+        shutil.copy(cell["selected_model"], tmp / "model.keras")
         keras.models.load_model(tmp / "model.keras").export(str(tmp / "saved_model"),
                                                             verbose=False)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
         for t, m in best["tests"].items():
-            confusion_png(m["confusion"], f"{spec.name} seed {cell['best_seed']} on {t}",
+            confusion_png(m["confusion"], f"{spec.name} seed {cell['selected_seed']} "
+                          f"({'test' if meta['test_selected'] else 'val'}-selected) on {t}",
                           tmp / f"confusion_{metric_key(t)}.png")
             (tmp / f"confusion_{metric_key(t)}.json").write_text(
                 json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")
-    cell.pop("best_model")
+    cell.pop("selected_model")
     write_json(f"metrics/finetune/{spec.name}.json", cell)
     shutil.rmtree(f".cache/finetune/{spec.name}", ignore_errors=True)
     print(f"{spec.name}: " + ", ".join(f"{t} {pm(s['accuracy'])}" for t, s in
-                                       cell["summary"].items()) + f" over {len(spec.seeds)} seeds")
+                                       cell["summary"].items()) + f" over {len(spec.seeds)} seeds; "
+          f"seed {cell['selected_seed']} selected on {spec.select_on}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def main() -> None:
     rows = [f"| {e} | " + " | ".join(f"{results[m][e] * 100:.0f}" for m in results) + " |"
             for e in EMOTIONS]
     with atomic_file("reports/table8_gan_quality.md") as f:
-        f.write(f"Best seed trained on {q['train_set']}, classifying the generated images\n\n"
+        f.write(f"Each model's selected seed (`train.select_on`: {params['train']['select_on']}) "
+                f"trained on {q['train_set']}, classifying the generated images\n\n"
                 + "\n".join([head, "|---" * (len(results) + 1) + "|", *rows]) + "\n")
     write_json("metrics/gan_quality.json", results)
     print("\n".join([head, *rows]))

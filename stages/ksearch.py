@@ -1,6 +1,7 @@
 """DVC stage ksearch: for the selected backbone (`model=...`) and train set, hold out
-20 % and sweep k, the number of base layers tuned in step 2 (paper 4.3)."""
-import numpy as np
+20 % of the source subjects (with their augmented and PFA copies; DCGAN images only
+train) and sweep k, the number of base layers tuned in step 2 (paper 4.3; the paper's
+holdout was over images, which lets copies of a held-out face train)."""
 
 from fer.atomic import atomic_file, write_json
 from fer.dataset import load_dataset
@@ -8,6 +9,7 @@ from fer.evaluate import classification_metrics
 from fer.finetune import predict, train_two_step
 from fer.grid import model_spec, stratified_subset, train_spec
 from fer.params import load_params
+from fer.splits import holdout_by_source
 
 
 def main() -> None:
@@ -15,9 +17,8 @@ def main() -> None:
     ks, name = params["ksearch"], params["model"]["name"]
     data = stratified_subset(load_dataset(f"build/datasets/{ks['train_set']}"),
                              ks["max_images"], ks["seed"])
-    order = np.random.default_rng(ks["seed"]).permutation(len(data))
-    cut = int(round(len(data) * (1 - ks["holdout"])))
-    train_part, val_part = data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))
+    tr, va = holdout_by_source(data.manifest, ks["holdout"], ks["seed"])
+    train_part, val_part = data.subset(tr), data.subset(va)
     train = train_spec(params, val_fraction=0.0)
     rows = []
     for k in ks["k_values"][name]:
@@ -31,6 +32,7 @@ def main() -> None:
     with atomic_file("reports/ksearch.csv") as f:
         f.write("k,val_accuracy\n" + "".join(f"{r['k']},{r['val_accuracy']:.4f}\n" for r in rows))
     write_json("metrics/ksearch.json", {"model": name, "train_set": ks["train_set"],
+                                        "holdout": "source subjects", "val_images": len(val_part),
                                         "best_k": best["k"], "configured_k": params["models"][name]["k"],
                                         "sweep": rows})
 

@@ -25,14 +25,24 @@ def test_metrics_and_aggregation_math():
     assert m["recall"]["disgust"] == 0.5 and m["precision"]["angry"] == 0.5
     assert m["confusion"][1] == [1, 1, 0, 0, 0, 0, 0]
     assert m["balanced_accuracy"] == pytest.approx(np.mean([0.5, 0.5, 1, 1, 1, 1, 1]))
+    acc = {"mean": s["mean"], "std": s["std"], "n": 3, "val_selected": 0.8,
+           "max_test_selected": 1.0}
+    jaffe = summarize([0.4, 0.5])
     cell = {"model": "vgg16", "train_set": "KDEF_OL", "seeds": [0, 1, 2], "train_images": 9,
-            "summary": {"CK+": {"accuracy": s}, "JAFFE": {"accuracy": summarize([0.4, 0.5])}},
+            "selection": {"on": "val", "test_selected": False, "key": "val_selected"},
+            "summary": {"CK+": {"accuracy": acc},
+                        "JAFFE": {"accuracy": {**jaffe, "val_selected": 0.4,
+                                               "max_test_selected": jaffe["max"]}}},
             "epoch_seconds": {"step1": 1.25, "step2": 2.5}}
     md = table3_markdown([cell], ["CK+", "JAFFE"]).splitlines()
-    assert md[2] == "| KDEF_OL | vgg16 | 90.00 ± 8.16 | 100.00 | 45.00 ± 5.00 | 50.00 |"
-    assert table3_rows([cell], ["CK+"])[0] == {"train_set": "KDEF_OL", "model": "vgg16",
-                                               "seeds": 3, "CK+ mean": 90.0, "CK+ std": 8.16,
-                                               "CK+ max": 100.0}
+    assert md[0] == ("| Train dataset | Model | CK+ mean ± std (%) | CK+ val-selected seed (%) | "
+                     "CK+ max, test-selected as in the paper (%) | JAFFE mean ± std (%) | "
+                     "JAFFE val-selected seed (%) | JAFFE max, test-selected as in the paper (%) |")
+    assert md[2] == "| KDEF_OL | vgg16 | 90.00 ± 8.16 | 80.00 | 100.00 | 45.00 ± 5.00 | 40.00 | 50.00 |"
+    assert table3_rows([cell], ["CK+"])[0] == {
+        "train_set": "KDEF_OL", "model": "vgg16", "seeds": 3, "selected_on": "val",
+        "CK+ mean": 90.0, "CK+ std": 8.16, "CK+ val_selected": 80.0,
+        "CK+ max_test_selected": 100.0}
     assert "| KDEF_OL | vgg16 | 9 | 1.2 | 2.5 |" in table9_markdown([cell])
 
 
@@ -59,7 +69,7 @@ def _tiny_params(tmp_path, labels_test=None, seeds=2):
             labels[0] = labels_test
         m = pd.DataFrame({"path": [f"{name}{i}" for i in range(n)], "label": labels,
                           "subject": [f"s{i % 4}" for i in range(n)], "database": name,
-                          "source": ""})
+                          "source": "", "source_subject": [f"{name}/s{i % 4}" for i in range(n)]})
         if name == "JAFFE" and labels_test:
             m["label_id"] = [0] * n
             d = tmp_path / "build/datasets" / name
@@ -113,11 +123,25 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch):
     cell = json.loads((tmp_path / "metrics/finetune/vgg16-TINY.json").read_text())
     assert [r["resumed"] for r in cell["per_seed"]] == [True, False]
     assert set(cell["summary"]) == {"CK+", "JAFFE"} and cell["summary"]["CK+"]["accuracy"]["n"] == 2
+    # the kept seed is chosen on validation subjects held out of the train set, never on a
+    # test set: the best validation accuracy wins (ties: the lower seed)
+    vals = {r["seed"]: r["val"]["accuracy"] for r in cell["per_seed"]}
+    assert cell["selection"] == {"on": "val", "test_selected": False, "key": "val_selected",
+                                 "seed": cell["selected_seed"]}
+    assert cell["selected_seed"] == max(vals, key=lambda k: (vals[k], -k))
+    for r in cell["per_seed"]:                      # one subject of 4 (5 or 6 images)
+        assert r["val_subjects"] == 1 and r["val_images"] + r["train_images"] == 21
+    chosen = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
+    acc = cell["summary"]["CK+"]["accuracy"]
+    assert acc["val_selected"] == chosen["tests"]["CK+"]["accuracy"]
+    assert acc["max_test_selected"] == max(r["tests"]["CK+"]["accuracy"] for r in cell["per_seed"])
+    assert "max" not in acc and "selected" not in acc
     out = tmp_path / "build/models/vgg16/TINY"
     assert (out / "model.keras").is_file() and (out / "saved_model" / "saved_model.pb").is_file()
     meta = json.loads((out / "meta.json").read_text())
     assert meta["preprocess"] == "caffe" and meta["labels"] == list(EMOTIONS)
-    assert meta["seed"] == cell["best_seed"]
+    assert meta["seed"] == cell["selected_seed"] and meta["selected_on"] == "val"
+    assert meta["test_selected"] is False and meta["val_accuracy"] == chosen["val"]["accuracy"]
     assert (tmp_path / "reports/finetune/vgg16-TINY/confusion_CKplus.png").is_file()
 
     import mlflow
@@ -130,6 +154,10 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch):
     assert {"metrics.CKplus_accuracy", "metrics.JAFFE_macro_f1", "metrics.step2_loss",
             "metrics.step1_val_accuracy"} <= set(children.dropna(axis=1, how="all").columns)
     assert not np.isnan(last["metrics.CKplus_accuracy_mean"])
+    assert not np.isnan(last["metrics.CKplus_accuracy_val_selected"])
+    assert not np.isnan(last["metrics.CKplus_accuracy_max_test_selected"])
+    assert "metrics.CKplus_accuracy_max" not in runs.columns
+    assert last["tags.selected_on"] == "val"
     assert last["tags.git_commit"] and last["tags.dvc_exp_name"] == "workspace"
 
 
@@ -155,3 +183,53 @@ def test_empty_or_incomplete_train_sets_fail_before_training(tmp_path):
         check_cell(spec, two, tests)
     with pytest.raises(ValueError, match="train set TINY is empty"):
         check_cell(spec, Dataset(np.zeros((0, 32, 32, 3), np.uint8), m.iloc[:0]), tests)
+
+
+def test_test_set_selection_is_the_papers_protocol_and_says_so(tmp_path):
+    params = _tiny_params(tmp_path)
+    params["train"]["select_on"] = "CK+"
+    spec = cell_spec(params, "vgg16", "TINY")
+    assert spec.select_on == "CK+"
+    from fer.grid import selected, selection_key
+    assert selection_key("CK+") == "test_selected" and selection_key("val") == "val_selected"
+    rs = [{"seed": 0, "val": {"accuracy": 0.9}, "tests": {"CK+": {"accuracy": 0.2}}},
+          {"seed": 1, "val": {"accuracy": 0.1}, "tests": {"CK+": {"accuracy": 0.7}}}]
+    assert selected(rs, "val")["seed"] == 0 and selected(rs, "CK+")["seed"] == 1
+    params["train"]["select_on"] = "val"
+    params["train"]["val_fraction"] = 0.0
+    with pytest.raises(ValueError, match="select_on=val needs train.val_fraction > 0"):
+        cell_spec(params, "vgg16", "TINY")
+    params["train"]["select_on"] = "FER2013"
+    with pytest.raises(ValueError, match="must be 'val'"):
+        cell_spec(params, "vgg16", "TINY")
+
+
+def test_resume_cache_is_keyed_by_content_not_size(tmp_path):
+    """The stale-seed bug: same-size images.npy with other bytes must not resume."""
+    from fer.grid import fingerprint, prepare_cache
+    params = _tiny_params(tmp_path)
+    spec = cell_spec(params, "vgg16", "TINY")
+    datasets, cache = tmp_path / "build/datasets", tmp_path / "cache"
+    prepare_cache(spec, datasets, cache)
+    (cache / "seed_0.json").write_text("{}")
+    before = fingerprint(spec, datasets)
+    prepare_cache(spec, datasets, cache)                   # same content: kept
+    assert (cache / "seed_0.json").is_file()
+    arr = np.load(datasets / "TINY/images.npy")
+    arr[0, 0, 0, 0] ^= 1                                    # one bit, same size
+    size = (datasets / "TINY/images.npy").stat().st_size
+    np.save(datasets / "TINY/images.npy", arr)
+    assert (datasets / "TINY/images.npy").stat().st_size == size
+    assert fingerprint(spec, datasets) != before
+    prepare_cache(spec, datasets, cache)
+    assert not (cache / "seed_0.json").exists()
+    (cache / "seed_0.json").write_text("{}")
+    params["train"]["lr_step2"] = 5e-5                      # a param that shapes the result
+    assert fingerprint(cell_spec(params, "vgg16", "TINY"), datasets) != fingerprint(spec, datasets)
+    old = fingerprint(spec, datasets)
+    jaffe = datasets / "JAFFE/manifest.csv"                 # a test set's labels
+    jaffe.write_text(jaffe.read_text().replace("angry", "happy", 1))
+    fp = fingerprint(spec, datasets)
+    assert fp != old
+    prepare_cache(spec, datasets, cache)
+    assert not (cache / "seed_0.json").exists() and (cache / "fingerprint").read_text() == fp

@@ -68,7 +68,7 @@ def tiny_dataset(n_per_class=2, size=32, seed=0):
     labels = [EMOTIONS[i % 7] for i in range(n)]
     manifest = pd.DataFrame({"path": [f"x{i}" for i in range(n)], "label": labels,
                              "subject": [f"s{i % 5}" for i in range(n)], "database": "T",
-                             "source": ""})
+                             "source": "", "source_subject": [f"T/s{i % 5}" for i in range(n)]})
     manifest["label_id"] = [i % 7 for i in range(n)]
     return Dataset(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), manifest)
 
