@@ -2,24 +2,33 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
+from sklearn.metrics import (accuracy_score, confusion_matrix,
                              f1_score, precision_recall_fscore_support)
 
 from .labels import EMOTIONS
 
 
 def classification_metrics(y_true, probs) -> dict:
-    """accuracy, balanced accuracy, macro-F1, per-class precision/recall, confusion."""
+    """accuracy, balanced accuracy, macro-F1, per-class precision/recall, confusion.
+
+    A set without some emotions (CK+48 has no neutral) is scored on the classes it has:
+    balanced accuracy and macro-F1 average over its present classes, while predictions
+    may still be any of the seven (the confusion matrix keeps all seven columns);
+    `absent_classes` names the others.
+    """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(probs).argmax(axis=1)
     labels = list(range(len(EMOTIONS)))
+    present = sorted(set(y_true.tolist()))
     prec, rec, _, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0)
+    recall_present = [rec[c] for c in present]
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro",
-                                   zero_division=0)),
+        "balanced_accuracy": float(np.mean(recall_present)) if present else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro",
+                                   zero_division=0)) if present else 0.0,
+        "absent_classes": [EMOTIONS[c] for c in labels if c not in present],
         "precision": {e: float(p) for e, p in zip(EMOTIONS, prec)},
         "recall": {e: float(r) for e, r in zip(EMOTIONS, rec)},
         "support": {e: int(s) for e, s in zip(EMOTIONS, support)},

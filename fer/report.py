@@ -60,6 +60,12 @@ def table3_markdown(cells: list[dict], test_sets: list[str]) -> str:
                else " -- a TEST set: the paper's optimistic protocol.")
             + f" {MAX_LABEL}: the best test accuracy over seeds, chosen on the test set "
             "itself; optimistic, shown only to compare with the paper.\n")
+    for t in test_sets:
+        absent = cells[0]["per_seed"][0]["tests"][t].get("absent_classes") \
+            if cells[0].get("per_seed") else None
+        if absent:
+            note += (f"{t} has no {', '.join(absent)} images: its balanced accuracy and "
+                     "macro-F1 average over the classes it has.\n")
     return "\n".join(lines) + "\n" + note
 
 

@@ -233,3 +233,19 @@ def test_resume_cache_is_keyed_by_content_not_size(tmp_path):
     assert fp != old
     prepare_cache(spec, datasets, cache)
     assert not (cache / "seed_0.json").exists() and (cache / "fingerprint").read_text() == fp
+
+
+def test_a_test_set_without_some_classes_is_scored_on_the_classes_it_has():
+    """CK+48 has no neutral: balanced accuracy and macro-F1 average over the six present
+    classes, the confusion matrix keeps all seven predicted columns."""
+    y = np.array([0, 0, 1, 2, 3, 5, 6, 6])                  # no neutral (4)
+    pred = np.array([0, 4, 1, 2, 3, 5, 6, 0])               # one sample predicted neutral
+    m = classification_metrics(y, np.eye(7)[pred])
+    assert m["absent_classes"] == ["neutral"]
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["balanced_accuracy"] == pytest.approx(np.mean([0.5, 1, 1, 1, 1, 0.5]))
+    from sklearn.metrics import f1_score
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, labels=[0, 1, 2, 3, 5, 6],
+                                                   average="macro"))
+    assert len(m["confusion"]) == 7 and m["confusion"][0][4] == 1
+    assert m["support"]["neutral"] == 0
