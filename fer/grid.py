@@ -126,12 +126,20 @@ def _file_sha256(path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def fingerprint(spec: CellSpec, datasets_dir) -> str:
+def set_paths(spec: CellSpec, datasets) -> dict:
+    """{set name: directory} of the cell's train and test sets; `datasets` is that mapping
+    already, or one directory holding every set."""
+    if isinstance(datasets, dict):
+        return {name: Path(datasets[name]) for name in (spec.train_set, *spec.test_sets)}
+    return {name: Path(datasets) / name for name in (spec.train_set, *spec.test_sets)}
+
+
+def fingerprint(spec: CellSpec, datasets) -> str:
     """Content key of a cell's resume cache: parameters, dataset bytes, weights, code."""
     h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
-    for name in (spec.train_set, *spec.test_sets):
+    for path in set_paths(spec, datasets).values():
         for f in ("images.npy", "manifest.csv"):
-            h.update(_file_sha256(Path(datasets_dir) / name / f).encode())
+            h.update(_file_sha256(path / f).encode())
     if spec.model.weights not in ("imagenet", "none"):
         h.update(_file_sha256(spec.model.weights).encode())
     for module in (*CODE, __import__(__name__, fromlist=["_"])):
@@ -139,11 +147,11 @@ def fingerprint(spec: CellSpec, datasets_dir) -> str:
     return h.hexdigest()[:20]
 
 
-def prepare_cache(spec: CellSpec, datasets_dir, cache_dir) -> Path:
+def prepare_cache(spec: CellSpec, datasets, cache_dir) -> Path:
     """The cell's resume directory, emptied first unless it was written for exactly this
     content (`fingerprint`); call before anything is stored in it."""
     cache_dir = Path(cache_dir)
-    fp = fingerprint(spec, datasets_dir)
+    fp = fingerprint(spec, datasets)
     key = cache_dir / "fingerprint"
     if cache_dir.exists() and not (key.is_file() and key.read_text() == fp):
         shutil.rmtree(cache_dir)
@@ -176,18 +184,19 @@ def selected(results: list, select_on: str) -> dict:
     return max(results, key=lambda r: (score(r, select_on), -r["seed"]))
 
 
-def run_cell(spec: CellSpec, datasets_dir, cache_dir, on_seed=None) -> dict:
+def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None) -> dict:
     """Train and test every seed (resuming from `cache_dir`); returns the cell record.
+    `datasets`: as in `set_paths`.
 
     `on_seed(seed_result)` is called for every seed, trained now or found in the cache.
     The selected seed's model is `<cache_dir>/model_seed<seed>.keras`, written before
     that seed's record, so a record never points at a missing or older model.
     """
-    datasets_dir = Path(datasets_dir)
-    full = load_dataset(datasets_dir / spec.train_set)
-    tests = {t: load_dataset(datasets_dir / t) for t in spec.test_sets}
+    paths = set_paths(spec, datasets)
+    full = load_dataset(paths[spec.train_set])
+    tests = {t: load_dataset(paths[t]) for t in spec.test_sets}
     check_cell(spec, full, tests)
-    cache_dir = prepare_cache(spec, datasets_dir, cache_dir)
+    cache_dir = prepare_cache(spec, paths, cache_dir)
     results = []
     for seed in spec.seeds:
         done = cache_dir / f"seed_{seed}.json"

@@ -1,7 +1,11 @@
-"""Assemble the train and test sets of paper Table 1 from their parts.
+"""Assemble the train and test sets (paper Table 1) from their parts.
 
-Parts are the outputs of earlier stages; `merge.train_sets` / `merge.test_sets` in
-params.yaml list which parts make each set (KDEF_OL = kdef + kdef_da_ol, ...).
+A part is a database key of `data.databases` (its cropped faces, `build/crop/<key>`) or
+a derived part: the augmented copies (`augment.part`, written by the augment stage) or the
+DCGAN images (`gan.part`, one `<emotion>/*.png` folder per gan stage), both under
+`build/derived/`. `merge.train_sets` / `merge.test_sets` list the parts of each set; train
+sets are written to `build/datasets/<name>`, test sets to `build/testsets/<name>`, so a
+grid cell depends on its own train set and on the test sets only.
 """
 from __future__ import annotations
 
@@ -15,15 +19,12 @@ from .dataset import Dataset, class_counts, concat_datasets, load_dataset
 from .images import read_rgb
 from .importers import import_label_folders
 from .labels import EMOTIONS
+from .layout import CROP_DIR, DERIVED_DIR
 
-PART_DIRS = {
-    "kdef": "build/crop/kdef",
-    "kdef_da_ol": "build/augment/KDEF_DA_OL",
-    "pfa": "build/crop/pfa",
-    "gan_q": "build/gan/generated",        # <emotion>/*.png, written by the gan stage
-    "ck": "build/crop/ck",
-    "jaffe": "build/crop/jaffe",
-}
+def gan_used(params: dict) -> bool:
+    """Whether any train or test set uses the DCGAN images (the gan stages' part)."""
+    sets = {**params["merge"]["train_sets"], **params["merge"]["test_sets"]}
+    return any(params["gan"]["part"] in parts for parts in sets.values())
 
 
 def load_image_folders(root, size: int, database: str) -> Dataset:
@@ -38,29 +39,38 @@ def load_image_folders(root, size: int, database: str) -> Dataset:
     return Dataset(np.stack(images), res.manifest)
 
 
-def load_part(name: str, size: int, root=".") -> Dataset:
-    if name not in PART_DIRS:
-        raise ValueError(f"unknown dataset part {name!r}; expected one of {sorted(PART_DIRS)}")
-    path = Path(root) / PART_DIRS[name]
-    if name == "gan_q":
-        ds = load_image_folders(path, size, "KDEF_GAN_Q")
+def load_part(name: str, params: dict, root=".") -> Dataset:
+    """One part as a Dataset at `crop.size`, with a source_subject for every row."""
+    size, root = params["crop"]["size"], Path(root)
+    if name in params["data"]["databases"]:
+        path = root / CROP_DIR / name
+        ds = load_dataset(path)
+    elif name == params["augment"]["part"]:
+        path = root / DERIVED_DIR / name
+        ds = load_dataset(path)
+    elif name == params["gan"]["part"]:
+        path = root / DERIVED_DIR / name
+        ds = load_image_folders(path, size, f"{params['gan']['source']}_{name}".upper())
         # a DCGAN learns from every subject of its emotion: no single source subject,
         # so these images only ever train (fer.splits)
         ds.manifest = ds.manifest.assign(source_subject="")
     else:
-        ds = load_dataset(path)
+        raise ValueError(f"unknown dataset part {name!r}: a part is a database of "
+                         f"data.databases {sorted(params['data']['databases'])}, "
+                         f"augment.part {params['augment']['part']!r} or gan.part "
+                         f"{params['gan']['part']!r}")
     if len(ds) and ds.images.shape[1:] != (size, size, 3):
         raise ValueError(f"{path}: images are {ds.images.shape[1:]}, expected "
                          f"({size}, {size}, 3); re-run the stages with one crop.size")
     return ds
 
 
-def build_set(name: str, parts: list[str], size: int, root=".", cache=None) -> Dataset:
+def build_set(name: str, parts: list[str], params: dict, root=".", cache=None) -> Dataset:
     cache = {} if cache is None else cache
     loaded = []
     for part in parts:
         if part not in cache:
-            cache[part] = load_part(part, size, root)
+            cache[part] = load_part(part, params, root)
         loaded.append(cache[part])
     ds = concat_datasets(loaded)
     ds.manifest = ds.manifest.copy()

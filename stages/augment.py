@@ -1,29 +1,32 @@
-"""DVC stage augment: offline augmentation of cropped KDEF -> KDEF_DA_OL (paper 3.1)."""
+"""DVC stage augment: offline augmentation (paper 3.1) of one database's cropped faces
+(`augment.source`, KDEF) -> the part `augment.part` (kdef_da_ol = KDEF_DA_OL)."""
 from PIL import Image
 
 from fer.atomic import atomic_file, write_json
 from fer.augment import AugmentSpec, augment_images, describe, sample_grid
 from fer.dataset import load_dataset, save_dataset
+from fer.layout import CROP_DIR, DERIVED_DIR
 from fer.params import load_params
 
 
 def main() -> None:
     opts = dict(load_params()["augment"])
-    rows = opts.pop("grid_rows")
+    rows, source, part = opts.pop("grid_rows"), opts.pop("source"), opts.pop("part")
     spec = AugmentSpec(**opts)
-    kdef = load_dataset("build/crop/kdef")
+    kdef = load_dataset(CROP_DIR / source)
     copies, draws = augment_images(kdef.images, spec)
     manifest = kdef.manifest.loc[kdef.manifest.index.repeat(spec.copies)].reset_index(drop=True)
-    manifest["database"] = "KDEF_DA_OL"
+    manifest["database"] = part.upper()
     manifest["source"] = [f"copy={i % spec.copies};{describe(d)}" for i, d in enumerate(draws)]
     manifest = manifest.drop(columns=["label_id"])
-    summary = save_dataset("build/augment/KDEF_DA_OL", copies, manifest, name="KDEF_DA_OL")
+    summary = save_dataset(DERIVED_DIR / part, copies, manifest, name=part.upper())
     with atomic_file("reports/augment_grid.png", "wb") as f:
         Image.fromarray(sample_grid(kdef.images, copies, spec.copies, rows)).save(f, "PNG")
-    write_json("metrics/augment.json", {"originals": len(kdef), "copies": summary["images"],
-                                        "KDEF_OL": len(kdef) + summary["images"]})
-    print(f"augment: {len(kdef)} KDEF images -> {summary['images']} copies (KDEF_DA_OL); "
-          f"KDEF_OL = {len(kdef) + summary['images']}; grid: reports/augment_grid.png")
+    write_json("metrics/augment.json", {"source": source, "part": part, "originals": len(kdef),
+                                        "copies": summary["images"],
+                                        "originals_and_copies": len(kdef) + summary["images"]})
+    print(f"augment: {len(kdef)} {source} images -> {summary['images']} copies ({part}); "
+          f"with the originals {len(kdef) + summary['images']}; grid: reports/augment_grid.png")
 
 
 if __name__ == "__main__":

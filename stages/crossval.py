@@ -7,13 +7,14 @@ from fer.evaluate import classification_metrics, pm, summarize
 from fer.crossval import PROTOCOLS, folds
 from fer.finetune import predict, train_two_step
 from fer.grid import model_spec, stratified_subset, train_spec
+from fer.layout import set_dir
 from fer.params import load_params
 
 
 def main() -> None:
     params = load_params()
     cv = params["crossval"]
-    union = concat_datasets([load_dataset(f"build/datasets/{name}") for name in cv["sets"]])
+    union = concat_datasets([load_dataset(set_dir(name)) for name in cv["sets"]])
     union = stratified_subset(union, cv["max_images"], cv["seed"])
     train = train_spec(params, val_fraction=0.0)
     results, lines = {}, ["| Model | random folds, as in the paper: optimistic (%) | "

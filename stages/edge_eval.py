@@ -13,6 +13,7 @@ from fer.atomic import atomic_file, write_json
 from fer.dataset import load_dataset
 from fer.edge import latency, run_js, server_latency
 from fer.finetune import predict
+from fer.layout import set_dir
 from fer.params import load_params
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     meta = json.loads(Path(f"{src}/meta.json").read_text())
     model = keras.models.load_model(f"{src}/model.keras")
     sizes = json.loads(Path("metrics/export.json").read_text())["size_mb"]
-    tests = {t: load_dataset(f"build/datasets/{t}") for t in params["grid"]["test_sets"]}
+    tests = {t: load_dataset(set_dir(t)) for t in params["grid"]["test_sets"]}
     images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
     reference = {t: predict(model, ds, meta["preprocess"]) for t, ds in tests.items()}

@@ -12,6 +12,7 @@ from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
 from fer.grid import cell_spec, run_cell
 from fer.labels import EMOTIONS
+from fer.layout import set_dir
 from fer.params import load_params
 from fer.tracking import log_seed_run, metric_key, mlflow_run
 
@@ -30,7 +31,8 @@ def main(model: str, train_set: str) -> None:
             accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in r["tests"].items())
             print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
 
-        cell = run_cell(spec, "build/datasets", f".cache/finetune/{spec.name}", log_seed)
+        sets = {n: set_dir(n) for n in (train_set, *spec.test_sets)}
+        cell = run_cell(spec, sets, f".cache/finetune/{spec.name}", log_seed)
         sel = cell["selection"]["key"]
         for t, s in cell["summary"].items():
             acc = s["accuracy"]

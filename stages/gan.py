@@ -11,16 +11,17 @@ from fer.dataset import load_dataset
 from fer.gan import GanSpec, generate
 from fer.gan_train import GanTrainSpec, image_grid, resize_all, save_png, train_emotion_gan
 from fer.kid import FeatureExtractor
+from fer.layout import CROP_DIR, DERIVED_DIR
 from fer.params import load_params
 from fer.tracking import mlflow_run
 
 
-def training_images(emotion: str, use_actors: bool) -> np.ndarray:
-    kdef = load_dataset("build/crop/kdef")
-    parts = [np.asarray(kdef.images[kdef.manifest["label"].to_numpy() == emotion])]
-    if use_actors and Path("build/crop/actors").is_dir():
-        actors = load_dataset("build/crop/actors")
-        parts.append(np.asarray(actors.images[actors.manifest["label"].to_numpy() == emotion]))
+def training_images(emotion: str, sources: list[str]) -> np.ndarray:
+    """That emotion's cropped faces from each source database (KDEF and the actors)."""
+    parts = []
+    for source in dict.fromkeys(sources):
+        ds = load_dataset(CROP_DIR / source)
+        parts.append(np.asarray(ds.images[ds.manifest["label"].to_numpy() == emotion]))
     return np.concatenate(parts)
 
 
@@ -33,7 +34,7 @@ def main(emotion: str) -> None:
                          beta_1=g["beta_1"], sample_every=g["sample_every"],
                          keep_from=g["keep_from"], keep_every=g["keep_every"],
                          kid_images=g["kid_images"], seed=g["seed"])
-    real = training_images(emotion, g["use_actors"])
+    real = training_images(emotion, [g["source"], g["extra_source"]])
     extractor = FeatureExtractor(g["kid_features"])
     with mlflow_run("dcgan", f"dcgan-{emotion}", params={"gan": g, "emotion": emotion,
                     "train_images": len(real), "kid_features": extractor.name}):
@@ -47,7 +48,7 @@ def main(emotion: str) -> None:
         size = params["crop"]["size"]
         images = resize_all(generate(record["generator"], g["n_generate"], g["seed"] + 1000),
                             size)
-        with atomic_dir(f"build/gan/generated/{emotion}") as tmp:
+        with atomic_dir(DERIVED_DIR / g["part"] / emotion) as tmp:
             for i, im in enumerate(images):
                 save_png(tmp / f"{emotion}_{i:04d}.png", im)
         with atomic_dir(f"build/gan/models/{emotion}") as tmp:
@@ -76,7 +77,7 @@ def main(emotion: str) -> None:
     shutil.rmtree(f".cache/gan/{emotion}", ignore_errors=True)
     print(f"GAN {emotion}: {len(real)} training images, chosen epoch {record['chosen_epoch']} "
           f"(KID {summary['chosen_kid']:.4f}, {extractor.name} features), "
-          f"{len(images)} images -> build/gan/generated/{emotion}")
+          f"{len(images)} images -> {DERIVED_DIR / g['part'] / emotion}")
 
 
 if __name__ == "__main__":

@@ -9,14 +9,20 @@ from fer.atomic import atomic_file, write_json
 from fer.dataset import load_dataset
 from fer.finetune import predict
 from fer.labels import EMOTIONS
+from fer.layout import set_dir
 from fer.params import load_params
 
 
 def main() -> None:
     params = load_params()
     q = params["gan_quality"]
-    merged = load_dataset(f"build/datasets/{q['gan_set']}")
-    keep = np.flatnonzero(merged.manifest["part"].to_numpy() == "gan_q")
+    if not q["models"] or not q["gan_set"]:
+        with atomic_file("reports/table8_gan_quality.md") as f:
+            f.write("No GAN quality test configured (gan_quality.models / gan_set empty).\n")
+        write_json("metrics/gan_quality.json", {})
+        return
+    merged = load_dataset(set_dir(q["gan_set"]))
+    keep = np.flatnonzero(merged.manifest["part"].to_numpy() == params["gan"]["part"])
     gan = merged.subset(keep)
     results = {}
     for name in q["models"]:

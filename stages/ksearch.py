@@ -8,6 +8,7 @@ from fer.dataset import load_dataset
 from fer.evaluate import classification_metrics
 from fer.finetune import predict, train_two_step
 from fer.grid import model_spec, stratified_subset, train_spec
+from fer.layout import set_dir
 from fer.params import load_params
 from fer.splits import holdout_by_source
 
@@ -15,7 +16,7 @@ from fer.splits import holdout_by_source
 def main() -> None:
     params = load_params()
     ks, name = params["ksearch"], params["model"]["name"]
-    data = stratified_subset(load_dataset(f"build/datasets/{ks['train_set']}"),
+    data = stratified_subset(load_dataset(set_dir(ks["train_set"])),
                              ks["max_images"], ks["seed"])
     tr, va = holdout_by_source(data.manifest, ks["holdout"], ks["seed"])
     train_part, val_part = data.subset(tr), data.subset(va)

@@ -1,20 +1,27 @@
-"""DVC stage merge: build the train sets (KDEF_OL, KDEF_PFA, KDEF_Q, KDEF_PFA_Q) and the
-test sets (CK+, JAFFE) of paper Table 1 under build/datasets/."""
+"""DVC stage merge: build every train set (merge.train_sets, e.g. KDEF_OL, KDEF_PFA, KDEF_Q,
+KDEF_PFA_Q) under build/datasets/ and every test set (merge.test_sets, e.g. CK+, JAFFE)
+under build/testsets/ (paper Table 1)."""
 from fer.atomic import atomic_file, write_json
 from fer.dataset import save_dataset
-from fer.merge import build_set, check_classes, counts_table
+from fer.layout import TEST_DIR, TRAIN_DIR
+from fer.merge import build_set, check_classes, counts_table, gan_used
 from fer.params import load_params
 
 
 def main() -> None:
     params = load_params()
-    size = params["crop"]["size"]
+    if gan_used(params) and not params["gan"]["emotions"]:
+        raise ValueError(f"a merge set uses gan.part {params['gan']['part']!r} but "
+                         "gan.emotions is empty: list the emotions to generate")
     sets = {**params["merge"]["train_sets"], **params["merge"]["test_sets"]}
     cache, summaries = {}, {}
     for name, parts in sets.items():
-        ds = build_set(name, parts, size, cache=cache)
-        check_classes(name, ds.manifest)
-        summaries[name] = save_dataset(f"build/datasets/{name}", ds.images, ds.manifest, name)
+        ds = build_set(name, parts, params, cache=cache)
+        is_train = name in params["merge"]["train_sets"]
+        if is_train:
+            check_classes(name, ds.manifest)
+        summaries[name] = save_dataset((TRAIN_DIR if is_train else TEST_DIR) / name,
+                                       ds.images, ds.manifest, name)
         print(f"merge {name:>10}: {summaries[name]['images']:>5} images  ({' + '.join(parts)})")
     write_json("metrics/datasets.json", {n: s["images"] for n, s in summaries.items()})
     with atomic_file("reports/datasets.md") as f:

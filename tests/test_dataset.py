@@ -40,14 +40,19 @@ def test_failure_leaves_nothing(tmp_path):
 
 
 def test_build_set_and_counts(tmp_path):
+    from fer.params import compose
+    params = compose(["profile=demo", "crop.size=8"])
     for part, labels in {"build/crop/kdef": ["sad", "happy"],
-                         "build/augment/KDEF_DA_OL": ["sad"] * 3}.items():
+                         "build/derived/kdef_da_ol": ["sad"] * 3}.items():
         save_dataset(tmp_path / part, np.zeros((len(labels), 8, 8, 3), np.uint8),
                      _manifest(labels))
-    ds = build_set("KDEF_OL", ["kdef", "kdef_da_ol"], 8, root=tmp_path)
+    ds = build_set("KDEF_OL", ["kdef", "kdef_da_ol"], params, root=tmp_path)
     assert len(ds) == 5 and ds.manifest["part"].tolist() == ["kdef"] * 2 + ["kdef_da_ol"] * 3
+    with pytest.raises(ValueError, match="unknown dataset part 'kdef_copies'"):
+        build_set("KDEF_OL", ["kdef_copies"], params, root=tmp_path)
+    params["crop"]["size"] = 16
     with pytest.raises(ValueError, match="expected \\(16, 16, 3\\)"):
-        build_set("KDEF_OL", ["kdef"], 16, root=tmp_path)
+        build_set("KDEF_OL", ["kdef"], params, root=tmp_path)
     with pytest.raises(ValueError, match="KDEF_OL: no images of class\\(es\\) angry"):
         check_classes("KDEF_OL", ds.manifest)
     table = counts_table({"A": {"classes": {"angry": 1, "disgust": 0, "fear": 0, "happy": 2,

@@ -31,7 +31,8 @@ def test_dvc_yaml_covers_every_database_and_emotion():
     assert dvc["stages"]["import"]["foreach"] == "${data.databases}"
     assert dvc["stages"]["gan"]["foreach"] == "${gan.emotions}"
     assert tuple(params["gan"]["emotions"]) == EMOTIONS
-    merge_deps = dvc["stages"]["merge"]["deps"]
-    assert all(f"build/gan/generated/{e}" in merge_deps for e in EMOTIONS)
+    gan_outs = dvc["stages"]["gan"]["do"]["outs"]
+    assert "build/derived/${gan.part}/${item}" in gan_outs
+    assert {"build/crop", "build/derived"} <= set(dvc["stages"]["merge"]["deps"])
     hydra = (ROOT / ".dvc" / "config").read_text()
     assert "[hydra]" in hydra and "enabled = true" in hydra

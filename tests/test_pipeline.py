@@ -58,7 +58,7 @@ def test_demo_dag_repro_and_exp_run(tmp_path):
     assert counts["KDEF_Q"] == 672 + 140 and counts["KDEF_PFA_Q"] == 672 + 56 + 140
     assert counts["JAFFE"] == 70 and counts["CK+"] > 0
     assert (repo / "reports/augment_grid.png").stat().st_size > 1000
-    assert len(list((repo / "build/gan/generated/fear").glob("*.png"))) == 20
+    assert len(list((repo / "build/derived/gan_q/fear").glob("*.png"))) == 20
     gan = json.loads((repo / "metrics/gan/fear.json").read_text())
     assert gan["chosen_epoch"] in (2, 4) and set(gan["kid"]) == {"2", "4"}
     import mlflow
