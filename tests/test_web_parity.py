@@ -32,8 +32,8 @@ def test_preprocess_matches_python_normalize(tmp_path, backend):
     images = np.random.default_rng(0).integers(0, 256, (3, 17, 19, 3), dtype=np.uint8)
     images[0, 0, 0], images[0, 0, 1] = 0, 255
     images.tofile(tmp_path / "images.u8")
-    out = js(tmp_path, {"op": "preprocess", "backend": backend, "images": str(tmp_path / "images.u8"),
-                        "shape": list(images.shape), "modes": list(MODES)})
+    out = js(tmp_path, {"op": "preprocess", "backend": backend, "shape": list(images.shape),
+                        "images": str(tmp_path / "images.u8"), "modes": list(MODES)})
     got = np.fromfile(out, np.float32).reshape(len(MODES), *images.shape)
     for mode, x in zip(MODES, got):
         ref = normalize(images, mode)
@@ -75,7 +75,8 @@ def test_detection_box_rounds_and_clips_like_detect_face(tmp_path):
     xy = np.round(rng.uniform(-20, 300, (2000, 4)) * 2) / 2      # many exact halves
     cases = [{"box": {"x": a, "y": b, "width": c, "height": d}, "width": 320, "height": 240}
              for a, b, c, d in xy.tolist()]
-    cases.append({"box": {"x": 2.5, "y": 3.5, "width": 10, "height": 10}, "width": 99, "height": 99})
+    cases.append({"box": {"x": 2.5, "y": 3.5, "width": 10, "height": 10},
+                  "width": 99, "height": 99})
     got = json.loads(js(tmp_path, {"op": "detections", "cases": cases}).read_text())
     for c, g in zip(cases, got):
         b = c["box"]

@@ -60,21 +60,25 @@ export function expandBox([x0, y0, x1, y1], [H, W], margin, square) {
 // INTER_CUBIC, with cv2's own arithmetic: float32 sums, integer cubic weights (x 2048),
 // replicated border, round half to even.
 export function cropResize(image, [x0, y0, x1, y1], size) {
-  const f = Math.fround, w = x1 - x0, h = y1 - y0;
+  const w = x1 - x0, h = y1 - y0;
   const ch = image.data.length / (image.width * image.height);
   const area = Math.min(w, h) > size;
-  if (area && integral(w, size) && integral(h, size)) return blockMean(image, [x0, y0], w / size, h / size, size);
+  if (area && integral(w, size) && integral(h, size)) {
+    return blockMean(image, [x0, y0], w / size, h / size, size);
+  }
   const taps = area ? areaTaps : cubicTaps, vertical = area ? areaSum : cubicSum;
   const tx = taps(w, size), ty = taps(h, size), rows = new Map();
+  const xs = tx.flatMap((t, dx) => t.map(([sx, wx]) => [dx * 3, sx * ch, wx]));
+  const xd = Int32Array.from(xs, (t) => t[0]), xo = Int32Array.from(xs, (t) => t[1]);
+  const xw = Float32Array.from(xs, (t) => t[2]);
   const horizontal = (sy) => {                  // one source row, resized in x
     if (rows.has(sy)) return rows.get(sy);
     const line = ((y0 + sy) * image.width + x0) * ch, row = new Float32Array(size * 3);
-    for (let dx = 0; dx < size; dx++) {
-      for (const [sx, wx] of tx[dx]) {
-        for (let c = 0; c < 3; c++) {
-          row[dx * 3 + c] = f(row[dx * 3 + c] + f(image.data[line + sx * ch + c] * wx));
-        }
-      }
+    for (let k = 0; k < xw.length; k++) {       // float32 stores round each sum as cv2 does
+      const d = xd[k], p = line + xo[k], wx = xw[k];
+      row[d] += Math.fround(image.data[p] * wx);
+      row[d + 1] += Math.fround(image.data[p + 1] * wx);
+      row[d + 2] += Math.fround(image.data[p + 2] * wx);
     }
     rows.set(sy, row);
     return row;
@@ -82,12 +86,29 @@ export function cropResize(image, [x0, y0, x1, y1], size) {
   const out = new Uint8Array(size * size * 3);
   for (let dy = 0; dy < size; dy++) {
     const src = ty[dy].map(([sy]) => horizontal(sy)), wy = ty[dy].map(([, v]) => v);
-    for (let i = 0; i < size * 3; i++) {
-      const v = vertical(src.map((row) => row[i]), wy);
-      out[dy * size * 3 + i] = Math.min(255, Math.max(0, roundHalfEven(v)));
-    }
+    vertical(src, wy, out.subarray(dy * size * 3, (dy + 1) * size * 3));
   }
   return out;
+}
+
+// cv2's vertical area step: float32 running sum of weight x row, rounded.
+function areaSum(rows, weights, out) {
+  const f = Math.fround;
+  for (let i = 0; i < out.length; i++) {
+    let sum = f(weights[0] * rows[0][i]);
+    for (let k = 1; k < rows.length; k++) sum = f(sum + f(weights[k] * rows[k][i]));
+    out[i] = Math.min(255, roundHalfEven(sum));
+  }
+}
+
+// cv2's vectorised vertical cubic step: S0*b0 + (S1*b1 + (S2*b2 + S3*b3)) in float32,
+// b = weight / 2048^2, rounded and saturated.
+function cubicSum([s0, s1, s2, s3], weights, out) {
+  const f = Math.fround, [b0, b1, b2, b3] = weights.map((v) => f(v / 2 ** 22));
+  for (let i = 0; i < out.length; i++) {
+    const v = f(f(s0[i] * b0) + f(f(s1[i] * b1) + f(f(s2[i] * b2) + f(s3[i] * b3))));
+    out[i] = Math.min(255, Math.max(0, roundHalfEven(v)));
+  }
 }
 
 // cv2 takes its fast area path when both factors are integers (1 / (dst / src) within
@@ -98,7 +119,8 @@ function integral(src, dst) {
 }
 
 function blockMean(image, [x0, y0], kx, ky, size) {
-  const ch = image.data.length / (image.width * image.height), out = new Uint8Array(size * size * 3);
+  const ch = image.data.length / (image.width * image.height);
+  const out = new Uint8Array(size * size * 3);
   const inv = Math.fround(1 / (kx * ky));
   for (let dy = 0; dy < size; dy++) {
     for (let dx = 0; dx < size; dx++) {
@@ -115,19 +137,6 @@ function blockMean(image, [x0, y0], kx, ky, size) {
     }
   }
   return out;
-}
-
-// cv2's vertical area step: float32 running sum of weight x row.
-function areaSum(s, weights) {
-  const f = Math.fround;
-  return s.reduce((sum, v, k) => (k ? f(sum + f(weights[k] * v)) : f(weights[0] * v)), 0);
-}
-
-// cv2's vectorised vertical cubic step: S0*b0 + (S1*b1 + (S2*b2 + S3*b3)) in float32,
-// b = weight / 2048^2.
-function cubicSum(s, weights) {
-  const f = Math.fround, b = weights.map((v) => f(v / 2 ** 22));
-  return f(f(s[0] * b[0]) + f(f(s[1] * b[1]) + f(f(s[2] * b[2]) + f(s[3] * b[3]))));
 }
 
 // Per output index, [source index, float32 weight] pairs of cv2's area decimation.

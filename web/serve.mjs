@@ -13,16 +13,14 @@ const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
   ".png": "image/png" };
 const GONE = new Set(["ENOENT", "ENOTDIR", "EISDIR", "ELOOP"]);
 
-// The file `rel` names inside `base`, or null when it would leave `base` (`..` segments,
-// an absolute path). Lexical on purpose: a symlink inside a served folder (a DVC cache
+// The file `rel` names inside `base`; null for `base` itself or a path that would leave it (`..`
+// segments, an absolute path). Lexical on purpose: a symlink inside a served folder (a DVC cache
 // link) is followed.
 export function confine(base, rel) {
   const file = path.join(base, rel);
   const inside = path.relative(base, file);
-  if (inside === "" || inside === ".." || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside)) {
-    return null;
-  }
-  return file;
+  const outside = inside === ".." || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside);
+  return inside === "" || outside ? null : file;
 }
 
 function answer(res, code, text) {
@@ -35,7 +33,8 @@ function answer(res, code, text) {
 // sees an unterminated chunked body, never a silently short file).
 function sendFile(req, res, file) {
   fs.stat(file, (err, st) => {
-    if (err || !st.isFile()) { answer(res, err && !GONE.has(err.code) ? 500 : 404, "not found"); return; }
+    if (err && !GONE.has(err.code)) { answer(res, 500, "read error"); return; }
+    if (err || !st.isFile()) { answer(res, 404, "not found"); return; }
     const stream = fs.createReadStream(file);
     const type = TYPES[path.extname(file)] || "application/octet-stream";
     const start = () => { if (!res.headersSent) res.writeHead(200, { "Content-Type": type }); };
