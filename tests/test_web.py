@@ -4,12 +4,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
 
-from fer.crop import detect_face, load_detector
+from fer.crop import crop_resize, detect_face, expand_box, load_detector
 from fer.edge import WEB
 from fer.models import normalize
 
@@ -33,6 +34,24 @@ def iou(a, b):
     return inter / (area(a) + area(b) - inter)
 
 
+EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
+
+def assert_pipeline_crop(res, rgb, margin, square):
+    """The page's box is the pipeline's rule applied to its detection, and the pixels it
+    fed the model are fer/crop.py crop_resize's for that box."""
+    assert res["box"] == list(expand_box(res["detection"], rgb.shape, margin, square))
+    pixels = np.array(res["pixels"], np.uint8).reshape(32, 32, 3)
+    diff = np.abs(pixels.astype(int) - crop_resize(rgb, res["box"], 32))
+    assert diff.max() <= 1                 # IPP's resize rounding (tests/test_web_parity.py)
+    try:                                   # cv2's own code: the very same pixels
+        cv2.setUseOptimized(False)
+        np.testing.assert_array_equal(pixels, crop_resize(rgb, res["box"], 32))
+    finally:
+        cv2.setUseOptimized(True)
+    return pixels
+
+
 def test_page_predicts_like_the_python_model(exported, tmp_path):
     tmp, _, _, _, model = exported
     photo = tmp_path / "astronaut.png"
@@ -40,14 +59,43 @@ def test_page_predicts_like_the_python_model(exported, tmp_path):
     shot = tmp_path / "page.png"
     res = page_result(tmp / "float32", photo, shot)
     assert res["backend"] in ("webgl", "wasm", "cpu") and not res["statusIsError"]
-    crop = np.array(res["pixels"], np.uint8).reshape(1, 32, 32, 3)
-    ref = model.predict(normalize(crop, "caffe"), verbose=0)[0]
+    # an export without crop rules: the raw detection, as the pipeline's defaults crop
+    assert res["rules"] == {"margin": 0, "square": False, "confidence": 0.5}
+    assert res["box"] == res["detection"]
+    crop = assert_pipeline_crop(res, data.astronaut(), 0.0, False)
+    ref = model.predict(normalize(crop[None], "caffe"), verbose=0)[0]
     assert np.abs(np.array(res["probs"]) - ref).max() <= 1e-4
-    assert res["label"] == ["angry", "disgust", "fear", "happy", "neutral", "sad",
-                            "surprise"][int(ref.argmax())]
+    assert res["label"] == EMOTIONS[int(ref.argmax())]
     opencv = detect_face(load_detector(), data.astronaut(), 0.5).box
-    assert iou(res["box"], opencv) > 0.5            # the pipeline's detector agrees
+    assert iou(res["detection"], opencv) > 0.5      # the pipeline's detector agrees
+    assert [b["label"] for b in res["bars"]] == EMOTIONS
+    assert [b["value"] for b in res["bars"]] == [f"{p * 100:.1f} %" for p in res["probs"]]
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_page_applies_the_models_crop_rules_and_shows_labels_as_text(exported, tmp_path):
+    """An export whose metadata carries crop rules (margin, square) and a label holding
+    markup: the page crops as the pipeline would and prints the label verbatim."""
+    source = exported[0] / "float32"
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for shard in source.glob("*.bin"):
+        (model_dir / shard.name).symlink_to(shard)
+    spec = json.loads((source / "model.json").read_text())
+    fer = spec["userDefinedMetadata"]["fer"]
+    fer["crop"] = {"margin": 0.2, "square": True, "confidence": 0.4}
+    fer["labels"] = ['<img src=x onerror="document.title=1">angry'] + fer["labels"][1:]
+    (model_dir / "model.json").write_text(json.dumps(spec))
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    res = page_result(model_dir, photo, tmp_path / "page.png")
+    assert res["rules"] == fer["crop"]
+    x0, y0, x1, y1 = res["box"]
+    assert abs((x1 - x0) - (y1 - y0)) <= 1                   # squared (up to rounding)
+    assert x1 - x0 >= 1.3 * (res["detection"][2] - res["detection"][0])   # 20 % each side
+    assert_pipeline_crop(res, data.astronaut(), 0.2, True)
+    assert res["bars"][0]["label"] == fer["labels"][0] and res["bars"][0]["elements"] == 0
+    assert [b["label"] for b in res["bars"][1:]] == EMOTIONS[1:]
 
 
 def test_bad_files_show_a_message(exported, tmp_path):

@@ -23,6 +23,9 @@ try {
   await page.waitForFunction(() => window.ferResult, null, { timeout: 120000 });
   const result = await page.evaluate(() => window.ferResult);
   result.status = await page.textContent("#status");
+  result.bars = await page.$$eval("#bars .bar", (bars) => bars.map((b) => ({
+    label: b.querySelector("span").textContent, elements: b.querySelector("span").children.length,
+    value: b.querySelector("b").textContent })));
   result.statusIsError = await page.evaluate(() => document.getElementById("status").className === "error");
   await page.screenshot({ path: shot });
   console.log(JSON.stringify(result));

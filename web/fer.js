@@ -7,17 +7,170 @@ export function ferMeta(model) {
   return meta;
 }
 
-// uint8 RGB [N, S, S, 3] (0-255) -> float32 network input, per the model's metadata.
+// uint8 RGB [N, S, S, 3] (0-255) -> float32 network input, per the model's metadata;
+// the same three modes as fer/models.py normalize().
 export function preprocess(tf, images, meta) {
   return tf.tidy(() => {
     const x = tf.cast(images, "float32");
     if (meta.preprocess === "scale01") return tf.div(x, 255);
+    if (meta.preprocess === "tf") return tf.sub(tf.div(x, 127.5), 1);
     if (meta.preprocess === "caffe") {
       const bgr = tf.reverse(x, -1);
       return tf.sub(bgr, tf.tensor1d(meta.bgr_mean));
     }
     throw new Error(`unknown preprocess ${meta.preprocess}`);
   });
+}
+
+// The pipeline's crop rules (model.json userDefinedMetadata.fer.crop, from the training
+// params); exports made before they travelled there were cropped with these defaults.
+export function cropRules(meta) {
+  return { margin: 0, square: false, confidence: 0.5, ...(meta.crop || {}) };
+}
+
+// Python's round(): halves go to the even neighbour.
+export function roundHalfEven(x) {
+  const f = Math.floor(x), d = x - f;
+  if (d !== 0.5) return d < 0.5 ? f : f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+// A detector's box {x, y, width, height} (pixels) -> integer [x0, y0, x1, y1] clipped to
+// the image, or null below 8 px, as fer/crop.py detect_face() does.
+export function detectionBox(box, width, height) {
+  const x0 = Math.max(0, roundHalfEven(box.x)), y0 = Math.max(0, roundHalfEven(box.y));
+  const x1 = Math.min(width, roundHalfEven(box.x + box.width));
+  const y1 = Math.min(height, roundHalfEven(box.y + box.height));
+  return x1 - x0 < 8 || y1 - y0 < 8 ? null : [x0, y0, x1, y1];
+}
+
+// fer/crop.py expand_box(): optionally squared, enlarged by `margin` of its size on each
+// side, clipped to the image [height, width]; same operations in the same order.
+export function expandBox([x0, y0, x1, y1], [H, W], margin, square) {
+  let w = x1 - x0, h = y1 - y0;
+  const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+  if (square) w = h = Math.max(w, h);
+  w = w * (1 + 2 * margin); h = h * (1 + 2 * margin);
+  return [roundHalfEven(Math.max(0, cx - w / 2)), roundHalfEven(Math.max(0, cy - h / 2)),
+          roundHalfEven(Math.min(W, cx + w / 2)), roundHalfEven(Math.min(H, cy + h / 2))];
+}
+
+// fer/crop.py crop_resize(): the box of an RGB or RGBA image {data, width, height} resized
+// to size x size RGB as cv2.resize does, INTER_AREA when both sides shrink, else
+// INTER_CUBIC, with cv2's own arithmetic: float32 sums, integer cubic weights (x 2048),
+// replicated border, round half to even.
+export function cropResize(image, [x0, y0, x1, y1], size) {
+  const w = x1 - x0, h = y1 - y0;
+  const ch = image.data.length / (image.width * image.height);
+  const area = Math.min(w, h) > size;
+  if (area && integral(w, size) && integral(h, size)) {
+    return blockMean(image, [x0, y0], w / size, h / size, size);
+  }
+  const taps = area ? areaTaps : cubicTaps, vertical = area ? areaSum : cubicSum;
+  const tx = taps(w, size), ty = taps(h, size), rows = new Map();
+  const xs = tx.flatMap((t, dx) => t.map(([sx, wx]) => [dx * 3, sx * ch, wx]));
+  const xd = Int32Array.from(xs, (t) => t[0]), xo = Int32Array.from(xs, (t) => t[1]);
+  const xw = Float32Array.from(xs, (t) => t[2]);
+  const horizontal = (sy) => {                  // one source row, resized in x
+    if (rows.has(sy)) return rows.get(sy);
+    const line = ((y0 + sy) * image.width + x0) * ch, row = new Float32Array(size * 3);
+    for (let k = 0; k < xw.length; k++) {       // float32 stores round each sum as cv2 does
+      const d = xd[k], p = line + xo[k], wx = xw[k];
+      row[d] += Math.fround(image.data[p] * wx);
+      row[d + 1] += Math.fround(image.data[p + 1] * wx);
+      row[d + 2] += Math.fround(image.data[p + 2] * wx);
+    }
+    rows.set(sy, row);
+    return row;
+  };
+  const out = new Uint8Array(size * size * 3);
+  for (let dy = 0; dy < size; dy++) {
+    const src = ty[dy].map(([sy]) => horizontal(sy)), wy = ty[dy].map(([, v]) => v);
+    vertical(src, wy, out.subarray(dy * size * 3, (dy + 1) * size * 3));
+  }
+  return out;
+}
+
+// cv2's vertical area step: float32 running sum of weight x row, rounded.
+function areaSum(rows, weights, out) {
+  const f = Math.fround;
+  for (let i = 0; i < out.length; i++) {
+    let sum = f(weights[0] * rows[0][i]);
+    for (let k = 1; k < rows.length; k++) sum = f(sum + f(weights[k] * rows[k][i]));
+    out[i] = Math.min(255, roundHalfEven(sum));
+  }
+}
+
+// cv2's vectorised vertical cubic step: S0*b0 + (S1*b1 + (S2*b2 + S3*b3)) in float32,
+// b = weight / 2048^2, rounded and saturated.
+function cubicSum([s0, s1, s2, s3], weights, out) {
+  const f = Math.fround, [b0, b1, b2, b3] = weights.map((v) => f(v / 2 ** 22));
+  for (let i = 0; i < out.length; i++) {
+    const v = f(f(s0[i] * b0) + f(f(s1[i] * b1) + f(f(s2[i] * b2) + f(s3[i] * b3))));
+    out[i] = Math.min(255, Math.max(0, roundHalfEven(v)));
+  }
+}
+
+// cv2 takes its fast area path when both factors are integers (1 / (dst / src) within
+// DBL_EPSILON of one); for 2 x 2 blocks it rounds halves up, otherwise sum x float32(1/n).
+function integral(src, dst) {
+  const scale = 1 / (dst / src);
+  return Math.abs(scale - Math.round(scale)) < Number.EPSILON;
+}
+
+function blockMean(image, [x0, y0], kx, ky, size) {
+  const ch = image.data.length / (image.width * image.height);
+  const out = new Uint8Array(size * size * 3);
+  const inv = Math.fround(1 / (kx * ky));
+  for (let dy = 0; dy < size; dy++) {
+    for (let dx = 0; dx < size; dx++) {
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let j = 0; j < ky; j++) {
+          for (let i = 0; i < kx; i++) {
+            sum += image.data[((y0 + dy * ky + j) * image.width + x0 + dx * kx + i) * ch + c];
+          }
+        }
+        out[(dy * size + dx) * 3 + c] = kx === 2 && ky === 2 ? (sum + 2) >> 2
+          : Math.min(255, roundHalfEven(Math.fround(sum * inv)));
+      }
+    }
+  }
+  return out;
+}
+
+// Per output index, [source index, float32 weight] pairs of cv2's area decimation.
+function areaTaps(src, dst) {
+  const scale = 1 / (dst / src), taps = [];
+  for (let d = 0; d < dst; d++) {
+    const f1 = d * scale, f2 = f1 + scale, cell = Math.min(scale, src - f1);
+    const s2 = Math.min(Math.floor(f2), src - 1), s1 = Math.min(Math.ceil(f1), s2);
+    const t = [];
+    if (s1 - f1 > 1e-3) t.push([s1 - 1, Math.fround((s1 - f1) / cell)]);
+    for (let s = s1; s < s2; s++) t.push([s, Math.fround(1 / cell)]);
+    if (f2 - s2 > 1e-3) t.push([s2, Math.fround(Math.min(f2 - s2, 1, cell) / cell)]);
+    taps.push(t);
+  }
+  return taps;
+}
+
+// Per output index, 4 [source index, integer weight] pairs of cv2's bicubic (A = -0.75,
+// half-pixel centres, coefficients in float32 then rounded to 1/2048).
+function cubicTaps(src, dst) {
+  const f = Math.fround, A = -0.75, scale = 1 / (dst / src), taps = [];
+  for (let d = 0; d < dst; d++) {
+    let x = f((d + 0.5) * scale - 0.5);
+    const s = Math.floor(x);
+    x = f(x - s);
+    const x1 = f(x + 1), y = f(1 - x);
+    const c0 = f(f(f(f(f(f(A * x1) - f(5 * A)) * x1) + f(8 * A)) * x1) - f(4 * A));
+    const c1 = f(f(f(f(f((A + 2) * x) - (A + 3)) * x) * x) + 1);
+    const c2 = f(f(f(f(f((A + 2) * y) - (A + 3)) * y) * y) + 1);
+    const c3 = f(f(f(1 - c0) - c1) - c2);
+    taps.push([c0, c1, c2, c3].map((c, k) =>
+      [Math.min(src - 1, Math.max(0, s - 1 + k)), roundHalfEven(c * 2048)]));
+  }
+  return taps;
 }
 
 export function predict(tf, model, images, meta) {

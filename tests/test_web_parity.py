@@ -1,0 +1,133 @@
+"""web/fer.js (run by node through web/check.mjs) against the Python pipeline: input
+normalisation (fer/models.py normalize), the crop box (fer/crop.py expand_box and
+detect_face's rounding) and the crop pixels (fer/crop.py crop_resize)."""
+import json
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from fer.crop import crop_resize, expand_box
+from fer.edge import WEB
+from fer.models import normalize
+
+pytestmark = pytest.mark.skipif(not (WEB / "node_modules" / "@tensorflow" / "tfjs").is_dir(),
+                                reason="needs `npm ci --prefix web`")
+MODES = ("caffe", "scale01", "tf")
+
+
+def js(tmp_path, job):
+    """Run one check.mjs job; returns the path of its output."""
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    out = tmp_path / "out"
+    r = subprocess.run(["node", str(WEB / "check.mjs"), str(tmp_path / "job.json"), str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("backend", ["wasm", "cpu"])
+def test_preprocess_matches_python_normalize(tmp_path, backend):
+    images = np.random.default_rng(0).integers(0, 256, (3, 17, 19, 3), dtype=np.uint8)
+    images[0, 0, 0], images[0, 0, 1] = 0, 255
+    images.tofile(tmp_path / "images.u8")
+    out = js(tmp_path, {"op": "preprocess", "backend": backend, "shape": list(images.shape),
+                        "images": str(tmp_path / "images.u8"), "modes": list(MODES)})
+    got = np.fromfile(out, np.float32).reshape(len(MODES), *images.shape)
+    for mode, x in zip(MODES, got):
+        ref = normalize(images, mode)
+        # float32 rounding of the same two operations: at most 1 ulp of the largest value
+        # (caffe: |x| < 152 -> 1.5e-5; scale01/tf: |x| <= 1 -> 1.2e-7); measured 0 here
+        tol = 1.6e-5 if mode == "caffe" else 1.2e-7
+        assert np.abs(x - ref).max() <= tol, mode
+    assert got[2].min() == -1.0 and got[2].max() == 1.0
+    assert got[1].min() == 0.0 and got[1].max() == 1.0
+
+
+def random_boxes(rng, n):
+    cases = []
+    for i in range(n):
+        H, W = (int(v) for v in rng.integers(16, 900, 2))
+        x0, y0 = int(rng.integers(0, W - 8)), int(rng.integers(0, H - 8))
+        x1, y1 = int(rng.integers(x0 + 8, W + 1)), int(rng.integers(y0 + 8, H + 1))
+        margin = [0.0, 0.1, 0.25, 0.5, float(rng.uniform(0, 0.6))][i % 5]
+        cases.append({"box": [x0, y0, x1, y1], "shape": [H, W], "margin": margin,
+                      "square": bool(i % 2)})
+    # halves that Python rounds to the even neighbour: centre 10.5, side 5 -> 8.0/13.0,
+    # squared 3x8 box in a 20-px image -> x from 5.5 to 13.5
+    cases += [{"box": [8, 0, 13, 8], "shape": [20, 20], "margin": 0.0, "square": True},
+              {"box": [3, 3, 8, 6], "shape": [20, 20], "margin": 0.25, "square": True},
+              {"box": [0, 0, 20, 20], "shape": [20, 20], "margin": 0.5, "square": False}]
+    return cases
+
+
+def test_expand_box_matches_python(tmp_path):
+    cases = random_boxes(np.random.default_rng(1), 4000)
+    got = json.loads(js(tmp_path, {"op": "boxes", "cases": cases}).read_text())
+    ref = [list(expand_box(c["box"], c["shape"], c["margin"], c["square"])) for c in cases]
+    assert got == ref
+    assert sum(g != c["box"] for g, c in zip(got, cases)) > 3000    # the rule did something
+
+
+def test_detection_box_rounds_and_clips_like_detect_face(tmp_path):
+    rng = np.random.default_rng(2)
+    xy = np.round(rng.uniform(-20, 300, (2000, 4)) * 2) / 2      # many exact halves
+    cases = [{"box": {"x": a, "y": b, "width": c, "height": d}, "width": 320, "height": 240}
+             for a, b, c, d in xy.tolist()]
+    cases.append({"box": {"x": 2.5, "y": 3.5, "width": 10, "height": 10},
+                  "width": 99, "height": 99})
+    got = json.loads(js(tmp_path, {"op": "detections", "cases": cases}).read_text())
+    for c, g in zip(cases, got):
+        b = c["box"]
+        # fer/crop.py detect_face: numpy round (half to even), clip, reject below 8 px
+        x0, y0, x1, y1 = np.round([b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]])
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(320, x1), min(240, y1)
+        if c["width"] == 99:
+            assert g == [2, 4, 12, 14]
+        elif x1 - x0 < 8 or y1 - y0 < 8:
+            assert g is None
+        else:
+            assert g == [x0, y0, x1, y1]
+    assert sum(g is None for g in got) > 100 and sum(g is not None for g in got) > 500
+
+
+def test_crop_resize_matches_cv2(tmp_path):
+    rng = np.random.default_rng(3)
+    H, W = 260, 300
+    smooth = np.stack(np.meshgrid(np.linspace(0, 255, W), np.linspace(255, 0, H)), -1)
+    image = np.clip(np.concatenate([smooth, smooth[..., :1]], -1)
+                    + rng.normal(0, 40, (H, W, 3)), 0, 255).astype(np.uint8)
+    image.tofile(tmp_path / "image.u8")
+    cases = [{"box": [10, 20, 250, 240], "size": 224},      # both sides shrink: INTER_AREA
+             {"box": [0, 0, 300, 260], "size": 80},         # area, non-integer factor
+             {"box": [0, 0, 192, 192], "size": 64},         # area, 1/(64/192) is not 3
+             {"box": [0, 0, 160, 160], "size": 80},         # area, 2x2 blocks: halves up
+             {"box": [3, 3, 123, 123], "size": 40},         # area, 3x3 blocks
+             {"box": [40, 30, 100, 90], "size": 224},       # enlarge: INTER_CUBIC
+             {"box": [5, 7, 37, 120], "size": 80},          # one side shrinks: cubic
+             {"box": [0, 200, 80, 260], "size": 80},        # corner, same width: cubic
+             {"box": [13, 17, 45, 49], "size": 32}]         # same size: copy
+    for _ in range(20):
+        x0, y0 = int(rng.integers(0, W - 8)), int(rng.integers(0, H - 8))
+        cases.append({"box": [x0, y0, int(rng.integers(x0 + 8, W + 1)),
+                              int(rng.integers(y0 + 8, H + 1))],
+                      "size": int(rng.choice([32, 48, 75, 80, 224]))})
+    out = js(tmp_path, {"op": "crop", "image": str(tmp_path / "image.u8"), "width": W,
+                        "height": H, "cases": cases}).read_bytes()
+    sizes = [c["size"] ** 2 * 3 for c in cases]
+    assert len(out) == sum(sizes)
+    got = [np.frombuffer(b, np.uint8).reshape(c["size"], c["size"], 3) for c, b in
+           zip(cases, np.split(np.frombuffer(out, np.uint8), np.cumsum(sizes)[:-1]))]
+    try:                                  # cv2's own C++ code, without Intel IPP: exact
+        cv2.setUseOptimized(False)
+        for c, g in zip(cases, got):
+            np.testing.assert_array_equal(g, crop_resize(image, c["box"], c["size"]), str(c))
+    finally:
+        cv2.setUseOptimized(True)
+    # what the pipeline runs (opencv-python on x86 resizes INTER_CUBIC with IPP, which
+    # rounds differently): at most 1 level, on about 4 % of the cubic values here
+    diffs = [np.abs(g.astype(int) - crop_resize(image, c["box"], c["size"]))
+             for c, g in zip(cases, got)]
+    assert max(d.max() for d in diffs) <= 1
+    assert sum((d > 0).sum() for d in diffs) / sum(d.size for d in diffs) < 0.08
