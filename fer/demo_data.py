@@ -217,7 +217,8 @@ def write_pfa(root: Path, sizes: DemoSizes, seed: int) -> int:
                            mouth_w=donor.mouth_w, iris=donor.iris)
         img = _face("pfa", subject, seed, emotion, 1.0, ord(session), sizes.scale,
                     identity=identity)
-        out = root / "KDEF_GAN_PFA" / emotion / f"{session}{sex}{sid:02d}{KDEF_CODE[emotion]}S.JPG"
+        name = f"{session}{sex}{sid:02d}{KDEF_CODE[emotion]}S.JPG"
+        out = root / "KDEF_GAN_PFA" / emotion / name
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(out, quality=92)
         n += 1
