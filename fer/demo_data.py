@@ -115,8 +115,8 @@ def write_kdef(root: Path, sizes: DemoSizes, seed: int) -> int:
                     for angle in angles:
                         jobs.append((session, sex, sid, emotion, angle))
     for session, sex, sid, emotion, angle in tqdm(jobs, desc="demo KDEF", leave=False):
-        img = _face("kdef", _kdef_subject(sex, sid), seed, emotion, 1.0, ord(session) * 10 + len(angle),
-                    sizes.scale, yaw=YAW[angle])
+        img = _face("kdef", _kdef_subject(sex, sid), seed, emotion, 1.0,
+                    ord(session) * 10 + len(angle), sizes.scale, yaw=YAW[angle])
         name = f"{session}{sex}{sid:02d}"
         out = root / "KDEF" / name / f"{name}{KDEF_CODE[emotion]}{angle}.JPG"
         out.parent.mkdir(parents=True, exist_ok=True)
