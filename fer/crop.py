@@ -228,8 +228,9 @@ def detection_summary(info: list[dict], spec: CropSpec, db: str) -> tuple[dict, 
     if rate < spec.min_detection_rate:
         warning = (f"crop {db}: faces found in {rate:.1%} of the images, below "
                    f"crop.min_detection_rate = {spec.min_detection_rate}. Tight face crops "
-                   f"defeat the detector: consider crop.pad (e.g. 0.25) or "
-                   f"data.databases.{db}.detect: false (resize only); the misses are in "
+                   f"defeat the detector: consider crop.pad or data.databases.{db}.pad "
+                   f"(e.g. 0.25), or data.databases.{db}.detect: false (resize only); the "
+                   f"misses are in "
                    f"reports/crop/{db}_misses.csv")
         summary["warning"] = warning
     return summary, warning

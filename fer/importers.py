@@ -36,7 +36,7 @@ COLUMNS = ["path", "label", "subject", "database", "source", "source_subject"]
 CLASS_POLICIES = ("skip", "fail")
 REQUIRED = object()          # marks an option without a default
 NAMING = {"subject_pattern": None, "source_pattern": None, "source_database": None}
-# Options of each kind and their defaults. `detect` is read by the crop stage.
+# Options of each kind and their defaults. STAGE_OPTIONS are read by the crop stage.
 KIND_OPTIONS = {
     "kdef": {"frontal_only": True, "require_all": True},
     "ck": {"peak_frames": 3, "neutral_frames": 1, "class_policy": "skip", "require_all": True},
@@ -46,7 +46,7 @@ KIND_OPTIONS = {
     "csv": {"name": REQUIRED, "csv": REQUIRED, "file_column": "file", "label_column": "label",
             "require_all": True, "class_policy": "fail", **NAMING},
 }
-STAGE_OPTIONS = {"detect": True}
+STAGE_OPTIONS = {"detect": True, "pad": None}   # per-database crop options (stages/crop.py)
 
 
 class DatasetError(ValueError):

@@ -13,7 +13,10 @@ def main(db: str) -> None:
     params = load_params()
     opts = dict(params["crop"])
     workers = opts.pop("workers")
-    spec = CropSpec(**opts, detect=params["data"]["databases"][db].get("detect", True))
+    entry = params["data"]["databases"][db]
+    if entry.get("pad") is not None:            # a per-database override of crop.pad
+        opts["pad"] = entry["pad"]
+    spec = CropSpec(**opts, detect=entry.get("detect", True))
     manifest = pd.read_csv(f"build/import/{db}/manifest.csv", keep_default_na=False,
                            dtype={"subject": str, "source_subject": str})
     images, info = crop_faces(list(manifest["path"]), spec, workers=workers, desc=f"crop {db}")

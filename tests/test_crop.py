@@ -122,3 +122,27 @@ def test_detect_false_is_reported_as_not_run(tight):
     assert summary == {"images": 5, "detect": False, "detected": None,
                        "detection_rate": None}
     assert warning is None
+
+
+def test_crop_stage_per_database_pad_and_metrics(tight, tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from stages import crop, import_data
+    root = Path(tight[0]).parent.parent
+    params = {"data": {"databases": {"tight": {
+                  "kind": "folders", "name": "tight48", "path": str(root),
+                  "class_policy": "skip", "require_all": False, "pad": 0.25}}},
+              "crop": {"size": 48, "confidence": 0.5, "no_face": "center", "margin": 0.0,
+                       "square": True, "pad": 0.0, "min_detection_rate": 0.9, "workers": 1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    import_data.main("tight")
+    crop.main("tight")
+    report = json.loads(Path("metrics/crop/tight.json").read_text())
+    assert report["images"] == report["kept"] == 36 and report["pad"] == 0.25
+    assert report["detection_rate"] >= 0.9 and "warning" not in report
+    misses = Path("reports/crop/tight_misses.csv").read_text().splitlines()
+    assert len(misses) == 1 + 36 - report["detected"]
