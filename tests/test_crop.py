@@ -99,14 +99,14 @@ def test_pad_finds_tight_crops_and_low_rates_warn(tight):
     spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9)
     _, info = crop_faces(tight, spec, workers=1)
     summary, warning = detection_summary(info, spec, "tight48")
-    assert summary["detection_rate"] < 0.6                       # measured 0.47
+    assert summary["detection_rate"] < 0.5                       # measured 0.24
     assert "crop.pad" in warning and "data.databases.tight48.detect: false" in warning
     assert summary["warning"] == warning
 
     spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9, pad=0.25, square=True)
     images, info = crop_faces(tight, spec, workers=1)
     summary, warning = detection_summary(info, spec, "tight48")
-    assert summary["detection_rate"] >= 0.9 and warning is None  # measured 0.95
+    assert summary["detection_rate"] >= 0.9 and warning is None  # measured 0.93
     assert summary["pad"] == 0.25 and len(images) == summary["detected"]
     boxes = [i["box"] for i in info if i["detected"]]
     assert all(0 <= x0 < x1 <= 48 and 0 <= y0 < y1 <= 48 for x0, y0, x1, y1 in boxes)
