@@ -76,16 +76,52 @@ def detect_face(net, rgb: np.ndarray, confidence: float = 0.5) -> Detection | No
     return Detection((int(x0), int(y0), int(x1), int(y1)), float(best[2]))
 
 
+def detect_padded(net, rgb: np.ndarray, confidence: float = 0.5,
+                  pad: float = 0.0) -> Detection | None:
+    """detect_face on the image with a border of `pad` x its height (top, bottom) and
+    width (left, right) in its mean colour; the box is mapped back to the image."""
+    if pad <= 0:
+        return detect_face(net, rgb, confidence)
+    h, w = rgb.shape[:2]
+    py, px = int(round(pad * h)), int(round(pad * w))
+    fill = [float(c) for c in rgb.reshape(-1, rgb.shape[2]).mean(axis=0)]
+    padded = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=fill)
+    det = detect_face(net, padded, confidence)
+    if det is None:
+        return None
+    x0, y0, x1, y1 = det.box
+    x0, x1 = min(max(x0 - px, 0), w), min(max(x1 - px, 0), w)
+    y0, y1 = min(max(y0 - py, 0), h), min(max(y1 - py, 0), h)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    return Detection((x0, y0, x1, y1), det.confidence)
+
+
+def _span(centre: float, size: float, limit: int, keep_size: bool) -> tuple[int, int]:
+    """[lo, hi) of length `size` around `centre` within [0, limit]: clipped, or
+    (keep_size) shifted inside so the length is kept (size <= limit)."""
+    if keep_size:
+        n = int(round(size))
+        lo = min(max(int(round(centre - n / 2)), 0), limit - n)
+        return lo, lo + n
+    return int(round(max(0.0, centre - size / 2))), int(round(min(limit, centre + size / 2)))
+
+
 def expand_box(box, shape, margin: float, square: bool) -> tuple:
+    """The detected box enlarged by `margin` on each side. Square: the side is the
+    longer side (times the margin), capped at the image's shorter side, and the square is
+    shifted inside the image rather than clipped, so the crop is never distorted."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    if square:
-        w = h = max(w, h)
-    w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
     H, W = shape[:2]
-    nx0, ny0 = int(round(max(0, cx - w / 2))), int(round(max(0, cy - h / 2)))
-    nx1, ny1 = int(round(min(W, cx + w / 2))), int(round(min(H, cy + h / 2)))
+    if square:
+        side = min(max(w, h) * (1 + 2 * margin), H, W)
+        nx0, nx1 = _span(cx, side, W, True)
+        ny0, ny1 = _span(cy, side, H, True)
+        return nx0, ny0, nx1, ny1
+    nx0, nx1 = _span(cx, w * (1 + 2 * margin), W, False)
+    ny0, ny1 = _span(cy, h * (1 + 2 * margin), H, False)
     return nx0, ny0, nx1, ny1
 
 
@@ -110,8 +146,15 @@ class CropSpec:
     margin: float = 0.0          # box enlargement on each side, fraction of its size
     square: bool = False         # paper: the detected rectangle, resized (no squaring)
     detect: bool = True          # False for databases that are already face crops
+    pad: float = 0.0             # border before detection, fraction of the image size
+    min_detection_rate: float = 0.0   # warn below this rate
 
     def __post_init__(self):
+        if not 0 <= self.pad <= 2:
+            raise ValueError(f"crop.pad must be in [0, 2], got {self.pad}")
+        if not 0 <= self.min_detection_rate <= 1:
+            raise ValueError(f"crop.min_detection_rate must be in [0, 1], got "
+                             f"{self.min_detection_rate}")
         if self.no_face not in NO_FACE_POLICIES:
             raise ValueError(f"crop.no_face must be one of {NO_FACE_POLICIES}, "
                              f"got {self.no_face!r}")
@@ -130,7 +173,7 @@ def _crop_one(args):
     if spec.detect:
         if _NET is None:
             _NET = load_detector()
-        det = detect_face(_NET, rgb, spec.confidence)
+        det = detect_padded(_NET, rgb, spec.confidence, spec.pad)
     if det is not None:
         box = expand_box(det.box, rgb.shape, spec.margin, spec.square)
         return crop_resize(rgb, box, spec.size), box, det.confidence, True
@@ -140,14 +183,15 @@ def _crop_one(args):
     if spec.detect and spec.no_face == "skip":
         return None, None, 0.0, False
     box = center_box(rgb.shape)
-    return crop_resize(rgb, box, spec.size), box, 0.0, not spec.detect
+    return crop_resize(rgb, box, spec.size), box, 0.0, False if spec.detect else None
 
 
 def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "crop",
                preloaded: np.ndarray | None = None):
     """Detect and crop every image; returns (images, info) in input order.
 
-    `info` has one dict per input (box, confidence, detected, kept). Images for
+    `info` has one dict per input (box, confidence, detected, kept); `detected` is
+    None when detection did not run (`detect: false`). Images for
     skipped inputs are left out of `images`. Runs on `workers` processes.
     """
     jobs = [(p, spec, None if preloaded is None else preloaded[i])
@@ -167,3 +211,26 @@ def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "
             images.append(img)
     stack = np.stack(images) if images else np.zeros((0, spec.size, spec.size, 3), np.uint8)
     return stack, info
+
+
+def detection_summary(info: list[dict], spec: CropSpec, db: str) -> tuple[dict, str | None]:
+    """The detection part of metrics/crop/<db>.json and a warning when the rate is below
+    `crop.min_detection_rate`. With `detect: false` detection did not run: the rate is
+    null, not 100 %."""
+    n = len(info)
+    if not spec.detect:
+        return {"images": n, "detect": False, "detected": None, "detection_rate": None}, None
+    detected = sum(bool(i["detected"]) for i in info)
+    rate = detected / n if n else 0.0
+    summary = {"images": n, "detect": True, "detected": detected,
+               "detection_rate": round(rate, 4), "pad": spec.pad}
+    warning = None
+    if rate < spec.min_detection_rate:
+        warning = (f"crop {db}: faces found in {rate:.1%} of the images, below "
+                   f"crop.min_detection_rate = {spec.min_detection_rate}. Tight face crops "
+                   f"defeat the detector: consider crop.pad or data.databases.{db}.pad "
+                   f"(e.g. 0.25), or data.databases.{db}.detect: false (resize only); the "
+                   f"misses are in "
+                   f"reports/crop/{db}_misses.csv")
+        summary["warning"] = warning
+    return summary, warning

@@ -7,9 +7,19 @@ the demo data exactly as they read the licensed originals:
   CK+/cohn-kanade-images/S005/001/S005_001_00000001.png   640x490 gray, neutral -> peak
   CK+/Emotion/S005/001/S005_001_00000008_emotion.txt      "   3.0000000e+00"
   jaffe/KA.AN1.39.tiff                           256x256 8-bit gray TIFF (some palette)
-  KDEF_GAN_PFA/<emotion>/<file>.JPG, actors/<emotion>/<file>.jpg
+  KDEF_GAN_PFA/<emotion>/AF01HAS.JPG            the KDEF face it derives from, with the
+                                                 eyes, nose and mouth of another identity
+  actors/<emotion>/<file>.jpg
 
-Usage: python -m fer.demo_data data [--scale demo|paper] [--seed 0]
+With --extras, two "bring your own database" stand-ins (README "Real data layout"):
+
+  tight48/<label>/S001_HA_1.png     48x48 gray tight face crops, a contempt/ folder, no
+                                    neutral/ (FER2013-like: defeats the SSD without crop.pad)
+  labelled_csv/images/S001_003_00000012.png + labelled_csv/labels.csv (image, expression):
+                                    duplicate rows, a conflicting row, unlisted images and
+                                    a row without a file
+
+Usage: python -m fer.demo_data data [--scale demo|paper] [--seed 0] [--extras]
 """
 from __future__ import annotations
 
@@ -19,16 +29,17 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from .atomic import atomic_dir
-from .faces import STYLES, expression_for, random_identity, render_face
+from .faces import STYLES, Style, expression_for, random_identity, render_face
 from .labels import CK_EMOTIONS, EMOTIONS, JAFFE_EMOTIONS, JAFFE_SUBJECTS, KDEF_ANGLES, \
     KDEF_EMOTIONS
 
-DB_IDS = {"kdef": 1, "ck": 2, "jaffe": 3, "pfa": 4, "actor": 5}
+DB_IDS = {"kdef": 1, "ck": 2, "jaffe": 3, "pfa": 4, "actor": 5, "tight": 6, "csv": 7}
 YAW = {"FL": -1.0, "HL": -0.5, "S": 0.0, "HR": 0.5, "FR": 1.0}
 KDEF_CODE = {v: k for k, v in KDEF_EMOTIONS.items()}
 JAFFE_CODE = {v: k for k, v in JAFFE_EMOTIONS.items()}
@@ -76,12 +87,21 @@ def _style(name: str, scale: float):
     return replace(s, width=int(s.width * scale), height=int(s.height * scale))
 
 
+def _identity(db: str, subject: int, seed: int):
+    return random_identity(_rng(seed, DB_IDS[db], subject))
+
+
 def _face(db: str, subject: int, seed: int, emotion: str, intensity: float, key: int,
-          scale: float, yaw: float = 0.0) -> np.ndarray:
-    identity = random_identity(_rng(seed, DB_IDS[db], subject))
+          scale: float, yaw: float = 0.0, identity=None, style: Style | None = None
+          ) -> np.ndarray:
+    identity = identity or _identity(db, subject, seed)
     rng = _rng(seed, DB_IDS[db], subject, EMOTIONS.index(emotion) if emotion else 9, key)
-    return render_face(identity, expression_for(emotion, intensity, rng), _style(db, scale),
-                       rng, yaw=yaw)
+    return render_face(identity, expression_for(emotion, intensity, rng),
+                       style or _style(db, scale), rng, yaw=yaw)
+
+
+def _kdef_subject(sex: str, sid: int) -> int:
+    return (0 if sex == "F" else 100) + sid
 
 
 def write_kdef(root: Path, sizes: DemoSizes, seed: int) -> int:
@@ -95,9 +115,8 @@ def write_kdef(root: Path, sizes: DemoSizes, seed: int) -> int:
                     for angle in angles:
                         jobs.append((session, sex, sid, emotion, angle))
     for session, sex, sid, emotion, angle in tqdm(jobs, desc="demo KDEF", leave=False):
-        subject = (0 if sex == "F" else 100) + sid
-        img = _face("kdef", subject, seed, emotion, 1.0, ord(session) * 10 + len(angle),
-                    sizes.scale, yaw=YAW[angle])
+        img = _face("kdef", _kdef_subject(sex, sid), seed, emotion, 1.0,
+                    ord(session) * 10 + len(angle), sizes.scale, yaw=YAW[angle])
         name = f"{session}{sex}{sid:02d}"
         out = root / "KDEF" / name / f"{name}{KDEF_CODE[emotion]}{angle}.JPG"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,21 +200,99 @@ def write_label_folders(root: Path, db: str, folder: str, per_emotion: int, seed
     return n
 
 
-def make_demo_data(root, scale: str = "demo", seed: int = 0) -> dict:
+def write_pfa(root: Path, sizes: DemoSizes, seed: int) -> int:
+    """One face per frontal KDEF (session, subject, emotion), named after the KDEF photo
+    it derives from (`AF01HAS.JPG` in `happy/`): that subject's face, hair and skin with
+    the eyes, nose and mouth of a second identity, as the face-swapped PFA set."""
+    n = 0
+    jobs = [(session, sex, sid, emotion) for emotion in EMOTIONS
+            for session in sizes.pfa_sessions for sex in "FM"
+            for sid in range(1, sizes.kdef_per_sex + 1)]
+    for session, sex, sid, emotion in tqdm(jobs, desc="demo KDEF_GAN_PFA", leave=False):
+        subject = _kdef_subject(sex, sid)
+        donor = random_identity(_rng(seed, DB_IDS["pfa"], subject, ord(session),
+                                     EMOTIONS.index(emotion)))
+        identity = replace(_identity("kdef", subject, seed), eye_gap=donor.eye_gap,
+                           eye_size=donor.eye_size, nose_len=donor.nose_len,
+                           mouth_w=donor.mouth_w, iris=donor.iris)
+        img = _face("pfa", subject, seed, emotion, 1.0, ord(session), sizes.scale,
+                    identity=identity)
+        name = f"{session}{sex}{sid:02d}{KDEF_CODE[emotion]}S.JPG"
+        out = root / "KDEF_GAN_PFA" / emotion / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(out, quality=92)
+        n += 1
+    return n
+
+
+# A face filling a 192-px canvas, cut above the brows and below the mouth, then
+# shrunk to 48 px: the tight crops of FER2013-like sets.
+TIGHT_STYLE = Style(192, 192, 0.44, (0.5, 0.56), (150, 150, 150), light=0.1, noise=3.0,
+                    jitter=0.01)
+TIGHT_LABELS = ("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise")
+
+
+def _tight_face(db: str, subject: int, seed: int, label: str, key: int,
+                size: int = 48) -> np.ndarray:
+    drawn = "disgust" if label == "contempt" else label      # contempt drawn as a smirk
+    img = _face(db, subject, seed, drawn, 1.0, key, 1.0, style=TIGHT_STYLE)
+    return cv2.resize(img[..., 0], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def write_tight_crops(root: Path, seed: int, subjects: int = 6, folder: str = "tight48"
+                      ) -> int:
+    """`<label>/S001_HA_1.png`: 48x48 gray tight crops, one per subject and label, with
+    a contempt/ folder and no neutral/ (class policy, require_all, crop.pad)."""
+    n = 0
+    for label in TIGHT_LABELS:
+        out = root / folder / label
+        out.mkdir(parents=True, exist_ok=True)
+        for s in range(1, subjects + 1):
+            Image.fromarray(_tight_face("tight", s, seed, label, 0)).save(
+                out / f"S{s:03d}_{label[:2].upper()}_1.png")
+            n += 1
+    return n
+
+
+def write_labelled_csv(root: Path, seed: int, subjects: int = 4,
+                       folder: str = "labelled_csv") -> int:
+    """images/S001_003_00000012.png + labels.csv (columns image, expression): one image
+    per subject and emotion, listed with 2 duplicate rows, 1 file listed with two labels,
+    2 images not listed and 1 row naming a file that does not exist."""
+    images = root / folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rows, n = [], 0
+    for s in range(1, subjects + 1):
+        for e, emotion in enumerate(EMOTIONS):
+            name = f"S{s:03d}_{e + 1:03d}_{10 + s:08d}.png"
+            Image.fromarray(_tight_face("csv", s, seed, emotion, e, 64)).save(images / name)
+            rows.append((f"images/{name}", emotion))
+            n += 1
+    del rows[-2:]                                                 # on disk, not in the csv
+    rows += [rows[0], rows[7]]                                    # exact duplicates
+    rows.append((rows[1][0], "happy" if rows[1][1] != "happy" else "sad"))   # conflict
+    rows.append(("images/S099_001_00000001.png", "angry"))        # no such file
+    lines = ["image,expression"] + [f"{f},{label}" for f, label in rows]
+    (root / folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return n
+
+
+def make_demo_data(root, scale: str = "demo", seed: int = 0, extras: bool = False) -> dict:
     """Write all demo databases under `root` (atomically); returns file counts."""
     sizes = SIZES[scale]
     root = Path(root)
-    pfa_per_emotion = len(sizes.pfa_sessions) * 2 * sizes.kdef_per_sex
     with atomic_dir(root) as tmp:
         counts = {
             "KDEF": write_kdef(tmp, sizes, seed),
             "CK+": write_ck(tmp, sizes, seed),
             "jaffe": write_jaffe(tmp, sizes, seed),
-            "KDEF_GAN_PFA": write_label_folders(tmp, "pfa", "KDEF_GAN_PFA", pfa_per_emotion,
-                                                seed, sizes.scale, ".JPG"),
+            "KDEF_GAN_PFA": write_pfa(tmp, sizes, seed),
             "actors": write_label_folders(tmp, "actor", "actors", sizes.actors_per_emotion,
                                           seed, sizes.scale, ".jpg"),
         }
+        if extras:
+            counts["tight48"] = write_tight_crops(tmp, seed)
+            counts["labelled_csv"] = write_labelled_csv(tmp, seed)
         (tmp / "DEMO_DATA.txt").write_text(
             f"Synthetic demo faces written by `python -m fer.demo_data` (scale={scale}, "
             f"seed={seed}).\nReplace these folders with the licensed databases for real "
@@ -208,6 +305,8 @@ def main(argv=None) -> int:
     p.add_argument("root", type=Path, help="where to write (e.g. data)")
     p.add_argument("--scale", choices=sorted(SIZES), default="demo")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extras", action="store_true",
+                   help="also write the tight48/ and labelled_csv/ stand-ins")
     p.add_argument("--if-empty", action="store_true",
                    help="do nothing if ROOT already holds files (your own data)")
     args = p.parse_args(argv)
@@ -219,7 +318,7 @@ def main(argv=None) -> int:
         return 2
     if args.root.exists():
         shutil.rmtree(args.root)
-    counts = make_demo_data(args.root, args.scale, args.seed)
+    counts = make_demo_data(args.root, args.scale, args.seed, args.extras)
     for k, v in counts.items():
         print(f"{k:>14}: {v} files")
     return 0

@@ -13,10 +13,10 @@ KDEF_EMOTIONS = {"AF": "fear", "AN": "angry", "DI": "disgust", "HA": "happy",
 KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")  # full left, half left, straight, ...
 KDEF_FRONTAL = "S"
 
-# CK+ Emotion/*.txt codes; 2 (contempt) is not one of the seven and is dropped.
+# CK+ Emotion/*.txt codes; 2 (contempt) is not one of the seven: the database's
+# `class_policy` skips (default) or rejects it.
 CK_EMOTIONS = {0: "neutral", 1: "angry", 2: "contempt", 3: "disgust", 4: "fear",
                5: "happy", 6: "sad", 7: "surprise"}
-CK_DROPPED = {"contempt"}
 
 # JAFFE file names: <subject>.<emotion><n>.<id>.tiff, e.g. KA.AN1.39.tiff
 JAFFE_EMOTIONS = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy",
@@ -40,10 +40,16 @@ FER2013_EMOTIONS = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad",
                     5: "surprise", 6: "neutral"}
 
 
+def lookup_label(name: str) -> str | None:
+    """The canonical emotion a folder/label name stands for, or None if it is outside the
+    seven (contempt, a typo, ...): the caller applies the database's class policy."""
+    return LABEL_ALIASES.get(str(name).strip().lower())
+
+
 def canonical_label(name: str, where: str) -> str:
     """Map a folder/label name to a canonical emotion or raise naming `where`."""
-    key = name.strip().lower()
-    if key not in LABEL_ALIASES:
+    label = lookup_label(name)
+    if label is None:
         raise ValueError(f"{where}: unknown emotion label {name!r}; expected one of "
                          f"{sorted(set(LABEL_ALIASES))}")
-    return LABEL_ALIASES[key]
+    return label

@@ -5,13 +5,16 @@ import sys
 from PIL import Image
 
 from fer.atomic import atomic_dir, write_json
-from fer.importers import import_database
+from fer.importers import import_entry
 from fer.params import load_params
 
 
 def main(db: str) -> None:
-    spec = dict(load_params()["data"]["databases"][db])
-    result = import_database(spec.pop("kind"), spec.pop("path"), **spec)
+    databases = load_params()["data"]["databases"]
+    if db not in databases:
+        raise SystemExit(f"data.databases.{db}: no such database in params.yaml; known: "
+                         f"{', '.join(databases)}")
+    result = import_entry(db, databases[db])
     report = result.report()
     manifest = result.manifest
     with atomic_dir(f"build/import/{db}") as tmp:
@@ -24,7 +27,8 @@ def main(db: str) -> None:
         manifest.to_csv(tmp / "manifest.csv", index=False)
     write_json(f"metrics/import/{db}.json", report)
     skipped = ", ".join(f"{n} {why}" for why, n in report["skipped"].items()) or "none"
-    print(f"import {db}: {report['images']} images, {report['subjects']} subjects, "
+    print(f"import {db}: {report['images']} images, {report['subjects']} subjects "
+          f"({report['train_only']} train-only images without a source subject), "
           f"classes {report['classes']}; skipped: {skipped}")
 
 

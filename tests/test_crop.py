@@ -49,3 +49,100 @@ def test_two_workers_match_one(demo_root):
     two, info2 = crop_faces(paths, CropSpec(size=48), workers=2)
     assert np.array_equal(one, two) and info1 == info2
     assert np.mean([i["detected"] for i in info1]) >= 0.9     # demo faces are detectable
+
+
+# --- pre-cropped faces (issue 9) ------------------------------------------------------
+
+from fer.crop import detect_padded, detection_summary, expand_box  # noqa: E402
+from fer.demo_data import write_tight_crops  # noqa: E402
+
+
+def test_square_box_stays_square_at_the_image_border():
+    # a 20x40 face touching the left border of a 60x60 image: the 40x40 square must be
+    # shifted inside, not clipped to 30x40 (a distorted resize)
+    assert expand_box((0, 10, 20, 50), (60, 60), 0.0, True) == (0, 10, 40, 50)
+    assert expand_box((40, 0, 60, 30), (60, 60), 0.0, True) == (30, 0, 60, 30)
+    # with a margin the side grows, capped at the shorter image side
+    x0, y0, x1, y1 = expand_box((10, 5, 30, 45), (48, 80), 0.25, True)
+    assert x1 - x0 == y1 - y0 == 48 and 0 <= x0 and x1 <= 80 and y1 <= 48
+    for box, shape in [((3, 7, 51, 40), (64, 64)), ((100, 20, 180, 150), (160, 200)),
+                       ((0, 0, 48, 48), (48, 48)), ((5, 30, 25, 47), (48, 48))]:
+        for margin in (0.0, 0.1, 0.3):
+            x0, y0, x1, y1 = expand_box(box, shape, margin, True)
+            assert x1 - x0 == y1 - y0 and x0 >= 0 and y0 >= 0
+            assert x1 <= shape[1] and y1 <= shape[0]
+    # without square: the enlarged rectangle, clipped (unchanged behaviour)
+    assert expand_box((0, 10, 20, 50), (60, 60), 0.0, False) == (0, 10, 20, 50)
+    assert expand_box((10, 10, 30, 50), (60, 60), 0.5, False) == (0, 0, 40, 60)
+
+
+def test_padding_maps_boxes_back_to_the_image():
+    img = data.astronaut()
+    net = load_detector()
+    plain = detect_face(net, img, 0.5).box
+    padded = detect_padded(net, img, 0.5, pad=0.25).box
+    inter = (max(0, min(plain[2], padded[2]) - max(plain[0], padded[0]))
+             * max(0, min(plain[3], padded[3]) - max(plain[1], padded[1])))
+    area = lambda b: (b[2] - b[0]) * (b[3] - b[1])            # noqa: E731
+    assert inter / (area(plain) + area(padded) - inter) > 0.8  # same face, same place
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tight")
+    write_tight_crops(root, seed=0)
+    return sorted(str(p) for p in (root / "tight48").rglob("*.png"))
+
+
+def test_pad_finds_tight_crops_and_low_rates_warn(tight):
+    assert len(tight) == 42
+    spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9)
+    _, info = crop_faces(tight, spec, workers=1)
+    summary, warning = detection_summary(info, spec, "tight48")
+    assert summary["detection_rate"] < 0.5                       # measured 0.24
+    assert "crop.pad" in warning and "data.databases.tight48.detect: false" in warning
+    assert summary["warning"] == warning
+
+    spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9, pad=0.25, square=True)
+    images, info = crop_faces(tight, spec, workers=1)
+    summary, warning = detection_summary(info, spec, "tight48")
+    assert summary["detection_rate"] >= 0.9 and warning is None  # measured 0.93
+    assert summary["pad"] == 0.25 and len(images) == summary["detected"]
+    boxes = [i["box"] for i in info if i["detected"]]
+    assert all(0 <= x0 < x1 <= 48 and 0 <= y0 < y1 <= 48 for x0, y0, x1, y1 in boxes)
+    assert all(x1 - x0 == y1 - y0 for x0, y0, x1, y1 in boxes)  # crop.square
+
+
+def test_detect_false_is_reported_as_not_run(tight):
+    spec = CropSpec(size=32, detect=False, min_detection_rate=0.9)
+    images, info = crop_faces(tight[:5], spec, workers=1)
+    assert images.shape == (5, 32, 32, 3)
+    assert [i["detected"] for i in info] == [None] * 5
+    summary, warning = detection_summary(info, spec, "tight48")
+    assert summary == {"images": 5, "detect": False, "detected": None,
+                       "detection_rate": None}
+    assert warning is None
+
+
+def test_crop_stage_per_database_pad_and_metrics(tight, tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from stages import crop, import_data
+    root = Path(tight[0]).parent.parent
+    params = {"data": {"databases": {"tight": {
+                  "kind": "folders", "name": "tight48", "path": str(root),
+                  "class_policy": "skip", "require_all": False, "pad": 0.25}}},
+              "crop": {"size": 48, "confidence": 0.5, "no_face": "center", "margin": 0.0,
+                       "square": True, "pad": 0.0, "min_detection_rate": 0.9, "workers": 1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    import_data.main("tight")
+    crop.main("tight")
+    report = json.loads(Path("metrics/crop/tight.json").read_text())
+    assert report["images"] == report["kept"] == 36 and report["pad"] == 0.25
+    assert report["detection_rate"] >= 0.9 and "warning" not in report
+    misses = Path("reports/crop/tight_misses.csv").read_text().splitlines()
+    assert len(misses) == 1 + 36 - report["detected"]

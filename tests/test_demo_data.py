@@ -4,7 +4,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from fer.demo_data import SIZES, make_demo_data
+from fer.demo_data import (SIZES, make_demo_data, write_labelled_csv,
+                            write_tight_crops)
 from fer.labels import JAFFE_SUBJECTS
 
 
@@ -42,6 +43,14 @@ def test_native_layouts_and_counts(demo_root):
     for folder in ("KDEF_GAN_PFA", "actors"):
         assert sorted(p.name for p in (root / folder).iterdir()) == [
             "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    # each PFA face is named after the frontal KDEF photo it derives from, in the folder
+    # of that photo's emotion: one per KDEF (session, subject, emotion) of pfa_sessions
+    pfa = sorted((root / "KDEF_GAN_PFA").rglob("*.JPG"))
+    kdef_frontal = {p.name: p for p in frontal}
+    code = {"AF": "fear", "AN": "angry", "DI": "disgust", "HA": "happy", "NE": "neutral",
+            "SA": "sad", "SU": "surprise"}
+    assert len(pfa) == counts["KDEF_GAN_PFA"] == 7 * 2 * s.kdef_per_sex * len(s.pfa_sessions)
+    assert all(p.name in kdef_frontal and p.parent.name == code[p.name[4:6]] for p in pfa)
 
 
 def _digest(root):
@@ -62,3 +71,26 @@ def test_deterministic(demo_root, tmp_path):
     a = np.asarray(Image.open(next((root / "jaffe").glob("KA.AN1.*"))))
     b = np.asarray(Image.open(next((other / "jaffe").glob("KA.AN1.*"))))
     assert not np.array_equal(a, b)
+
+
+def test_bring_your_own_stand_ins(tmp_path):
+    assert write_tight_crops(tmp_path, seed=0) == 42
+    tight = tmp_path / "tight48"
+    assert sorted(p.name for p in tight.iterdir()) == [
+        "angry", "contempt", "disgust", "fear", "happy", "sad", "surprise"]   # no neutral
+    for p in tight.rglob("*.png"):
+        assert re.fullmatch(r"S00[1-6]_[A-Z]{2}_1", p.stem)
+        with Image.open(p) as im:
+            assert im.size == (48, 48) and im.mode == "L"
+    assert write_labelled_csv(tmp_path, seed=0) == 28
+    lines = (tmp_path / "labelled_csv" / "labels.csv").read_text().splitlines()
+    assert lines[0] == "image,expression" and len(lines) == 1 + 26 + 2 + 1 + 1
+    rows = [tuple(line.split(",")) for line in lines[1:]]
+    assert len(rows) - len(set(rows)) == 2                        # exact duplicate rows
+    files = [f for f, _ in rows]
+    assert len({f for f in files if len({lab for g, lab in rows if g == f}) > 1}) == 1
+    on_disk = {f"images/{p.name}" for p in (tmp_path / "labelled_csv" / "images").iterdir()}
+    assert len(on_disk - set(files)) == 2 and len(set(files) - on_disk) == 1
+    again = tmp_path / "again"
+    write_tight_crops(again, seed=0)
+    assert _digest(again / "tight48") == _digest(tight)

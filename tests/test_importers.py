@@ -73,11 +73,13 @@ def test_bad_input_errors_name_the_problem(tmp_path, demo_root):
     bad.unlink()
     for p in kdef.rglob("*SUS.JPG"):
         p.unlink()
-    with pytest.raises(DatasetError, match=r"no images of class\(es\) surprise"):
+    with pytest.raises(DatasetError, match=r"no images of class\(es\) surprise.*require_all"):
         import_kdef(kdef)
     unknown = tmp_path / "folders"
     (unknown / "bored").mkdir(parents=True)
-    with pytest.raises(ValueError, match=r"bored: unknown emotion label 'bored'"):
+    shutil.copy(kdef / "AF01" / "AF01ANS.JPG", unknown / "bored" / "a.jpg")
+    with pytest.raises(DatasetError, match=r"bored/a\.jpg: label 'bored' is not one of the "
+                       r"seven emotions .* set the x options\.class_policy: skip"):
         import_label_folders(unknown, "x")
     ck = tmp_path / "CK+"
     shutil.copytree(root / "CK+", ck)
@@ -105,3 +107,202 @@ def test_fer2013_csv(tmp_path):
     pd.DataFrame(rows).to_csv(csv, index=False)
     with pytest.raises(DatasetError, match=r"fer2013\.csv: row 5: unknown FER2013 emotion"):
         import_fer2013(csv)
+
+
+# --- bring your own databases (issue 9) and source subjects (issue 12) ------------------
+
+import csv  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+from sklearn.model_selection import GroupKFold  # noqa: E402
+
+from fer.demo_data import write_labelled_csv, write_tight_crops  # noqa: E402
+from fer.importers import import_entry  # noqa: E402
+from fer.params import ROOT  # noqa: E402
+
+SUBJECT = r"^(?P<subject>S\d+)_"
+
+
+@pytest.fixture(scope="module")
+def byod(tmp_path_factory):
+    root = tmp_path_factory.mktemp("byod")
+    return root, write_tight_crops(root, seed=0), write_labelled_csv(root, seed=0)
+
+
+def _csv_spec(root, **extra):
+    return {"kind": "csv", "name": "mine", "path": str(root / "labelled_csv"),
+            "csv": "labels.csv", "file_column": "image", "label_column": "expression",
+            "subject_pattern": SUBJECT, **extra}
+
+
+def test_csv_database_counts_duplicates_conflicts_and_unlisted(byod):
+    root, _, n_images = byod
+    # what the csv holds, read here independently of the importer
+    with open(root / "labelled_csv" / "labels.csv") as f:
+        table = list(csv.DictReader(f))
+    by_file = {}
+    for row in table:
+        by_file.setdefault(row["image"], []).append(row["expression"])
+    on_disk = {f"images/{p.name}" for p in (root / "labelled_csv" / "images").iterdir()}
+    conflicting = {f for f, labels in by_file.items() if len(set(labels)) > 1}
+    without_file = set(by_file) - on_disk
+    unlisted = on_disk - set(by_file)
+    good = set(by_file) - conflicting - without_file
+    assert (len(conflicting), len(without_file), len(unlisted)) == (1, 1, 2)
+
+    res = import_entry("mine", _csv_spec(root))
+    m, report = res.manifest, res.report()
+    assert len(m) == len(good) == n_images - 3
+    assert {Path(p).relative_to(root / "labelled_csv").as_posix() for p in m["path"]} == good
+    assert all(by_file[f"images/{Path(p).name}"][0] == label
+               for p, label in zip(m["path"], m["label"]))
+    assert report["skipped"] == {"conflicting labels in the csv": 1,
+                                 "listed in the csv, no such file": 1,
+                                 "image not listed in the csv": 2}
+    assert report["skipped_examples"]["listed in the csv, no such file"].endswith(
+        "S099_001_00000001.png")
+    assert report["csv"]["rows"] == len(table)
+    assert report["csv"]["duplicate_rows_collapsed"] == len(table) - len(by_file) - 1
+    assert report["csv"]["conflicts"] == {f: sorted(set(by_file[f])) for f in conflicting}
+    assert sorted(m["subject"].unique()) == ["S001", "S002", "S003", "S004"]
+    assert (m["source_subject"] == "mine/" + m["subject"]).all()
+
+    with pytest.raises(DatasetError, match=r"labels\.csv: no column 'file' "
+                       r"\(data\.databases\.mine\.file_column\)"):
+        import_entry("mine", _csv_spec(root, file_column="file"))
+    with pytest.raises(DatasetError, match=r"missing required option\(s\) csv"):
+        import_entry("mine", {k: v for k, v in _csv_spec(root).items() if k != "csv"})
+
+
+def test_subject_pattern_gives_real_subjects_or_names_the_file(byod, tmp_path):
+    root, _, _ = byod
+    spec = {"kind": "folders", "name": "tight48", "path": str(root / "tight48"),
+            "class_policy": "skip", "require_all": False, "subject_pattern": SUBJECT}
+    m = import_entry("tight", spec).manifest
+    names = [Path(p).name for p in m["path"]]
+    assert list(m["subject"]) == [n.split("_")[0] for n in names]
+    assert m["subject"].nunique() == 6
+    assert (m["source_subject"] == "tight48/" + m["subject"]).all()
+    # without a pattern: every file its own subject, and no source subject (train-only)
+    plain = import_entry("tight", {**spec, "subject_pattern": None}).manifest
+    assert plain["subject"].nunique() == len(plain) and (plain["source_subject"] == "").all()
+
+    odd = tmp_path / "odd"
+    shutil.copytree(root / "tight48", odd)
+    shutil.copy(odd / "happy" / "S001_HA_1.png", odd / "happy" / "portrait.png")
+    with pytest.raises(DatasetError, match=r"happy/portrait\.png: file name does not match "
+                       r"data\.databases\.tight\.subject_pattern"):
+        import_entry("tight", {**spec, "path": str(odd)})
+    with pytest.raises(DatasetError, match=r"subject_pattern: .* no named group"):
+        import_entry("tight", {**spec, "subject_pattern": r"^S\d+"})
+
+
+def test_class_policy_and_require_all(byod, demo_root, tmp_path):
+    root, n_tight, _ = byod
+    spec = {"kind": "folders", "name": "tight48", "path": str(root / "tight48")}
+    with pytest.raises(DatasetError, match=r"contempt/S001_CO_1\.png: label 'contempt' is not "
+                       r"one of the seven.*data\.databases\.tight\.class_policy: skip"):
+        import_entry("tight", spec)
+    with pytest.raises(DatasetError, match=r"no images of class\(es\) neutral.*"
+                       r"data\.databases\.tight\.require_all: false"):
+        import_entry("tight", {**spec, "class_policy": "skip"})
+    res = import_entry("tight", {**spec, "class_policy": "skip", "require_all": False})
+    contempt = len(list((root / "tight48" / "contempt").iterdir()))
+    assert len(res.manifest) == n_tight - contempt == 36
+    assert res.report()["skipped"] == {"contempt (not one of the seven)": contempt}
+    assert res.report()["skipped_examples"]["contempt (not one of the seven)"].endswith(
+        "contempt/S001_CO_1.png")
+    assert res.report()["classes"]["neutral"] == 0
+
+    demo, _ = demo_root
+    ck = {"kind": "ck", "path": str(demo / "CK+")}
+    with pytest.raises(DatasetError, match=r"_emotion\.txt: label 'contempt'.*"
+                       r"data\.databases\.ck\.class_policy: skip"):
+        import_entry("ck", {**ck, "class_policy": "fail"})
+    assert import_entry("ck", ck).skipped["contempt (not one of the seven)"] == 4
+
+
+def test_options_are_checked_by_kind(byod):
+    root, _, _ = byod
+    tight = str(root / "tight48")
+    cases = [
+        ({"kind": "folders", "path": tight},           # was KeyError: 'name'
+         r"data\.databases\.x: missing required option\(s\) name for kind 'folders'"),
+        ({"kind": "folders", "name": "t", "path": tight, "nmae": "t"},
+         r"data\.databases\.x: unknown option\(s\) nmae for kind 'folders'; known: .*name"),
+        ({"kind": "kdef", "path": tight, "class_policy": "skip"},
+         r"unknown option\(s\) class_policy for kind 'kdef'"),
+        ({"kind": "folder", "path": tight}, r"data\.databases\.x\.kind: unknown database kind"),
+        ({"name": "t", "path": tight}, r"data\.databases\.x: missing required option\(s\) kind"),
+        ({"kind": "folders", "name": "t", "path": tight, "class_policy": "drop"},
+         r"data\.databases\.x\.class_policy: must be one of skip, fail, got 'drop'"),
+        ({"kind": "folders", "name": "t", "path": tight, "source_database": "KDEF"},
+         r"data\.databases\.x: source_database needs source_pattern too"),
+    ]
+    for spec, message in cases:
+        with pytest.raises(DatasetError, match=message):
+            import_entry("x", spec)
+
+
+def _configured(key, demo):
+    """The entry of conf/data/default.yaml, pointed at the demo data."""
+    spec = dict(yaml.safe_load((ROOT / "conf/data/default.yaml").read_text())
+                ["databases"][key])
+    spec["path"] = str(demo / Path(spec["path"]).relative_to("data"))
+    return spec
+
+
+def test_source_subject_links_pfa_faces_to_their_kdef_person(demo_root):
+    demo, _ = demo_root
+    kdef = import_entry("kdef", _configured("kdef", demo)).manifest
+    pfa = import_entry("pfa", _configured("pfa", demo)).manifest
+    # the person, read here from the KDEF names: AF01ANS.JPG -> sex F, id 01
+    person = {Path(p).name: Path(p).name[1:4] for p in kdef["path"]}
+    kdef_source = dict(zip(kdef["path"].map(lambda p: person[Path(p).name]),
+                           kdef["source_subject"]))
+    assert len(kdef_source) == 8 and all(v.startswith("KDEF/") for v in kdef_source.values())
+    for path, source in zip(pfa["path"], pfa["source_subject"]):
+        name = Path(path).name
+        assert re.fullmatch(r"[AB][FM]\d\d(AF|AN|DI|HA|NE|SA|SU)S\.JPG", name)
+        assert name in person                       # named after an existing KDEF photo
+        assert source == kdef_source[name[1:4]]     # ... and linked to that person's rows
+    assert set(pfa["source_subject"]) == set(kdef["source_subject"])
+
+    both = pd.concat([kdef, pfa], ignore_index=True)
+    who = both["source_subject"].to_numpy()
+
+    def leaks(groups):
+        """Folds where one person is on both sides."""
+        k = min(5, len(set(groups)))
+        return sum(bool(set(who[tr]) & set(who[va]))
+                   for tr, va in GroupKFold(k).split(who, groups=groups))
+    assert leaks(both["path"].to_numpy()) > 0           # grouping by file leaks
+    assert leaks(both["database"].to_numpy()) > 0       # grouping by database leaks
+    assert leaks(who) == 0                              # by source subject it does not
+
+
+def test_every_configured_database_has_source_subjects(demo_root):
+    demo, _ = demo_root
+    expected = {"kdef": r"KDEF/[FM]\d\d", "ck": r"CK\+/S\d{3}", "jaffe": r"JAFFE/[A-Z]{2}",
+                "pfa": r"KDEF/[FM]\d\d", "actors": r""}   # actors: names carry no subject
+    for key, pattern in expected.items():
+        m = import_entry(key, _configured(key, demo)).manifest
+        assert list(m.columns)[-1] == "source_subject"
+        assert m["source_subject"].str.fullmatch(pattern).all(), key
+
+
+def test_import_stage_writes_the_counts(byod, tmp_path, monkeypatch):
+    from stages import import_data
+    root, _, _ = byod
+    params = {"data": {"databases": {"mine": _csv_spec(root)}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    import_data.main("mine")
+    report = json.loads(Path("metrics/import/mine.json").read_text())
+    assert report["images"] == 25 and report["train_only"] == 0
+    assert report["skipped"]["image not listed in the csv"] == 2
+    manifest = pd.read_csv("build/import/mine/manifest.csv", keep_default_na=False)
+    assert manifest["source_subject"].str.fullmatch(r"mine/S00[1-4]").all()

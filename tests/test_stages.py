@@ -29,4 +29,5 @@ def test_fer2013_csv_through_import_and_crop(tmp_path, monkeypatch):
     assert ds.images.shape == (21, 80, 80, 3) and ds.images.dtype == np.uint8
     assert ds.manifest["label"].value_counts().to_dict() == {e: 3 for e in EMOTIONS}
     report = json.loads((tmp_path / "metrics/crop/fer.json").read_text())
-    assert report["kept"] == 21 and report["detected"] == 21      # detect: false keeps all
+    assert report["kept"] == 21                                   # detect: false keeps all
+    assert report["detect"] is False and report["detection_rate"] is None   # not run
