@@ -44,15 +44,32 @@ export function detectionBox(box, width, height) {
   return x1 - x0 < 8 || y1 - y0 < 8 ? null : [x0, y0, x1, y1];
 }
 
-// fer/crop.py expand_box(): optionally squared, enlarged by `margin` of its size on each
-// side, clipped to the image [height, width]; same operations in the same order.
+// [lo, hi) of length `size` around `centre` within [0, limit]: clipped, or (keepSize)
+// shifted inside so the length is kept -- fer/crop.py _span().
+function span(centre, size, limit, keepSize) {
+  if (keepSize) {
+    const n = roundHalfEven(size);
+    const lo = Math.min(Math.max(roundHalfEven(centre - n / 2), 0), limit - n);
+    return [lo, lo + n];
+  }
+  return [roundHalfEven(Math.max(0, centre - size / 2)),
+          roundHalfEven(Math.min(limit, centre + size / 2))];
+}
+
+// fer/crop.py expand_box(): enlarged by `margin` of its size on each side and clipped to
+// the image [height, width]; square: the longer side (times the margin, capped at the
+// image's shorter side), shifted inside the image; same operations in the same order.
 export function expandBox([x0, y0, x1, y1], [H, W], margin, square) {
-  let w = x1 - x0, h = y1 - y0;
+  const w = x1 - x0, h = y1 - y0;
   const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
-  if (square) w = h = Math.max(w, h);
-  w = w * (1 + 2 * margin); h = h * (1 + 2 * margin);
-  return [roundHalfEven(Math.max(0, cx - w / 2)), roundHalfEven(Math.max(0, cy - h / 2)),
-          roundHalfEven(Math.min(W, cx + w / 2)), roundHalfEven(Math.min(H, cy + h / 2))];
+  if (square) {
+    const side = Math.min(Math.max(w, h) * (1 + 2 * margin), H, W);
+    const [nx0, nx1] = span(cx, side, W, true), [ny0, ny1] = span(cy, side, H, true);
+    return [nx0, ny0, nx1, ny1];
+  }
+  const [nx0, nx1] = span(cx, w * (1 + 2 * margin), W, false);
+  const [ny0, ny1] = span(cy, h * (1 + 2 * margin), H, false);
+  return [nx0, ny0, nx1, ny1];
 }
 
 // fer/crop.py crop_resize(): the box of an RGB or RGBA image {data, width, height} resized
