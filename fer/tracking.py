@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -165,7 +166,7 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
     the process (see `process_tags`).
 
     With `resume_file`: if it holds the id of a run of this experiment recorded with the
-    same `resume_key` (the fingerprint of the stage's resume state), that run is
+    same `resume_key` (the fingerprint of the stage's resume state) and `params`, it is
     continued (status back to RUNNING); otherwise a new run is started and its id is
     written there atomically. The caller deletes the file with its resume state."""
     import mlflow
@@ -174,16 +175,20 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
     all_tags = {"git_commit": git_commit(),
                 "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
                 **process_tags(), **(tags or {})}
-    run_id = _resumable_run(exp_id, resume_file, resume_key)
+    logged = {k: str(v)[:500] for k, v in flat(params or {}).items()}
+    # a run is continued only with the same parameters (MLflow forbids changing them)
+    key = hashlib.sha256(json.dumps([resume_key, logged], sort_keys=True).encode()
+                         ).hexdigest()[:16]
+    run_id = _resumable_run(exp_id, resume_file, key)
     if run_id:
         print(f"MLflow: continuing run {run_id} ({run_name})")
     with mlflow.start_run(run_id=run_id, experiment_id=exp_id,
                           run_name=None if run_id else run_name, nested=nested,
                           tags=all_tags) as run:
         if resume_file is not None and not run_id:
-            write_json(resume_file, {"run_id": run.info.run_id, "key": resume_key})
-        if params:     # re-logging identical values on a resumed run is allowed
-            mlflow.log_params({k: str(v)[:500] for k, v in flat(params).items()})
+            write_json(resume_file, {"run_id": run.info.run_id, "key": key})
+        if logged:     # re-logging identical values on a resumed run is allowed
+            mlflow.log_params(logged)
         yield run
 
 

@@ -121,7 +121,11 @@ def test_killed_run_is_marked_killed_then_continued_with_whole_history(tmp_path,
     # a resume file written for other resume state (another key) starts a new run
     with mlflow_run("resume", "job", resume_file=resume, resume_key="k2") as fresh:
         assert fresh.info.run_id != run_id
-    assert json.loads(resume.read_text()) == {"run_id": fresh.info.run_id, "key": "k2"}
+    assert json.loads(resume.read_text())["run_id"] == fresh.info.run_id
+    # and so does the same key with other parameters (MLflow cannot change a param)
+    with mlflow_run("resume", "job", params={"epochs": 6}, resume_file=resume,
+                    resume_key="k2") as other_params:
+        assert other_params.info.run_id != fresh.info.run_id
 
 
 def test_live_runs_are_not_marked_killed(store):
