@@ -115,8 +115,9 @@ def inception_h5(tmp_path_factory):
 
 def test_inception_features_from_a_local_weights_file(inception_h5):
     ex = FeatureExtractor("inception", weights=str(inception_h5))
+    md5 = hashlib.md5(inception_h5.read_bytes()).hexdigest()
     assert ex.identity == {"kid_features": "inception", "kid_weights": str(inception_h5),
-                           "kid_weights_md5": hashlib.md5(inception_h5.read_bytes()).hexdigest()}
+                           "kid_weights_md5": md5}
     imgs = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     feats = ex(imgs)
     assert feats.shape == (3, 2048) and np.isfinite(feats).all()
