@@ -4,8 +4,9 @@ Kept checkpoints (epoch >= keep_from, every keep_every, and the last epoch) are 
 by KID against the real images of that emotion; the lowest score is the chosen
 generator. Training state (both networks, both optimizers, the noise step, the scores so
 far) is saved to `state_dir` every `sample_every` epochs; a run that finds a state with
-the same fingerprint there resumes from it and ends with the same weights as an
-uninterrupted run (every random draw is keyed by seed and epoch/step).
+the same `fingerprint` (data, parameters, KID extractor, code) there resumes from it and
+ends with the same weights as an uninterrupted run (every random draw is keyed by seed
+and epoch/step).
 """
 from __future__ import annotations
 
@@ -68,10 +69,31 @@ def resize_all(images: np.ndarray, size: int) -> np.ndarray:
                      for im in images])
 
 
-def fingerprint(emotion, real, spec: GanSpec, train: GanTrainSpec, features: str) -> str:
+# The code that shapes the training state: a change to any of these files (or to the
+# library versions) invalidates a saved state.
+CODE_FILES = tuple(Path(__file__).parent / f for f in ("gan.py", "gan_train.py", "kid.py"))
+
+
+def fingerprint(emotion: str, real_uint8: np.ndarray, spec: GanSpec, train: GanTrainSpec,
+                features: dict, extra: dict | None = None, code_files=CODE_FILES) -> str:
+    """Key of the resume state: everything the state (networks, optimizers, history,
+    KID scores, kept checkpoints, sample grids) depends on. The real images' bytes and
+    shape; every architecture and training parameter; the KID extractor and its weights'
+    md5 (not their path); the bytes of `code_files`; the TensorFlow, Keras and NumPy
+    versions; and `extra`, the caller's parameters that shape its output from the state
+    (the stage passes its `gan` group and `crop.size`, `n_generate` included: the state
+    lives only until the stage completes, so this costs no reuse)."""
+    import keras
+    import tensorflow as tf
+    real = np.ascontiguousarray(real_uint8)
     h = hashlib.sha256()
-    h.update(json.dumps([emotion, asdict(spec), asdict(train), features]).encode())
-    h.update(np.ascontiguousarray(real).tobytes())
+    h.update(json.dumps([emotion, asdict(spec), asdict(train), real.shape, str(real.dtype),
+                         features.get("kid_features"), features.get("kid_weights_md5"),
+                         tf.__version__, keras.__version__, np.__version__, extra or {}],
+                        sort_keys=True, default=str).encode())
+    h.update(real.tobytes())
+    for f in code_files:
+        h.update(hashlib.sha256(Path(f).read_bytes()).digest())
     return h.hexdigest()[:16]
 
 
@@ -81,29 +103,46 @@ def _save_state(state_dir: Path, gan, record: dict) -> None:
         (tmp / "record.json").write_text(json.dumps(record))
 
 
+def saved_state(state_dir, fp: str) -> dict | None:
+    """The record saved in `state_dir` if it was saved under fingerprint `fp`."""
+    f = Path(state_dir) / "state" / "record.json"
+    if f.is_file():
+        record = json.loads(f.read_text())
+        if record["fingerprint"] == fp:
+            return record
+    return None
+
+
 def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
-                      train: GanTrainSpec, extractor, state_dir, log=None) -> dict:
+                      train: GanTrainSpec, extractor, state_dir, log=None,
+                      key_extra: dict | None = None) -> dict:
     """Train, score and choose; returns the record with the chosen generator loaded
     as record['generator'], per-epoch history, and the folders of the kept checkpoints
-    and sample grids (both inside `state_dir`, so a resumed run keeps the earlier ones).
-    `log(epoch, metrics)` is called after every epoch if given."""
+    and sample grids (both inside `state_dir`, so a resumed run keeps the earlier ones);
+    record['resumed_from'] is the epoch the run resumed after (0: trained from scratch).
+    A stale state is discarded (`state`, `checkpoints`, `samples`); other files in
+    `state_dir` are the caller's. `log(epoch, metrics)` is called after every epoch;
+    `key_extra` goes into the state's `fingerprint`."""
     state_dir = Path(state_dir)
     samples_dir = state_dir / "samples"
+    if len(real_uint8) < 2:
+        raise ValueError(f"GAN {emotion}: needs at least 2 training images, "
+                         f"got {len(real_uint8)}")
+    fp = fingerprint(emotion, real_uint8, spec, train, extractor.identity, key_extra)
     real = resize_all(real_uint8, spec.image_size)
-    if len(real) < 2:
-        raise ValueError(f"GAN {emotion}: needs at least 2 training images, got {len(real)}")
     x = to_tanh_range(real)
-    fp = fingerprint(emotion, real, spec, train, extractor.name)
     gan = make_gan(spec, train.lr, train.beta_1, train.seed)
     record = {"fingerprint": fp, "epoch": 0, "history": [], "kid": {}}
     ckpt_dir = state_dir / "checkpoints"
-    state_file = state_dir / "state" / "record.json"
-    if state_file.is_file() and json.loads(state_file.read_text())["fingerprint"] == fp:
-        record = json.loads(state_file.read_text())
+    saved = saved_state(state_dir, fp)
+    if saved:
+        record = saved
         load_state_arrays(gan, np.load(state_dir / "state" / "arrays.npz"))
         print(f"GAN {emotion}: resuming after epoch {record['epoch']}")
-    else:
-        shutil.rmtree(state_dir, ignore_errors=True)
+    else:       # stale or no state; other files in state_dir (the caller's) are kept
+        for sub in ("state", "checkpoints", "samples"):
+            shutil.rmtree(state_dir / sub, ignore_errors=True)
+    resumed_from = record["epoch"]
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     real_features = extractor(real)
     kept = set(train.kept_epochs())
@@ -139,6 +178,7 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
     best = min(record["kid"], key=lambda e: (record["kid"][e], int(e)))
     gan.generator.load_weights(ckpt_dir / f"epoch_{int(best):05d}.weights.h5")
     record["chosen_epoch"] = int(best)
+    record["resumed_from"] = resumed_from
     record["generator"] = gan.generator
     record["checkpoint_dir"] = str(ckpt_dir)
     record["samples_dir"] = str(samples_dir)

@@ -1,21 +1,30 @@
 """Kernel Inception Distance: unbiased MMD^2 with the cubic polynomial kernel
 k(x, y) = (x.y / d + 1)^3 between feature sets of two image sets (Binkowski et al. 2018).
 
-Features: InceptionV3 global-average-pooled activations (2048-d) at 299x299 when its
-ImageNet weights are available offline (already in the Keras cache, or a local .h5
-path); otherwise the documented fallback `pixels`: each image resized to 16x16 RGB and
-scaled to [-1, 1] (768-d). Pixel-space KID still ranks checkpoints (closer colour,
-layout and shape statistics score lower), but its values are not comparable with
-Inception KID values from papers; the chosen extractor is recorded with every score.
+Features, chosen explicitly by `gan.kid_features` (never by what happens to be on disk):
+- `inception`: InceptionV3 global-average-pooled activations (2048-d) at 299x299 with the
+  weights named by `gan.kid_weights`: `imagenet` (Keras's no-top file, from its cache
+  `~/.keras/models/` or downloaded there) or the path of a local no-top weights `.h5`.
+  Weights that cannot be had are an error, not a silent switch to pixels.
+- `pixels`: each image resized to 16x16 RGB and scaled to [-1, 1] (768-d). Pixel-space
+  KID still ranks checkpoints (closer colour, layout and shape statistics score lower),
+  but its values are not comparable with Inception KID values from papers.
+The extractor and the weights file's md5 (`FeatureExtractor.identity`) are recorded
+with the scores.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+KID_FEATURES = ("pixels", "inception")
 INCEPTION_NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
+                 f"inception_v3/{INCEPTION_NOTOP}")
+INCEPTION_NOTOP_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
 
 
 def kid(x: np.ndarray, y: np.ndarray) -> float:
@@ -38,32 +47,60 @@ def pixel_features(images: np.ndarray, size: int = 16) -> np.ndarray:
     return small.reshape(len(images), -1).astype(np.float32) / 127.5 - 1.0
 
 
-def inception_weights_path(weights: str = "imagenet") -> Path | None:
-    """A local InceptionV3 no-top weights file, or None (never downloads)."""
-    if weights not in ("imagenet", "auto"):
-        p = Path(weights)
-        return p if p.is_file() else None
-    cached = Path.home() / ".keras" / "models" / INCEPTION_NOTOP
-    return cached if cached.is_file() else None
+def file_md5(path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inception_weights_file(weights: str = "imagenet", cache_dir=None) -> Path:
+    """The local InceptionV3 no-top weights file for `gan.kid_weights`: `imagenet` goes
+    through Keras's cache (`cache_dir`, default ~/.keras) and downloads only if the file
+    is not there; anything else is a path. Clear error when neither works."""
+    if weights != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"gan.kid_weights: InceptionV3 weights file {path} not "
+                                    "found (expected imagenet or a local no-top .h5)")
+        return path
+    import keras
+    try:
+        return Path(keras.utils.get_file(INCEPTION_NOTOP, INCEPTION_URL, cache_subdir="models",
+                                         file_hash=INCEPTION_NOTOP_MD5, cache_dir=cache_dir))
+    except Exception as e:  # offline, proxy, corrupt cache ...
+        raise RuntimeError(
+            f"gan.kid_features=inception, gan.kid_weights=imagenet: the InceptionV3 ImageNet "
+            f"weights are not cached and could not be downloaded ({type(e).__name__}: {e}). "
+            f"Offline, put {INCEPTION_NOTOP} in ~/.keras/models/, or set gan.kid_weights to "
+            "a local no-top .h5, or gan.kid_features=pixels") from None
 
 
 class FeatureExtractor:
-    """`name` is 'inception' or 'pixels'; call it on uint8 (N, S, S, 3) images."""
+    """KID features `kind` ('pixels' or 'inception'; weights `imagenet` or a .h5 path);
+    call it on uint8 (N, S, S, 3) images."""
 
-    def __init__(self, kind: str = "auto", weights: str = "imagenet"):
-        path = inception_weights_path(weights)
-        if kind == "inception" and path is None:
-            raise FileNotFoundError(
-                f"gan.kid_features=inception but no InceptionV3 weights file is available "
-                f"offline (looked for ~/.keras/models/{INCEPTION_NOTOP}); use "
-                "kid_features=auto or pixels")
-        self.name = "inception" if (kind == "inception" or (kind == "auto" and path)) \
-            else "pixels"
-        self._model = None
-        if self.name == "inception":
+    def __init__(self, kind: str, weights: str = "imagenet", cache_dir=None):
+        if kind not in KID_FEATURES:
+            raise ValueError(f"gan.kid_features must be one of {', '.join(KID_FEATURES)}, "
+                             f"got {kind!r}")
+        self.name = kind
+        self.weights = self.weights_md5 = self._model = None
+        if kind == "inception":
+            path = inception_weights_file(weights, cache_dir)
+            self.weights, self.weights_md5 = weights, file_md5(path)
             import keras
             self._model = keras.applications.InceptionV3(
-                include_top=False, weights=str(path), pooling="avg", input_shape=(299, 299, 3))
+                include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
+            self._model.load_weights(path)
+
+    @property
+    def identity(self) -> dict:
+        """What the features depend on: recorded with the scores, part of the GAN
+        resume key."""
+        return {"kid_features": self.name, "kid_weights": self.weights,
+                "kid_weights_md5": self.weights_md5}
 
     def __call__(self, images: np.ndarray, batch: int = 32) -> np.ndarray:
         if self._model is None:

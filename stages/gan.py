@@ -1,5 +1,6 @@
-"""DVC stage gan@<emotion>: train that emotion's DCGAN on cropped KDEF faces (+ actor
-photos), choose the checkpoint with the lowest KID, generate KDEF_GAN_Q images."""
+"""DVC stage gan@<emotion>: train that emotion's DCGAN on the cropped faces of gan.source
+(KDEF) and gan.extra_source (actor photos), choose the checkpoint with the lowest KID,
+generate the images of the part gan.part (KDEF_GAN_Q)."""
 import shutil
 import sys
 from pathlib import Path
@@ -9,11 +10,12 @@ import numpy as np
 from fer.atomic import atomic_dir, atomic_file, write_json
 from fer.dataset import load_dataset
 from fer.gan import GanSpec, generate
-from fer.gan_train import GanTrainSpec, image_grid, resize_all, save_png, train_emotion_gan
+from fer.gan_train import (GanTrainSpec, fingerprint, image_grid, resize_all, save_png,
+                           train_emotion_gan)
 from fer.kid import FeatureExtractor
 from fer.layout import CROP_DIR, DERIVED_DIR
 from fer.params import load_params
-from fer.tracking import mlflow_run
+from fer.tracking import metric_logger, mlflow_run
 
 
 def training_images(emotion: str, sources: list[str]) -> np.ndarray:
@@ -35,16 +37,19 @@ def main(emotion: str) -> None:
                          keep_from=g["keep_from"], keep_every=g["keep_every"],
                          kid_images=g["kid_images"], seed=g["seed"])
     real = training_images(emotion, [g["source"], g["extra_source"]])
-    extractor = FeatureExtractor(g["kid_features"])
-    with mlflow_run("dcgan", f"dcgan-{emotion}", params={"gan": g, "emotion": emotion,
-                    "train_images": len(real), "kid_features": extractor.name}):
+    extractor = FeatureExtractor(g["kid_features"], g["kid_weights"])
+    # the training state and the MLflow run that logs it resume together, under one key
+    state_dir = Path(f".cache/gan/{emotion}")
+    key_extra = {"gan": g, "crop_size": params["crop"]["size"]}
+    key = fingerprint(emotion, real, spec, train, extractor.identity, key_extra)
+    with mlflow_run("dcgan", f"dcgan-{emotion}", params={
+            "gan": g, "emotion": emotion, "train_images": len(real), **extractor.identity},
+            resume_file=state_dir / "mlflow_run.json", resume_key=key) as run:
         import mlflow
-
-        def log(epoch, metrics):
-            mlflow.log_metrics(metrics, step=epoch)
-
-        record = train_emotion_gan(emotion, real, spec, train, extractor,
-                                   f".cache/gan/{emotion}", log=log)
+        log = metric_logger(run.info.run_id)
+        record = train_emotion_gan(emotion, real, spec, train, extractor, state_dir,
+                                   log=lambda epoch, metrics: log(metrics, step=epoch),
+                                   key_extra=key_extra)
         size = params["crop"]["size"]
         images = resize_all(generate(record["generator"], g["n_generate"], g["seed"] + 1000),
                             size)
@@ -66,15 +71,15 @@ def main(emotion: str) -> None:
         summary = {"emotion": emotion, "train_images": int(len(real)),
                    "chosen_epoch": record["chosen_epoch"],
                    "chosen_kid": record["kid"][str(record["chosen_epoch"])],
-                   "kid_features": extractor.name, "kid": record["kid"],
+                   **extractor.identity, "kid": record["kid"],
                    "generated": int(len(images)),
                    "final_d_loss": record["history"][-1]["d_loss"],
                    "final_g_loss": record["history"][-1]["g_loss"]}
         write_json(f"metrics/gan/{emotion}.json", summary)
-        mlflow.log_metric("chosen_epoch", record["chosen_epoch"])
+        log({"chosen_epoch": record["chosen_epoch"]})
         mlflow.log_artifacts(str(samples_dir), "samples")
         mlflow.log_artifact(f"reports/gan/{emotion}_kid.csv")
-    shutil.rmtree(f".cache/gan/{emotion}", ignore_errors=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
     print(f"GAN {emotion}: {len(real)} training images, chosen epoch {record['chosen_epoch']} "
           f"(KID {summary['chosen_kid']:.4f}, {extractor.name} features), "
           f"{len(images)} images -> {DERIVED_DIR / g['part'] / emotion}")

@@ -1,12 +1,24 @@
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from keras import layers
 
+import fer.kid
+from fer.dataset import save_dataset
 from fer.gan import GanSpec, build_discriminator, build_generator, generate, make_gan
-from fer.gan_train import GanTrainSpec, train_emotion_gan
+from fer.gan_train import CODE_FILES, GanTrainSpec, fingerprint, saved_state, train_emotion_gan
 from fer.kid import FeatureExtractor, kid, pixel_features
+from fer.params import ROOT, compose
 
 
 def test_paper_architecture_at_224():
@@ -68,19 +80,44 @@ def test_kid_self_and_noise(demo_root):
     assert far > 1.0
     assert abs(kid(f, f)) < 0.01 * far
     assert abs(kid(f[::2], f[1::2])) < 0.05 * far     # two halves of one database: close
-    assert FeatureExtractor("pixels").name == "pixels"
-    with pytest.raises(FileNotFoundError, match="no InceptionV3 weights"):
+    assert FeatureExtractor("pixels").identity == {
+        "kid_features": "pixels", "kid_weights": None, "kid_weights_md5": None}
+
+
+def test_kid_features_are_explicit_and_missing_weights_fail(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="gan.kid_features must be one of pixels, "
+                                         "inception, got 'auto'"):
+        FeatureExtractor("auto")
+    with pytest.raises(FileNotFoundError, match="gan.kid_weights: InceptionV3 weights file "
+                                                "/nonexistent.h5 not found"):
         FeatureExtractor("inception", weights="/nonexistent.h5")
+    # offline: nothing in the (empty) Keras cache and the download fails (a closed
+    # loopback port stands for the unreachable storage.googleapis.com)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(fer.kid, "INCEPTION_URL", f"http://127.0.0.1:{port}/notop.h5")
+    with pytest.raises(RuntimeError, match="gan.kid_weights=imagenet: the InceptionV3 "
+                                           "ImageNet weights are not cached"):
+        FeatureExtractor("inception", weights="imagenet", cache_dir=tmp_path / "keras")
 
 
-def test_inception_features_from_a_local_weights_file(tmp_path):
+@pytest.fixture(scope="module")
+def inception_h5(tmp_path_factory):
+    """Random-init InceptionV3 no-top weights: the real architecture, made offline."""
     import keras
     net = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
                                          input_shape=(299, 299, 3))
-    path = tmp_path / "inception_notop.weights.h5"
+    path = tmp_path_factory.mktemp("kid") / "inception_notop.weights.h5"
     net.save_weights(path)
-    ex = FeatureExtractor("auto", weights=str(path))
-    assert ex.name == "inception"
+    return path
+
+
+def test_inception_features_from_a_local_weights_file(inception_h5):
+    ex = FeatureExtractor("inception", weights=str(inception_h5))
+    md5 = hashlib.md5(inception_h5.read_bytes()).hexdigest()
+    assert ex.identity == {"kid_features": "inception", "kid_weights": str(inception_h5),
+                           "kid_weights_md5": md5}
     imgs = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     feats = ex(imgs)
     assert feats.shape == (3, 2048) and np.isfinite(feats).all()
@@ -106,6 +143,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     with pytest.raises(Killed):
         train_emotion_gan("sad", real, spec, train, ex, tmp_path / "b", log=die_at_3)
     resumed = train_emotion_gan("sad", real, spec, train, ex, tmp_path / "b")
+    assert (full["resumed_from"], resumed["resumed_from"]) == (0, 2)
     assert sorted(full["kid"]) == ["2", "4", "6"]
     assert full["kid"] == pytest.approx(resumed["kid"], rel=1e-6)
     assert full["chosen_epoch"] == resumed["chosen_epoch"]
@@ -114,3 +152,146 @@ def test_resume_equals_uninterrupted(tmp_path):
     for record in (full, resumed):                 # grids from before the kill survive
         assert sorted(p.name for p in Path(record["samples_dir"]).iterdir()) == [
             "epoch_00002.png", "epoch_00004.png", "epoch_00006.png"]
+
+
+def test_resume_state_is_keyed_by_content_params_and_code(tmp_path):
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    spec = GanSpec(image_size=16, blocks=2)
+    train = GanTrainSpec(epochs=4, batch_size=4, sample_every=2, keep_from=2, keep_every=2,
+                         kid_images=8, seed=1)
+    ex = FeatureExtractor("pixels")
+    extra = {"n_generate": 20}
+
+    def die_at_3(epoch, metrics):
+        if epoch == 3:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        train_emotion_gan("sad", real, spec, train, ex, tmp_path / "s", log=die_at_3,
+                          key_extra=extra)
+
+    def epoch(*args, **kw):
+        state = saved_state(tmp_path / "s", fingerprint(*args, **kw))
+        return state["epoch"] if state else 0
+
+    assert epoch("sad", real, spec, train, ex.identity, extra) == 2        # unchanged
+    assert epoch("sad", real.copy(), spec, train, ex.identity, dict(extra)) == 2
+    other = real.copy()
+    other[5, 7, 7, 1] ^= 1                                    # one bit, same size
+    assert epoch("sad", other, spec, train, ex.identity, extra) == 0
+    assert epoch("sad", real, spec, GanTrainSpec(**{**train.__dict__, "lr": 1e-4}),
+                 ex.identity, extra) == 0
+    assert epoch("sad", real, GanSpec(image_size=16, blocks=2, variant="bn_gap"), train,
+                 ex.identity, extra) == 0
+    assert epoch("sad", real, spec, train, ex.identity, {"n_generate": 21}) == 0
+    assert epoch("sad", real, spec, train, {**ex.identity, "kid_features": "inception",
+                                           "kid_weights_md5": "0" * 32}, extra) == 0
+    # the bytes of the GAN code: a one-character edit of a copy of fer/gan.py
+    code = [tmp_path / f.name for f in CODE_FILES]
+    for f, c in zip(CODE_FILES, code):
+        shutil.copy(f, c)
+    same = fingerprint("sad", real, spec, train, ex.identity, extra, code_files=code)
+    assert same == fingerprint("sad", real, spec, train, ex.identity, extra)
+    code[0].write_text(code[0].read_text() + " ")
+    assert fingerprint("sad", real, spec, train, ex.identity, extra, code_files=code) != same
+
+    # through the trainer: other params never resume (and the stale state is replaced)
+    rerun = train_emotion_gan("sad", real, spec, train, ex, tmp_path / "s",
+                              key_extra={"n_generate": 21})
+    assert rerun["resumed_from"] == 0 and [h["epoch"] for h in rerun["history"]] == [1, 2, 3, 4]
+
+
+def _stage_dir(tmp_path, sad=8, **gan):
+    """A repository-like folder with cropped 'sad' KDEF faces and tiny GAN params."""
+    params = compose(["profile=demo"])
+    params["crop"]["size"] = 24
+    params["gan"].update({**dict(image_size=16, blocks=2, epochs=6, batch_size=4,
+                                 sample_every=2, keep_from=2, keep_every=2, kid_images=8,
+                                 n_generate=5, use_actors=False), **gan})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    n = sad + 6
+    labels = ["sad"] * sad + ["happy"] * 6
+    m = pd.DataFrame({"path": [f"k{i}.jpg" for i in range(n)], "label": labels,
+                      "subject": [f"s{i % 4}" for i in range(n)], "database": "kdef",
+                      "source": ""})
+    images = np.random.default_rng(2).integers(0, 256, (n, 24, 24, 3), dtype=np.uint8)
+    save_dataset(tmp_path / "build/crop/kdef", images, m)
+    return params
+
+
+# Runs the GAN stage and SIGKILLs its process right after epoch 5 was logged (the state
+# on disk is from epoch 4).
+KILLED_STAGE = """
+import os, signal
+import stages.gan as stage
+real = stage.train_emotion_gan
+
+def killed_after_5(*args, log, **kw):
+    def log_then_die(epoch, metrics):
+        log(epoch, metrics)
+        if epoch == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, log=log_then_die, **kw)
+
+stage.train_emotion_gan = killed_after_5
+stage.main("sad")
+"""
+
+
+def test_gan_stage_killed_and_resumed_keeps_one_whole_mlflow_run(tmp_path, monkeypatch):
+    _stage_dir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": uri,
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    p = subprocess.run([sys.executable, "-c", KILLED_STAGE], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == -9, p.stderr[-3000:]
+    assert saved_state(tmp_path / ".cache/gan/sad",
+                       json.loads((tmp_path / ".cache/gan/sad/state/record.json").read_text())
+                       ["fingerprint"])["epoch"] == 4
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    from stages import gan as stage
+    stage.main("sad")
+
+    import mlflow
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == "dcgan-sad"
+    for key in ("d_loss", "g_loss"):
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == [
+            1, 2, 3, 4, 5, 6]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "kid")) == [
+        2, 4, 6]
+    assert run.data.params["kid_features"] == "pixels"
+    summary = json.loads((tmp_path / "metrics/gan/sad.json").read_text())
+    assert summary["kid_features"] == "pixels" and summary["kid_weights_md5"] is None
+    assert summary["train_images"] == 8 and summary["generated"] == 5
+    losses = (tmp_path / "reports/gan/sad_losses.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in losses[1:]] == ["1", "2", "3", "4", "5", "6"]
+    assert len(list((tmp_path / "build/gan/generated/sad").glob("*.png"))) == 5
+    assert not (tmp_path / ".cache/gan/sad").exists()
+
+
+def test_gan_stage_records_the_inception_weights(tmp_path, monkeypatch, inception_h5):
+    _stage_dir(tmp_path, sad=2, epochs=2, batch_size=2, kid_images=2,
+               kid_features="inception", kid_weights=str(inception_h5))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    from stages import gan as stage
+    stage.main("sad")
+    md5 = hashlib.md5(inception_h5.read_bytes()).hexdigest()
+    summary = json.loads((tmp_path / "metrics/gan/sad.json").read_text())
+    assert (summary["kid_features"], summary["kid_weights"], summary["kid_weights_md5"]) == (
+        "inception", str(inception_h5), md5)
+    assert set(summary["kid"]) == {"2"}
+    import mlflow
+    client = mlflow.MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])[0]
+    assert run.data.params["kid_features"] == "inception"
+    assert run.data.params["kid_weights_md5"] == md5
