@@ -147,9 +147,9 @@ def fingerprint(spec: CellSpec, datasets) -> str:
     return h.hexdigest()[:20]
 
 
-def prepare_cache(spec: CellSpec, datasets, cache_dir) -> Path:
-    """The cell's resume directory, emptied first unless it was written for exactly this
-    content (`fingerprint`); call before anything is stored in it."""
+def prepare_cache(spec: CellSpec, datasets, cache_dir) -> str:
+    """Empty the cell's resume directory unless it was written for exactly this content;
+    returns the content key (`fingerprint`). Call before anything is stored in it."""
     cache_dir = Path(cache_dir)
     fp = fingerprint(spec, datasets)
     key = cache_dir / "fingerprint"
@@ -157,7 +157,7 @@ def prepare_cache(spec: CellSpec, datasets, cache_dir) -> Path:
         shutil.rmtree(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     key.write_text(fp)
-    return cache_dir
+    return fp
 
 
 def _save_model(model, path: Path) -> None:
@@ -184,9 +184,9 @@ def selected(results: list, select_on: str) -> dict:
     return max(results, key=lambda r: (score(r, select_on), -r["seed"]))
 
 
-def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None) -> dict:
+def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool = False) -> dict:
     """Train and test every seed (resuming from `cache_dir`); returns the cell record.
-    `datasets`: as in `set_paths`.
+    `datasets`: as in `set_paths`; `prepared`: the caller has just run `prepare_cache`.
 
     `on_seed(seed_result)` is called for every seed, trained now or found in the cache.
     The selected seed's model is `<cache_dir>/model_seed<seed>.keras`, written before
@@ -196,7 +196,9 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None) -> dict:
     full = load_dataset(paths[spec.train_set])
     tests = {t: load_dataset(paths[t]) for t in spec.test_sets}
     check_cell(spec, full, tests)
-    cache_dir = prepare_cache(spec, paths, cache_dir)
+    cache_dir = Path(cache_dir)
+    if not prepared:
+        prepare_cache(spec, paths, cache_dir)
     results = []
     for seed in spec.seeds:
         done = cache_dir / f"seed_{seed}.json"

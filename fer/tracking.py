@@ -242,6 +242,9 @@ def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> str:
             for name_, values in history.items():
                 for i, v in enumerate(values):
                     log({f"{step}_{name_}": v}, step=first + i + 1)
+        if result.get("val"):
+            log({f"val_{k}": result["val"][k]
+                 for k in ("accuracy", "balanced_accuracy", "macro_f1")})
         for test, m in result["tests"].items():
             log({f"{metric_key(test)}_{k}": m[k]
                  for k in ("accuracy", "balanced_accuracy", "macro_f1")})

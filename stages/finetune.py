@@ -5,16 +5,17 @@ preprocessing it needs in meta.json."""
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import keras
 
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
-from fer.grid import cell_spec, run_cell
+from fer.grid import cell_spec, prepare_cache, run_cell
 from fer.labels import EMOTIONS
 from fer.layout import set_dir
 from fer.params import load_params
-from fer.tracking import log_seed_run, metric_key, mlflow_run
+from fer.tracking import log_seed_run, metric_key, metric_logger, mlflow_run
 
 
 def main(model: str, train_set: str) -> None:
@@ -22,30 +23,35 @@ def main(model: str, train_set: str) -> None:
     spec = cell_spec(params, model, train_set)
     import mlflow
 
+    # the seeds' resume state and the MLflow run that logs them resume together, under the
+    # cell's content key; the run id lives beside the cache (which a new key empties)
+    cache_dir = Path(f".cache/finetune/{spec.name}")
+    sets = {n: set_dir(n) for n in (train_set, *spec.test_sets)}
+    key = prepare_cache(spec, sets, cache_dir)
+    run_file = cache_dir.with_name(f"{spec.name}.mlflow_run.json")
     with mlflow_run("finetune", spec.name, params={"model": params["models"][model],
                     "train": params["train"], "train_set": train_set, "input_size":
-                    spec.model.input_size}, tags={"cell": spec.name}):
+                    spec.model.input_size}, tags={"cell": spec.name},
+                    resume_file=run_file, resume_key=key) as run:
+        log = metric_logger(run.info.run_id)
 
         def log_seed(r):
             log_seed_run(spec.name, r, spec.train.epochs_step1)
             accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in r["tests"].items())
             print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
 
-        sets = {n: set_dir(n) for n in (train_set, *spec.test_sets)}
-        cell = run_cell(spec, sets, f".cache/finetune/{spec.name}", log_seed)
+        cell = run_cell(spec, sets, cache_dir, log_seed, prepared=True)
         sel = cell["selection"]["key"]
         for t, s in cell["summary"].items():
             acc = s["accuracy"]
-            mlflow.log_metrics({f"{metric_key(t)}_accuracy_mean": acc["mean"],
-                                f"{metric_key(t)}_accuracy_std": acc["std"],
-                                f"{metric_key(t)}_accuracy_{sel}": acc[sel],
-                                f"{metric_key(t)}_accuracy_max_test_selected":
-                                    acc["max_test_selected"]})
+            log({f"{metric_key(t)}_accuracy_mean": acc["mean"],
+                 f"{metric_key(t)}_accuracy_std": acc["std"],
+                 f"{metric_key(t)}_accuracy_{sel}": acc[sel],
+                 f"{metric_key(t)}_accuracy_max_test_selected": acc["max_test_selected"]})
         if cell["val_summary"]:
-            mlflow.log_metrics({"val_accuracy_mean": cell["val_summary"]["accuracy"]["mean"]})
+            log({"val_accuracy_mean": cell["val_summary"]["accuracy"]["mean"]})
         mlflow.set_tags({"selected_on": spec.select_on, "selected_seed": cell["selected_seed"]})
-        mlflow.log_metrics({f"{s}_seconds_per_epoch": v for s, v in
-                            cell["epoch_seconds"].items()})
+        log({f"{s}_seconds_per_epoch": v for s, v in cell["epoch_seconds"].items()})
 
     best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],
@@ -70,7 +76,8 @@ def main(model: str, train_set: str) -> None:
                 json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")
     cell.pop("selected_model")
     write_json(f"metrics/finetune/{spec.name}.json", cell)
-    shutil.rmtree(f".cache/finetune/{spec.name}", ignore_errors=True)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    run_file.unlink(missing_ok=True)
     print(f"{spec.name}: " + ", ".join(f"{t} {pm(s['accuracy'])}" for t, s in
                                        cell["summary"].items()) + f" over {len(spec.seeds)} seeds; "
           f"seed {cell['selected_seed']} selected on {spec.select_on}")

@@ -208,13 +208,13 @@ def _stage_dir(tmp_path, sad=8, **gan):
     params["crop"]["size"] = 24
     params["gan"].update({**dict(image_size=16, blocks=2, epochs=6, batch_size=4,
                                  sample_every=2, keep_from=2, keep_every=2, kid_images=8,
-                                 n_generate=5, use_actors=False), **gan})
+                                 n_generate=5, extra_source="kdef"), **gan})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     n = sad + 6
     labels = ["sad"] * sad + ["happy"] * 6
     m = pd.DataFrame({"path": [f"k{i}.jpg" for i in range(n)], "label": labels,
                       "subject": [f"s{i % 4}" for i in range(n)], "database": "kdef",
-                      "source": ""})
+                      "source": "", "source_subject": [f"KDEF/s{i % 4}" for i in range(n)]})
     images = np.random.default_rng(2).integers(0, 256, (n, 24, 24, 3), dtype=np.uint8)
     save_dataset(tmp_path / "build/crop/kdef", images, m)
     return params
@@ -273,7 +273,7 @@ def test_gan_stage_killed_and_resumed_keeps_one_whole_mlflow_run(tmp_path, monke
     assert summary["train_images"] == 8 and summary["generated"] == 5
     losses = (tmp_path / "reports/gan/sad_losses.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in losses[1:]] == ["1", "2", "3", "4", "5", "6"]
-    assert len(list((tmp_path / "build/gan/generated/sad").glob("*.png"))) == 5
+    assert len(list((tmp_path / "build/derived/gan_q/sad").glob("*.png"))) == 5
     assert not (tmp_path / ".cache/gan/sad").exists()
 
 

@@ -150,9 +150,12 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["finetune"])
     parents = runs[runs["tags.mlflow.parentRunId"].isna()]
-    last = parents.sort_values("start_time").iloc[-1]
+    assert len(parents) == 1                     # the killed cell's run was resumed
+    last = parents.iloc[0]
+    assert last["status"] == "FINISHED"
     children = runs[runs["tags.mlflow.parentRunId"] == last["run_id"]]
     assert sorted(children["tags.mlflow.runName"]) == ["vgg16-TINY-seed0", "vgg16-TINY-seed1"]
+    assert not (tmp_path / ".cache/finetune/vgg16-TINY.mlflow_run.json").exists()
     assert {"metrics.CKplus_accuracy", "metrics.JAFFE_macro_f1", "metrics.step2_loss",
             "metrics.step1_val_accuracy"} <= set(children.dropna(axis=1, how="all").columns)
     assert not np.isnan(last["metrics.CKplus_accuracy_mean"])
