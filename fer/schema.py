@@ -232,9 +232,7 @@ def validate(params, source: str = "params.yaml", root=".") -> None:
 
 
 def _describe(err: dict) -> str:
-    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith(
-        ("literal[", "list[", "dict[", "int", "float", "str", "bool", "none")))]
-    key = ".".join(loc) or "(top level)"
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "missing":
         return f"{key}: missing (required key)"
     if err["type"] == "extra_forbidden":
@@ -304,10 +302,11 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             out.append(f"{key} = {shown if shown is not None else value!r}: {value!r} is not a "
                        f"merge set (merge.train_sets/test_sets: {', '.join(merge)})")
 
-    def known_model(key, value, among=None, where="models"):
+    def known_model(key, value, among=None, where="models", shown=None):
         among = models if among is None else among
         if isinstance(value, str) and among and value not in among:
-            out.append(f"{key} = {value!r}: not a backbone of {where} ({', '.join(among)})")
+            out.append(f"{key} = {shown if shown is not None else value!r}: {value!r} is not "
+                       f"a backbone of {where} ({', '.join(among)})")
 
     for group in ("grid.train_sets", "grid.test_sets", "crossval.sets"):
         for name in _names(params, group):
@@ -330,10 +329,11 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             out.append(f"models.{name}: unknown backbone (known: {', '.join(BACKBONES)})")
     for group in ("grid.models", "crossval.models"):
         for name in _names(params, group):
-            known_model(group, name)
+            known_model(group, name, shown=_get(params, group, list))
     known_model("model.name", _get(params, "model.name", str))
     for name in _names(params, "gan_quality.models"):
-        known_model("gan_quality.models", name, grid_models, "grid.models")
+        known_model("gan_quality.models", name, grid_models, "grid.models",
+                    shown=_get(params, "gan_quality.models", list))
     known_model("export.model", _get(params, "export.model", str), grid_models, "grid.models")
 
     for name, m in models.items():
@@ -346,7 +346,9 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             out += _weights_problems(f"models.{name}.weights", weights, name, root)
     k_values = _get(params, "ksearch.k_values", dict) or {}
     for name, ks in k_values.items():
-        known_model("ksearch.k_values", name)
+        if models and name not in models:
+            out.append(f"ksearch.k_values.{name}: not a backbone of models "
+                       f"({', '.join(models)})")
         for k in ks if name in BACKBONES and isinstance(ks, list) else []:
             if isinstance(k, int) and k > BACKBONES[name].layers:
                 out.append(f"ksearch.k_values.{name} = {ks!r}: k = {k} exceeds the "

@@ -87,13 +87,14 @@ def test_names_must_refer_to_defined_sets_models_and_databases(demo):
         "gan_quality.train_set = 'KDEF_X': the grid trains no model on it (grid.train_sets: "
         "KDEF_OL, KDEF_PFA, KDEF_Q, KDEF_PFA_Q)",
         "train.select_on = 'JAFFE': must be 'val' or one of grid.test_sets (CK+, JAFE)",
-        "crossval.models = 'resnet50': not a backbone of models (vgg16, vgg19, inception_v3, "
-        "inception_resnet_v2)",
-        "model.name = 'vgg_16': not a backbone of models (vgg16, vgg19, inception_v3, "
-        "inception_resnet_v2)",
-        "gan_quality.models = 'inception_resnet_v2': not a backbone of grid.models (vgg16, "
-        "vgg19)",
-        "export.model = 'inception_v3': not a backbone of grid.models (vgg16, vgg19)",
+        "crossval.models = ['resnet50']: 'resnet50' is not a backbone of models (vgg16, "
+        "vgg19, inception_v3, inception_resnet_v2)",
+        "model.name = 'vgg_16': 'vgg_16' is not a backbone of models (vgg16, vgg19, "
+        "inception_v3, inception_resnet_v2)",
+        "gan_quality.models = ['vgg19', 'inception_resnet_v2']: 'inception_resnet_v2' is not "
+        "a backbone of grid.models (vgg16, vgg19)",
+        "export.model = 'inception_v3': 'inception_v3' is not a backbone of grid.models "
+        "(vgg16, vgg19)",
         "ksearch.k_values: no k values for model.name = 'vgg_16'"]
 
 

@@ -195,6 +195,7 @@ def _stale(repo: Path) -> set:
     return set(json.loads(_run([dvc, "status", "--json"], repo) or "{}"))
 
 
+@pytest.mark.slow          # `dvc commit` + 3 `dvc status` over ~60 stages: about 45 CPU s
 def test_new_weights_bytes_make_exactly_their_stages_stale(tmp_path):
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
