@@ -61,7 +61,10 @@ def test_matrix_stage_covers_the_16_cells():
 
 def _tiny_params(tmp_path, labels_test=None, seeds=2):
     params = compose(["profile=demo"])
-    params["crop"]["size"] = 32
+    params["crop"]["size"] = 32                 # below the Inception minimum: VGG16 only
+    for key in ("grid", "crossval", "gan_quality"):
+        params[key]["models"] = ["vgg16"]
+    params["model"]["name"] = params["export"]["model"] = "vgg16"
     params["train"].update(epochs_step1=1, epochs_step2=1, seeds=seeds, batch_size=7,
                            max_images=None)
     rng = np.random.default_rng(0)

@@ -7,6 +7,7 @@ import yaml
 
 from fer.dataset import load_dataset
 from fer.labels import EMOTIONS
+from fer.params import compose
 from stages import crop, import_data
 
 
@@ -15,10 +16,10 @@ def test_fer2013_csv_through_import_and_crop(tmp_path, monkeypatch):
     pd.DataFrame([{"emotion": i % 7, "pixels": " ".join(map(str, rng.integers(0, 256, 2304))),
                    "Usage": "Training" if i < 21 else "PublicTest"} for i in range(28)]
                  ).to_csv(tmp_path / "fer2013.csv", index=False)
-    params = {"data": {"databases": {"fer": {"kind": "fer2013", "path": "fer2013.csv",
-                                             "usage": "Training", "detect": False}}},
-              "crop": {"size": 80, "confidence": 0.5, "no_face": "fail", "margin": 0.0,
-                       "square": False, "workers": 1}}
+    params = compose(["profile=demo"])         # a whole, valid configuration ...
+    params["data"]["databases"]["fer"] = {"kind": "fer2013", "path": "fer2013.csv",
+                                          "usage": "Training", "detect": False}
+    params["crop"].update(size=80, no_face="fail", workers=1)    # ... with the user's db
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     import_data.main("fer")

@@ -1,0 +1,207 @@
+"""The configuration is checked before any work: at composition (`python -m fer.params`,
+nothing written when it is bad) and at the start of every stage (`load_params`)."""
+import copy
+
+import pytest
+import yaml
+
+from fer import params as fer_params
+from fer.params import RecordingDict, compose, load_params
+from fer.schema import BACKBONES, ConfigError, validate
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return compose(["profile=demo"])
+
+
+def _problems(params, root="."):
+    with pytest.raises(ConfigError) as e:
+        validate(params, root=root)
+    return e.value.problems
+
+
+def test_issue_overrides_are_rejected_all_at_once_and_write_nothing(tmp_path):
+    out = tmp_path / "params.yaml"
+    with pytest.raises(ConfigError) as e:
+        compose(["crop.size=abc", "train.seeds=0", "models.vgg16.k=1000", "augment.copies=0"],
+                output=out)
+    assert e.value.problems == [
+        "crop.size = 'abc': input should be a valid integer",
+        "augment.copies = 0: input should be greater than or equal to 1",
+        "train.seeds = 0: input should be greater than or equal to 1",
+        "models.vgg16.k = 1000: exceeds the 19 layers of vgg16 (InputLayer included)"]
+    assert str(e.value).startswith("composed configuration: 4 configuration problems:\n")
+    assert not out.exists()
+    with pytest.raises(ConfigError, match=r"crop.size = 10: below the minimum input size of "
+                       r"the backbones it feeds \(inception_resnet_v2 75 px, inception_v3 75 "
+                       r"px, vgg16 32 px, vgg19 32 px\)"):
+        compose(["crop.size=10"], output=out)
+    assert not out.exists()
+
+
+def test_cli_prints_one_line_errors_and_keeps_params_yaml(capsys):
+    before = (fer_params.ROOT / "params.yaml").read_bytes()
+    cases = {
+        "profile=nope": "fer.params: In 'config': Could not find 'profile/nope'; Available "
+                        "options in 'profile': demo, paper\n",
+        "crop.siz=3": "fer.params: Could not override 'crop.siz'; To append to your config "
+                      "use +crop.siz=3\n",
+    }
+    for override, message in cases.items():
+        assert fer_params.main([override]) == 2
+        assert capsys.readouterr().err == message
+    assert fer_params.main(["+crop.sise=3", "augment.fill_mode=mirror"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[1:] == ["  crop.sise: unknown key (known here: size, confidence, no_face, margin, "
+                       "square, workers, pad, min_detection_rate)",
+                       "  augment.fill_mode = 'mirror': input should be 'reflect', 'constant', "
+                       "'nearest' or 'wrap'", "params.yaml left unchanged."]
+    assert (fer_params.ROOT / "params.yaml").read_bytes() == before
+
+
+def test_names_must_refer_to_defined_sets_models_and_databases(demo):
+    p = copy.deepcopy(demo)
+    p["merge"]["train_sets"]["KDEF_OL"] = ["kdef", "kdef_da_o"]
+    p["grid"]["test_sets"] = ["CK+", "JAFE"]
+    p["train"]["select_on"] = "JAFFE"            # no longer a grid test set ... (JAFE typo)
+    p["grid"]["models"] = ["vgg16", "vgg19"]
+    p["export"]["model"] = "inception_v3"        # the grid trains no inception_v3 cell
+    p["crossval"]["models"] = ["resnet50"]
+    p["gan_quality"]["train_set"] = "KDEF_X"
+    p["model"]["name"] = "vgg_16"
+    p["data"]["databases"]["ck"]["kind"] = "ckplus"
+    del p["data"]["databases"]["jaffe"]["path"]
+    problems = _problems(p)
+    assert problems == [
+        "data.databases.ck.kind = 'ckplus': input should be 'kdef', 'ck', 'jaffe', 'folders', "
+        "'fer2013' or 'csv'",
+        "data.databases.jaffe.path: missing (required key)",
+        "merge.train_sets.KDEF_OL = ['kdef', 'kdef_da_o']: part 'kdef_da_o' is neither a "
+        "database (data.databases: actors, ck, jaffe, kdef, pfa) nor a derived part "
+        "(kdef_da_ol, gan_q)",
+        "grid.test_sets = ['CK+', 'JAFE']: 'JAFE' is not a merge set (merge.train_sets/"
+        "test_sets: KDEF_OL, KDEF_PFA, KDEF_Q, KDEF_PFA_Q, CK+, JAFFE)",
+        "gan_quality.train_set = 'KDEF_X': 'KDEF_X' is not a merge set (merge.train_sets/"
+        "test_sets: KDEF_OL, KDEF_PFA, KDEF_Q, KDEF_PFA_Q, CK+, JAFFE)",
+        "gan_quality.train_set = 'KDEF_X': the grid trains no model on it (grid.train_sets: "
+        "KDEF_OL, KDEF_PFA, KDEF_Q, KDEF_PFA_Q)",
+        "train.select_on = 'JAFFE': must be 'val' or one of grid.test_sets (CK+, JAFE)",
+        "crossval.models = ['resnet50']: 'resnet50' is not a backbone of models (vgg16, "
+        "vgg19, inception_v3, inception_resnet_v2)",
+        "model.name = 'vgg_16': 'vgg_16' is not a backbone of models (vgg16, vgg19, "
+        "inception_v3, inception_resnet_v2)",
+        "gan_quality.models = ['vgg19', 'inception_resnet_v2']: 'inception_resnet_v2' is not "
+        "a backbone of grid.models (vgg16, vgg19)",
+        "export.model = 'inception_v3': 'inception_v3' is not a backbone of grid.models "
+        "(vgg16, vgg19)",
+        "ksearch.k_values: no k values for model.name = 'vgg_16'"]
+
+
+def test_ranges_and_rules_within_sections(demo):
+    p = copy.deepcopy(demo)
+    p["gan"].update(image_size=36, blocks=3, kid_images=1, emotions=["happy", "joy"])
+    p["crop"]["confidence"] = 1.5
+    p["train"]["max_images"] = 3
+    p["ksearch"]["k_values"]["vgg19"] = [5, 23]
+    p["edge"]["runtimes"][0]["where"] = "deno"
+    p["export"]["variants"] = []
+    p["models"]["resnet"] = {"k": 1, "preprocess": "caffe", "weights": "none"}
+    problems = _problems(p)
+    assert problems == [
+        "crop.confidence = 1.5: input should be less than or equal to 1",
+        "gan.emotions.1 = 'joy': input should be 'angry', 'disgust', 'fear', 'happy', "
+        "'neutral', 'sad' or 'surprise'",
+        "gan.kid_images = 1: input should be greater than or equal to 2",
+        "train.max_images = 3: input should be greater than or equal to 7",
+        "export.variants = []: list should have at least 1 item after validation, not 0",
+        "edge.runtimes.0.where = 'deno': input should be 'node' or 'chromium'",
+        "models.resnet: unknown backbone (known: vgg16, vgg19, inception_v3, "
+        "inception_resnet_v2)",
+        "ksearch.k_values.vgg19 = [5, 23]: k = 23 exceeds the 22 layers of vgg19",
+        "gan.image_size = 36: must be divisible by 2 ** gan.blocks = 8"]
+
+
+def test_weights_files_must_live_under_weights_folder(demo, tmp_path):
+    p = copy.deepcopy(demo)
+    (tmp_path / "weights/vgg16").mkdir(parents=True)
+    (tmp_path / "weights/vgg16/notop.h5").write_bytes(b"x")
+    p["models"]["vgg16"]["weights"] = "weights/vgg16/notop.h5"
+    p["models"]["vgg19"]["weights"] = "/home/me/vgg19.h5"
+    p["models"]["inception_v3"]["weights"] = "weights/vgg16/notop.h5"
+    p["models"]["inception_resnet_v2"]["weights"] = "weights/inception_resnet_v2/x.h5"
+    p["gan"]["kid_weights"] = "weights/kid/../vgg16/notop.h5"
+    assert _problems(p, tmp_path) == [
+        "models.vgg19.weights = '/home/me/vgg19.h5': a local weights file must be inside "
+        "weights/vgg19/ (put it there and `dvc add` it, so the stages that load it depend on "
+        "its bytes); or use imagenet or none",
+        "models.inception_v3.weights = 'weights/vgg16/notop.h5': a local weights file must be "
+        "inside weights/inception_v3/ (put it there and `dvc add` it, so the stages that load "
+        "it depend on its bytes); or use imagenet or none",
+        "models.inception_resnet_v2.weights = 'weights/inception_resnet_v2/x.h5': file not "
+        "found",
+        "gan.kid_weights = 'weights/kid/../vgg16/notop.h5': a local weights file must be "
+        "inside weights/kid/ (put it there and `dvc add` it, so the stages that load it "
+        "depend on its bytes); or use imagenet"]
+
+
+def test_keys_other_parts_add_are_accepted(demo, tmp_path):
+    p = copy.deepcopy(demo)
+    (tmp_path / "weights/kid").mkdir(parents=True)
+    (tmp_path / "weights/kid/inception.h5").write_bytes(b"x")
+    p["crop"].update(pad=0.2, min_detection_rate=0.8)
+    p["gan"].update(kid_features="inception", kid_weights="weights/kid/inception.h5")
+    p["train"]["select_on"] = "val"
+    p["models"]["inception_v3"]["preprocess"] = "tf"
+    p["data"]["databases"]["mine"] = {"kind": "csv", "path": "data/mine", "csv": "labels.csv",
+                                      "subject_pattern": "(?P<subject>S\\d+)_",
+                                      "class_policy": "skip", "detect": False}
+    validate(p, root=tmp_path)
+    p["gan"]["kid_weights"] = "imagenet"
+    validate(p, root=tmp_path)
+
+
+def test_every_stage_checks_params_before_work(demo, tmp_path, monkeypatch):
+    bad = copy.deepcopy(demo)
+    bad["crop"]["size"] = "abc"
+    bad["augment"]["copies"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
+    monkeypatch.chdir(tmp_path)
+    from stages import augment, import_data
+    for run in (lambda: import_data.main("kdef"), augment.main):
+        with pytest.raises(ConfigError, match=r"params.yaml: 2 configuration problems:\n"
+                           r"  crop.size = 'abc': .*\n  augment.copies = 0: "):
+            run()
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]   # nothing written
+
+
+def test_recording_params_logs_every_key_read(demo, tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(demo))
+    log = tmp_path / "read.log"
+    monkeypatch.setenv(fer_params.PARAMS_LOG_ENV, str(log))
+    p = load_params(tmp_path / "params.yaml")
+    assert isinstance(p, RecordingDict) and p == demo
+    opts = dict(p["augment"])
+    size = p["crop"]["size"]
+    detect = p["data"]["databases"]["kdef"].get("detect", True)
+    names = [name for name, _ in p["merge"]["test_sets"].items()]
+    assert (opts, size, detect, names) == (demo["augment"], 80, True, ["CK+", "JAFFE"])
+    assert log.read_text().split() == [f"augment.{k}" for k in sorted(demo["augment"])] + [
+        "crop.size", "data.databases.kdef.detect", "merge.test_sets.CK+",
+        "merge.test_sets.JAFFE"]
+
+
+def test_backbone_table_matches_keras():
+    import keras
+    builders = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19,
+                "inception_v3": keras.applications.InceptionV3,
+                "inception_resnet_v2": keras.applications.InceptionResNetV2}
+    assert set(builders) == set(BACKBONES)
+    for name, b in BACKBONES.items():
+        base = builders[name](include_top=False, weights=None,
+                              input_shape=(b.min_size, b.min_size, 3))
+        assert len(base.layers) == b.layers, name
+        with pytest.raises(ValueError, match=f"at least {b.min_size}x{b.min_size}"):
+            builders[name](include_top=False, weights=None,
+                           input_shape=(b.min_size - 1, b.min_size - 1, 3))
+        keras.backend.clear_session()
