@@ -41,7 +41,8 @@ def test_failure_leaves_nothing(tmp_path):
 
 def test_build_set_and_counts(tmp_path):
     from fer.params import compose
-    params = compose(["profile=demo", "crop.size=8"])
+    params = compose(["profile=demo"])
+    params["crop"]["size"] = 8
     for part, labels in {"build/crop/kdef": ["sad", "happy"],
                          "build/derived/kdef_da_ol": ["sad"] * 3}.items():
         save_dataset(tmp_path / part, np.zeros((len(labels), 8, 8, 3), np.uint8),
