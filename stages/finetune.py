@@ -1,6 +1,6 @@
 """DVC stage finetune@<model>-<train_set>: one cell of the cross-database grid (paper 5.1):
 every seed fine-tuned in two steps and tested on CK+ and JAFFE; the best seed's model kept
-as a Keras file and a SavedModel, with the preprocessing it needs in meta.json."""
+as a deterministic Keras file (fer.keras_io), with the preprocessing it needs in meta.json."""
 import json
 import shutil
 import sys
@@ -10,6 +10,7 @@ import keras
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
 from fer.grid import cell_spec, run_cell
+from fer.keras_io import save_model
 from fer.labels import EMOTIONS
 from fer.params import load_params
 from fer.tracking import log_seed_run, metric_key, mlflow_run
@@ -44,9 +45,7 @@ def main(model: str, train_set: str) -> None:
             "crop": {k: params["crop"][k] for k in ("margin", "square", "confidence")}, "weights": spec.model.weights,
             "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
-        shutil.copy(cell["best_model"], tmp / "model.keras")
-        keras.models.load_model(tmp / "model.keras").export(str(tmp / "saved_model"),
-                                                            verbose=False)
+        save_model(keras.models.load_model(cell["best_model"]), tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
         for t, m in best["tests"].items():
