@@ -31,10 +31,11 @@ def demo_env() -> dict:
     return env
 
 
-def demo_repo(repo: Path, *overrides: str) -> dict:
+def demo_repo(repo: Path, *overrides: str, data: Path | None = None) -> dict:
     """Copy the tracked and untracked-unignored files (no data, metrics, reports or lock)
-    to `repo`, write the demo data, `dvc add` it, compose params.yaml with the demo profile
-    plus `overrides`, commit; returns the environment to run dvc with."""
+    to `repo`, put the demo data in (a copy of `data`, the session's `demo_root`, or
+    written afresh), `dvc add` it, compose params.yaml with the demo profile plus
+    `overrides`, commit; returns the environment to run dvc with."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
     for f in files:
@@ -45,7 +46,10 @@ def demo_repo(repo: Path, *overrides: str) -> dict:
     env = demo_env()
     py = sys.executable
     run(["git", "init", "-q"], repo, env)
-    run([py, "-m", "fer.demo_data", "data"], repo, env)
+    if data is None:
+        run([py, "-m", "fer.demo_data", "data"], repo, env)
+    else:
+        shutil.copytree(data, repo / "data")
     run([DVC, "add", "-q", "data"], repo, env)
     run([py, "-m", "fer.params", "profile=demo", *overrides], repo, env)
     run(["git", "add", "-A"], repo, env)

@@ -11,9 +11,9 @@ FAST_GAN = ["gan.epochs=4", "gan.keep_from=2", "gan.keep_every=2", "gan.sample_e
 
 
 @pytest.mark.slow
-def test_demo_dag_repro_and_exp_run(tmp_path):
+def test_demo_dag_repro_and_exp_run(tmp_path, demo_root):
     repo = tmp_path / "repo"
-    env = demo_repo(repo, *FAST_GAN)
+    env = demo_repo(repo, *FAST_GAN, data=demo_root[0])
 
     # the data half (the fine-tune grid takes ~20 CPU minutes; tests/test_grid.py covers
     # a cell through the same stage script)

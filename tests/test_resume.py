@@ -44,9 +44,9 @@ def _kill_midway(repo: Path, env: dict, stage: str, output_name: str, hook_dir: 
     assert p.returncode == -signal.SIGKILL, f"{stage} was not killed:\n{p.stderr[-2000:]}"
 
 
-def test_killed_stages_rerun_to_identical_outputs(tmp_path):
+def test_killed_stages_rerun_to_identical_outputs(tmp_path, demo_root):
     repo = tmp_path / "repo"
-    env = demo_repo(repo)
+    env = demo_repo(repo, data=demo_root[0])
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(KILL_HOOK)
@@ -64,3 +64,4 @@ def test_killed_stages_rerun_to_identical_outputs(tmp_path):
         assert _leftovers(repo) == []
     status = run([DVC, "status", "augment"], repo, env)
     assert "up to date" in status
+
