@@ -6,7 +6,8 @@ directory -> TF.js graph model with tensorflowjs 4.22's SavedModel converter (it
 runtime cannot load Keras 3 layers models). The SavedModel is rebuilt on every export
 rather than stored, because its bytes differ on every save; the TF.js files are
 byte-identical for the same model.keras (model.json is rewritten with sorted keys: the
-converter writes protobuf map fields, e.g. node attributes, in no fixed order). Variants: float32, uint16 and uint8 affine weight quantization (the paper's
+converter writes protobuf map fields, e.g. node attributes, in no fixed order).
+Variants: float32, uint16 and uint8 affine weight quantization (the paper's
 "int16"/"int8") and float16. The model's preprocessing travels in model.json as
 `userDefinedMetadata.fer`, which `web/fer.js` reads.
 JS numbers come from `node web/run_model.mjs` (@tensorflow/tfjs + WASM backend, no
