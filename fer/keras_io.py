@@ -32,7 +32,8 @@ def keras_bytes(model: keras.Model) -> bytes:
         plain.save(Path(tmp) / "model.keras")       # Keras only writes to a *.keras path
         raw = (Path(tmp) / "model.keras").read_bytes()
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for name in sorted(src.namelist()):
             data = src.read(name)
             if name == "metadata.json":

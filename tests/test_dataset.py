@@ -83,7 +83,7 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
         save_dataset(tmp_path / "out", np.zeros((1, 8, 8, 3), np.uint8), _manifest(["sad"]))
         write_json(tmp_path / "m.json", {"a": 1})
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-            [".other.tmp-%d" % dead, ".out.tmp-%d" % live.pid, "m.json", "out"])
+            [f".other.tmp-{dead}", f".out.tmp-{live.pid}", "m.json", "out"])
         assert len(load_dataset(tmp_path / "out")) == 1
         assert clean_stale(tmp_path / "other") == [tmp_path / f".other.tmp-{dead}"]
     finally:
@@ -113,5 +113,5 @@ def test_files_and_directories_synced_before_rename(tmp_path, monkeypatch):
     assert events[3:] == [("fsync", tmp), ("rename", tmp), ("fsync", ".")]
     events.clear()
     write_json(tmp_path / "m.json", {"a": 1})
-    assert events == [("fsync", ".m.json.tmp-%d" % os.getpid()),
-                      ("rename", ".m.json.tmp-%d" % os.getpid()), ("fsync", ".")]
+    assert events == [("fsync", f".m.json.tmp-{os.getpid()}"),
+                      ("rename", f".m.json.tmp-{os.getpid()}"), ("fsync", ".")]
