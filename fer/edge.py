@@ -1,9 +1,13 @@
 """Edge inference (paper section 6.2): TF.js export with weight quantization, and
 measurements made by TF.js itself.
 
-Route: the cell's SavedModel (Keras 3 `model.export`) -> TF.js graph model with
-tensorflowjs 4.22's SavedModel converter (its browser runtime cannot load Keras 3 layers
-models). Variants: float32, uint16 and uint8 affine weight quantization (the paper's
+Route: the cell's model.keras -> a SavedModel (Keras 3 `model.export`) in a temporary
+directory -> TF.js graph model with tensorflowjs 4.22's SavedModel converter (its browser
+runtime cannot load Keras 3 layers models). The SavedModel is rebuilt on every export
+rather than stored, because its bytes differ on every save; the TF.js files are
+byte-identical for the same model.keras (model.json is rewritten with sorted keys: the
+converter writes protobuf map fields, e.g. node attributes, in no fixed order).
+Variants: float32, uint16 and uint8 affine weight quantization (the paper's
 "int16"/"int8") and float16. The model's preprocessing travels in model.json as
 `userDefinedMetadata.fer`, which `web/fer.js` reads.
 JS numbers come from `node web/run_model.mjs` (@tensorflow/tfjs + WASM backend, no
@@ -47,7 +51,23 @@ def export_tfjs(saved_model_dir, out_dir, variant: str, meta: dict) -> int:
                                        saved_model_tags="serve",
                                        quantization_dtype_map=VARIANTS[variant],
                                        metadata={"fer": {**meta, "variant": variant}})
+        model_json = tmp / "model.json"
+        model_json.write_text(json.dumps(json.loads(model_json.read_text()), sort_keys=True))
     return dir_bytes(out_dir)
+
+
+def export_variants(keras_file, out_root, variants, meta: dict) -> dict:
+    """model.keras -> `out_root/<variant>/` for each variant, through a SavedModel in a
+    temporary directory; returns the size in bytes of each variant."""
+    import keras
+
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown TF.js variant(s) {unknown}; expected {sorted(VARIANTS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        saved_model = Path(tmp) / "saved_model"
+        keras.models.load_model(keras_file).export(str(saved_model), verbose=False)
+        return {v: export_tfjs(saved_model, Path(out_root) / v, v, meta) for v in variants}
 
 
 RUNNERS = {"node": "run_model.mjs", "chromium": "bench.mjs"}

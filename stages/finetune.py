@@ -1,7 +1,7 @@
 """DVC stage finetune@<model>-<train_set>: one cell of the cross-database grid (paper 5.1):
 every seed fine-tuned in two steps and tested on every test set; the seed selected on
-validation subjects (train.select_on) is kept as a Keras file and a SavedModel, with the
-preprocessing it needs in meta.json."""
+validation subjects (train.select_on) is kept as a deterministic Keras file (fer.keras_io),
+with the preprocessing it needs in meta.json."""
 import json
 import shutil
 import sys
@@ -12,6 +12,7 @@ import keras
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
 from fer.grid import cell_spec, prepare_cache, run_cell
+from fer.keras_io import save_model
 from fer.labels import EMOTIONS
 from fer.layout import set_dir
 from fer.params import load_params
@@ -63,9 +64,7 @@ def main(model: str, train_set: str) -> None:
             "val_accuracy": best["val"]["accuracy"] if best["val"] else None,
             "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
-        shutil.copy(cell["selected_model"], tmp / "model.keras")
-        keras.models.load_model(tmp / "model.keras").export(str(tmp / "saved_model"),
-                                                            verbose=False)
+        save_model(keras.models.load_model(cell["selected_model"]), tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
         for t, m in best["tests"].items():

@@ -12,6 +12,7 @@ from fer.dataset import load_dataset
 from fer.gan import GanSpec, generate
 from fer.gan_train import (GanTrainSpec, fingerprint, image_grid, resize_all, save_png,
                            train_emotion_gan)
+from fer.keras_io import save_model
 from fer.kid import FeatureExtractor
 from fer.layout import CROP_DIR, DERIVED_DIR
 from fer.params import load_params
@@ -58,7 +59,7 @@ def main(emotion: str) -> None:
                 save_png(tmp / f"{emotion}_{i:04d}.png", im)
         with atomic_dir(f"build/gan/models/{emotion}") as tmp:
             shutil.copytree(record["checkpoint_dir"], tmp / "checkpoints")
-            record["generator"].save(tmp / "generator.keras")
+            save_model(record["generator"], tmp / "generator.keras")
         save_png(Path(record["samples_dir"]) / "generated_sheet.png", image_grid(images[:64], 8))
         samples_dir = Path(f"reports/gan/{emotion}")
         with atomic_dir(samples_dir) as tmp:

@@ -7,8 +7,9 @@ import pytest  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fer.demo_data import make_demo_data  # noqa: E402
-from fer.edge import export_tfjs  # noqa: E402
+from fer.edge import export_variants  # noqa: E402
 from fer.finetune import seed_everything  # noqa: E402
+from fer.keras_io import save_model  # noqa: E402
 from fer.labels import EMOTIONS  # noqa: E402
 from fer.models import ModelSpec, build_classifier, normalize  # noqa: E402
 
@@ -32,10 +33,10 @@ def exported(tmp_path_factory):
     head = model.get_layer("emotion")
     kernel, bias = head.get_weights()
     head.set_weights([kernel * 40, bias])            # confident outputs: stable argmax
-    model.export(str(tmp / "saved_model"), verbose=False)
+    save_model(model, tmp / "model.keras")           # what the export stage reads
     meta = {"model": "vgg16", "train_set": "TINY", "input_size": 32, "preprocess": "caffe",
             "bgr_mean": [103.939, 116.779, 123.68], "labels": list(EMOTIONS)}
-    sizes = {v: export_tfjs(tmp / "saved_model", tmp / v, v, meta) for v in BOUNDS}
+    sizes = export_variants(tmp / "model.keras", tmp, list(BOUNDS), meta)
     images = np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
     reference = model.predict(normalize(images, "caffe"), verbose=0)
     return tmp, sizes, images, reference, model

@@ -1,8 +1,12 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from fer.atomic import atomic_dir
+from fer.atomic import atomic_dir, clean_stale, write_json
 from fer.dataset import load_dataset, save_dataset
 from fer.merge import build_set, check_classes, counts_table
 
@@ -60,3 +64,60 @@ def test_build_set_and_counts(tmp_path):
                                             "neutral": 0, "sad": 0, "surprise": 0},
                                 "images": 3}})
     assert table.splitlines()[2] == "| A | 1 | 0 | 0 | 2 | 0 | 0 | 0 | 3 |"
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", ""])
+    p.wait()                                             # reaped: the pid runs nothing now
+    return p.pid
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead = _dead_pid()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        stale = [tmp_path / f".out.tmp-{dead}", tmp_path / f".out.old-{dead}"]
+        for d in stale:
+            d.mkdir()
+            (d / "images.npy").write_bytes(b"partial")
+        (tmp_path / f".out.tmp-{dead}" / "manifest.csv").write_text("")
+        (tmp_path / f".m.json.tmp-{dead}").write_text("{")
+        kept = [tmp_path / f".out.tmp-{live.pid}",          # a writer still at work
+                tmp_path / f".other.tmp-{dead}"]              # another output's temporary
+        for d in kept:
+            d.mkdir()
+        save_dataset(tmp_path / "out", np.zeros((1, 8, 8, 3), np.uint8), _manifest(["sad"]))
+        write_json(tmp_path / "m.json", {"a": 1})
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [f".other.tmp-{dead}", f".out.tmp-{live.pid}", "m.json", "out"])
+        assert len(load_dataset(tmp_path / "out")) == 1
+        assert clean_stale(tmp_path / "other") == [tmp_path / f".other.tmp-{dead}"]
+    finally:
+        live.kill()
+        live.wait()
+    assert clean_stale(tmp_path / "out") == [tmp_path / f".out.tmp-{live.pid}"]
+
+
+def test_files_and_directories_synced_before_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.relpath(os.readlink(f"/proc/self/fd/{fd}"), tmp_path)))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.path.relpath(src, tmp_path)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_dataset(tmp_path / "ds", np.zeros((2, 8, 8, 3), np.uint8), _manifest(["sad"] * 2))
+    tmp = f".ds.tmp-{os.getpid()}"
+    assert sorted(events[:3]) == [("fsync", f"{tmp}/{f}") for f in
+                                  ("counts.json", "images.npy", "manifest.csv")]
+    assert events[3:] == [("fsync", tmp), ("rename", tmp), ("fsync", ".")]
+    events.clear()
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert events == [("fsync", f".m.json.tmp-{os.getpid()}"),
+                      ("rename", f".m.json.tmp-{os.getpid()}"), ("fsync", ".")]

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from fer.edge import dir_bytes, export_tfjs, latency, run_js
+from fer.edge import dir_bytes, export_variants, latency, run_js
 from fer.labels import EMOTIONS
 
 from conftest import BOUNDS
@@ -33,5 +33,17 @@ def test_sizes_and_metadata(exported):
     assert fer["labels"] == list(EMOTIONS) and fer["input_size"] == 32
     assert model_json["format"] == "graph-model"
     with pytest.raises(ValueError, match="unknown TF.js variant"):
-        export_tfjs(tmp / "saved_model", tmp / "x", "int4", {})
+        export_variants(tmp / "model.keras", tmp / "x", ["uint8", "int4"], {})
     assert not (tmp / "x").exists()
+
+
+def test_export_twice_gives_identical_bytes(exported, tmp_path):
+    tmp = exported[0]
+    meta = json.loads((tmp / "uint8" / "model.json").read_text())["userDefinedMetadata"]["fer"]
+    meta.pop("variant")
+    export_variants(tmp / "model.keras", tmp_path, ["uint8"], meta)   # a new SavedModel too
+    files = sorted(p.name for p in (tmp / "uint8").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "uint8").iterdir())
+    assert "model.json" in files and len(files) > 1
+    for name in files:
+        assert (tmp / "uint8" / name).read_bytes() == (tmp_path / "uint8" / name).read_bytes(), name

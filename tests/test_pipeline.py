@@ -1,52 +1,19 @@
 """The DVC DAG end to end on the demo data, in a fresh copy of the repository."""
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from fer.labels import EMOTIONS
-from fer.params import ROOT
+
+from dag import DVC as dvc, demo_repo, ran as _ran, run as _run
 
 FAST_GAN = ["gan.epochs=4", "gan.keep_from=2", "gan.keep_every=2", "gan.sample_every=2"]
 
 
-def _run(cmd, cwd, env):
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
-
-
-def _ran(log):
-    return set(re.findall(r"Running stage '([^']+)'", log))
-
-
 @pytest.mark.slow
-def test_demo_dag_repro_and_exp_run(tmp_path):
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+def test_demo_dag_repro_and_exp_run(tmp_path, demo_root):
     repo = tmp_path / "repo"
-    for f in files:
-        if (ROOT / f).is_file() and not f.startswith(("data/", "metrics/", "reports/")) \
-                and f != "dvc.lock":
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ["PATH"],
-           "TF_CPP_MIN_LOG_LEVEL": "2", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    py, dvc = sys.executable, str(Path(bindir) / "dvc")
-    _run(["git", "init", "-q"], repo, env)
-    _run([py, "-m", "fer.demo_data", "data"], repo, env)
-    _run([dvc, "add", "-q", "data"], repo, env)
-    _run([py, "-m", "fer.params", "profile=demo", *FAST_GAN], repo, env)
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "demo"], repo, env)
+    env = demo_repo(repo, *FAST_GAN, data=demo_root[0])
 
     # the data half (the fine-tune grid takes ~20 CPU minutes; tests/test_grid.py covers
     # a cell through the same stage script)

@@ -1,0 +1,57 @@
+"""A fresh copy of this repository with the demo data, for tests that run DVC itself."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from fer.params import ROOT
+
+BIN = Path(sys.executable).parent
+DVC = str(BIN / "dvc")
+
+
+def run(cmd, cwd, env) -> str:
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def ran(log) -> set:
+    """The stages a `dvc repro`/`dvc exp run` log says it ran."""
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
+def demo_env() -> dict:
+    env = {**os.environ, "PATH": str(BIN) + os.pathsep + os.environ["PATH"],
+           "TF_CPP_MIN_LOG_LEVEL": "2", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def demo_repo(repo: Path, *overrides: str, data: Path | None = None) -> dict:
+    """Copy the tracked and untracked-unignored files (no data, metrics, reports or lock)
+    to `repo`, put the demo data in (a copy of `data`, the session's `demo_root`, or
+    written afresh), `dvc add` it, compose params.yaml with the demo profile plus
+    `overrides`, commit; returns the environment to run dvc with."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file() and not f.startswith(("data/", "metrics/", "reports/")) \
+                and f != "dvc.lock":
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    env = demo_env()
+    py = sys.executable
+    run(["git", "init", "-q"], repo, env)
+    if data is None:
+        run([py, "-m", "fer.demo_data", "data"], repo, env)
+    else:
+        shutil.copytree(data, repo / "data")
+    run([DVC, "add", "-q", "data"], repo, env)
+    run([py, "-m", "fer.params", "profile=demo", *overrides], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "demo"], repo, env)
+    return env

@@ -1,0 +1,41 @@
+"""Deterministic .keras files: the same weights give the same bytes, at any time."""
+import io
+import time
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+
+from fer.finetune import seed_everything
+from fer.gan import GanSpec, build_generator
+from fer.keras_io import ZIP_EPOCH, save_model
+
+
+def test_same_model_same_bytes_and_loads_back(tmp_path):
+    seed_everything(0)
+    model = build_generator(GanSpec(image_size=16, blocks=2, latent_dim=8, variant="bn_gap",
+                                    base_filters=4))
+    model.get_layer("up_1").trainable = False
+    model.compile(keras.optimizers.Adam(1e-3), "mse")    # optimizer state and BN statistics
+    z = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
+    model.fit(z, np.zeros((8, 16, 16, 3), np.float32), epochs=1, verbose=0)
+    save_model(model, tmp_path / "a.keras")
+    time.sleep(2.1)                         # zip times have 2 s resolution, date_saved 1 s
+    save_model(model, tmp_path / "b.keras")
+    data = (tmp_path / "a.keras").read_bytes()
+    assert data == (tmp_path / "b.keras").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras", "b.keras"]
+
+    with zipfile.ZipFile(io.BytesIO(data)) as z_:
+        assert [i.filename for i in z_.infolist()] == ["config.json", "metadata.json",
+                                                       "model.weights.h5"]
+        assert {i.date_time for i in z_.infolist()} == {ZIP_EPOCH}
+        assert b"date_saved" not in z_.read("metadata.json")
+        with h5py.File(io.BytesIO(z_.read("model.weights.h5")), "r") as h5:
+            assert "optimizer" not in h5                 # kept models are for inference
+    loaded = keras.models.load_model(tmp_path / "a.keras")
+    assert np.array_equal(loaded.predict(z, verbose=0), model.predict(z, verbose=0))
+    assert [w.shape for w in loaded.weights] == [w.shape for w in model.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights()))
+    assert loaded.get_layer("up_1").trainable is False
