@@ -31,11 +31,13 @@ def demo_env() -> dict:
     return env
 
 
-def demo_repo(repo: Path, *overrides: str, data: Path | None = None) -> dict:
+def demo_repo(repo: Path, *overrides: str, data: Path | None = None,
+              files: dict | None = None) -> dict:
     """Copy the tracked and untracked-unignored files (no data, metrics, reports or lock)
-    to `repo`, put the demo data in (a copy of `data`, the session's `demo_root`, or
-    written afresh), `dvc add` it, compose params.yaml with the demo profile plus
-    `overrides`, commit; returns the environment to run dvc with."""
+    to `repo`, add `files` ({relative path: text}, e.g. a user's conf/ group files), put
+    the demo data in (a copy of `data`, the session's `demo_root`, or written afresh),
+    `dvc add` it, compose params.yaml with the demo profile plus `overrides`, commit;
+    returns the environment to run dvc with."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
     for f in files:
@@ -43,6 +45,8 @@ def demo_repo(repo: Path, *overrides: str, data: Path | None = None) -> dict:
                 and f != "dvc.lock":
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, repo / f)
+    for f, text in (files or {}).items():
+        (repo / f).write_text(text)
     env = demo_env()
     py = sys.executable
     run(["git", "init", "-q"], repo, env)
