@@ -35,7 +35,9 @@ from .images import is_image_name
 COLUMNS = ["path", "label", "subject", "database", "source", "source_subject"]
 CLASS_POLICIES = ("skip", "fail")
 REQUIRED = object()          # marks an option without a default
-NAMING = {"subject_pattern": None, "source_pattern": None, "source_database": None}
+NAMING = {"subject_pattern": None, "source_pattern": None, "source_database": None,
+          "unknown_subjects": "per_image"}
+UNKNOWN_SUBJECTS = ("per_image", "train_only")
 # Options of each kind and their defaults. STAGE_OPTIONS are read by the crop stage.
 KIND_OPTIONS = {
     "kdef": {"frontal_only": True, "require_all": True},
@@ -117,7 +119,10 @@ class Naming:
     subject_pattern: regex with a named group `subject`, searched in each file name
       (`^(?P<subject>S\\d+)_` gives S010 for S010_004_00000017.png); source_subject is
       then "<database>/<subject>". Without it each file is its own subject
-      ("<database>:<stem>") and source_subject is empty (train-only).
+      ("<database>:<stem>"), and `unknown_subjects` decides its source_subject:
+      `per_image` (default, "<database>/<stem>": every image its own person, so it and its
+      augmented copies validate together) or `train_only` (empty: derived faces whose
+      source person is unknown, e.g. a PFA copy named otherwise, never validate).
     source_pattern + source_database: for faces derived from another database's people
       (the PFA set from KDEF): source_subject = "<source_database>/<subject>".
     """
@@ -126,17 +131,23 @@ class Naming:
     subject_pattern: re.Pattern | None = None
     source_pattern: re.Pattern | None = None
     source_database: str | None = None
+    unknown_subjects: str = "per_image"
 
     @classmethod
     def from_options(cls, database: str, where: str, subject_pattern=None,
-                     source_pattern=None, source_database=None) -> "Naming":
+                     source_pattern=None, source_database=None,
+                     unknown_subjects="per_image") -> "Naming":
+        if unknown_subjects not in UNKNOWN_SUBJECTS:
+            raise DatasetError(f"{where}.unknown_subjects = {unknown_subjects!r}: expected one "
+                               f"of {', '.join(UNKNOWN_SUBJECTS)}")
         if (source_pattern is None) != (source_database is None):
             given, needed = (("source_pattern", "source_database") if source_database is None
                              else ("source_database", "source_pattern"))
             raise DatasetError(f"{where}: {given} needs {needed} too (source_subject = "
                                "<source_database>/<subject matched by source_pattern>)")
         return cls(database, where, _compile(subject_pattern, f"{where}.subject_pattern"),
-                   _compile(source_pattern, f"{where}.source_pattern"), source_database)
+                   _compile(source_pattern, f"{where}.source_pattern"), source_database,
+                   unknown_subjects)
 
     def _match(self, pattern: re.Pattern, option: str, f: Path) -> str:
         m = pattern.search(f.name)
@@ -151,7 +162,8 @@ class Naming:
             subject = self._match(self.subject_pattern, "subject_pattern", f)
             source = f"{self.database}/{subject}"
         else:
-            subject, source = f"{self.database}:{f.stem}", ""
+            subject = f"{self.database}:{f.stem}"
+            source = f"{self.database}/{f.stem}" if self.unknown_subjects == "per_image" else ""
         if self.source_pattern is not None:
             source = (f"{self.source_database}/"
                       f"{self._match(self.source_pattern, 'source_pattern', f)}")
@@ -370,7 +382,7 @@ def import_csv(root, database: str, csv: str, file_column: str = "file",
 def import_fer2013(csv_path, usage: str | None = None,
                    require_all: bool = True) -> tuple[ImportResult, np.ndarray]:
     """FER2013 csv (emotion, pixels, Usage): returns the manifest and (N, 48, 48) uint8.
-    No subject information: every row is its own subject, source_subject is empty."""
+    No subject information: every row is its own subject and source person."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: FER2013 csv not found")
@@ -389,7 +401,7 @@ def import_fer2013(csv_path, usage: str | None = None,
             raise DatasetError(f"{csv_path}: row {i + 2}: pixels must be 2304 values 0-255")
         pixels.append(values.reshape(48, 48).astype(np.uint8))
         rows.append((f"{csv_path}#{i}", FER2013_EMOTIONS[int(code)], f"fer2013:{i}",
-                     "FER2013", f"row={i}", ""))
+                     "FER2013", f"row={i}", f"FER2013/{i}"))
     return _finish(rows, result, "FER2013", csv_path, require_all), np.stack(pixels)
 
 
@@ -431,7 +443,7 @@ def import_database(kind: str, path, key: str | None = None, **options) -> Impor
         result.pixels = pixels
         return result
     naming = Naming.from_options(o["name"], where, o["subject_pattern"], o["source_pattern"],
-                                 o["source_database"])
+                                 o["source_database"], o["unknown_subjects"])
     if kind == "folders":
         return import_label_folders(path, o["name"], o["require_all"], o["class_policy"],
                                     naming, where)

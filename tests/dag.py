@@ -32,9 +32,9 @@ def demo_env() -> dict:
 
 
 def demo_repo(repo: Path, *overrides: str, data: Path | None = None,
-              files: dict | None = None) -> dict:
+              extra_files: dict | None = None) -> dict:
     """Copy the tracked and untracked-unignored files (no data, metrics, reports or lock)
-    to `repo`, add `files` ({relative path: text}, e.g. a user's conf/ group files), put
+    to `repo`, add `extra_files` ({relative path: text}, e.g. a user's conf/ group files), put
     the demo data in (a copy of `data`, the session's `demo_root`, or written afresh),
     `dvc add` it, compose params.yaml with the demo profile plus `overrides`, commit;
     returns the environment to run dvc with."""
@@ -45,7 +45,7 @@ def demo_repo(repo: Path, *overrides: str, data: Path | None = None,
                 and f != "dvc.lock":
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, repo / f)
-    for f, text in (files or {}).items():
+    for f, text in (extra_files or {}).items():
         (repo / f).write_text(text)
     env = demo_env()
     py = sys.executable

@@ -38,7 +38,7 @@ def test_own_databases_without_kdef_or_gan_run_end_to_end(tmp_path, demo_root):
     shutil.rmtree(data / "KDEF")                           # the user has no KDEF
     repo = tmp_path / "repo"
     env = demo_repo(repo, *OVERRIDES, data=data,
-                    files={"conf/data/byo.yaml": DATA, "conf/merge/byo.yaml": MERGE})
+                    extra_files={"conf/data/byo.yaml": DATA, "conf/merge/byo.yaml": MERGE})
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
     py = sys.executable
 

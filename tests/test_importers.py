@@ -186,9 +186,16 @@ def test_subject_pattern_gives_real_subjects_or_names_the_file(byod, tmp_path):
     assert list(m["subject"]) == [n.split("_")[0] for n in names]
     assert m["subject"].nunique() == 6
     assert (m["source_subject"] == "tight48/" + m["subject"]).all()
-    # without a pattern: every file its own subject, and no source subject (train-only)
+    # without a pattern: every file its own subject and source person (its augmented
+    # copies then validate with it), or, for derived faces of unknown source, train-only
     plain = import_entry("tight", {**spec, "subject_pattern": None}).manifest
-    assert plain["subject"].nunique() == len(plain) and (plain["source_subject"] == "").all()
+    assert plain["subject"].nunique() == len(plain)
+    assert list(plain["source_subject"]) == ["tight48/" + Path(p).stem for p in plain["path"]]
+    derived = import_entry("tight", {**spec, "subject_pattern": None,
+                                     "unknown_subjects": "train_only"}).manifest
+    assert (derived["source_subject"] == "").all()
+    with pytest.raises(ValueError, match="unknown_subjects = 'maybe'"):
+        import_entry("tight", {**spec, "unknown_subjects": "maybe"})
 
     odd = tmp_path / "odd"
     shutil.copytree(root / "tight48", odd)
@@ -287,7 +294,8 @@ def test_source_subject_links_pfa_faces_to_their_kdef_person(demo_root):
 def test_every_configured_database_has_source_subjects(demo_root):
     demo, _ = demo_root
     expected = {"kdef": r"KDEF/[FM]\d\d", "ck": r"CK\+/S\d{3}", "jaffe": r"JAFFE/[A-Z]{2}",
-                "pfa": r"KDEF/[FM]\d\d", "actors": r""}   # actors: names carry no subject
+                "pfa": r"KDEF/[FM]\d\d",
+                "actors": r"actors/\w+"}              # actors: each image its own person
     for key, pattern in expected.items():
         m = import_entry(key, _configured(key, demo)).manifest
         assert list(m.columns)[-1] == "source_subject"
@@ -297,7 +305,9 @@ def test_every_configured_database_has_source_subjects(demo_root):
 def test_import_stage_writes_the_counts(byod, tmp_path, monkeypatch):
     from stages import import_data
     root, _, _ = byod
-    params = {"data": {"databases": {"mine": _csv_spec(root)}}}
+    from fer.params import compose
+    params = compose(["profile=demo"])
+    params["data"]["databases"]["mine"] = _csv_spec(root)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     import_data.main("mine")
