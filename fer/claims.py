@@ -14,11 +14,15 @@ Verdict of a claim "A beats B on T" at the configured seeds:
 """
 from __future__ import annotations
 
+import csv
+import io
 from itertools import combinations
 
 from .stats import holm, paired_test
 
 FAMILIES = ("train sets", "backbones")
+COLUMNS = ["family", "a", "b", "test_set", "metric", "n", "mean_diff", "ci_low", "ci_high",
+           "p", "exact", "min_p", "p_holm", "significant"]
 
 
 def _by_seed(cell: dict, test_set: str, metric: str) -> dict:
@@ -98,12 +102,23 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float) -> list[dic
     return out
 
 
+def comparisons_csv(rows: list[dict]) -> str:
+    """All comparisons, one per line (a header only when the grid has no pairs)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        ci = r["ci"] or (None, None)
+        w.writerow({**r, "ci_low": ci[0], "ci_high": ci[1]})
+    return buf.getvalue()
+
+
 def _pp(x) -> str:
-    return f"{x * 100:+.2f}"
+    return f"{x * 100 + 0.0:+.2f}"          # + 0.0: no '-0.00'
 
 
 def _ci(ci) -> str:
-    return "—" if ci is None else f"[{ci[0] * 100:+.2f}, {ci[1] * 100:+.2f}]"
+    return "—" if ci is None else f"[{_pp(ci[0])}, {_pp(ci[1])}]"
 
 
 def claims_markdown(judged: list[dict], rows: list[dict], cfg: dict) -> str:

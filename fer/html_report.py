@@ -99,6 +99,27 @@ def _plt():
     return plt
 
 
+CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
+
+
+def training_curves_csv(cells: list[dict]) -> str:
+    """Every cell's per-epoch history, one row per (cell, seed, epoch), for `dvc plots`:
+    epoch counts on from step 1 into step 2, as the MLflow child runs' step numbers do."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["cell", "seed", "step", "epoch", *CURVE_KEYS])
+    for c in cells:
+        for r in c["per_seed"]:
+            epoch = 0
+            for step in ("step1", "step2"):
+                h = r["history"][step]
+                for i in range(len(h.get("loss", h.get("accuracy", [])))):
+                    epoch += 1
+                    w.writerow([f"{c['model']}-{c['train_set']}", r["seed"], step, epoch,
+                                *(repr(h[k][i]) if k in h else "" for k in CURVE_KEYS)])
+    return buf.getvalue()
+
+
 def training_curves_png(cells: list[dict], models: list, train_sets: list) -> bytes:
     """Per cell (rows: train sets, columns: backbones) the per-epoch train (dashed) and
     validation (solid) accuracy of every seed, step 1 then step 2."""

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 from fer.atomic import atomic_file, write_json
-from fer.claims import claims_markdown, comparisons, judge_claims
+from fer.claims import claims_markdown, comparisons, comparisons_csv, judge_claims
 from fer.grid import model_spec
 from fer.models import table2
 from fer.params import load_params
 from fer.report import (table2_markdown, table3_markdown, table3_rows,
                         table6_markdown, table9_markdown, to_csv)
 from fer.stats import cell_intervals
+from fer.tracking import flat, metric_key, mlflow_run
 
 BASELINES = Path("metrics/baselines.json")
 
@@ -35,8 +36,7 @@ def main() -> None:
         "table2.md": table2_markdown(table2([model_spec(params, m, weights="none")
                                              for m in grid["models"]])),
         "claims.md": claims_markdown(judged, rows, cfg),
-        "comparisons.csv": to_csv([{k: (None if v is None else v) for k, v in r.items()}
-                                   for r in rows]),
+        "comparisons.csv": comparisons_csv(rows),
     }
     for name, text in outputs.items():
         with atomic_file(out / name) as f:
@@ -52,11 +52,16 @@ def main() -> None:
             f"accuracy_{key}_bootstrap_low": round(iv["bootstrap"][0], 4),
             f"accuracy_{key}_bootstrap_high": round(iv["bootstrap"][1], 4)}
             for t in tests for iv in [intervals[c["cell"]][t]["accuracy"]]}
-    summary["claims"] = {f"claim{i + 1}": {"better_minus_worse": round(j["diff"], 4),
-                                           "p_holm": round(j["p_holm"], 4),
-                                           "supported": int(j["verdict"] == "supported")}
-                         for i, j in enumerate(judged)}
+    if judged:
+        summary["claims"] = {f"claim{i + 1}": {"better_minus_worse": round(j["diff"], 4),
+                                               "p_holm": round(j["p_holm"], 4),
+                                               "supported": int(j["verdict"] == "supported")}
+                             for i, j in enumerate(judged)}
     write_json("metrics/summary.json", summary)
+    import mlflow
+    with mlflow_run("aggregate", "aggregate", params={"report": {k: v for k, v in cfg.items()
+                                                                  if k != "claims"}}):
+        mlflow.log_metrics({metric_key(k): v for k, v in flat(summary).items()})
     print(outputs["table3.md"])
     print(outputs["claims.md"].split("\n## ")[0])
 

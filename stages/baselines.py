@@ -14,7 +14,7 @@ from fer.evaluate import classification_metrics, confusion_png
 from fer.labels import EMOTIONS
 from fer.params import load_params
 from fer.stats import bootstrap_ci
-from fer.tracking import metric_key
+from fer.tracking import metric_key, mlflow_run
 
 
 def main() -> None:
@@ -56,6 +56,15 @@ def main() -> None:
     with atomic_file("reports/baselines.md") as f:
         f.write("\n".join(lines) + "\n")
     write_json("metrics/baselines.json", {"models": models})
+    import mlflow
+    for r in models:
+        with mlflow_run("baselines", r["name"], params={"package": r["package"],
+                        "runtime": r["runtime"], "label_map": r["label_map"]},
+                        tags={"kind": r["kind"]}):
+            mlflow.log_metrics({"size_mb": r["size_mb"], "median_ms": r["median_ms"],
+                                "p90_ms": r["p90_ms"], **{
+                                    f"{metric_key(t)}_{k}": m[k] for t, m in r["tests"].items()
+                                    for k in ("accuracy", "balanced_accuracy", "macro_f1")}})
 
 
 if __name__ == "__main__":

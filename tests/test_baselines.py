@@ -67,6 +67,7 @@ def test_baselines_stage_scores_like_the_grid(tmp_path, monkeypatch, astronaut_c
                           "source_subject": f"{name}/s0"})
         save_dataset(tmp_path / "build/datasets" / name, np.stack([face] * len(labels)), m)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     from stages import baselines
     baselines.main()
     out = json.loads((tmp_path / "metrics/baselines.json").read_text())["models"]
@@ -82,3 +83,9 @@ def test_baselines_stage_scores_like_the_grid(tmp_path, monkeypatch, astronaut_c
     assert (tmp_path / "reports/baselines/face-api/confusion_CKplus.png").stat().st_size > 5000
     md = (tmp_path / "reports/baselines.md").read_text()
     assert "| face-api (@vladmandic/face-api@1.7.15) | CK+ | 50.00 | [0.00, 100.00] |" in md
+    import mlflow                                       # the same numbers in MLflow
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = mlflow.search_runs(experiment_names=["baselines"], output_format="list")[0]
+    assert run.data.tags["kind"] == "reference, not trained here"
+    assert run.data.metrics["CKplus_accuracy"] == 0.5 and run.data.metrics["JAFFE_accuracy"] == 1.0
+    assert run.data.metrics["median_ms"] == r["median_ms"]

@@ -163,3 +163,11 @@ def test_table3_shows_intervals_and_reference_rows():
     assert rows[0]["kind"] == "trained here" and rows[1]["kind"] == "reference, not trained here"
     assert rows[0]["CK+ mean_ci low"] == 77.03 and rows[1]["CK+ val_selected_bootstrap low"] == 40.0
     assert list(rows[0]) == list(rows[1])                 # one CSV header fits both
+
+
+def test_comparisons_csv_has_a_header_even_without_pairs():
+    from fer.claims import COLUMNS, comparisons_csv
+    assert comparisons_csv([]) == ",".join(COLUMNS) + "\n"     # a one-cell grid
+    rows = comparisons(_grid(), ["CK+"], CFG)
+    lines = comparisons_csv(rows).splitlines()
+    assert len(lines) == 1 + len(rows) and lines[1].startswith("train sets,vgg19-KDEF_OL,")
