@@ -24,7 +24,8 @@ CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200
 table{border-collapse:collapse;margin:.6em 0;font-size:12px}td,th{border:1px solid #bbb;
 padding:2px 6px;text-align:left}th{background:#eef}img{max-width:100%;border:1px solid #ddd;
 margin:4px}section{border-top:2px solid #ccd;margin-top:1.6em}details{font-size:12px;color:#555}
-code{font-size:11px}nav a{margin-right:.8em}.figs{display:flex;flex-wrap:wrap;align-items:flex-start}
+code{font-size:11px}nav a{margin-right:.8em}
+.figs{display:flex;flex-wrap:wrap;align-items:flex-start}
 figure{margin:4px}figcaption{font-size:11px;color:#555}"""
 
 
@@ -203,7 +204,8 @@ def sections(params: dict) -> list[Section]:
                 images=[(f"{c} on {t}",
                          need(f"reports/finetune/{c}/confusion_{metric_key(t)}.png").read_bytes())
                         for c in cells for t in tests]),
-        Section("curves", "Per-epoch training curves", [f"metrics/finetune/{c}.json" for c in cells],
+        Section("curves", "Per-epoch training curves",
+                [f"metrics/finetune/{c}.json" for c in cells],
                 images=[("accuracy per epoch, every cell and seed",
                          training_curves_png(cell_records, grid["models"], grid["train_sets"]))]),
         Section("ksearch", "k search (section 4.3)", ["reports/ksearch.csv"],
@@ -214,7 +216,8 @@ def sections(params: dict) -> list[Section]:
                 ["reports/augment_grid.png"],
                 images=[("augmentation grid", need("reports/augment_grid.png").read_bytes())]),
         Section("gan", "GAN sample grids and KID curves",
-                [f"reports/gan/{e}" for e in emotions] + [f"reports/gan/{e}_kid.csv" for e in emotions],
+                [f"reports/gan/{e}" for e in emotions]
+                + [f"reports/gan/{e}_kid.csv" for e in emotions],
                 images=[("KID per kept checkpoint (lower is better)", curves_png(
                     {e: _read_xy(f"reports/gan/{e}_kid.csv", "epoch", "kid") for e in emotions},
                     "epoch", "KID"))]

@@ -87,7 +87,8 @@ def paired_test(a, b, n_resamples: int = 10_000, seed: int = 0,
     draws). `min_p` is the smallest p-value the design can reach."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size < 1:
-        raise ValueError(f"paired test needs two equal-length 1-d samples, got {a.shape}, {b.shape}")
+        raise ValueError("paired test needs two equal-length 1-d samples, got "
+                         f"{a.shape}, {b.shape}")
     d = a - b
     n = d.size
     exact = 2 ** n <= n_resamples

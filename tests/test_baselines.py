@@ -18,7 +18,8 @@ from fer.labels import EMOTIONS
 from fer.params import compose
 
 needs_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (WEB / "node_modules" / "@vladmandic" / "face-api").is_dir(),
+    shutil.which("node") is None
+    or not (WEB / "node_modules" / "@vladmandic" / "face-api").is_dir(),
     reason="needs node and `npm ci --prefix web` (make install does)")
 
 

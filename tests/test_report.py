@@ -5,6 +5,7 @@ import io
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,8 +102,9 @@ def test_page_is_complete_deterministic_and_names_missing_inputs(outputs, tmp_pa
         build(outputs)
 
 
-@pytest.mark.skipif(not shutil.which("node") or not (WEB / "node_modules" / "playwright-core").is_dir()
-                    or not shutil.os.path.exists(CHROMIUM),
+@pytest.mark.skipif(not shutil.which("node")
+                    or not (WEB / "node_modules" / "playwright-core").is_dir()
+                    or not Path(CHROMIUM).exists(),
                     reason="needs node, `npm ci --prefix web` and Debian's chromium "
                            "(apt-get install chromium)")
 def test_report_page_in_headless_chromium(outputs, tmp_path):

@@ -63,7 +63,8 @@ def test_paired_test_detects_a_known_difference_and_not_a_null_one():
     assert r["exact"] and r["p"] == pytest.approx(2 / 2 ** 8) and r["min_p"] == 2 / 2 ** 8
     assert r["mean_diff"] == pytest.approx(np.mean(a - b))
     ci = stats.ttest_rel(a, b).confidence_interval()
-    assert r["ci"] == pytest.approx((ci.low, ci.high)) and 0 < r["ci"][0] < r["mean_diff"] < r["ci"][1]
+    assert r["ci"] == pytest.approx((ci.low, ci.high))
+    assert 0 < r["ci"][0] < r["mean_diff"] < r["ci"][1]
     # differences 3, 2, 1, -1 pp: 6 of the 16 sign patterns have |sum| >= 5 (by hand)
     base = np.full(4, 0.6)
     assert paired_test(base + [0.03, 0.02, 0.01, -0.01], base)["p"] == pytest.approx(6 / 16)
