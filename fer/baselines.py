@@ -70,3 +70,13 @@ def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
                                  LABEL_MAPS[name]),
             "ms": res["ms"], "size_mb": res["weight_bytes"] / 1e6, "backend": res["backend"],
             "package": res["package"], "labels": res["labels"]}
+
+
+def edge_rows(models: list[dict], test_sets: list[str]) -> list[dict]:
+    """Table 10 rows (stages/edge_eval.py) of the reference models in
+    metrics/baselines.json: size, accuracy per test set, latency, runtime; no Keras twin,
+    so no probability-difference column."""
+    return [{"model": f"{r['name']} ({r['package']}), reference, not trained here",
+             "size_mb": r["size_mb"], "location": r["runtime"],
+             **{t: r["tests"][t]["accuracy"] for t in test_sets},
+             **{k: r[k] for k in ("median_ms", "p90_ms", "runs")}} for r in models]

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from fer.atomic import atomic_file, write_json
+from fer.baselines import edge_rows
 from fer.dataset import load_dataset
 from fer.edge import latency, run_js, server_latency
 from fer.finetune import predict
@@ -59,11 +60,7 @@ def main() -> None:
             print(f"edge {row['model']} in {row['location']}: {row['median_ms']} ms" +
                   "".join(f", {t} {row[t]:.3f}" for t in tests if t in row))
     refs = (json.loads(BASELINES.read_text())["models"] if BASELINES.is_file() else [])
-    for r in refs:
-        rows.append({"model": f"{r['name']} ({r['package']}), reference, not trained here",
-                     "size_mb": r["size_mb"], "location": r["runtime"],
-                     **{t: r["tests"][t]["accuracy"] for t in tests},
-                     **{k: r[k] for k in ("median_ms", "p90_ms", "runs")}})
+    rows += edge_rows(refs, list(tests))
     lines = ["| Model | Size (MB) | " + " | ".join(f"{t} acc. (%)" for t in tests)
              + " | max abs. diff. vs Keras | Inf. time median / p90 (ms) | Inf. location |",
              "|---" * (len(tests) + 5) + "|"]
