@@ -130,6 +130,8 @@ def test_bad_claims_and_unpaired_seeds_are_errors():
                        "test_set": "CK+"}], rows, 0.05)
     with pytest.raises(ValueError, match=r"claims\[0\] has no 'test_set'"):
         judge_claims([{"claim": "x", "better": "a", "worse": "b"}], rows, 0.05)
+    with pytest.raises(ValueError, match=r"report.metric = 'auc': expected one of"):
+        comparisons(_grid(), ["CK+"], {**CFG, "metric": "auc"})
     cells = _grid()
     cells[1]["per_seed"][0]["seed"] = 99
     with pytest.raises(ValueError, match="vgg19-KDEF_OL and vgg19-KDEF_Q ran different seeds"):
