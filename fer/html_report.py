@@ -279,12 +279,27 @@ def _provenance_html(sources, index) -> str:
         + "</summary>" + "".join(parts) + "</details>"
 
 
+MAX_PX = 900      # longest side of an inlined image: keeps the paper-scale page small
+
+
+def fit(png: bytes, max_px: int = MAX_PX) -> bytes:
+    """The PNG itself, or a copy scaled so its longest side is `max_px`."""
+    from PIL import Image
+    im = Image.open(io.BytesIO(png))
+    if max(im.size) <= max_px:
+        return png
+    im.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def render(params: dict, secs: list[Section], index: dict, data_md5: str) -> str:
     nav = " ".join(f'<a href="#{s.id}">{html.escape(s.title.split(":")[0])}</a>' for s in secs)
     body = []
     for s in secs:
         figs = "".join(f'<figure><img alt="{html.escape(cap)}" src="data:image/png;base64,'
-                       f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(cap)}'
+                       f'{base64.b64encode(fit(png)).decode()}"><figcaption>{html.escape(cap)}'
                        "</figcaption></figure>" for cap, png in s.images)
         body.append(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2>'
                     + "".join(markdown_to_html(t) for t in s.tables)

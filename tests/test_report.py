@@ -82,6 +82,16 @@ def outputs(tmp_path, monkeypatch):
     return p
 
 
+def test_large_images_are_scaled_small_ones_kept():
+    from fer.html_report import fit
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((1200, 1800, 3), np.uint8)).save(buf, "PNG")
+    assert Image.open(io.BytesIO(fit(buf.getvalue()))).size == (900, 600)
+    small = io.BytesIO()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(small, "PNG")
+    assert fit(small.getvalue()) == small.getvalue()
+
+
 def test_markdown_tables_and_escaping():
     h = markdown_to_html("## Title <x>\n\n| A | B |\n|---|---|\n| 1 | **yes** |\n\nnote `code`\n")
     assert h.splitlines() == ["<h4>Title &lt;x&gt;</h4>",
