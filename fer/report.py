@@ -116,7 +116,7 @@ def table3_markdown(cells: list[dict], test_sets: list[str], intervals: dict | N
     if references:
         note += ("reference, not trained here: pretrained models shipped in registry "
                  "packages, run on the same face crops with their own preprocessing "
-                 "(README, Reference models); one deterministic model, so no seeds.\n")
+                 "(README: Reading the evidence); one deterministic model, so no seeds.\n")
     for t in test_sets:
         absent = cells[0]["per_seed"][0]["tests"][t].get("absent_classes") \
             if cells[0].get("per_seed") else None
