@@ -24,35 +24,83 @@ def selected_label(cell: dict) -> str:
             else "val-selected seed")
 
 
-def table3_rows(cells: list[dict], test_sets: list[str]) -> list[dict]:
+def _iv(iv, scale: float = 100.0) -> str:
+    """'[61.20, 84.72]' or '—' (no interval: one seed)."""
+    return "—" if iv is None else f"[{iv[0] * scale:.2f}, {iv[1] * scale:.2f}]"
+
+
+def table3_rows(cells: list[dict], test_sets: list[str], intervals: dict | None = None,
+                references: list[dict] | None = None) -> list[dict]:
+    """Table 3 as CSV rows; `intervals[cell][test]["accuracy"]` (fer.stats.cell_intervals)
+    adds the CI columns, `references` (metrics/baselines.json models) the reference rows."""
     rows = []
     for c in cells:
         key = c["selection"]["key"]
-        row = {"train_set": c["train_set"], "model": c["model"], "seeds": len(c["seeds"]),
-               "selected_on": c["selection"]["on"]}
+        row = ({"kind": "trained here"} if references else {})
+        row.update({"train_set": c["train_set"], "model": c["model"],
+                    "seeds": len(c["seeds"]), "selected_on": c["selection"]["on"]})
         for t in test_sets:
             acc = c["summary"][t]["accuracy"]
             row[f"{t} mean"] = round(acc["mean"] * 100, 2)
             row[f"{t} std"] = round(acc["std"] * 100, 2)
+            if intervals:
+                iv = intervals[c["cell"]][t]["accuracy"]
+                for name, v in (("mean_ci", iv["mean_ci"]), (f"{key}_bootstrap", iv["bootstrap"])):
+                    row[f"{t} {name} low"] = None if v is None else round(v[0] * 100, 2)
+                    row[f"{t} {name} high"] = None if v is None else round(v[1] * 100, 2)
             row[f"{t} {key}"] = round(acc[key] * 100, 2)
             row[f"{t} max_test_selected"] = round(acc["max_test_selected"] * 100, 2)
+        rows.append(row)
+    for r in references or []:
+        row = dict.fromkeys(rows[0]) if rows else {}
+        row.update({"kind": "reference, not trained here", "train_set": "",
+                    "model": r["name"], "seeds": None, "selected_on": None})
+        for t in test_sets:
+            m = r["tests"][t]
+            row[f"{t} mean"] = round(m["accuracy"] * 100, 2)
+            key = cells[0]["selection"]["key"]
+            if intervals:
+                b = m["bootstrap"]["accuracy"]
+                row[f"{t} {key}_bootstrap low"] = round(b["low"] * 100, 2)
+                row[f"{t} {key}_bootstrap high"] = round(b["high"] * 100, 2)
         rows.append(row)
     return rows
 
 
-def table3_markdown(cells: list[dict], test_sets: list[str]) -> str:
+def table3_markdown(cells: list[dict], test_sets: list[str], intervals: dict | None = None,
+                    references: list[dict] | None = None, level: float = 0.95) -> str:
     sel = selected_label(cells[0])
+    lvl = f"{level * 100:g} %"
     head = ("| Train dataset | Model | " + " | ".join(
-        f"{t} mean ± std (%) | {t} {sel} (%) | {t} {MAX_LABEL} (%)" for t in test_sets) + " |")
-    sep = "|---|---|" + "---|---|---|" * len(test_sets)
+        f"{t} mean ± std (%)"
+        + (f" | {t} {lvl} CI of mean (%)" if intervals else "")
+        + f" | {t} {sel} (%)"
+        + (f" | {t} {sel} bootstrap {lvl} CI (%)" if intervals else "")
+        + f" | {t} {MAX_LABEL} (%)" for t in test_sets) + " |")
+    per_test = 5 if intervals else 3
+    sep = "|---|---|" + "---|" * per_test * len(test_sets)
     lines = [head, sep]
     for c in cells:
         key = c["selection"]["key"]
-        cols = " | ".join(f"{pm(c['summary'][t]['accuracy'])} | "
-                          f"{c['summary'][t]['accuracy'][key] * 100:.2f} | "
-                          f"{c['summary'][t]['accuracy']['max_test_selected'] * 100:.2f}"
-                          for t in test_sets)
-        lines.append(f"| {c['train_set']} | {c['model']} | {cols} |")
+        cols = []
+        for t in test_sets:
+            acc = c["summary"][t]["accuracy"]
+            iv = intervals[c["cell"]][t]["accuracy"] if intervals else None
+            cols.append(pm(acc) + (f" | {_iv(iv['mean_ci'])}" if iv else "")
+                        + f" | {acc[key] * 100:.2f}"
+                        + (f" | {_iv(iv['bootstrap'])}" if iv else "")
+                        + f" | {acc['max_test_selected'] * 100:.2f}")
+        lines.append(f"| {c['train_set']} | {c['model']} | {' | '.join(cols)} |")
+    for r in references or []:
+        cols = []
+        for t in test_sets:
+            m = r["tests"][t]
+            b = m["bootstrap"]["accuracy"]
+            cols.append(f"{m['accuracy'] * 100:.2f} (one model)" + (" | —" if intervals else "")
+                        + f" | {m['accuracy'] * 100:.2f}"
+                        + (f" | {_iv((b['low'], b['high']))}" if intervals else "") + " | —")
+        lines.append(f"| reference, not trained here | {r['name']} ({r['package']}) | "
+                     f"{' | '.join(cols)} |")
     note = (f"\nmean ± std: over {len(cells[0]['seeds'])} seeds, no selection. {sel}: the "
             f"cell's model, chosen on {cells[0]['selection']['on']}"
             + (" (validation subjects held out of the train set)."
@@ -60,6 +108,15 @@ def table3_markdown(cells: list[dict], test_sets: list[str]) -> str:
                else " -- a TEST set: the paper's optimistic protocol.")
             + f" {MAX_LABEL}: the best test accuracy over seeds, chosen on the test set "
             "itself; optimistic, shown only to compare with the paper.\n")
+    if intervals:
+        note += (f"{lvl} CI of mean: Student t interval of the mean over seeds (seed noise "
+                 f"only; clipped to [0, 100]). bootstrap {lvl} CI: percentile interval of "
+                 f"the {sel}'s accuracy over test images resampled with replacement "
+                 "(test-set sampling only).\n")
+    if references:
+        note += ("reference, not trained here: pretrained models shipped in registry "
+                 "packages, run on the same face crops with their own preprocessing "
+                 "(README: Reading the evidence); one deterministic model, so no seeds.\n")
     for t in test_sets:
         absent = cells[0]["per_seed"][0]["tests"][t].get("absent_classes") \
             if cells[0].get("per_seed") else None

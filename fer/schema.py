@@ -186,6 +186,25 @@ class Edge(Section):
     runtimes: list[Runtime] = Field(min_length=1)
 
 
+class Claim(Section):
+    claim: str
+    better: str                        # <model>-<train_set>
+    worse: str
+    test_set: str
+
+
+class Report(Section):
+    level: float = Field(gt=0, lt=1)
+    bootstrap_resamples: PositiveInt
+    permutation_resamples: PositiveInt
+    seed: int = Field(ge=0)
+    alpha: float = Field(gt=0, lt=1)
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1"]
+    reference_models: list[str]
+    latency_runs: PositiveInt
+    claims: list[Claim]                # claims about cells outside the grid: not evaluated
+
+
 class Profile(Section):
     name: str
 
@@ -206,6 +225,7 @@ class Params(Section):
     gan_quality: GanQuality
     export: Export
     edge: Edge
+    report: Report
     profile: Profile
 
 
@@ -295,7 +315,8 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     for key in ("augment.part", "gan.part"):
         if _get(params, key, str) in databases:
             out.append(f"{key} = {_get(params, key, str)!r}: is also a database name")
-    for key in ("augment.source", "gan.source", "gan.extra_source"):
+    gan_runs = bool(_get(params, "gan.emotions", list))
+    for key in ("augment.source", *(("gan.source", "gan.extra_source") if gan_runs else ())):
         value = _get(params, key, str)
         if value is not None and databases and value not in databases:
             out.append(f"{key} = {value!r}: not a database of data.databases "

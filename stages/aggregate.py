@@ -1,39 +1,70 @@
-"""DVC stage aggregate: the grid's cells -> paper Tables 2, 3, 6 and 9 (Markdown + CSV)
-and metrics/summary.json for `dvc metrics show` / `dvc exp show`."""
+"""DVC stage aggregate: the grid's cells -> paper Tables 2, 3, 6 and 9 (Markdown + CSV),
+Table 3's confidence intervals and reference rows, the paired tests of the paper's claims
+(claims.md, comparisons.csv) and metrics/summary.json for `dvc metrics show` /
+`dvc exp show`."""
 import json
 from pathlib import Path
 
 from fer.atomic import atomic_file, write_json
+from fer.claims import claims_markdown, comparisons, comparisons_csv, judge_claims
 from fer.grid import model_spec
 from fer.models import table2
 from fer.params import load_params
 from fer.report import (table2_markdown, table3_markdown, table3_rows,
                         table6_markdown, table9_markdown, to_csv)
+from fer.stats import cell_intervals
+from fer.tracking import flat, metric_key, mlflow_run
+
+BASELINES = Path("metrics/baselines.json")
 
 
 def main() -> None:
     params = load_params()
-    grid, tests = params["grid"], params["grid"]["test_sets"]
+    grid, tests, cfg = params["grid"], params["grid"]["test_sets"], params["report"]
     cells = [json.loads(Path(f"metrics/finetune/{m}-{t}.json").read_text())
              for t in grid["train_sets"] for m in grid["models"]]
+    intervals = {c["cell"]: cell_intervals(c, tests, cfg) for c in cells}
+    refs = json.loads(BASELINES.read_text())["models"] if BASELINES.is_file() else []
+    rows = comparisons(cells, tests, cfg)
+    judged = judge_claims(cfg["claims"], rows, cfg["alpha"],
+                          grid=({c["cell"] for c in cells}, set(tests)))
     out = Path("reports/tables")
     outputs = {
-        "table3.md": table3_markdown(cells, tests),
-        "table3.csv": to_csv(table3_rows(cells, tests)),
+        "table3.md": table3_markdown(cells, tests, intervals, refs, cfg["level"]),
+        "table3.csv": to_csv(table3_rows(cells, tests, intervals, refs)),
         "table6.md": "\n".join(table6_markdown(cells, t) for t in tests),
         "table9.md": table9_markdown(cells),
         "table2.md": table2_markdown(table2([model_spec(params, m, weights="none")
                                              for m in grid["models"]])),
+        "claims.md": claims_markdown(judged, rows, cfg),
+        "comparisons.csv": comparisons_csv(rows),
     }
     for name, text in outputs.items():
         with atomic_file(out / name) as f:
             f.write(text)
-    write_json("metrics/summary.json", {
-        f"{c['model']}-{c['train_set']}": {
-            t: {f"accuracy_{k}": round(c["summary"][t]["accuracy"][k], 4)
-                for k in ("mean", "std", c["selection"]["key"], "max_test_selected")}
-            for t in tests} for c in cells})
+    summary = {}
+    for c in cells:
+        key = c["selection"]["key"]
+        summary[f"{c['model']}-{c['train_set']}"] = {t: {
+            **{f"accuracy_{k}": round(c["summary"][t]["accuracy"][k], 4)
+               for k in ("mean", "std", key, "max_test_selected")},
+            **({"accuracy_mean_ci_low": round(iv["mean_ci"][0], 4),
+                "accuracy_mean_ci_high": round(iv["mean_ci"][1], 4)} if iv["mean_ci"] else {}),
+            f"accuracy_{key}_bootstrap_low": round(iv["bootstrap"][0], 4),
+            f"accuracy_{key}_bootstrap_high": round(iv["bootstrap"][1], 4)}
+            for t in tests for iv in [intervals[c["cell"]][t]["accuracy"]]}
+    if judged:
+        summary["claims"] = {f"claim{i + 1}": {"better_minus_worse": round(j["diff"], 4),
+                                               "p_holm": round(j["p_holm"], 4),
+                                               "supported": int(j["verdict"] == "supported")}
+                             for i, j in enumerate(judged) if j["p"] is not None}
+    write_json("metrics/summary.json", summary)
+    import mlflow
+    with mlflow_run("aggregate", "aggregate", params={"report": {k: v for k, v in cfg.items()
+                                                                  if k != "claims"}}):
+        mlflow.log_metrics({metric_key(k): v for k, v in flat(summary).items()})
     print(outputs["table3.md"])
+    print(outputs["claims.md"].split("\n## ")[0])
 
 
 if __name__ == "__main__":

@@ -10,11 +10,14 @@ import keras
 import numpy as np
 
 from fer.atomic import atomic_file, write_json
+from fer.baselines import edge_rows
 from fer.dataset import load_dataset
 from fer.edge import latency, run_js, server_latency
 from fer.finetune import predict
 from fer.layout import set_dir
 from fer.params import load_params
+
+BASELINES = Path("metrics/baselines.json")
 
 
 def _cell(row: dict, key: str, scale: float, fmt: str) -> str:
@@ -57,6 +60,8 @@ def main() -> None:
             rows.append(row)
             print(f"edge {row['model']} in {row['location']}: {row['median_ms']} ms" +
                   "".join(f", {t} {row[t]:.3f}" for t in tests if t in row))
+    refs = (json.loads(BASELINES.read_text())["models"] if BASELINES.is_file() else [])
+    rows += edge_rows(refs, list(tests))
     lines = ["| Model | Size (MB) | " + " | ".join(f"{t} acc. (%)" for t in tests)
              + " | max abs. diff. vs Keras | Inf. time median / p90 (ms) | Inf. location |",
              "|---" * (len(tests) + 5) + "|"]
@@ -65,7 +70,10 @@ def main() -> None:
               + f" | {_cell(r, 'max_abs_diff', 1, '{:.1e}')} | {r['median_ms']:.1f} / "
               f"{r['p90_ms']:.1f} | {r['location']} |" for r in rows]
     note = ("\n— : latency only (headless WebGL has no GPU here and is software-rendered, "
-            "so its accuracy pass is skipped; the numbers are those of the other runtimes).\n")
+            "so its accuracy pass is skipped; the numbers are those of the other runtimes).\n"
+            + ("Reference rows: pretrained models from registry packages on the same crops "
+               "(metrics/baselines.json); no Keras twin, hence no difference column.\n"
+               if refs else ""))
     with atomic_file("reports/table10.md") as f:
         f.write("\n".join(lines) + "\n" + note)
     write_json("metrics/edge.json", rows)

@@ -103,7 +103,7 @@ def _tiny_params() -> dict:
         "ck": {"kind": "folders", "name": "CK+", "path": "data/ck", "require_all": True}}
     p["crop"].update(size=32, workers=1)
     p["augment"]["copies"] = 1
-    p["gan"].update(epochs=2, batch_size=4, sample_every=1, keep_from=1, keep_every=1,
+    p["gan"].update(extra_source="kdef", epochs=2, batch_size=4, sample_every=1, keep_from=1, keep_every=1,
                     kid_images=4, n_generate=7, kid_features="pixels")
     p["merge"] = {"train_sets": {"KDEF_OL": ["kdef", "kdef_da_ol"], "KDEF_Q": ["kdef", "gan_q"]},
                   "test_sets": {"CK+": ["ck"]}}
@@ -123,17 +123,18 @@ def _tiny_params() -> dict:
 
 def _runs():
     """(dvc stage name, how to run it in-process), in DAG order."""
-    from stages import (aggregate, augment, crop, crossval, edge_eval, export_tfjs, finetune,
-                        gan, gan_quality, import_data, ksearch, merge)
+    from stages import (aggregate, augment, baselines, crop, crossval, edge_eval, export_tfjs,
+                        finetune, gan, gan_quality, import_data, ksearch, merge, report)
     return [("import@kdef", lambda: import_data.main("kdef")),
             ("import@ck", lambda: import_data.main("ck")),
             ("crop@kdef", lambda: crop.main("kdef")), ("crop@ck", lambda: crop.main("ck")),
             ("augment", augment.main), ("gan@angry", lambda: gan.main("angry")),
-            ("merge", merge.main), ("finetune@vgg16-KDEF_OL",
+            ("merge", merge.main), ("baselines", baselines.main), ("finetune@vgg16-KDEF_OL",
                                     lambda: finetune.main("vgg16", "KDEF_OL")),
             ("aggregate", aggregate.main), ("ksearch", ksearch.main),
             ("crossval", crossval.main), ("gan_quality", gan_quality.main),
-            ("export", export_tfjs.main), ("edge_eval", edge_eval.main)]
+            ("export", export_tfjs.main), ("edge_eval", edge_eval.main),
+            ("report", report.main)]
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +150,12 @@ def params_read(tmp_path_factory):
     reads = {}
     try:
         for stage, run in _runs():
-            if stage == "edge_eval" and not (ROOT / "web/node_modules/@tensorflow").is_dir():
+            if stage in ("baselines", "edge_eval", "report") and \
+                    not (ROOT / "web/node_modules/@tensorflow").is_dir():
                 continue                          # no TF.js here: checked by the static test
             if stage == "merge":                  # gan ran for one emotion: the other six
                 for e in EMOTIONS[1:]:                # get stand-in images (its interface)
-                    _noise_folders(tmp / "build/gan/generated" / e, 1, 2, size=32, only=e)
+                    _noise_folders(tmp / "build/derived/gan_q" / e, 1, 2, size=32, only=e)
             log = tmp / f"{stage}.reads"
             mp.setenv(PARAMS_LOG_ENV, str(log))
             run()

@@ -1,0 +1,28 @@
+"""DVC stage report: reports/index.html, one self-contained page with every table
+(2, 3, 6, 7, 8, 9, 10, claims, reference models), the confusion matrices, training
+curves, augmentation grid, GAN sample grids and KID curves, dataset counts and crop
+detection rates, each with the stage, params and hashes it came from; and
+reports/training_curves.csv, every cell's per-epoch history for `dvc plots show`."""
+import json
+from pathlib import Path
+
+from fer.atomic import atomic_file
+from fer.html_report import build, training_curves_csv
+from fer.params import load_params
+
+
+def main() -> None:
+    params = load_params()
+    page = build(params)
+    with atomic_file("reports/index.html") as f:
+        f.write(page)
+    grid = params["grid"]
+    cells = [json.loads(Path(f"metrics/finetune/{m}-{t}.json").read_text())
+             for t in grid["train_sets"] for m in grid["models"]]
+    with atomic_file("reports/training_curves.csv") as f:
+        f.write(training_curves_csv(cells))
+    print(f"reports/index.html: {len(page) / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Intervals, bootstrap, paired tests, Holm, claim verdicts and Table 3's CI/reference rows,
+checked against hand-computed and scipy values on small fixed inputs."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from fer.claims import claims_markdown, comparisons, judge_claims
+from fer.evaluate import classification_metrics
+from fer.report import table3_markdown, table3_rows
+from fer.stats import (bootstrap_ci, cell_intervals, holm, mean_ci, metrics_from_confusion,
+                       paired_test)
+
+CFG = {"level": 0.95, "bootstrap_resamples": 2000, "permutation_resamples": 10000,
+       "seed": 0, "alpha": 0.05, "metric": "accuracy"}
+
+
+def test_mean_ci_is_the_student_t_interval():
+    lo, hi = mean_ci([0.80, 0.82, 0.84])
+    half = 4.302652729911275 * 0.02 / np.sqrt(3)         # t(0.975, 2) * s / sqrt(n), by hand
+    assert (lo, hi) == pytest.approx((0.82 - half, 0.82 + half))
+    assert lo < 0.82 < hi
+    v = [0.61, 0.70, 0.66, 0.72, 0.64]
+    assert mean_ci(v) == pytest.approx(stats.t.interval(0.95, 4, np.mean(v), stats.sem(v)))
+    assert mean_ci([0.5]) is None and mean_ci([0.5, 0.5]) == (0.5, 0.5)
+
+
+def test_confusion_metrics_match_sklearn_with_an_absent_class():
+    y = [0, 1, 1, 2, 3, 4, 5, 5, 0, 2]                    # no 'surprise' (6) in the set
+    pred = [0, 1, 2, 2, 3, 6, 5, 5, 1, 2]
+    ref = classification_metrics(y, np.eye(7)[pred])
+    got = metrics_from_confusion(ref["confusion"])
+    for k in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert got[k] == pytest.approx(ref[k])
+
+
+def test_bootstrap_interval_over_test_images():
+    cm = np.zeros((7, 7), int)                            # 200 images, 140 right: acc 0.7
+    for c in range(7):
+        cm[c, c] = 20
+        cm[c, (c + 1) % 7] = 200 // 7 - 20 if c < 4 else 8
+    cm[0, 0] += 200 - cm.sum()
+    acc = np.trace(cm) / cm.sum()
+    b = bootstrap_ci(cm, 2000, seed=0)
+    assert b["accuracy"]["estimate"] == pytest.approx(acc)
+    se = np.sqrt(acc * (1 - acc) / cm.sum())              # normal approximation
+    assert b["accuracy"]["low"] == pytest.approx(acc - 1.96 * se, abs=0.01)
+    assert b["accuracy"]["high"] == pytest.approx(acc + 1.96 * se, abs=0.01)
+    for k in ("balanced_accuracy", "macro_f1"):
+        assert b[k]["low"] < b[k]["estimate"] < b[k]["high"]
+    assert bootstrap_ci(cm, 2000, seed=0) == b            # seeded
+    assert bootstrap_ci(cm, 2000, seed=1) != b
+    perfect = bootstrap_ci(np.eye(7, dtype=int) * 5, 500, seed=0)["accuracy"]
+    assert (perfect["low"], perfect["high"]) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="non-empty square"):
+        bootstrap_ci(np.zeros((7, 7)), 10, 0)
+
+
+def test_paired_test_detects_a_known_difference_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.5, 0.7, 8)
+    a = b + 0.10 + rng.normal(0, 0.01, 8)                 # every seed better by ~10 pp
+    r = paired_test(a, b)
+    assert r["exact"] and r["p"] == pytest.approx(2 / 2 ** 8) and r["min_p"] == 2 / 2 ** 8
+    assert r["mean_diff"] == pytest.approx(np.mean(a - b))
+    ci = stats.ttest_rel(a, b).confidence_interval()
+    assert r["ci"] == pytest.approx((ci.low, ci.high))
+    assert 0 < r["ci"][0] < r["mean_diff"] < r["ci"][1]
+    # differences 3, 2, 1, -1 pp: 6 of the 16 sign patterns have |sum| >= 5 (by hand)
+    base = np.full(4, 0.6)
+    assert paired_test(base + [0.03, 0.02, 0.01, -0.01], base)["p"] == pytest.approx(6 / 16)
+    null = paired_test(base + [0.01, -0.01, 0.02, -0.02], base)
+    assert null["p"] == pytest.approx(1.0) and null["ci"][0] < 0 < null["ci"][1]
+    assert paired_test(base, base)["p"] == 1.0
+    mc = paired_test(a, b, n_resamples=100, seed=3)       # Monte Carlo when 2**n > resamples
+    assert not mc["exact"] and mc["p"] < 0.05 and paired_test(a, b, 100, 3) == mc
+
+
+def test_holm_step_down_by_hand():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert holm([0.01]) == [0.01]
+
+
+def _cell(model, train_set, accs, test_sets=("CK+",)):
+    per_seed = [{"seed": s, "tests": {t: {"accuracy": a, "balanced_accuracy": a, "macro_f1": a,
+                                         "confusion": (np.eye(7, dtype=int) * 2).tolist()}
+                                     for t in test_sets}} for s, a in enumerate(accs)]
+    return {"cell": f"{model}-{train_set}", "model": model, "train_set": train_set,
+            "seeds": list(range(len(accs))), "per_seed": per_seed, "selected_seed": 0}
+
+
+def _grid(seeds=8):
+    rng = np.random.default_rng(1)
+    ol = rng.uniform(0.5, 0.6, seeds)
+    noise = rng.normal(0, 0.02, seeds)
+    return [_cell("vgg19", "KDEF_OL", ol), _cell("vgg19", "KDEF_Q", ol + 0.1),
+            _cell("irv2", "KDEF_OL", ol + noise), _cell("irv2", "KDEF_Q", ol - noise)]
+
+
+def test_claim_verdicts():
+    rows = comparisons(_grid(), ["CK+"], CFG)
+    fams = [r["family"] for r in rows]
+    assert fams.count("train sets") == 2 and fams.count("backbones") == 2
+    tr = [r for r in rows if r["family"] == "train sets"]
+    assert tr[0]["p_holm"] == pytest.approx(min(1, 2 * tr[0]["p"]))  # 2 tests in the family
+    claims = [
+        {"claim": "Q beats OL (vgg19)", "better": "vgg19-KDEF_Q", "worse": "vgg19-KDEF_OL",
+         "test_set": "CK+"},
+        {"claim": "OL beats Q (vgg19)", "better": "vgg19-KDEF_OL", "worse": "vgg19-KDEF_Q",
+         "test_set": "CK+"},
+        {"claim": "Q beats OL (irv2)", "better": "irv2-KDEF_Q", "worse": "irv2-KDEF_OL",
+         "test_set": "CK+"}]
+    v = judge_claims(claims, rows, 0.05)
+    assert [j["verdict"] for j in v] == ["supported", "not supported", "inconclusive"]
+    assert v[0]["diff"] == pytest.approx(0.1) and v[1]["diff"] == pytest.approx(-0.1)
+    assert v[1]["ci"][1] < 0
+    md = claims_markdown(v, rows, CFG)
+    assert "| Q beats OL (vgg19) | CK+ | +10.00 |" in md and "**supported**" in md
+    assert "8 seeds per cell" in md
+    two = comparisons([_cell("a", "X", [0.5, 0.6]), _cell("a", "Y", [0.7, 0.8])], ["CK+"], CFG)
+    j = judge_claims([{"claim": "Y > X", "better": "a-Y", "worse": "a-X", "test_set": "CK+"}],
+                     two, 0.05)[0]
+    assert j["verdict"] == "inconclusive" and "smallest attainable p is 0.5" in j["reason"]
+
+
+def test_bad_claims_and_unpaired_seeds_are_errors():
+    rows = comparisons(_grid(), ["CK+"], CFG)
+    with pytest.raises(ValueError, match=r"claims\[0\].*vgg19-KDEF_Q vs irv2-KDEF_OL"):
+        judge_claims([{"claim": "x", "better": "vgg19-KDEF_Q", "worse": "irv2-KDEF_OL",
+                       "test_set": "CK+"}], rows, 0.05)
+    # a claim about cells outside this grid (own data, smaller grid) is not evaluated
+    other = judge_claims([{"claim": "x", "better": "resnet-KDEF_Q", "worse": "irv2-KDEF_OL",
+                           "test_set": "CK+"}], rows, 0.05,
+                         grid=({r["a"] for r in rows} | {r["b"] for r in rows}, {"CK+"}))
+    assert other[0]["verdict"] == "not evaluated" and "resnet-KDEF_Q" in other[0]["reason"]
+    assert "not evaluated (resnet-KDEF_Q not in this grid)" in claims_markdown(other, rows, CFG)
+    with pytest.raises(ValueError, match=r"claims\[0\] has no 'test_set'"):
+        judge_claims([{"claim": "x", "better": "a", "worse": "b"}], rows, 0.05)
+    with pytest.raises(ValueError, match=r"report.metric = 'auc': expected one of"):
+        comparisons(_grid(), ["CK+"], {**CFG, "metric": "auc"})
+    cells = _grid()
+    cells[1]["per_seed"][0]["seed"] = 99
+    with pytest.raises(ValueError, match="vgg19-KDEF_OL and vgg19-KDEF_Q ran different seeds"):
+        comparisons(cells, ["CK+"], CFG)
+
+
+def test_table3_shows_intervals_and_reference_rows():
+    cell = _cell("vgg16", "KDEF_OL", [0.80, 0.82, 0.84], ("CK+", "JAFFE"))
+    cell.update(selection={"on": "val", "test_selected": False, "key": "val_selected"},
+                selected_seed=1)
+    cell["summary"] = {t: {"accuracy": {"mean": 0.82, "std": 0.0163, "n": 3,
+                                        "val_selected": 0.82, "max_test_selected": 0.84}}
+                       for t in ("CK+", "JAFFE")}
+    iv = {cell["cell"]: cell_intervals(cell, ["CK+", "JAFFE"], CFG)}
+    assert iv["vgg16-KDEF_OL"]["CK+"]["accuracy"]["mean_ci"] == pytest.approx(mean_ci(
+        [0.80, 0.82, 0.84]))
+    assert iv["vgg16-KDEF_OL"]["CK+"]["accuracy"]["bootstrap"] == [1.0, 1.0]  # diagonal cm
+    ref_m = {"accuracy": 0.5, "bootstrap": {"accuracy": {"low": 0.4, "high": 0.6}}}
+    ref = {"name": "face-api", "package": "@vladmandic/face-api@1.7.15",
+           "tests": {"CK+": ref_m, "JAFFE": ref_m}}
+    md = table3_markdown([cell], ["CK+", "JAFFE"], iv, [ref]).splitlines()
+    assert md[0].startswith("| Train dataset | Model | CK+ mean ± std (%) | CK+ 95 % CI of "
+                            "mean (%) | CK+ val-selected seed (%) | CK+ val-selected seed "
+                            "bootstrap 95 % CI (%) | CK+ max, test-selected")
+    assert md[2] == ("| KDEF_OL | vgg16 | 82.00 ± 1.63 | [77.03, 86.97] | 82.00 | "
+                     "[100.00, 100.00] | 84.00 | 82.00 ± 1.63 | [77.03, 86.97] | 82.00 | "
+                     "[100.00, 100.00] | 84.00 |")
+    assert md[3] == ("| reference, not trained here | face-api (@vladmandic/face-api@1.7.15) "
+                     "| 50.00 (one model) | — | 50.00 | [40.00, 60.00] | — | 50.00 (one "
+                     "model) | — | 50.00 | [40.00, 60.00] | — |")
+    rows = table3_rows([cell], ["CK+"], iv, [ref])
+    assert rows[0]["kind"] == "trained here" and rows[1]["kind"] == "reference, not trained here"
+    assert rows[0]["CK+ mean_ci low"] == 77.03 and rows[1]["CK+ val_selected_bootstrap low"] == 40.0
+    assert list(rows[0]) == list(rows[1])                 # one CSV header fits both
+
+
+def test_comparisons_csv_has_a_header_even_without_pairs():
+    from fer.claims import COLUMNS, comparisons_csv
+    assert comparisons_csv([]) == ",".join(COLUMNS) + "\n"     # a one-cell grid
+    rows = comparisons(_grid(), ["CK+"], CFG)
+    lines = comparisons_csv(rows).splitlines()
+    assert len(lines) == 1 + len(rows) and lines[1].startswith("train sets,vgg19-KDEF_OL,")
