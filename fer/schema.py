@@ -40,7 +40,9 @@ DATABASE_KINDS = ("kdef", "ck", "jaffe", "folders", "fer2013", "csv")
 # Local weights files live under weights/<name>/ (`dvc add` them): the stages that load
 # them depend on that folder in dvc.yaml, so new bytes re-run exactly those stages.
 WEIGHTS_DIR = "weights"
-KID_WEIGHTS_NAME = "kid"
+# The KID extractor's weights sit apart (kid_weights/), so stages that depend on every
+# backbone folder (crossval: weights/) do not re-run for them.
+KID_WEIGHTS_DIR = "kid_weights"
 
 
 class Section(BaseModel):
@@ -71,8 +73,8 @@ class Crop(Section):
     margin: float = Field(ge=0)
     square: bool
     workers: PositiveInt
-    pad: Optional[float] = Field(None, ge=0)
-    min_detection_rate: Optional[float] = Field(None, ge=0, le=1)
+    pad: float = Field(ge=0, le=2)
+    min_detection_rate: float = Field(ge=0, le=1)
 
 
 class Augment(Section):
@@ -109,7 +111,7 @@ class Gan(Section):
     n_generate: PositiveInt
     kid_features: Literal["pixels", "inception"]
     kid_images: int = Field(ge=2)      # unbiased KID needs two samples per set
-    kid_weights: Optional[str] = None  # imagenet | weights/kid/<file>
+    kid_weights: Optional[str] = None  # imagenet | kid_weights/<file>
     seed: int = Field(ge=0)
 
 
@@ -331,10 +333,40 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
                     out.append(f"merge.{group}.{name} = {members!r}: part {part!r} is neither "
                                f"a database (data.databases: {', '.join(sorted(databases))}) "
                                f"nor a derived part ({', '.join(derived)})")
-    both = set(_get(params, "merge.train_sets", dict) or {}) & \
-        set(_get(params, "merge.test_sets", dict) or {})
+    train_sets = _get(params, "merge.train_sets", dict) or {}
+    test_sets_ = _get(params, "merge.test_sets", dict) or {}
+    both = set(train_sets) & set(test_sets_)
     if both:
         out.append(f"merge: {', '.join(sorted(both))} is both a train and a test set")
+    # no test image (nor a face derived from one) may train: a test set's parts never
+    # appear in a train set, nor feed the augmentation or the DCGANs
+    def parts_of(sets):
+        return {p for ps in sets.values() if isinstance(ps, list) for p in ps}
+    test_parts = parts_of(test_sets_)
+    for part in sorted(parts_of(train_sets) & test_parts):
+        out.append(f"merge: part {part!r} is in a train set and in a test set (test images "
+                   "would train)")
+    for key in ("augment.source", *(("gan.source", "gan.extra_source") if gan_runs else ())):
+        if _get(params, key, str) in test_parts:
+            out.append(f"{key} = {_get(params, key, str)!r}: a test set's part; its faces "
+                       "would reach the train sets through the derived images")
+    if _get(params, "ksearch.train_set", str) and train_sets and \
+            _get(params, "ksearch.train_set", str) not in train_sets:
+        out.append(f"ksearch.train_set = {_get(params, 'ksearch.train_set', str)!r}: k is "
+                   f"chosen on a held-out part of a train set ({', '.join(train_sets)}), never "
+                   "on a test set")
+    if _get(params, "train.select_on", str) == "val" and \
+            (_get(params, "train", dict) or {}).get("val_fraction") == 0:
+        out.append("train.val_fraction = 0: train.select_on=val needs held-out validation "
+                   "subjects; for the paper's protocol set train.select_on=<a test set>")
+    for db, opts in databases.items():
+        if isinstance(opts, dict) and opts.get("kind") in DATABASE_KINDS:
+            from .importers import DatasetError, database_options
+            rest = {k: v for k, v in opts.items() if k not in ("kind", "path")}
+            try:
+                database_options(opts["kind"], rest, f"data.databases.{db}")
+            except DatasetError as e:
+                out.append(str(e))
     emotions = _get(params, "gan.emotions", list)
     if emotions is not None and gan_used != bool(emotions):
         out.append(f"gan.emotions = {emotions!r}: " + (
@@ -421,18 +453,19 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
                    f"= {2 ** blocks}")
     kid_weights = _get(params, "gan.kid_weights", str)
     if kid_weights is not None and kid_weights != "imagenet":
-        out += _weights_problems("gan.kid_weights", kid_weights, KID_WEIGHTS_NAME, root)
+        out += _weights_problems("gan.kid_weights", kid_weights, None, root)
     return out
 
 
-def _weights_problems(key: str, value: str, name: str, root: Path) -> list[str]:
-    """A local weights file must be under weights/<name>/ (dvc.yaml depends on that folder)."""
-    folder = PurePosixPath(WEIGHTS_DIR, name)
+def _weights_problems(key: str, value: str, name: str | None, root: Path) -> list[str]:
+    """A local weights file must be under weights/<backbone name>/, or kid_weights/ for the
+    KID extractor (name None): dvc.yaml depends on that folder."""
+    folder = PurePosixPath(WEIGHTS_DIR, name) if name else PurePosixPath(KID_WEIGHTS_DIR)
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or folder not in path.parents:
         return [f"{key} = {value!r}: a local weights file must be inside {folder}/ (put it "
                 f"there and `dvc add` it, so the stages that load it depend on its bytes); "
-                f"or use imagenet" + (" or none" if name != KID_WEIGHTS_NAME else "")]
+                f"or use imagenet" + (" or none" if name else "")]
     if not (root / path).is_file():
         return [f"{key} = {value!r}: file not found"]
     return []

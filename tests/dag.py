@@ -47,6 +47,8 @@ def demo_repo(repo: Path, *overrides: str, data: Path | None = None,
             shutil.copy2(ROOT / f, repo / f)
     for f, text in (extra_files or {}).items():
         (repo / f).write_text(text)
+    if (ROOT / "web/node_modules").is_dir():          # TF.js for the edge/baselines stages
+        (repo / "web/node_modules").symlink_to(ROOT / "web/node_modules")
     env = demo_env()
     py = sys.executable
     run(["git", "init", "-q"], repo, env)

@@ -44,7 +44,7 @@ def test_own_databases_without_kdef_or_gan_run_end_to_end(tmp_path, demo_root):
 
     first = run([dvc, "repro", "aggregate"], repo, env)
     assert ran(first) == {"import@jaffe", "import@faces", "import@ck", "crop@jaffe",
-                           "crop@faces", "crop@ck", "augment", "merge",
+                           "crop@faces", "crop@ck", "augment", "merge", "baselines",
                            "finetune@vgg16-MINE", "aggregate"}
     stages = run([dvc, "stage", "list"], repo, env)
     assert "gan@" not in stages and "import@kdef" not in stages
@@ -62,5 +62,5 @@ def test_own_databases_without_kdef_or_gan_run_end_to_end(tmp_path, demo_root):
     run([py, "-m", "fer.params", "profile=demo", *OVERRIDES,
          "data.databases.ck.neutral_frames=2"], repo, env)
     third = run([dvc, "repro", "aggregate"], repo, env)
-    assert ran(third) == {"import@ck", "crop@ck", "merge", "finetune@vgg16-MINE",
-                           "aggregate"}
+    assert ran(third) == {"import@ck", "crop@ck", "merge", "baselines",
+                          "finetune@vgg16-MINE", "aggregate"}

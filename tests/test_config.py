@@ -130,7 +130,7 @@ def test_weights_files_must_live_under_weights_folder(demo, tmp_path):
     p["models"]["vgg19"]["weights"] = "/home/me/vgg19.h5"
     p["models"]["inception_v3"]["weights"] = "weights/vgg16/notop.h5"
     p["models"]["inception_resnet_v2"]["weights"] = "weights/inception_resnet_v2/x.h5"
-    p["gan"]["kid_weights"] = "weights/kid/../vgg16/notop.h5"
+    p["gan"]["kid_weights"] = "kid_weights/../weights/vgg16/notop.h5"
     assert _problems(p, tmp_path) == [
         "models.vgg19.weights = '/home/me/vgg19.h5': a local weights file must be inside "
         "weights/vgg19/ (put it there and `dvc add` it, so the stages that load it depend on "
@@ -140,20 +140,21 @@ def test_weights_files_must_live_under_weights_folder(demo, tmp_path):
         "it depend on its bytes); or use imagenet or none",
         "models.inception_resnet_v2.weights = 'weights/inception_resnet_v2/x.h5': file not "
         "found",
-        "gan.kid_weights = 'weights/kid/../vgg16/notop.h5': a local weights file must be "
-        "inside weights/kid/ (put it there and `dvc add` it, so the stages that load it "
+        "gan.kid_weights = 'kid_weights/../weights/vgg16/notop.h5': a local weights file must be "
+        "inside kid_weights/ (put it there and `dvc add` it, so the stages that load it "
         "depend on its bytes); or use imagenet"]
 
 
 def test_keys_other_parts_add_are_accepted(demo, tmp_path):
     p = copy.deepcopy(demo)
-    (tmp_path / "weights/kid").mkdir(parents=True)
-    (tmp_path / "weights/kid/inception.h5").write_bytes(b"x")
+    (tmp_path / "kid_weights").mkdir(parents=True)
+    (tmp_path / "kid_weights/inception.h5").write_bytes(b"x")
     p["crop"].update(pad=0.2, min_detection_rate=0.8)
-    p["gan"].update(kid_features="inception", kid_weights="weights/kid/inception.h5")
+    p["gan"].update(kid_features="inception", kid_weights="kid_weights/inception.h5")
     p["train"]["select_on"] = "val"
     p["models"]["inception_v3"]["preprocess"] = "tf"
-    p["data"]["databases"]["mine"] = {"kind": "csv", "path": "data/mine", "csv": "labels.csv",
+    p["data"]["databases"]["mine"] = {"kind": "csv", "name": "mine", "path": "data/mine",
+                                      "csv": "labels.csv",
                                       "subject_pattern": "(?P<subject>S\\d+)_",
                                       "class_policy": "skip", "detect": False}
     validate(p, root=tmp_path)
@@ -205,3 +206,50 @@ def test_backbone_table_matches_keras():
             builders[name](include_top=False, weights=None,
                            input_shape=(b.min_size - 1, b.min_size - 1, 3))
         keras.backend.clear_session()
+
+
+def test_no_test_image_can_reach_training_or_a_choice(demo):
+    """A test set's parts never train, feed the augmentation or the DCGANs, and k is never
+    chosen on a test set; selection on validation needs validation subjects."""
+    p = copy.deepcopy(demo)
+    p["merge"]["train_sets"]["KDEF_OL"] = ["kdef", "kdef_da_ol", "ck"]
+    p["augment"]["source"] = "jaffe"
+    p["ksearch"]["train_set"] = "CK+"
+    p["train"]["val_fraction"] = 0
+    problems = _problems(p)
+    assert "merge: part 'ck' is in a train set and in a test set (test images would train)" \
+        in problems
+    assert any(x.startswith("augment.source = 'jaffe': a test set's part") for x in problems)
+    assert any(x.startswith("ksearch.train_set = 'CK+': k is chosen on a held-out part of a "
+                            "train set") for x in problems)
+    assert any(x.startswith("train.val_fraction = 0: train.select_on=val needs") for x in problems)
+    p = copy.deepcopy(demo)
+    p["train"].update(val_fraction=0, select_on="CK+")      # the paper's protocol: allowed
+    validate(p)
+
+
+def test_database_options_and_crop_padding_are_checked_before_any_stage(demo):
+    p = copy.deepcopy(demo)
+    p["data"]["databases"]["kdef"]["source_patern"] = "x"     # a typo
+    p["crop"]["pad"] = None
+    p["data"]["databases"]["pfa"].pop("name")
+    problems = _problems(p)
+    assert any("data.databases.kdef: unknown option(s) source_patern" in x for x in problems)
+    assert any(x.startswith("crop.pad = None") for x in problems)
+    assert any("data.databases.pfa: missing required option(s) name" in x for x in problems)
+
+
+def test_gan_stages_exist_exactly_when_a_set_uses_the_dcgan_images(demo):
+    p = copy.deepcopy(demo)
+    p["gan"]["emotions"] = []
+    assert any(x.startswith("gan.emotions = []: a merge set uses gan.part")
+               for x in _problems(p))
+    for name in ("KDEF_Q", "KDEF_PFA_Q"):
+        p["merge"]["train_sets"].pop(name)
+    p["grid"]["train_sets"] = ["KDEF_OL", "KDEF_PFA"]
+    p["ksearch"]["train_set"] = p["gan_quality"]["gan_set"] = p["export"]["train_set"] = "KDEF_OL"
+    p["gan_quality"]["models"] = []
+    p["crossval"]["sets"] = ["KDEF_PFA", "CK+", "JAFFE"]
+    validate(p)
+    p["gan"]["emotions"] = ["happy"]
+    assert any("no merge set uses gan.part: set gan.emotions=[]" in x for x in _problems(p))

@@ -207,9 +207,9 @@ def test_new_weights_bytes_make_exactly_their_stages_stale(tmp_path):
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, repo / f)
     (repo / "weights/vgg16/notop.h5").write_bytes(b"vgg16 weights")
-    (repo / "weights/kid/inception.h5").write_bytes(b"kid weights")
+    (repo / "kid_weights/inception.h5").write_bytes(b"kid weights")
     compose(["models.vgg16.weights=weights/vgg16/notop.h5",
-             "++gan.kid_weights=weights/kid/inception.h5"], output=repo / "params.yaml")
+             "++gan.kid_weights=kid_weights/inception.h5"], output=repo / "params.yaml")
     _run(["git", "init", "-q"], repo)
     # every stage's deps and outs as stand-in files, recorded as up to date in dvc.lock
     stages = dvc_stages(repo)
@@ -228,7 +228,7 @@ def test_new_weights_bytes_make_exactly_their_stages_stale(tmp_path):
     assert _stale(repo) == {f"finetune@vgg16-{t}" for t in stages_train_sets(stages)} | \
         {"crossval"}
     (repo / "weights/vgg16/notop.h5").write_bytes(b"vgg16 weights")      # back: clean again
-    (repo / "weights/kid/inception.h5").write_bytes(b"other kid weights")
+    (repo / "kid_weights/inception.h5").write_bytes(b"other kid weights")
     assert _stale(repo) == {f"gan@{e}" for e in EMOTIONS}
 
 
