@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import dataset, evaluate, finetune, models, splits
+from . import dataset, evaluate, finetune, labels, models, splits
+from .atomic import atomic_file, write_json
 from .dataset import Dataset, load_dataset
 from .evaluate import classification_metrics, summarize
 from .finetune import TrainSpec, predict, train_two_step, validation_split
+from .keras_io import save_model
 from .labels import EMOTIONS
 from .models import ModelSpec, build_base
 
 VAL = "val"
-CODE = (dataset, evaluate, finetune, models, splits)     # + this module: what shapes a seed
+CODE = (dataset, evaluate, finetune, labels, models, splits)  # + this module: shape a seed
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ def fingerprint(spec: CellSpec, datasets) -> str:
         h.update(_file_sha256(spec.model.weights).encode())
     for module in (*CODE, __import__(__name__, fromlist=["_"])):
         h.update(Path(module.__file__).read_bytes())
+    import keras
+    import tensorflow as tf
+    h.update(f"tf {tf.__version__} keras {keras.__version__} numpy {np.__version__}".encode())
     return h.hexdigest()[:20]
 
 
@@ -156,18 +160,9 @@ def prepare_cache(spec: CellSpec, datasets, cache_dir) -> str:
     if cache_dir.exists() and not (key.is_file() and key.read_text() == fp):
         shutil.rmtree(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key.write_text(fp)
+    with atomic_file(key) as f:
+        f.write(fp)
     return fp
-
-
-def _save_model(model, path: Path) -> None:
-    """Write a Keras model file atomically (temporary name, then rename)."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def score(result: dict, select_on: str) -> float:
@@ -220,8 +215,8 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
                 result["tests"][name] = classification_metrics(
                     ds.labels, predict(model, ds, spec.model.preprocess))
             if selected(results + [result], spec.select_on)["seed"] == seed:
-                _save_model(model, cache_dir / f"model_seed{seed}.keras")
-            done.write_text(json.dumps(result))
+                save_model(model, cache_dir / f"model_seed{seed}.keras")
+            write_json(done, result)
             result["resumed"] = False
         results.append(result)
         if on_seed:
@@ -250,5 +245,5 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
                           "key": key, "seed": best["seed"]},
             "selected_seed": best["seed"], "summary": summary, "val_summary": val_summary,
             "epoch_seconds": step_seconds, "train_images": results[0]["train_images"],
-            "per_seed": results,
+            "per_seed": [{k: v for k, v in r.items() if k != "resumed"} for r in results],
             "selected_model": str(cache_dir / f"model_seed{best['seed']}.keras")}

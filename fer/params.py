@@ -47,27 +47,47 @@ class RecordingDict(dict):
         super().__init__(data)
         self._log, self._prefix = log, prefix
 
-    def _record(self, key) -> None:
+    def _record(self, key, path=None) -> None:
         with open(self._log, "a") as f:
-            f.write(f"{self._prefix}{key}\n")
+            f.write(f"{path or self._prefix + str(key)}\n")
+
+    def _record_keys(self) -> None:
+        """The set of keys was read (`in`, len, iteration): the whole mapping counts."""
+        if self._prefix:
+            self._record(None, path=self._prefix[:-1])
 
     def __getitem__(self, key):
-        value = super().__getitem__(key) if key in self else None
+        value = super().__getitem__(key) if super().__contains__(key) else None
         if isinstance(value, dict):
             return RecordingDict(value, self._log, f"{self._prefix}{key}.")
         self._record(key)
         return super().__getitem__(key)
 
     def get(self, key, default=None):
-        return self[key] if key in self else (self._record(key), default)[1]
+        return self[key] if super().__contains__(key) else (self._record(key), default)[1]
+
+    def __contains__(self, key):
+        self._record_keys()
+        return super().__contains__(key)
+
+    def __len__(self):
+        self._record_keys()
+        return super().__len__()
+
+    def keys(self):
+        self._record_keys()
+        return list(super().keys())
 
     def __iter__(self):           # not dict's own iterator: dict(d), {**d} call __getitem__
+        self._record_keys()
         return iter(list(super().keys()))
 
     def items(self):
+        self._record_keys()
         return [(k, self[k]) for k in super().keys()]
 
     def values(self):
+        self._record_keys()
         return [self[k] for k in super().keys()]
 
 

@@ -4,7 +4,7 @@ paper's random protocol and the leakage-free grouped one."""
 from fer.atomic import atomic_file, write_json
 from fer.dataset import concat_datasets, load_dataset
 from fer.evaluate import classification_metrics, pm, summarize
-from fer.crossval import PROTOCOLS, folds
+from fer.crossval import PROTOCOLS, RESULT_KEYS, folds
 from fer.finetune import predict, train_two_step
 from fer.grid import model_spec, stratified_subset, train_spec
 from fer.layout import set_dir
@@ -30,9 +30,9 @@ def main() -> None:
                 accs.append(classification_metrics(held.labels, predict(model, held,
                                                    spec.preprocess))["accuracy"])
                 print(f"crossval {name} {protocol} fold {i + 1}: {accs[-1]:.3f}")
-            results[name][protocol] = {**summarize(accs), "folds": accs}
-        lines.append(f"| {name} | {pm(results[name]['random'])} | "
-                     f"{pm(results[name]['grouped'])} |")
+            results[name][RESULT_KEYS[protocol]] = {**summarize(accs), "folds": accs}
+        lines.append(f"| {name} | {pm(results[name][RESULT_KEYS['random']])} | "
+                     f"{pm(results[name][RESULT_KEYS['grouped']])} |")
     with atomic_file("reports/table7_crossval.md") as f:
         f.write(f"Union of {', '.join(cv['sets'])}: {len(union)} images, "
                 f"{cv['folds']} folds\n\n" + "\n".join(lines) + "\n\nRandom folds (the "
