@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dataset, evaluate, finetune, models, splits
+from . import dataset, evaluate, executor, finetune, models, splits
 from .dataset import Dataset, load_dataset
 from .evaluate import classification_metrics, summarize
 from .finetune import TrainSpec, predict, train_two_step, validation_split
@@ -161,10 +161,14 @@ def prepare_cache(spec: CellSpec, datasets, cache_dir) -> Path:
 
 
 def _save_model(model, path: Path) -> None:
-    """Write a Keras model file atomically (temporary name, then rename)."""
+    """Write a Keras model file atomically (temporary name, then rename); `model` may be
+    the bytes of a .keras file, as a Ray worker returns it."""
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
     try:
-        model.save(tmp)
+        if isinstance(model, bytes):
+            tmp.write_bytes(model)
+        else:
+            model.save(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -184,46 +188,69 @@ def selected(results: list, select_on: str) -> dict:
     return max(results, key=lambda r: (score(r, select_on), -r["seed"]))
 
 
-def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None) -> dict:
-    """Train and test every seed (resuming from `cache_dir`); returns the cell record.
-    `datasets`: as in `set_paths`.
+def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
+    """One seed of a cell: train on its subset of `full`, score its validation subjects
+    and every test set. Returns (seed record, trained model). Runs in the stage process
+    (`train.executor: local`) or as a Ray task (`ray`)."""
+    data = stratified_subset(full, spec.max_images, seed)
+    model, history, seconds = train_two_step(spec.model, spec.train, data, seed)
+    _, va = validation_split(data, spec.train, seed)
+    val = data.subset(va)
+    result = {"seed": seed, "train_images": len(data) - len(va),
+              "val_images": len(va),
+              "val_subjects": int(val.manifest["source_subject"].nunique()),
+              "history": history, "epoch_seconds": seconds, "tests": {},
+              "val": (classification_metrics(val.labels, predict(
+                  model, val, spec.model.preprocess)) if len(va) else None)}
+    for name, ds in tests.items():
+        result["tests"][name] = classification_metrics(
+            ds.labels, predict(model, ds, spec.model.preprocess))
+    return result, model
 
-    `on_seed(seed_result)` is called for every seed, trained now or found in the cache.
-    The selected seed's model is `<cache_dir>/model_seed<seed>.keras`, written before
-    that seed's record, so a record never points at a missing or older model.
+
+def portable_seed(outcome):
+    """(record, model) -> (record, .keras bytes): a Ray worker's return value."""
+    result, model = outcome
+    return result, executor.model_bytes(model)
+
+
+def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None,
+             runner: executor.Executor = executor.Executor()) -> dict:
+    """Train and test every seed (resuming from `cache_dir`); returns the cell record.
+    `datasets`: as in `set_paths`; `runner`: where the seeds train (`fer.executor`; the
+    default trains them here, one after another).
+
+    `on_seed(seed_result)` is called for every seed, trained now or found in the cache,
+    in seed order. The selected seed's model is `<cache_dir>/model_seed<seed>.keras`,
+    written before that seed's record, so a record never points at a missing or older
+    model.
     """
     paths = set_paths(spec, datasets)
     full = load_dataset(paths[spec.train_set])
     tests = {t: load_dataset(paths[t]) for t in spec.test_sets}
     check_cell(spec, full, tests)
     cache_dir = prepare_cache(spec, paths, cache_dir)
+    todo = [s for s in spec.seeds if not (cache_dir / f"seed_{s}.json").is_file()]
+    trained = executor.run_tasks(runner, train_seed, (spec, full, tests),
+                                 [(s,) for s in todo], portable_seed)
     results = []
-    for seed in spec.seeds:
-        done = cache_dir / f"seed_{seed}.json"
-        if done.is_file():
-            result = json.loads(done.read_text())
-            result["resumed"] = True
-        else:
-            data = stratified_subset(full, spec.max_images, seed)
-            model, history, seconds = train_two_step(spec.model, spec.train, data, seed)
-            _, va = validation_split(data, spec.train, seed)
-            val = data.subset(va)
-            result = {"seed": seed, "train_images": len(data) - len(va),
-                      "val_images": len(va),
-                      "val_subjects": int(val.manifest["source_subject"].nunique()),
-                      "history": history, "epoch_seconds": seconds, "tests": {},
-                      "val": (classification_metrics(val.labels, predict(
-                          model, val, spec.model.preprocess)) if len(va) else None)}
-            for name, ds in tests.items():
-                result["tests"][name] = classification_metrics(
-                    ds.labels, predict(model, ds, spec.model.preprocess))
-            if selected(results + [result], spec.select_on)["seed"] == seed:
-                _save_model(model, cache_dir / f"model_seed{seed}.keras")
-            done.write_text(json.dumps(result))
-            result["resumed"] = False
-        results.append(result)
-        if on_seed:
-            on_seed(result)
+    try:
+        for seed in spec.seeds:
+            done = cache_dir / f"seed_{seed}.json"
+            if seed not in todo:
+                result = json.loads(done.read_text())
+                result["resumed"] = True
+            else:
+                result, model = next(trained)
+                if selected(results + [result], spec.select_on)["seed"] == seed:
+                    _save_model(model, cache_dir / f"model_seed{seed}.keras")
+                done.write_text(json.dumps(result))
+                result["resumed"] = False
+            results.append(result)
+            if on_seed:
+                on_seed(result)
+    finally:
+        trained.close()                   # under Ray: cancels what is still running
     best = selected(results, spec.select_on)
     key = selection_key(spec.select_on)
     for stale in cache_dir.glob("model_seed*.keras"):

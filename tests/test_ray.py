@@ -1,0 +1,125 @@
+"""train.executor=ray: a cell's seeds as Ray tasks on a local two-node cluster give the
+very results the local executor gives, also when a worker is killed mid-seed; a task's
+own error fails the caller with that error."""
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from fer.executor import Executor, run_tasks  # noqa: E402
+from fer.grid import cell_spec, run_cell  # noqa: E402
+from tests.test_grid import _tiny_params  # noqa: E402
+
+SEEDS = 4
+VOLATILE = ("epoch_seconds", "resumed")          # wall times and provenance, not results
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ray")
+    spec = cell_spec(_tiny_params(tmp, seeds=SEEDS), "vgg16", "TINY")
+    return tmp, spec
+
+
+@pytest.fixture(scope="module")
+def reference(tiny):
+    tmp, spec = tiny
+    return run_cell(spec, tmp / "build/datasets", tmp / "cache_local")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):                            # two worker nodes, one seed each at a time
+        c.add_node(num_cpus=1)
+    os.environ["RAY_ADDRESS"] = c.address
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+        del os.environ["RAY_ADDRESS"]
+
+
+def _results(cell):
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in cell["per_seed"]]
+
+
+def _weights(path):
+    import keras
+    return keras.models.load_model(path).get_weights()
+
+
+def _same_cell(cell, reference):
+    assert [r["seed"] for r in cell["per_seed"]] == list(range(SEEDS))
+    assert json.dumps(_results(cell)) == json.dumps(_results(reference))
+    assert cell["summary"] == reference["summary"]
+    assert cell["selected_seed"] == reference["selected_seed"]
+    for a, b in zip(_weights(cell["selected_model"]), _weights(reference["selected_model"])):
+        assert np.array_equal(a, b)
+
+
+def test_seeds_on_a_two_node_ray_cluster_are_bit_identical_to_local(tiny, reference, cluster):
+    tmp, spec = tiny
+    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2)
+    cell = run_cell(spec, tmp / "build/datasets", tmp / "cache_ray", runner=runner)
+    _same_cell(cell, reference)
+    # the work was spread over both worker nodes (the head has no CPU for tasks)
+    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")}
+    assert len(nodes) == 2
+
+
+def _kill_one_worker_mid_seed(killed: list, stop: threading.Event):
+    """SIGKILL the first process running a train_seed task, 3 s into its run."""
+    first_seen = {}
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::train_seed"):
+                first_seen.setdefault(pid, time.monotonic())
+                if time.monotonic() - first_seen[pid] > 3:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(int(pid))
+                    return
+        time.sleep(0.2)
+
+
+def test_a_worker_killed_mid_seed_is_retried_with_identical_results(tiny, reference,
+                                                                     cluster):
+    tmp, spec = tiny
+    killed, stop = [], threading.Event()
+    killer = threading.Thread(target=_kill_one_worker_mid_seed, args=(killed, stop))
+    killer.start()
+    # data through a shared directory this time instead of the object store
+    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2,
+                      shared_dir=str(tmp / "shared"))
+    try:
+        cell = run_cell(spec, tmp / "build/datasets", tmp / "cache_killed", runner=runner)
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == 1
+    _same_cell(cell, reference)
+    assert len(list((tmp / "shared/datasets").iterdir())) == 3       # TINY, CK+, JAFFE
+
+
+def test_a_task_error_fails_the_caller_with_that_error(cluster):
+    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        list(run_tasks(runner, int, (), [("7",), ("seven",)]))
+    assert time.monotonic() - start < 30                 # an error, not a hang or retries
+    assert list(run_tasks(runner, int, (), [("7",), ("8",)])) == [7, 8]
