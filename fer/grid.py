@@ -208,6 +208,15 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
     return result, model
 
 
+def holdout_accuracy(train: TrainSpec, data: Dataset, spec: ModelSpec, fit_idx, held_idx,
+                     seed: int) -> float:
+    """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx`
+    (one k of the k search, one cross-validation fold); a task of `fer.executor`."""
+    model, _, _ = train_two_step(spec, train, data.subset(fit_idx), seed)
+    held = data.subset(held_idx)
+    return classification_metrics(held.labels, predict(model, held, spec.preprocess))["accuracy"]
+
+
 def portable_seed(outcome):
     """(record, model) -> (record, .keras bytes): a Ray worker's return value."""
     result, model = outcome

@@ -10,6 +10,7 @@ import keras
 
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
+from fer.executor import from_params
 from fer.grid import cell_spec, run_cell
 from fer.labels import EMOTIONS
 from fer.layout import set_dir
@@ -32,7 +33,8 @@ def main(model: str, train_set: str) -> None:
             print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
 
         sets = {n: set_dir(n) for n in (train_set, *spec.test_sets)}
-        cell = run_cell(spec, sets, f".cache/finetune/{spec.name}", log_seed)
+        cell = run_cell(spec, sets, f".cache/finetune/{spec.name}", log_seed,
+                        runner=from_params(params))
         sel = cell["selection"]["key"]
         for t, s in cell["summary"].items():
             acc = s["accuracy"]

@@ -123,3 +123,21 @@ def test_a_task_error_fails_the_caller_with_that_error(cluster):
         list(run_tasks(runner, int, (), [("7",), ("seven",)]))
     assert time.monotonic() - start < 30                 # an error, not a hang or retries
     assert list(run_tasks(runner, int, (), [("7",), ("8",)])) == [7, 8]
+
+
+def test_ksearch_k_values_as_ray_tasks_match_local(tiny, cluster, monkeypatch):
+    import yaml
+    from stages import ksearch
+    tmp, _ = tiny
+    monkeypatch.chdir(tmp)
+    params = yaml.safe_load((tmp / "params.yaml").read_text())
+    params["model"]["name"] = "vgg16"
+    params["ksearch"].update(train_set="TINY", max_images=None, k_values={"vgg16": [1, 5]})
+    out = {}
+    for kind in ("local", "ray"):
+        params["train"]["executor"] = kind
+        (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+        ksearch.main()
+        out[kind] = (tmp / "metrics/ksearch.json").read_text()
+    assert json.loads(out["ray"])["sweep"][1]["k"] == 5
+    assert out["ray"] == out["local"]
