@@ -32,6 +32,10 @@ import numpy as np
 
 from .dataset import Dataset, load_dataset, save_dataset
 
+# GPU memory growth on by default (read when TensorFlow first touches a GPU), so two
+# processes can share one GPU; set TF_FORCE_GPU_ALLOW_GROWTH=false to reserve it all
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
 KINDS = ("local", "ray")
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
