@@ -93,16 +93,26 @@ def _ray_call(fn, portable, *args):
     return portable(result) if portable else result
 
 
-def _run_ray(executor: Executor, fn, shared: tuple, tasks: list, portable):
-    if not tasks:
-        return
+def _submit(executor: Executor, fn, groups, portable):
+    """Ray, and the ObjectRefs of every task of every group [(shared, tasks)]: each
+    group's shared values put once into the object store (or the shared directory)."""
     ray = connect()
     gpus = executor.gpus_per_task if ray.cluster_resources().get("GPU", 0) else 0
     remote = ray.remote(_ray_call).options(
         name=getattr(fn, "__name__", "task"), num_cpus=executor.cpus_per_task, num_gpus=gpus,
         max_retries=executor.max_retries, retry_exceptions=False)
-    refs_shared = [ray.put(_share(a, executor.shared_dir)) for a in shared]
-    refs = [remote.remote(fn, portable, *refs_shared, *task) for task in tasks]
+    refs, put = [], {}                  # a value shared by several groups is put once
+    for shared, tasks in groups:
+        refs_shared = [put.get(id(a)) or put.setdefault(
+            id(a), ray.put(_share(a, executor.shared_dir))) for a in shared]
+        refs.append([remote.remote(fn, portable, *refs_shared, *task) for task in tasks])
+    return ray, refs
+
+
+def _run_ray(executor: Executor, fn, shared: tuple, tasks: list, portable):
+    if not tasks:
+        return
+    ray, (refs,) = _submit(executor, fn, [(shared, tasks)], portable)
     done = 0
     try:
         for ref in refs:
@@ -110,6 +120,29 @@ def _run_ray(executor: Executor, fn, shared: tuple, tasks: list, portable):
             done += 1
     finally:                                          # driver stopped: stop what is left
         for ref in refs[done:]:
+            ray.cancel(ref, force=True)
+
+
+def run_groups(executor: Executor, fn, groups: list, portable=None):
+    """Yield (group index, task index, result) for every task of every group
+    [(shared, tasks)] -- e.g. every pending seed of every grid cell. Local: one after
+    another; Ray: all submitted at once, yielded as they finish."""
+    if executor.kind == "local":
+        for g, (shared, tasks) in enumerate(groups):
+            for i, task in enumerate(tasks):
+                yield g, i, fn(*shared, *task)
+        return
+    if not any(tasks for _, tasks in groups):
+        return
+    ray, refs = _submit(executor, fn, groups, portable)
+    where = {ref: (g, i) for g, rs in enumerate(refs) for i, ref in enumerate(rs)}
+    pending = list(where)
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield (*where[ready[0]], _get(ray, ready[0]))
+    finally:
+        for ref in pending:
             ray.cancel(ref, force=True)
 
 

@@ -223,6 +223,14 @@ def portable_seed(outcome):
     return result, executor.model_bytes(model)
 
 
+def record_seed(spec: CellSpec, cache_dir: Path, result: dict, model, recorded: list) -> None:
+    """Store a trained seed in the cell's resume cache: its model first (atomically) if it
+    is the selected one among `recorded` and itself, then its record."""
+    if selected(recorded + [result], spec.select_on)["seed"] == result["seed"]:
+        _save_model(model, cache_dir / f"model_seed{result['seed']}.keras")
+    (cache_dir / f"seed_{result['seed']}.json").write_text(json.dumps(result))
+
+
 def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None,
              runner: executor.Executor = executor.Executor()) -> dict:
     """Train and test every seed (resuming from `cache_dir`); returns the cell record.
@@ -251,9 +259,7 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None,
                 result["resumed"] = True
             else:
                 result, model = next(trained)
-                if selected(results + [result], spec.select_on)["seed"] == seed:
-                    _save_model(model, cache_dir / f"model_seed{seed}.keras")
-                done.write_text(json.dumps(result))
+                record_seed(spec, cache_dir, result, model, results)
                 result["resumed"] = False
             results.append(result)
             if on_seed:

@@ -1,7 +1,6 @@
 """Queued experiments run concurrently (`dvc exp run --queue` x3, `dvc queue start -j 2`)
 and log to one MLflow store, the SQLite file and a tracking server on loopback: no run
 and no metric is lost."""
-import json
 import os
 import subprocess
 import sys
@@ -82,10 +81,9 @@ def _check_store(uri):
 
 
 @pytest.fixture()
-def env(tmp_path):
-    e = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{BIN}:{os.environ['PATH']}",
-         "DVC_NO_ANALYTICS": "1"}
-    return e
+def env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{BIN}:{os.environ['PATH']}",
+            "DVC_NO_ANALYTICS": "1"}
 
 
 def test_three_queued_experiments_two_at_a_time_into_one_sqlite_store(tmp_path, env):

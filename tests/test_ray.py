@@ -141,3 +141,30 @@ def test_ksearch_k_values_as_ray_tasks_match_local(tiny, cluster, monkeypatch):
         out[kind] = (tmp / "metrics/ksearch.json").read_text()
     assert json.loads(out["ray"])["sweep"][1]["k"] == 5
     assert out["ray"] == out["local"]
+
+
+def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluster,
+                                                         monkeypatch):
+    """fer.fill_grid trains every pending (cell, seed) on the cluster into the resume
+    caches; the cell run afterwards trains nothing and equals a serial local run."""
+    import yaml
+    from fer import fill_grid
+    import fer.grid
+    tmp, spec = tiny
+    monkeypatch.chdir(tmp)
+    params = yaml.safe_load((tmp / "params.yaml").read_text())
+    params["grid"].update(models=["vgg16"], train_sets=["TINY"])
+    params["train"]["executor"] = "ray"
+    params["train"]["ray"] = {"cpus_per_seed": 1, "gpus_per_seed": 1, "max_retries": 2}
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert fill_grid.main([]) == 0
+    assert sorted(p.name for p in (tmp / ".cache/finetune/vgg16-TINY").glob("seed_*.json")) \
+        == [f"seed_{s}.json" for s in range(SEEDS)]
+
+    def no_training(*a, **kw):
+        raise AssertionError("trained although every seed was cached")
+
+    monkeypatch.setattr(fer.grid, "train_two_step", no_training)
+    cell = run_cell(spec, tmp / "build/datasets", tmp / ".cache/finetune/vgg16-TINY")
+    assert all(r["resumed"] for r in cell["per_seed"])
+    _same_cell(cell, reference)
