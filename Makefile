@@ -57,6 +57,7 @@ mlflow: install
 bench: install
 	$(BIN)/python bench/read_speed.py
 	$(BIN)/python bench/gan_speed.py
+	$(BIN)/python bench/ray_overhead.py
 
 clean:
 	rm -rf build reports metrics .cache dvc.lock
