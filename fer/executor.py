@@ -79,7 +79,8 @@ def connect():
     if not ray.is_initialized():
         for k, v in WORKER_ENV.items():            # what a locally started Ray inherits
             os.environ.setdefault(k, v)
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+        # "local": a fresh instance even if `ray start` runs here (RAY_ADDRESS=auto for that)
+        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False,
                  runtime_env={"py_modules": [str(Path(__file__).resolve().parent)],
                               "env_vars": dict(WORKER_ENV)})
