@@ -168,3 +168,15 @@ def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluste
     cell = run_cell(spec, tmp / "build/datasets", tmp / ".cache/finetune/vgg16-TINY")
     assert all(r["resumed"] for r in cell["per_seed"])
     _same_cell(cell, reference)
+
+
+def test_bad_executor_settings_name_the_key():
+    from fer.executor import from_params
+    from fer.fill_grid import pending_groups
+    with pytest.raises(ValueError,
+                       match=r"train.executor='dask': must be one of \['local', 'ray'\]"):
+        from_params({"train": {"executor": "dask"}})
+    assert from_params({"train": {}}) == Executor()                  # absent: local
+    grid = {"grid": {"models": ["vgg16"], "train_sets": ["KDEF_Q"], "test_sets": ["CK+"]}}
+    with pytest.raises(ValueError, match=r"cells \['vgg16-KDEF_OL'\] are not in the grid"):
+        pending_groups(grid, ["vgg16-KDEF_OL"])
