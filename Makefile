@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo params test bench web clean
+.PHONY: install demo params test bench web mlflow clean
 
 install: $(VENV)/.installed web/node_modules/.installed
 
@@ -46,9 +46,18 @@ MODEL ?= build/tfjs/uint8
 web: install
 	node web/serve.mjs --model $(MODEL) --port 8000
 
+# MLflow tracking server on loopback over the repository's store; stages log to it with
+# MLFLOW_TRACKING_URI=http://127.0.0.1:5000 (several machines: PostgreSQL, see README
+# "Running on more than one machine").
+MLFLOW_PORT ?= 5000
+mlflow: install
+	mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+	  --artifacts-destination $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
 bench: install
 	$(BIN)/python bench/read_speed.py
 	$(BIN)/python bench/gan_speed.py
+	$(BIN)/python bench/ray_overhead.py
 
 clean:
 	rm -rf build reports metrics .cache dvc.lock

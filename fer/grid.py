@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dataset, evaluate, finetune, labels, models, splits
+from . import dataset, evaluate, executor, finetune, labels, models, splits
 from .atomic import atomic_file, write_json
 from .dataset import Dataset, load_dataset
 from .evaluate import classification_metrics, summarize
@@ -179,13 +179,65 @@ def selected(results: list, select_on: str) -> dict:
     return max(results, key=lambda r: (score(r, select_on), -r["seed"]))
 
 
-def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool = False) -> dict:
-    """Train and test every seed (resuming from `cache_dir`); returns the cell record.
-    `datasets`: as in `set_paths`; `prepared`: the caller has just run `prepare_cache`.
+def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
+    """One seed of a cell: train on its subset of `full`, score its validation subjects
+    and every test set. Returns (seed record, trained model). Runs in the stage process
+    (`train.executor: local`) or as a Ray task (`ray`)."""
+    data = stratified_subset(full, spec.max_images, seed)
+    model, history, seconds = train_two_step(spec.model, spec.train, data, seed)
+    _, va = validation_split(data, spec.train, seed)
+    val = data.subset(va)
+    result = {"seed": seed, "train_images": len(data) - len(va),
+              "val_images": len(va),
+              "val_subjects": int(val.manifest["source_subject"].nunique()),
+              "history": history, "epoch_seconds": seconds, "tests": {},
+              "val": (classification_metrics(val.labels, predict(
+                  model, val, spec.model.preprocess)) if len(va) else None)}
+    for name, ds in tests.items():
+        result["tests"][name] = classification_metrics(
+            ds.labels, predict(model, ds, spec.model.preprocess))
+    return result, model
 
-    `on_seed(seed_result)` is called for every seed, trained now or found in the cache.
-    The selected seed's model is `<cache_dir>/model_seed<seed>.keras`, written before
-    that seed's record, so a record never points at a missing or older model.
+
+def holdout_accuracy(train: TrainSpec, data: Dataset, spec: ModelSpec, fit_idx, held_idx,
+                     seed: int) -> float:
+    """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx`
+    (one k of the k search, one cross-validation fold); a task of `fer.executor`."""
+    model, _, _ = train_two_step(spec, train, data.subset(fit_idx), seed)
+    held = data.subset(held_idx)
+    return classification_metrics(held.labels, predict(model, held, spec.preprocess))["accuracy"]
+
+
+def portable_seed(outcome):
+    """(record, model) -> (record, .keras bytes): a Ray worker's return value."""
+    result, model = outcome
+    return result, executor.model_bytes(model)
+
+
+def record_seed(spec: CellSpec, cache_dir: Path, result: dict, model, recorded: list) -> None:
+    """Store a trained seed in the cell's resume cache: its model first (atomically) if it
+    is the selected one among `recorded` and itself, then its record."""
+    if selected(recorded + [result], spec.select_on)["seed"] == result["seed"]:
+        path = cache_dir / f"model_seed{result['seed']}.keras"
+        if isinstance(model, bytes):              # a Ray worker's .keras file
+            with atomic_file(path, "wb") as f:
+                f.write(model)
+        else:
+            save_model(model, path)
+    write_json(cache_dir / f"seed_{result['seed']}.json", result)
+
+
+def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool = False,
+             runner: executor.Executor = executor.Executor()) -> dict:
+    """Train and test every seed (resuming from `cache_dir`); returns the cell record.
+    `datasets`: as in `set_paths`; `prepared`: the caller has just run `prepare_cache`;
+    `runner`: where the seeds train (`fer.executor`; the default trains them here, one
+    after another).
+
+    `on_seed(seed_result)` is called for every seed, trained now or found in the cache,
+    in seed order. The selected seed's model is `<cache_dir>/model_seed<seed>.keras`,
+    written before that seed's record, so a record never points at a missing or older
+    model.
     """
     paths = set_paths(spec, datasets)
     full = load_dataset(paths[spec.train_set])
@@ -194,33 +246,25 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
     cache_dir = Path(cache_dir)
     if not prepared:
         prepare_cache(spec, paths, cache_dir)
+    todo = [s for s in spec.seeds if not (cache_dir / f"seed_{s}.json").is_file()]
+    trained = executor.run_tasks(runner, train_seed, (spec, full, tests),
+                                 [(s,) for s in todo], portable_seed)
     results = []
-    for seed in spec.seeds:
-        done = cache_dir / f"seed_{seed}.json"
-        if done.is_file():
-            result = json.loads(done.read_text())
-            result["resumed"] = True
-        else:
-            data = stratified_subset(full, spec.max_images, seed)
-            model, history, seconds = train_two_step(spec.model, spec.train, data, seed)
-            _, va = validation_split(data, spec.train, seed)
-            val = data.subset(va)
-            result = {"seed": seed, "train_images": len(data) - len(va),
-                      "val_images": len(va),
-                      "val_subjects": int(val.manifest["source_subject"].nunique()),
-                      "history": history, "epoch_seconds": seconds, "tests": {},
-                      "val": (classification_metrics(val.labels, predict(
-                          model, val, spec.model.preprocess)) if len(va) else None)}
-            for name, ds in tests.items():
-                result["tests"][name] = classification_metrics(
-                    ds.labels, predict(model, ds, spec.model.preprocess))
-            if selected(results + [result], spec.select_on)["seed"] == seed:
-                save_model(model, cache_dir / f"model_seed{seed}.keras")
-            write_json(done, result)
-            result["resumed"] = False
-        results.append(result)
-        if on_seed:
-            on_seed(result)
+    try:
+        for seed in spec.seeds:
+            done = cache_dir / f"seed_{seed}.json"
+            if seed not in todo:
+                result = json.loads(done.read_text())
+                result["resumed"] = True
+            else:
+                result, model = next(trained)
+                record_seed(spec, cache_dir, result, model, results)
+                result["resumed"] = False
+            results.append(result)
+            if on_seed:
+                on_seed(result)
+    finally:
+        trained.close()                   # under Ray: cancels what is still running
     best = selected(results, spec.select_on)
     key = selection_key(spec.select_on)
     for stale in cache_dir.glob("model_seed*.keras"):

@@ -130,6 +130,13 @@ class SelectedModel(Section):
     name: str
 
 
+class RaySettings(Section):
+    cpus_per_seed: float = Field(gt=0)
+    gpus_per_seed: float = Field(ge=0)
+    max_retries: int = Field(ge=0)
+    shared_dir: Optional[str] = None
+
+
 class Train(Section):
     epochs_step1: PositiveInt
     epochs_step2: PositiveInt
@@ -141,6 +148,8 @@ class Train(Section):
     seeds: PositiveInt
     max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
     select_on: str                     # 'val' or a test set
+    executor: Literal["local", "ray"]  # where seeds train; results identical either way
+    ray: RaySettings
 
 
 class Grid(Section):

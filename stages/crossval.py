@@ -3,10 +3,10 @@ paper's random protocol and the leakage-free grouped one."""
 
 from fer.atomic import atomic_file, write_json
 from fer.dataset import concat_datasets, load_dataset
-from fer.evaluate import classification_metrics, pm, summarize
+from fer.evaluate import pm, summarize
 from fer.crossval import PROTOCOLS, RESULT_KEYS, folds
-from fer.finetune import predict, train_two_step
-from fer.grid import model_spec, stratified_subset, train_spec
+from fer.executor import from_params, run_tasks
+from fer.grid import holdout_accuracy, model_spec, stratified_subset, train_spec
 from fer.layout import set_dir
 from fer.params import load_params
 
@@ -19,18 +19,20 @@ def main() -> None:
     train = train_spec(params, val_fraction=0.0)
     results, lines = {}, ["| Model | random folds, as in the paper: optimistic (%) | "
                           "subject-grouped folds (%) |", "|---|---|---|"]
+    tasks = [(name, protocol, i, (model_spec(params, name), tr, va, cv["seed"] + i))
+             for name in cv["models"] for protocol in PROTOCOLS
+             for i, (tr, va) in enumerate(folds(union.manifest, protocol, cv["folds"],
+                                                cv["seed"]))]
+    # every (model, protocol, fold) one task under train.executor, in this order
+    accs = run_tasks(from_params(params), holdout_accuracy, (train, union),
+                     [t[-1] for t in tasks])
+    fold_accs = {}
+    for (name, protocol, i, _), acc in zip(tasks, accs):
+        fold_accs.setdefault((name, protocol), []).append(acc)
+        print(f"crossval {name} {protocol} fold {i + 1}: {acc:.3f}")
+    for (name, protocol), a in fold_accs.items():
+        results.setdefault(name, {})[RESULT_KEYS[protocol]] = {**summarize(a), "folds": a}
     for name in cv["models"]:
-        spec = model_spec(params, name)
-        results[name] = {}
-        for protocol in PROTOCOLS:
-            accs = []
-            for i, (tr, va) in enumerate(folds(union.manifest, protocol, cv["folds"], cv["seed"])):
-                model, _, _ = train_two_step(spec, train, union.subset(tr), cv["seed"] + i)
-                held = union.subset(va)
-                accs.append(classification_metrics(held.labels, predict(model, held,
-                                                   spec.preprocess))["accuracy"])
-                print(f"crossval {name} {protocol} fold {i + 1}: {accs[-1]:.3f}")
-            results[name][RESULT_KEYS[protocol]] = {**summarize(accs), "folds": accs}
         lines.append(f"| {name} | {pm(results[name][RESULT_KEYS['random']])} | "
                      f"{pm(results[name][RESULT_KEYS['grouped']])} |")
     with atomic_file("reports/table7_crossval.md") as f:

@@ -11,6 +11,7 @@ import keras
 
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
+from fer.executor import from_params
 from fer.grid import cell_spec, prepare_cache, run_cell
 from fer.keras_io import save_model
 from fer.labels import EMOTIONS
@@ -41,7 +42,8 @@ def main(model: str, train_set: str) -> None:
             accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in r["tests"].items())
             print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
 
-        cell = run_cell(spec, sets, cache_dir, log_seed, prepared=True)
+        cell = run_cell(spec, sets, cache_dir, log_seed, prepared=True,
+                        runner=from_params(params))
         sel = cell["selection"]["key"]
         for t, s in cell["summary"].items():
             acc = s["accuracy"]

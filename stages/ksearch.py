@@ -5,9 +5,8 @@ holdout was over images, which lets copies of a held-out face train)."""
 
 from fer.atomic import atomic_file, write_json
 from fer.dataset import load_dataset
-from fer.evaluate import classification_metrics
-from fer.finetune import predict, train_two_step
-from fer.grid import model_spec, stratified_subset, train_spec
+from fer.executor import from_params, run_tasks
+from fer.grid import holdout_accuracy, model_spec, stratified_subset, train_spec
 from fer.layout import set_dir
 from fer.params import load_params
 from fer.splits import holdout_by_source
@@ -19,21 +18,18 @@ def main() -> None:
     data = stratified_subset(load_dataset(set_dir(ks["train_set"])),
                              ks["max_images"], ks["seed"])
     tr, va = holdout_by_source(data.manifest, ks["holdout"], ks["seed"])
-    train_part, val_part = data.subset(tr), data.subset(va)
     train = train_spec(params, val_fraction=0.0)
-    rows = []
-    for k in ks["k_values"][name]:
-        spec = model_spec(params, name, k=k)
-        model, _, _ = train_two_step(spec, train, train_part, ks["seed"])
-        acc = classification_metrics(val_part.labels, predict(model, val_part,
-                                                              spec.preprocess))["accuracy"]
+    rows, k_values = [], ks["k_values"][name]
+    specs = [(model_spec(params, name, k=k), tr, va, ks["seed"]) for k in k_values]
+    accs = run_tasks(from_params(params), holdout_accuracy, (train, data), specs)
+    for k, acc in zip(k_values, accs):              # each k one task under train.executor
         rows.append({"k": k, "val_accuracy": acc})
         print(f"ksearch {name} on {ks['train_set']}: k={k} val accuracy {acc:.3f}")
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["k"]))
     with atomic_file("reports/ksearch.csv") as f:
         f.write("k,val_accuracy\n" + "".join(f"{r['k']},{r['val_accuracy']:.4f}\n" for r in rows))
     write_json("metrics/ksearch.json", {"model": name, "train_set": ks["train_set"],
-                                        "holdout": "source subjects", "val_images": len(val_part),
+                                        "holdout": "source subjects", "val_images": len(va),
                                         "best_k": best["k"], "configured_k": params["models"][name]["k"],
                                         "sweep": rows})
 

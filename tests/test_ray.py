@@ -1,0 +1,182 @@
+"""train.executor=ray: a cell's seeds as Ray tasks on a local two-node cluster give the
+very results the local executor gives, also when a worker is killed mid-seed; a task's
+own error fails the caller with that error."""
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from fer.executor import Executor, run_tasks  # noqa: E402
+from fer.grid import cell_spec, run_cell  # noqa: E402
+from tests.test_grid import _tiny_params  # noqa: E402
+
+SEEDS = 4
+VOLATILE = ("epoch_seconds", "resumed")          # wall times and provenance, not results
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ray")
+    spec = cell_spec(_tiny_params(tmp, seeds=SEEDS), "vgg16", "TINY")
+    return tmp, spec
+
+
+@pytest.fixture(scope="module")
+def reference(tiny):
+    tmp, spec = tiny
+    return run_cell(spec, tmp / "build/datasets", tmp / "cache_local")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):                            # two worker nodes, one seed each at a time
+        c.add_node(num_cpus=1)
+    os.environ["RAY_ADDRESS"] = c.address
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+        del os.environ["RAY_ADDRESS"]
+
+
+def _results(cell):
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in cell["per_seed"]]
+
+
+def _weights(path):
+    import keras
+    return keras.models.load_model(path).get_weights()
+
+
+def _same_cell(cell, reference):
+    assert [r["seed"] for r in cell["per_seed"]] == list(range(SEEDS))
+    assert json.dumps(_results(cell)) == json.dumps(_results(reference))
+    assert cell["summary"] == reference["summary"]
+    assert cell["selected_seed"] == reference["selected_seed"]
+    for a, b in zip(_weights(cell["selected_model"]), _weights(reference["selected_model"])):
+        assert np.array_equal(a, b)
+
+
+def test_seeds_on_a_two_node_ray_cluster_are_bit_identical_to_local(tiny, reference, cluster):
+    tmp, spec = tiny
+    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2)
+    cell = run_cell(spec, tmp / "build/datasets", tmp / "cache_ray", runner=runner)
+    _same_cell(cell, reference)
+    # the work was spread over both worker nodes (the head has no CPU for tasks)
+    nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")}
+    assert len(nodes) == 2
+
+
+def _kill_one_worker_mid_seed(killed: list, stop: threading.Event):
+    """SIGKILL the first process running a train_seed task, 3 s into its run."""
+    first_seen = {}
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::train_seed"):
+                first_seen.setdefault(pid, time.monotonic())
+                if time.monotonic() - first_seen[pid] > 3:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(int(pid))
+                    return
+        time.sleep(0.2)
+
+
+def test_a_worker_killed_mid_seed_is_retried_with_identical_results(tiny, reference,
+                                                                     cluster):
+    tmp, spec = tiny
+    killed, stop = [], threading.Event()
+    killer = threading.Thread(target=_kill_one_worker_mid_seed, args=(killed, stop))
+    killer.start()
+    # data through a shared directory this time instead of the object store
+    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2,
+                      shared_dir=str(tmp / "shared"))
+    try:
+        cell = run_cell(spec, tmp / "build/datasets", tmp / "cache_killed", runner=runner)
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == 1
+    _same_cell(cell, reference)
+    assert len(list((tmp / "shared/datasets").iterdir())) == 3       # TINY, CK+, JAFFE
+
+
+def test_a_task_error_fails_the_caller_with_that_error(cluster):
+    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        list(run_tasks(runner, int, (), [("7",), ("seven",)]))
+    assert time.monotonic() - start < 30                 # an error, not a hang or retries
+    assert list(run_tasks(runner, int, (), [("7",), ("8",)])) == [7, 8]
+
+
+def test_ksearch_k_values_as_ray_tasks_match_local(tiny, cluster, monkeypatch):
+    import yaml
+    from stages import ksearch
+    tmp, _ = tiny
+    monkeypatch.chdir(tmp)
+    params = yaml.safe_load((tmp / "params.yaml").read_text())
+    params["model"]["name"] = "vgg16"
+    params["ksearch"].update(train_set="TINY", max_images=None, k_values={"vgg16": [1, 5]})
+    out = {}
+    for kind in ("local", "ray"):
+        params["train"]["executor"] = kind
+        (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+        ksearch.main()
+        out[kind] = (tmp / "metrics/ksearch.json").read_text()
+    assert json.loads(out["ray"])["sweep"][1]["k"] == 5
+    assert out["ray"] == out["local"]
+
+
+def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluster,
+                                                         monkeypatch):
+    """fer.fill_grid trains every pending (cell, seed) on the cluster into the resume
+    caches; the cell run afterwards trains nothing and equals a serial local run."""
+    import yaml
+    from fer import fill_grid
+    import fer.grid
+    tmp, spec = tiny
+    monkeypatch.chdir(tmp)
+    params = yaml.safe_load((tmp / "params.yaml").read_text())
+    params["grid"].update(models=["vgg16"], train_sets=["TINY"])
+    params["train"]["executor"] = "ray"
+    params["train"]["ray"] = {"cpus_per_seed": 1, "gpus_per_seed": 1, "max_retries": 2}
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    assert fill_grid.main([]) == 0
+    assert sorted(p.name for p in (tmp / ".cache/finetune/vgg16-TINY").glob("seed_*.json")) \
+        == [f"seed_{s}.json" for s in range(SEEDS)]
+
+    def no_training(*a, **kw):
+        raise AssertionError("trained although every seed was cached")
+
+    monkeypatch.setattr(fer.grid, "train_two_step", no_training)
+    cell = run_cell(spec, tmp / "build/datasets", tmp / ".cache/finetune/vgg16-TINY")
+    assert all(r["resumed"] for r in cell["per_seed"])
+    _same_cell(cell, reference)
+
+
+def test_bad_executor_settings_name_the_key():
+    from fer.executor import from_params
+    from fer.fill_grid import pending_groups
+    with pytest.raises(ValueError,
+                       match=r"train.executor='dask': must be one of \['local', 'ray'\]"):
+        from_params({"train": {"executor": "dask"}})
+    assert from_params({"train": {}}) == Executor()                  # absent: local
+    grid = {"grid": {"models": ["vgg16"], "train_sets": ["KDEF_Q"], "test_sets": ["CK+"]}}
+    with pytest.raises(ValueError, match=r"cells \['vgg16-KDEF_OL'\] are not in the grid"):
+        pending_groups(grid, ["vgg16-KDEF_OL"])
