@@ -286,7 +286,12 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
     return {"cell": spec.name, "model": spec.model.name, "train_set": spec.train_set,
             "seeds": list(spec.seeds),
             "selection": {"on": spec.select_on, "test_selected": spec.select_on != VAL,
-                          "key": key, "seed": best["seed"]},
+                          "key": key, "seed": best["seed"],
+                          # train-only rows (DCGAN images) were generated from every source
+                          # subject, the validation subjects too: their validation
+                          # accuracy is optimistic (the test sets are not affected)
+                          "train_only_images": int((full.manifest["source_subject"]
+                                                    == "").sum())},
             "selected_seed": best["seed"], "summary": summary, "val_summary": val_summary,
             "epoch_seconds": step_seconds, "train_images": results[0]["train_images"],
             "per_seed": [{k: v for k, v in r.items() if k != "resumed"} for r in results],

@@ -79,12 +79,6 @@ def markdown_to_html(md: str) -> str:
     return "\n".join(out)
 
 
-def csv_to_markdown(path) -> str:
-    rows = list(csv.reader(need(path).open()))
-    return "\n".join("| " + " | ".join(r) + " |" for r in [rows[0], ["---"] * len(rows[0])]
-                     + rows[1:]) + "\n"
-
-
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
     buf = io.BytesIO()

@@ -45,11 +45,3 @@ def lookup_label(name: str) -> str | None:
     seven (contempt, a typo, ...): the caller applies the database's class policy."""
     return LABEL_ALIASES.get(str(name).strip().lower())
 
-
-def canonical_label(name: str, where: str) -> str:
-    """Map a folder/label name to a canonical emotion or raise naming `where`."""
-    label = lookup_label(name)
-    if label is None:
-        raise ValueError(f"{where}: unknown emotion label {name!r}; expected one of "
-                         f"{sorted(set(LABEL_ALIASES))}")
-    return label

@@ -21,12 +21,6 @@ from .importers import import_label_folders
 from .labels import EMOTIONS
 from .layout import CROP_DIR, DERIVED_DIR
 
-def gan_used(params: dict) -> bool:
-    """Whether any train or test set uses the DCGAN images (the gan stages' part)."""
-    sets = {**params["merge"]["train_sets"], **params["merge"]["test_sets"]}
-    return any(params["gan"]["part"] in parts for parts in sets.values())
-
-
 def load_image_folders(root, size: int, database: str) -> Dataset:
     """A `<emotion>/*.png` folder tree as a Dataset, resized to size x size if needed."""
     res = import_label_folders(root, database, require_all=False)

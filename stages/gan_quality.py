@@ -34,8 +34,8 @@ def main() -> None:
         results[name] = {e: float((pred[y == i] == i).mean()) for i, e in enumerate(EMOTIONS)
                          if (y == i).any()}
     head = "| Emotion | " + " | ".join(f"{m} (%)" for m in results) + " |"
-    rows = [f"| {e} | " + " | ".join(f"{results[m][e] * 100:.0f}" for m in results) + " |"
-            for e in EMOTIONS]
+    rows = [f"| {e} | " + " | ".join(f"{results[m][e] * 100:.0f}" if e in results[m] else "—"
+                                     for m in results) + " |" for e in EMOTIONS]
     with atomic_file("reports/table8_gan_quality.md") as f:
         f.write(f"Each model's selected seed (`train.select_on`: {params['train']['select_on']}) "
                 f"trained on {q['train_set']}, classifying the generated images\n\n"

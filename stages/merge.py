@@ -4,15 +4,12 @@ under build/testsets/ (paper Table 1)."""
 from fer.atomic import atomic_file, write_json
 from fer.dataset import save_dataset
 from fer.layout import TEST_DIR, TRAIN_DIR
-from fer.merge import build_set, check_classes, counts_table, gan_used
+from fer.merge import build_set, check_classes, counts_table
 from fer.params import load_params
 
 
 def main() -> None:
     params = load_params()
-    if gan_used(params) and not params["gan"]["emotions"]:
-        raise ValueError(f"a merge set uses gan.part {params['gan']['part']!r} but "
-                         "gan.emotions is empty: list the emotions to generate")
     sets = {**params["merge"]["train_sets"], **params["merge"]["test_sets"]}
     cache, summaries = {}, {}
     for name, parts in sets.items():

@@ -33,7 +33,7 @@ def union_manifest():
 def person(path: str) -> str:
     """The real person a file shows, read from its name by the test's own rules."""
     name = path.rsplit("/", 1)[1]
-    if m := re.match(r"([AB][FM]\d\d)", name):
+    if m := re.match(r"[AB]([FM]\d\d)", name):          # sessions A and B: one person
         return "kdef-person-" + m.group(1)
     if m := re.match(r"(S\d{3})_", name):
         return "ck-person-" + m.group(1)

@@ -136,7 +136,7 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
     # test set: the best validation accuracy wins (ties: the lower seed)
     vals = {r["seed"]: r["val"]["accuracy"] for r in cell["per_seed"]}
     assert cell["selection"] == {"on": "val", "test_selected": False, "key": "val_selected",
-                                 "seed": cell["selected_seed"]}
+                                 "seed": cell["selected_seed"], "train_only_images": 0}
     assert cell["selected_seed"] == max(vals, key=lambda k: (vals[k], -k))
     for r in cell["per_seed"]:                      # one subject of 4 (5 or 6 images)
         assert r["val_subjects"] == 1 and r["val_images"] + r["train_images"] == 21
