@@ -58,9 +58,9 @@ def model_key(model, parts: dict, dtype: str) -> str:
     """Content key of the network that computes the activations (see module doc)."""
     h = hashlib.sha256(json.dumps({**parts, "dtype": dtype}, sort_keys=True).encode())
     h.update(_code_digest())
-    for w in model.weights:
+    for i, w in enumerate(model.weights):    # by position: Keras numbers names per process
         v = np.ascontiguousarray(w.numpy())
-        h.update(f"{w.path}:{v.dtype}:{v.shape}".encode())
+        h.update(f"{i}:{v.dtype}:{v.shape}".encode())
         h.update(v.tobytes())
     return h.hexdigest()[:24]
 

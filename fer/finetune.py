@@ -57,6 +57,13 @@ class TrainSpec:
 
 
 PRECISIONS = ("off", "mixed_bfloat16", "mixed_float16")
+SWITCHES = ("fast_path", "cache_dir", "cache_dtype", "cache_limit_gb", "mixed_precision",
+            "jit_compile", "deterministic", "gpu_memory_growth")
+
+
+def switches(train_params: dict) -> dict:
+    """The speed switches present in params.yaml's `train` (TrainSpec keyword args)."""
+    return {k: train_params[k] for k in SWITCHES if k in train_params}
 
 
 class BatchFeed(keras.utils.PyDataset):
@@ -200,7 +207,7 @@ class _Fast:
 
 def _model_parts(spec: ModelSpec, cut) -> dict:
     return {"backbone": spec.name, "input_size": spec.input_size,
-            "preprocess": spec.preprocess, "cut": cut.tensors}
+            "preprocess": spec.preprocess, "cut": cut.positions}
 
 
 def _train_cached(spec, train, data, tr, va, model, base, seed, callbacks, verbose):
