@@ -10,8 +10,8 @@ cut tensor (opened with `np.load(..., mmap_mode="r")`) and `meta.json`. It is wr
 under a temporary name and renamed when complete (`fer.atomic`), so a killed run leaves
 no half entry and concurrent writers of one entry both write the same bytes.
 
-- model key: sha256 of the backbone name, input size, normalisation, cut tensor names,
-  storage dtype, every weight of the model that computes the activations (so a seeded
+- model key: sha256 of the backbone name, input size, normalisation, cut position,
+  storage dtype, compute precision policy, every weight of the model that computes the activations (so a seeded
   random initialisation, ImageNet weights or a local file are all told apart by content)
   and the code of this module and `fer.models`.
 - images key: sha256 of the uint8 image array (shape and bytes).
@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from . import models
@@ -56,7 +57,9 @@ def _code_digest() -> bytes:
 
 def model_key(model, parts: dict, dtype: str) -> str:
     """Content key of the network that computes the activations (see module doc)."""
-    h = hashlib.sha256(json.dumps({**parts, "dtype": dtype}, sort_keys=True).encode())
+    policy = keras.mixed_precision.global_policy().name      # the compute precision
+    h = hashlib.sha256(json.dumps({**parts, "dtype": dtype, "policy": policy},
+                                  sort_keys=True).encode())
     h.update(_code_digest())
     for i, w in enumerate(model.weights):    # by position: Keras numbers names per process
         v = np.ascontiguousarray(w.numpy())
