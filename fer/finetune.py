@@ -116,8 +116,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    else:
-        tf.config.experimental.disable_op_determinism()
+    else:      # TensorFlow has no public switch back (tf.config.experimental lacks it)
+        from tensorflow.python.framework.config import disable_op_determinism
+        disable_op_determinism()
 
 
 def configure(train: TrainSpec) -> None:
