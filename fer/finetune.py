@@ -4,18 +4,28 @@ Step 1: base frozen, `epochs_step1` epochs of Adam(lr_step1) on the new head.
 Step 2: the last k base layers trainable, `epochs_step2` epochs of Adam(lr_step2).
 A seed fixes the weight initialisation, the validation split and every epoch's
 shuffling; with TensorFlow's op determinism on, a CPU run is bit-reproducible.
+
+`TrainSpec.fast_path` trains on cached frozen activations (`fer.activations`): step 1
+trains the head on the base's outputs, step 2 the base's suffix after the cut
+(`fer.models.split_at_cut`) plus the head on the activations at the cut. Initial weights,
+batches and their order are those of the naive path, so both give the same losses and
+predictions up to float rounding (tests/test_activations.py).
 """
 from __future__ import annotations
 
+import sys
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import keras
 import tensorflow as tf
 
+from .activations import CacheSpec, CacheTooLarge, activations, model_key
 from .dataset import Dataset
-from .models import ModelSpec, build_classifier, freeze_base, normalize, unfreeze_last
+from .models import (ModelSpec, build_classifier, freeze_base, normalize, split_at_cut,
+                     unfreeze_last)
 from .splits import holdout_by_source
 
 
@@ -27,18 +37,48 @@ class TrainSpec:
     lr_step2: float = 1e-4
     batch_size: int = 32
     val_fraction: float = 0.1    # source subjects held out: val curves and seed selection
+    fast_path: bool = False      # train on cached frozen activations (fer.activations)
+    cache_dir: str = ".cache/activations"
+    cache_dtype: str = "float32"
+    cache_limit_gb: float = 20.0
+    mixed_precision: str = "off"     # off | mixed_bfloat16 | mixed_float16 (Keras policy)
+    jit_compile: bool = False        # XLA
+    deterministic: bool = True       # TensorFlow op determinism
+    gpu_memory_growth: bool = True   # allocate GPU memory as needed (stages share a GPU)
+
+    def __post_init__(self):
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"train.mixed_precision must be one of {PRECISIONS}, got "
+                             f"{self.mixed_precision!r}")
+
+    @property
+    def cache(self) -> CacheSpec:
+        return CacheSpec(self.cache_dir, self.cache_dtype, self.cache_limit_gb)
+
+
+PRECISIONS = ("off", "mixed_bfloat16", "mixed_float16")
+SWITCHES = ("fast_path", "cache_dir", "cache_dtype", "cache_limit_gb", "mixed_precision",
+            "jit_compile", "deterministic", "gpu_memory_growth")
+
+
+def switches(train_params: dict) -> dict:
+    """The speed switches present in params.yaml's `train` (TrainSpec keyword args)."""
+    return {k: train_params[k] for k in SWITCHES if k in train_params}
 
 
 class BatchFeed(keras.utils.PyDataset):
     """Normalised batches straight from a (memory-mapped) uint8 array, reshuffled every
     epoch by a generator keyed by (seed, epoch)."""
 
-    def __init__(self, images, labels, indices, batch_size, preprocess, seed=None):
+    def __init__(self, images, labels, indices, batch_size, preprocess, seed=None, epoch=0):
+        """`images`: one array or a list of arrays (a model's several inputs); with
+        `preprocess` None they are fed as float32 as they are (cached activations)."""
         super().__init__()
-        self.images, self.labels = images, labels
+        self.arrays = list(images) if isinstance(images, (list, tuple)) else [images]
+        self.labels = labels
         self.indices = np.asarray(indices)
         self.batch_size, self.preprocess, self.seed = batch_size, preprocess, seed
-        self.epoch = 0
+        self.epoch = epoch              # a feed taking over from another goes on from its epoch
         self.order = self._order()
 
     def _order(self):
@@ -51,7 +91,9 @@ class BatchFeed(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
-        return normalize(self.images[idx], self.preprocess), self.labels[idx]
+        xs = [normalize(a[idx], self.preprocess) if self.preprocess else
+              np.asarray(a[idx], np.float32) for a in self.arrays]
+        return (xs[0] if len(xs) == 1 else tuple(xs)), self.labels[idx]
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -70,14 +112,30 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._t)
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:      # TensorFlow has no public switch back (tf.config.experimental lacks it)
+        from tensorflow.python.framework.config import disable_op_determinism
+        disable_op_determinism()
 
 
-def _compile(model, lr):
+def configure(train: TrainSpec) -> None:
+    """Process-wide switches: precision policy and GPU memory growth."""
+    keras.mixed_precision.set_global_policy(
+        "float32" if train.mixed_precision == "off" else train.mixed_precision)
+    if train.gpu_memory_growth:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:      # already initialised by an earlier model
+                pass
+
+
+def _compile(model, lr, jit_compile=False):
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=jit_compile)
 
 
 def validation_split(data: Dataset, train: TrainSpec, seed: int):
@@ -88,31 +146,124 @@ def validation_split(data: Dataset, train: TrainSpec, seed: int):
 def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
                    callbacks=(), verbose: int = 0):
     """Fine-tune one model on `data` minus its validation subjects
-    (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch)."""
-    seed_everything(seed)
-    labels = data.labels
+    (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch).
+
+    `model` is always the full classifier. With `train.fast_path` the training runs on
+    cached activations (falling back to the naive path, with a message, when the cache
+    would exceed `train.cache_limit_gb`), and `seconds["cache"]` describes the cache.
+    """
+    configure(train)
+    seed_everything(seed, train.deterministic)
     tr, va = validation_split(data, train, seed)
-    feed = BatchFeed(data.images, labels, tr, train.batch_size, spec.preprocess, seed)
-    val = (BatchFeed(data.images, labels, va, train.batch_size, spec.preprocess)
-           if len(va) else None)
     model, base = build_classifier(spec)
+    fallback = None
+    if train.fast_path:
+        try:
+            return _train_cached(spec, train, data, tr, va, model, base, seed, callbacks,
+                                 verbose)
+        except CacheTooLarge as e:
+            fallback = str(e)
+            print(f"{e}: training {spec.name} the naive way", file=sys.stderr)
+    feed = BatchFeed(data.images, data.labels, tr, train.batch_size, spec.preprocess, seed)
+    val = (BatchFeed(data.images, data.labels, va, train.batch_size, spec.preprocess)
+           if len(va) else None)
+    history, seconds = _two_steps(spec, train, base, (model, feed, val),
+                                  lambda: (model, feed, val), callbacks, verbose)
+    if fallback:
+        seconds["cache"] = {"fast_path": False, "fallback": fallback}
+    return model, history, seconds
+
+
+def _two_steps(spec, train, base, step1, step2, callbacks, verbose):
+    """Step 1 then step 2: `step1` is (model to fit, feed, validation feed or None),
+    `step2` a function returning the same, called once step 1 is done."""
     history, seconds = {}, {}
-    for step, epochs, lr in ((1, train.epochs_step1, train.lr_step1),
-                             (2, train.epochs_step2, train.lr_step2)):
+    for step, epochs, lr, stage in ((1, train.epochs_step1, train.lr_step1, lambda: step1),
+                                    (2, train.epochs_step2, train.lr_step2, step2)):
+        model, feed, val = stage()
         if step == 1:
             freeze_base(base)
         else:
             unfreeze_last(base, spec.k)
-        _compile(model, lr)
+        _compile(model, lr, train.jit_compile)
         timer = EpochTimer()
         start = train.epochs_step1 if step == 2 else 0
         h = model.fit(feed, validation_data=val, epochs=start + epochs, initial_epoch=start,
                       callbacks=[timer, *callbacks], verbose=verbose)
         history[f"step{step}"] = {k: [float(v) for v in vs] for k, vs in h.history.items()}
         seconds[f"step{step}"] = timer.seconds
+    return history, seconds
+
+
+_FAST = weakref.WeakKeyDictionary()     # full classifier -> how `predict` reaches its cache
+
+
+@dataclass
+class _Fast:
+    prefix: keras.Model
+    key: str
+    trainer: keras.Model                # cut tensors -> class probabilities
+    cache: CacheSpec
+
+
+def _model_parts(spec: ModelSpec, cut) -> dict:
+    return {"backbone": spec.name, "input_size": spec.input_size,
+            "preprocess": spec.preprocess, "cut": cut.positions}
+
+
+def _train_cached(spec, train, data, tr, va, model, base, seed, callbacks, verbose):
+    cut = split_at_cut(base, spec.k)
+    cache = train.cache
+    key = model_key(cut.prefix, _model_parts(spec, cut), cache.dtype)
+    at_cut, info = activations(cut.prefix, [data.images], key, cache, spec.preprocess)
+    # step 1's base output: the suffix is frozen until step 2, so compute it once too
+    out_key = model_key(cut.suffix, {"of": key}, cache.dtype)
+    base_out, info1 = activations(cut.suffix, at_cut, out_key, cache)
+    head = [model.get_layer(n) for n in ("gap", "fc", "emotion")]
+
+    def on(inputs, x):
+        for layer in head:
+            x = layer(x)
+        return keras.Model(inputs, x)
+
+    feat_in = keras.Input(base_out[0].shape[1:], name="base_output")
+    head_model = on(feat_in, feat_in)
+    cut_in = [keras.Input(a.shape[1:], name=f"cut_{i}") for i, a in enumerate(at_cut)]
+    trainer = on(cut_in, cut.suffix(cut_in if len(cut_in) > 1 else cut_in[0],
+                                    training=False))
+    labels, bs = data.labels, train.batch_size
+    feed1 = BatchFeed(base_out, labels, tr, bs, None, seed)
+    val1 = BatchFeed(base_out, labels, va, bs, None) if len(va) else None
+
+    def step2():       # the naive path's single feed goes on shuffling where step 1 ended
+        return (trainer, BatchFeed(at_cut, labels, tr, bs, None, seed, epoch=feed1.epoch),
+                BatchFeed(at_cut, labels, va, bs, None) if len(va) else None)
+
+    history, seconds = _two_steps(spec, train, base, (head_model, feed1, val1), step2,
+                                  callbacks, verbose)
+    _FAST[model] = _Fast(cut.prefix, key, trainer, cache)
+    total = info["bytes"] + info1["bytes"]
+    print(f"{spec.name}: activation cache {total / 2**20:.1f} MiB "
+          f"({'reused' if info['hit'] else 'built'}; cut at {', '.join(cut.tensors)})",
+          file=sys.stderr)
+    seconds["cache"] = {
+        "fast_path": True, "bytes": total, "hit": info["hit"], "cut": cut.tensors,
+        "build_s": round((0 if info["hit"] else info["build_s"])
+                         + (0 if info1["hit"] else info1["build_s"]), 3)}
     return model, history, seconds
 
 
 def predict(model, data: Dataset, preprocess: str, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of `data` by `model`; a model trained on the fast path reads
+    the frozen prefix's activations from the cache (computed once per image set)."""
+    fast = _FAST.get(model)
+    if fast is not None:
+        try:
+            at_cut, _ = activations(fast.prefix, [data.images], fast.key, fast.cache,
+                                    preprocess)
+            feed = BatchFeed(at_cut, data.labels, np.arange(len(data)), batch_size, None)
+            return fast.trainer.predict(feed, verbose=0)
+        except CacheTooLarge as e:
+            print(f"{e}: predicting the naive way", file=sys.stderr)
     feed = BatchFeed(data.images, data.labels, np.arange(len(data)), batch_size, preprocess)
     return model.predict(feed, verbose=0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dataset, evaluate, executor, finetune, labels, models, splits
+from . import activations, dataset, evaluate, executor, finetune, labels, models, splits
 from .atomic import atomic_file, write_json
 from .dataset import Dataset, load_dataset
 from .evaluate import classification_metrics, summarize
@@ -32,7 +32,7 @@ from .labels import EMOTIONS
 from .models import ModelSpec, build_base
 
 VAL = "val"
-CODE = (dataset, evaluate, finetune, labels, models, splits)  # + this module: shape a seed
+CODE = (activations, dataset, evaluate, finetune, labels, models, splits)  # + this module
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ def model_spec(params: dict, name: str, k: int | None = None,
 def train_spec(params: dict, val_fraction: float | None = None) -> TrainSpec:
     t = params["train"]
     return TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
-                     t["batch_size"], t["val_fraction"] if val_fraction is None else val_fraction)
+                     t["batch_size"], t["val_fraction"] if val_fraction is None else val_fraction,
+                     **finetune.switches(t))
 
 
 def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:

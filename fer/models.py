@@ -92,16 +92,41 @@ def build_base(spec: ModelSpec) -> keras.Model:
 def build_classifier(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
     """(model, base): base -> GlobalAveragePooling -> Dense(256, relu) -> Dense(7, softmax).
 
-    The base is called with training=False, so its BatchNormalization layers always run
-    in inference mode, also when step 2 makes them trainable.
+    Its BatchNormalization layers always run in inference mode (`batchnorm_inference`),
+    also when step 2 makes them trainable.
     """
     base = build_base(spec)
+    batchnorm_inference(base)
     inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
     x = base(inputs, training=False)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(spec.head_units, activation="relu", name="fc")(x)
-    outputs = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion")(x)
+    # float32 softmax also under a mixed-precision policy (train.mixed_precision)
+    outputs = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion",
+                           dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
+
+
+def batchnorm_inference(base: keras.Model) -> None:
+    """Make every BatchNormalization layer of `base` run in inference mode (moving mean
+    and variance, never updated) whatever `training` it is called with; its gamma and
+    beta still train when the layer is trainable.
+
+    Calling the base with `training=False` is not enough in Keras 3: `fit` calls the
+    model with training=True and a functional model passes that value on to every
+    nested layer, overriding the training=False of the nested call
+    (keras-team/keras#20285), so step 2's trainable BatchNorm layers would normalise
+    with batch statistics and update their moving averages.
+    """
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.call = _inference_call(layer.call)
+
+
+def _inference_call(call):
+    def inference(inputs, training=None, mask=None):
+        return call(inputs, training=False, mask=mask)
+    return inference
 
 
 def freeze_base(base: keras.Model) -> None:
@@ -114,6 +139,66 @@ def unfreeze_last(base: keras.Model, k: int) -> None:
     base.trainable = True
     for i, layer in enumerate(base.layers):
         layer.trainable = i >= len(base.layers) - k
+
+
+@dataclass
+class Cut:
+    """A base split where step 2's trainable layers begin.
+
+    `prefix` maps the normalised image to `tensors`, every tensor that a layer outside the
+    frozen prefix reads from inside it (one for VGG, several where the cut crosses the
+    parallel branches of an Inception block); `suffix` maps those tensors to the base
+    output. Both share the base's layer objects, so training `suffix` trains the base.
+    """
+    prefix: keras.Model
+    suffix: keras.Model
+    tensors: list            # names "<producing layer>:<output index>", in suffix input order
+    positions: list          # [index in base.layers, output index]: names are numbered by
+                             # Keras per process, positions are not (used in cache keys)
+
+
+def _producers(layer) -> list:
+    return [t._keras_history.operation for t in layer._inbound_nodes[0].input_tensors]
+
+
+def split_at_cut(base: keras.Model, k: int) -> Cut:
+    """Split `base` before its last k layers (`base.layers[-k:]`, as `unfreeze_last`).
+
+    The prefix holds every layer that is frozen in step 2 and reads only from frozen
+    layers; it stays frozen in both steps, so its output is a pure function of the
+    image. With k = 0 the prefix is the whole base and the suffix the identity.
+    """
+    n = len(base.layers)
+    trainable = {id(l) for l in base.layers[n - k:]} if k else set()
+    prefix = set()
+    for layer in base.layers:              # functional layer order is topological
+        if id(layer) in trainable:
+            continue
+        if isinstance(layer, layers.InputLayer) or all(id(p) in prefix
+                                                        for p in _producers(layer)):
+            prefix.add(id(layer))
+    tensors, seen = [], set()
+    for layer in base.layers:
+        if id(layer) in prefix:
+            continue
+        for t in layer._inbound_nodes[0].input_tensors:
+            if id(t._keras_history.operation) in prefix and id(t) not in seen:
+                seen.add(id(t))
+                tensors.append(t)
+    if not tensors:                        # k = 0: nothing trains in the base
+        tensors = [base.output]
+    names = [f"{t._keras_history.operation.name}:{t._keras_history.tensor_index}"
+             for t in tensors]
+    index = {id(l): i for i, l in enumerate(base.layers)}
+    positions = [[index[id(t._keras_history.operation)], t._keras_history.tensor_index]
+                 for t in tensors]
+    prefix_model = keras.Model(base.input, tensors, name=f"{base.name}_prefix")
+    if tensors == [base.output]:
+        inp = keras.Input(base.output.shape[1:], name="cut_0")
+        suffix_model = keras.Model(inp, inp, name=f"{base.name}_suffix")
+    else:
+        suffix_model = keras.Model(tensors, base.output, name=f"{base.name}_suffix")
+    return Cut(prefix_model, suffix_model, names, positions)
 
 
 def count_params(weights) -> int:

@@ -150,6 +150,14 @@ class Train(Section):
     select_on: str                     # 'val' or a test set
     executor: Literal["local", "ray"]  # where seeds train; results identical either way
     ray: RaySettings
+    fast_path: bool                    # train on cached frozen activations (fer.activations)
+    cache_dir: str
+    cache_dtype: Literal["float32", "float16"]
+    cache_limit_gb: float = Field(gt=0)
+    mixed_precision: Literal["off", "mixed_bfloat16", "mixed_float16"]
+    jit_compile: bool
+    deterministic: bool
+    gpu_memory_growth: bool
 
 
 class Grid(Section):
