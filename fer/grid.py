@@ -53,10 +53,10 @@ class CellSpec:
 def model_spec(params: dict, name: str, k: int | None = None,
                weights: str | None = None) -> ModelSpec:
     """The backbone `name` as params.yaml configures it (k and weights overridable)."""
-    if name not in params["models"]:
+    m = params["models"].get(name)        # reads models.<name> only, as dvc.yaml declares
+    if m is None:
         raise ValueError(f"unknown backbone {name!r}; params.yaml models has "
                          f"{sorted(params['models'])}")
-    m = params["models"][name]
     return ModelSpec(name, m["k"] if k is None else k, m["preprocess"],
                      str(m["weights"] if weights is None else weights),
                      params["crop"]["size"])

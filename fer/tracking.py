@@ -66,7 +66,8 @@ def flat(d: dict, prefix: str = "") -> dict:
 @contextlib.contextmanager
 def store_lock(uri: str):
     """Exclusive lock on `<db>.lock` beside a SQLite store (other stores: no lock; a
-    tracking server serialises its own schema set-up)."""
+    tracking server serialises its own schema set-up; `open_experiment` handles its
+    create race)."""
     if not uri.startswith("sqlite:///"):
         yield
         return
@@ -91,8 +92,17 @@ def open_experiment(experiment: str) -> str:
     with store_lock(uri):
         client = mlflow.MlflowClient(uri)
         exp = client.get_experiment_by_name(experiment)     # opens (and migrates) the store
-        exp_id = exp.experiment_id if exp else client.create_experiment(
-            experiment, artifact_location=(store_root() / "mlartifacts").as_uri())
+        if exp is None:
+            try:
+                client.create_experiment(
+                    experiment, artifact_location=(store_root() / "mlartifacts").as_uri())
+            except mlflow.exceptions.MlflowException as e:
+                # a tracking server has no lock we can take: another client created it
+                # between our lookup and our create; theirs is the one to use
+                if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

@@ -11,10 +11,11 @@ from fer.params import load_params
 
 def main(db: str) -> None:
     databases = load_params()["data"]["databases"]
-    if db not in databases:
+    spec = databases.get(db)              # reads data.databases.<db> only, as declared
+    if spec is None:
         raise SystemExit(f"data.databases.{db}: no such database in params.yaml; known: "
                          f"{', '.join(databases)}")
-    result = import_entry(db, databases[db])
+    result = import_entry(db, spec)
     report = result.report()
     manifest = result.manifest
     with atomic_dir(f"build/import/{db}") as tmp:

@@ -131,12 +131,14 @@ def test_crop_stage_per_database_pad_and_metrics(tight, tmp_path, monkeypatch):
     import yaml
 
     from stages import crop, import_data
+    from fer.params import compose
     root = Path(tight[0]).parent.parent
-    params = {"data": {"databases": {"tight": {
-                  "kind": "folders", "name": "tight48", "path": str(root),
-                  "class_policy": "skip", "require_all": False, "pad": 0.25}}},
-              "crop": {"size": 48, "confidence": 0.5, "no_face": "center", "margin": 0.0,
-                       "square": True, "pad": 0.0, "min_detection_rate": 0.9, "workers": 1}}
+    params = compose(["profile=demo"])               # a whole, valid configuration ...
+    params["data"]["databases"]["tight"] = {        # ... with the user's database
+        "kind": "folders", "name": "tight48", "path": str(root),
+        "class_policy": "skip", "require_all": False, "pad": 0.25}
+    params["crop"].update(size=80, confidence=0.5, no_face="center", margin=0.0,
+                          square=True, pad=0.0, min_detection_rate=0.9, workers=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     import_data.main("tight")

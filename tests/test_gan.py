@@ -205,7 +205,10 @@ def test_resume_state_is_keyed_by_content_params_and_code(tmp_path):
 def _stage_dir(tmp_path, sad=8, **gan):
     """A repository-like folder with cropped 'sad' KDEF faces and tiny GAN params."""
     params = compose(["profile=demo"])
-    params["crop"]["size"] = 24
+    params["crop"]["size"] = 32                 # below the Inception minimum: VGG16 only
+    for key in ("grid", "crossval", "gan_quality"):
+        params[key]["models"] = ["vgg16"]
+    params["model"]["name"] = params["export"]["model"] = "vgg16"
     params["gan"].update({**dict(image_size=16, blocks=2, epochs=6, batch_size=4,
                                  sample_every=2, keep_from=2, keep_every=2, kid_images=8,
                                  n_generate=5, extra_source="kdef"), **gan})
@@ -215,7 +218,7 @@ def _stage_dir(tmp_path, sad=8, **gan):
     m = pd.DataFrame({"path": [f"k{i}.jpg" for i in range(n)], "label": labels,
                       "subject": [f"s{i % 4}" for i in range(n)], "database": "kdef",
                       "source": "", "source_subject": [f"KDEF/s{i % 4}" for i in range(n)]})
-    images = np.random.default_rng(2).integers(0, 256, (n, 24, 24, 3), dtype=np.uint8)
+    images = np.random.default_rng(2).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     save_dataset(tmp_path / "build/crop/kdef", images, m)
     return params
 
@@ -278,8 +281,11 @@ def test_gan_stage_killed_and_resumed_keeps_one_whole_mlflow_run(tmp_path, monke
 
 
 def test_gan_stage_records_the_inception_weights(tmp_path, monkeypatch, inception_h5):
+    local = tmp_path / "kid_weights" / inception_h5.name      # where the schema wants it
+    local.parent.mkdir()
+    shutil.copy(inception_h5, local)
     _stage_dir(tmp_path, sad=2, epochs=2, batch_size=2, kid_images=2,
-               kid_features="inception", kid_weights=str(inception_h5))
+               kid_features="inception", kid_weights=f"kid_weights/{inception_h5.name}")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -288,7 +294,7 @@ def test_gan_stage_records_the_inception_weights(tmp_path, monkeypatch, inceptio
     md5 = hashlib.md5(inception_h5.read_bytes()).hexdigest()
     summary = json.loads((tmp_path / "metrics/gan/sad.json").read_text())
     assert (summary["kid_features"], summary["kid_weights"], summary["kid_weights_md5"]) == (
-        "inception", str(inception_h5), md5)
+        "inception", f"kid_weights/{inception_h5.name}", md5)
     assert set(summary["kid"]) == {"2"}
     import mlflow
     client = mlflow.MlflowClient(uri)

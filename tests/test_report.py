@@ -39,6 +39,7 @@ def outputs(tmp_path, monkeypatch):
     """What `dvc repro` leaves behind, for a 2 x 2 grid, in a temporary repository."""
     p = compose(["profile=demo"])
     p["grid"].update(models=["vgg16", "vgg19"], train_sets=["KDEF_OL", "KDEF_Q"])
+    p["gan_quality"]["models"] = ["vgg16", "vgg19"]
     p["gan"]["emotions"] = ["happy", "sad"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     t = tmp_path

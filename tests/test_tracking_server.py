@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fer.params import ROOT
 from tests.test_grid import _tiny_params
 
 psycopg2 = pytest.importorskip("psycopg2")
@@ -151,3 +152,34 @@ def test_a_cell_logs_completely_to_a_postgresql_backed_server(tmp_path, postgres
     cur.execute("SELECT count(*) FROM runs")
     assert cur.fetchone()[0] == 3
     conn.close()
+
+
+def test_four_concurrent_first_writers_through_a_tracking_server(tmp_path):
+    """Writers that start together on a server without the experiment all log: the
+    ones that lose the race to create it use the winner's (no file lock can help here)."""
+    from tests.test_tracking import WRITER, _wait_all
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": uri,
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(tmp_path / "server.log", "w") as log:
+        server = _start_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "art",
+                               port, log)
+        try:
+            procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(i)],
+                                      env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True) for i in range(4)]
+            deadline = time.monotonic() + 120
+            while not all((tmp_path / f"ready{i}").exists() for i in range(4)):
+                assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+                time.sleep(0.05)
+            (tmp_path / "go").touch()
+            outs = _wait_all(procs, 120)
+            assert [p.returncode for p in procs] == [0] * 4, "\n".join(outs)[-3000:]
+            from mlflow.tracking import MlflowClient
+            client = MlflowClient(uri)
+            runs = client.search_runs([client.get_experiment_by_name("race").experiment_id])
+            assert sorted(r.info.run_name for r in runs) == [f"writer{i}" for i in range(4)]
+            assert sorted(r.data.metrics["x"] for r in runs) == [0.0, 1.0, 2.0, 3.0]
+        finally:
+            _stop(server)
