@@ -71,8 +71,11 @@ def test_split_at_cut_keeps_step2_trainable_layers_and_is_exact(name):
 
 
 @pytest.mark.parametrize("name", [
-    "vgg16", "vgg19", pytest.param("inception_v3", marks=pytest.mark.slow),
-    pytest.param("inception_resnet_v2", marks=pytest.mark.slow)])
+    "vgg16", "vgg19",
+    # heavy (out of `make test`): 70 and 175 s here; test_split_at_cut_keeps_step2_
+    # trainable_layers_and_is_exact covers the same cut of these two exactly
+    pytest.param("inception_v3", marks=pytest.mark.heavy),
+    pytest.param("inception_resnet_v2", marks=pytest.mark.heavy)])
 def test_fast_path_gives_the_naive_losses_and_predictions(name, tmp_path):
     data, test = tiny_dataset(3, 75, 0), tiny_dataset(2, 75, 1)
     spec = ModelSpec(name, PAPER_K[name], PRE[name], "none", 75)

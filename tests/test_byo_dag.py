@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from dag import DVC as dvc, demo_repo, ran, run
+from test_resume import KILL_HOOK, _kill_midway, _leftovers, _outs
 
 DATA = """\
 root: data
@@ -64,3 +65,39 @@ def test_own_databases_without_kdef_or_gan_run_end_to_end(tmp_path, demo_root):
     third = run([dvc, "repro", "aggregate"], repo, env)
     assert ran(third) == {"import@ck", "crop@ck", "merge", "baselines",
                           "finetune@vgg16-MINE", "aggregate"}
+
+    # the cell killed midway, as it publishes its model: the rerun takes its seed from the
+    # resume cache and ends with the uninterrupted run's bytes (the metrics file's wall
+    # times aside) and no temporaries anywhere (a cell killed between seeds resumes the
+    # same way: tests/test_grid.py)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_HOOK)
+    cell, metrics = "finetune@vgg16-MINE", "metrics/finetune/vgg16-MINE.json"
+
+    def without_timings(x):
+        if isinstance(x, dict):
+            return {k: without_timings(v) for k, v in x.items() if k != "epoch_seconds"}
+        return [without_timings(v) for v in x] if isinstance(x, list) else x
+
+    before, record = _outs(repo, cell), json.loads((repo / metrics).read_text())
+    _kill_midway(repo, env, cell, "MINE", hook)
+    assert any(".MINE.tmp-" in p for p in _leftovers(repo))
+    log = run([dvc, "repro", "-f", "-s", cell], repo, env)
+    assert "seed 0 (cached)" in log, log[-2000:]
+    after = _outs(repo, cell)
+    assert {p: m for p, m in after.items() if p != metrics} == \
+        {p: m for p, m in before.items() if p != metrics}
+    assert without_timings(json.loads((repo / metrics).read_text())) == \
+        without_timings(record)
+    assert _leftovers(repo) == []
+
+    # `dvc exp run -S` composes params.yaml from conf/ (the user's group files included)
+    # with the overrides and re-runs exactly what they touch
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "lock"], repo, env)
+    sets = [a for o in ["profile=demo", *OVERRIDES, "data.databases.ck.neutral_frames=2",
+                        "report.bootstrap_resamples=123"] for a in ("-S", o)]
+    fourth = run([dvc, "exp", "run", "aggregate", *sets], repo, env)
+    assert ran(fourth) == {"baselines", "aggregate"}        # the two that read `report`
+    assert "bootstrap_resamples: 123" in (repo / "params.yaml").read_text()

@@ -10,7 +10,10 @@ from dag import DVC as dvc, demo_repo, ran as _ran, run as _run
 FAST_GAN = ["gan.epochs=4", "gan.keep_from=2", "gan.keep_every=2", "gan.sample_every=2"]
 
 
-@pytest.mark.slow
+# heavy (185 s, out of `make test`): tests/test_byo_dag.py runs the DAG through DVC (repro,
+# no-op repro, exact re-runs, `dvc exp run -S`), tests/test_resume.py crop, augment and a
+# GAN through DVC, and the stages' own tests the counts; `make demo` runs all of this
+@pytest.mark.heavy
 def test_demo_dag_repro_and_exp_run(tmp_path, demo_root):
     repo = tmp_path / "repo"
     env = demo_repo(repo, *FAST_GAN, data=demo_root[0])

@@ -93,6 +93,8 @@ def test_three_queued_experiments_two_at_a_time_into_one_sqlite_store(tmp_path, 
     print(f"sqlite: {EXPERIMENTS} experiments, -j 2: {seconds:.1f} s")
 
 
+@pytest.mark.heavy   # 55 s; the SQLite case above and tests/test_tracking_server.py's
+                     # four concurrent first writers through a server cover its parts
 def test_three_queued_experiments_two_at_a_time_into_a_tracking_server(tmp_path, env):
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"

@@ -17,7 +17,7 @@ from fer.executor import Executor, run_tasks  # noqa: E402
 from fer.grid import cell_spec, run_cell  # noqa: E402
 from tests.test_grid import _tiny_params  # noqa: E402
 
-SEEDS = 4
+SEEDS = 2
 VOLATILE = ("epoch_seconds", "resumed")          # wall times and provenance, not results
 
 
