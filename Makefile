@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo params test bench web mlflow clean
+.PHONY: install demo params test test-all bench web mlflow clean
 
 install: $(VENV)/.installed web/node_modules/.installed
 
@@ -38,8 +38,13 @@ demo: install
 params: install
 	$(BIN)/python -m fer.params $(ARGS)
 
+# The suite on 2 workers (test files kept whole: module fixtures build once), without the
+# tests marked heavy (each covered by a faster one; README "Tests"); test-all runs them too.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not heavy"
+
+test-all: install
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The in-browser demo on http://127.0.0.1:8000/ with an exported model (after make demo).
 MODEL ?= build/tfjs/uint8

@@ -81,8 +81,13 @@ def counts_table(summaries: dict) -> str:
     return "\n".join([head, sep, *rows]) + "\n"
 
 
-def check_classes(name: str, manifest: pd.DataFrame) -> None:
+def check_classes(name: str, manifest: pd.DataFrame, allowed: bool = False) -> list[str]:
+    """The classes train set `name` has no image of: an error, unless `allowed` (the set
+    is in merge.allow_missing_classes); a model trained on it never learns them."""
     counts = class_counts(manifest)
     missing = [e for e, n in counts.items() if n == 0]
-    if missing:
-        raise ValueError(f"dataset {name}: no images of class(es) {', '.join(missing)}")
+    if missing and not allowed:
+        raise ValueError(f"dataset {name}: no images of class(es) {', '.join(missing)}; "
+                         "a model trained on it could never predict them. If that is "
+                         f"intended, add {name} to merge.allow_missing_classes")
+    return missing

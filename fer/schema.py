@@ -118,6 +118,7 @@ class Gan(Section):
 class Merge(Section):
     train_sets: dict[str, list[str]] = Field(min_length=1)
     test_sets: dict[str, list[str]] = Field(min_length=1)
+    allow_missing_classes: list[str] = []   # train sets that may lack some of the seven
 
 
 class Model(Section):
@@ -353,6 +354,10 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     train_sets = _get(params, "merge.train_sets", dict) or {}
     test_sets_ = _get(params, "merge.test_sets", dict) or {}
     both = set(train_sets) & set(test_sets_)
+    for name in _get(params, "merge.allow_missing_classes", list) or []:
+        if train_sets and name not in train_sets:
+            out.append(f"merge.allow_missing_classes: {name!r} is not a train set "
+                       f"(merge.train_sets: {', '.join(train_sets)})")
     if both:
         out.append(f"merge: {', '.join(sorted(both))} is both a train and a test set")
     # no test image (nor a face derived from one) may train: a test set's parts never

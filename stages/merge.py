@@ -16,7 +16,11 @@ def main() -> None:
         ds = build_set(name, parts, params, cache=cache)
         is_train = name in params["merge"]["train_sets"]
         if is_train:
-            check_classes(name, ds.manifest)
+            absent = check_classes(name, ds.manifest,
+                                   name in params["merge"].get("allow_missing_classes", []))
+            if absent:
+                print(f"merge {name}: no images of {', '.join(absent)} (allowed by "
+                      "merge.allow_missing_classes): its models never predict them")
         summaries[name] = save_dataset((TRAIN_DIR if is_train else TEST_DIR) / name,
                                        ds.images, ds.manifest, name)
         print(f"merge {name:>10}: {summaries[name]['images']:>5} images  ({' + '.join(parts)})")

@@ -258,3 +258,14 @@ def test_gan_stages_exist_exactly_when_a_set_uses_the_dcgan_images(demo):
     validate(p)
     p["gan"]["emotions"] = ["happy"]
     assert any("no merge set uses gan.part: set gan.emotions=[]" in x for x in _problems(p))
+
+
+def test_allow_missing_classes_names_train_sets_only(demo):
+    p = copy.deepcopy(demo)
+    assert p["merge"]["allow_missing_classes"] == []         # the paper: all seven, always
+    p["merge"]["allow_missing_classes"] = ["KDEF_OL", "CK+"]
+    assert _problems(p) == [
+        "merge.allow_missing_classes: 'CK+' is not a train set (merge.train_sets: KDEF_OL, "
+        "KDEF_PFA, KDEF_Q, KDEF_PFA_Q)"]
+    p["merge"]["allow_missing_classes"] = ["KDEF_OL"]
+    validate(p)

@@ -58,8 +58,11 @@ def test_build_set_and_counts(tmp_path):
     params["crop"]["size"] = 16
     with pytest.raises(ValueError, match="expected \\(16, 16, 3\\)"):
         build_set("KDEF_OL", ["kdef"], params, root=tmp_path)
-    with pytest.raises(ValueError, match="KDEF_OL: no images of class\\(es\\) angry"):
+    with pytest.raises(ValueError, match="KDEF_OL: no images of class\\(es\\) angry, disgust, "
+                       "fear, neutral, surprise; .* add KDEF_OL to merge.allow_missing_classes"):
         check_classes("KDEF_OL", ds.manifest)
+    assert check_classes("KDEF_OL", ds.manifest, allowed=True) == [
+        "angry", "disgust", "fear", "neutral", "surprise"]
     table = counts_table({"A": {"classes": {"angry": 1, "disgust": 0, "fear": 0, "happy": 2,
                                             "neutral": 0, "sad": 0, "surprise": 0},
                                 "images": 3}})
