@@ -8,14 +8,9 @@ seven emotions (LABEL_MAPS, documented in README "Reading the evidence").
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-from .edge import WEB
+from .edge import run_node_script
 from .labels import EMOTIONS
 
 # Each reference model's own label order -> the project's emotion names.
@@ -54,18 +49,9 @@ def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
     images = np.ascontiguousarray(images, dtype=np.uint8)
     if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
         raise ValueError(f"expected (N, S, S, 3) uint8 crops, got shape {images.shape}")
-    if not (WEB / "node_modules" / "@vladmandic" / "face-api").is_dir():
-        raise RuntimeError(f"{WEB}/node_modules missing: run `npm ci --prefix web` "
-                           "(make install does)")
-    with tempfile.TemporaryDirectory() as tmp:
-        raw, out = Path(tmp) / "images.u8", Path(tmp) / "out.json"
-        images.tofile(raw)
-        r = subprocess.run(["node", str(WEB / RUNNERS[name]), str(raw), str(len(images)),
-                            str(images.shape[1]), str(out), str(runs)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"reference model {name} failed in Node:\n{r.stderr[-3000:]}")
-        res = json.loads(out.read_text())
+    res = run_node_script(RUNNERS[name], images,
+                          lambda raw, n, s, out: [raw, n, s, out, runs],
+                          f"reference model {name} in Node", package="@vladmandic/face-api")
     return {"probs": to_emotions(np.asarray(res["probs"], np.float32), res["labels"],
                                  LABEL_MAPS[name]),
             "ms": res["ms"], "size_mb": res["weight_bytes"] / 1e6, "backend": res["backend"],

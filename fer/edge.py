@@ -73,25 +73,35 @@ def export_variants(keras_file, out_root, variants, meta: dict) -> dict:
 RUNNERS = {"node": "run_model.mjs", "chromium": "bench.mjs"}
 
 
-def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
-           where: str = "node") -> dict:
-    """Run a TF.js model on uint8 images in Node or in headless Chromium (same CLI):
-    probs (N, 7), batch-1 latencies (ms), the backend that actually ran."""
+def run_node_script(script: str, images: np.ndarray, argv, what: str,
+                    package: str = "@tensorflow/tfjs") -> dict:
+    """Run `web/<script>` in Node on uint8 images (N, S, S, 3), passed as a raw file; its
+    command line is `argv(raw file, image count, size, output file)`; returns the JSON it
+    writes. `what` names the run in errors; `package` must be installed under web/."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
-    n, s = images.shape[0], images.shape[1]
-    if not (WEB / "node_modules" / "@tensorflow" / "tfjs").is_dir():
+    if not (WEB / "node_modules" / package).is_dir():
         raise RuntimeError(f"{WEB}/node_modules missing: run `npm ci --prefix web` "
                            "(make install does)")
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "images.u8", Path(tmp) / "out.json"
         images.tofile(raw)
-        r = subprocess.run(["node", str(WEB / RUNNERS[where]), str(Path(model_dir).resolve()),
-                            str(raw), str(n), str(s), str(out), backend, str(runs)],
+        r = subprocess.run(["node", str(WEB / script),
+                            *map(str, argv(raw, len(images), images.shape[1], out))],
                            capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"TF.js run of {model_dir} in {where} failed:\n"
-                               f"{r.stderr[-3000:]}")
-        result = json.loads(out.read_text())
+            raise RuntimeError(f"{what} failed:\n{r.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
+def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
+           where: str = "node") -> dict:
+    """Run a TF.js model on uint8 images in Node or in headless Chromium (same CLI):
+    probs (N, 7), batch-1 latencies (ms), the backend that actually ran."""
+    model = Path(model_dir).resolve()
+    result = run_node_script(
+        RUNNERS[where], images,
+        lambda raw, n, s, out: [model, raw, n, s, out, backend, runs],
+        f"TF.js run of {model_dir} in {where}")
     result["probs"] = np.asarray(result["probs"], np.float32)
     return result
 
