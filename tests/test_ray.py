@@ -17,7 +17,7 @@ from fer.executor import Executor, run_tasks  # noqa: E402
 from fer.grid import cell_spec, run_cell  # noqa: E402
 from tests.test_grid import _tiny_params  # noqa: E402
 
-SEEDS = 2
+SEEDS = 4                  # the cell: 4 seeds over 2 one-CPU worker nodes
 VOLATILE = ("epoch_seconds", "resumed")          # wall times and provenance, not results
 
 
