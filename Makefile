@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/read_speed.py
 	$(BIN)/python bench/gan_speed.py
 	$(BIN)/python bench/ray_overhead.py
+	$(BIN)/python bench/finetune_speed.py --models vgg16 vgg19
 
 clean:
 	rm -rf build reports metrics .cache dvc.lock
