@@ -2,16 +2,12 @@
 // Same interface as run_model.mjs, measured inside headless Chromium instead of Node.
 import fs from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 import { serve } from "./serve.mjs";
 
 const [dir, imagesPath, n, size, outPath, backend = "wasm", runs = "30"] = process.argv.slice(2);
 const server = await serve(dir, 0, path.dirname(path.resolve(imagesPath)));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${server.address().port}/bench.html`);

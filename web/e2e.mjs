@@ -1,16 +1,12 @@
 // node web/e2e.mjs <model_dir> <image> <screenshot.png> [backend]
 // Headless Chromium (Debian's /usr/bin/chromium via playwright-core) loads the demo,
 // feeds it the image, prints the page's result as JSON and saves a screenshot.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 import { serve } from "./serve.mjs";
 
 const [modelDir, image, shot, backend = ""] = process.argv.slice(2);
 const server = await serve(modelDir);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
   const logs = [];
