@@ -23,14 +23,25 @@ def _tmp_sibling(path: Path, kind: str = "tmp") -> Path:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (signal 0 checks without sending)."""
+    """Whether a process with this id exists and can still run. Signal 0 checks without
+    sending; a zombie (killed, not yet reaped: a SIGKILLed stage whose dvc died with it
+    waits for init) answers signal 0 but will never finish its output, so it counts as
+    dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:          # exists, owned by someone else
+        pass
+    if not Path("/proc/self/stat").exists():
+        return True                  # no /proc (macOS): signal 0 is all there is
+    try:                             # Linux: the state letter follows "(comm) "
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except FileNotFoundError:
+        return False                 # exited and reaped since the signal
+    except (OSError, IndexError):
         return True
-    return True
+    return state not in ("Z", "X")
 
 
 def clean_stale(path) -> list:

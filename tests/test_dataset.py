@@ -1,12 +1,15 @@
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fer.atomic import atomic_dir, clean_stale, write_json
+from fer.atomic import atomic_dir, clean_stale, pid_alive, write_json
 from fer.dataset import load_dataset, save_dataset
 from fer.merge import build_set, check_classes, counts_table
 
@@ -99,6 +102,23 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
         live.kill()
         live.wait()
     assert clean_stale(tmp_path / "out") == [tmp_path / f".out.tmp-{live.pid}"]
+
+
+def test_temporary_of_a_killed_but_unreaped_writer_is_removed(tmp_path):
+    # A SIGKILLed stage whose parent (dvc) died with it stays a zombie until init reaps
+    # it; signal 0 still reaches a zombie, yet it will never finish its output.
+    writer = subprocess.Popen(["sleep", "60"])
+    try:
+        writer.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{writer.pid}/stat").read_text().split(") ")[-1][0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        (tmp_path / f".out.tmp-{writer.pid}").mkdir()
+        assert not pid_alive(writer.pid)
+        assert clean_stale(tmp_path / "out") == [tmp_path / f".out.tmp-{writer.pid}"]
+    finally:
+        writer.wait()
 
 
 def test_files_and_directories_synced_before_rename(tmp_path, monkeypatch):
