@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/gan_speed.py
 	$(BIN)/python bench/ray_overhead.py
 	$(BIN)/python bench/finetune_speed.py --models vgg16 vgg19
+	$(BIN)/python bench/trace_reuse.py --models vgg16 inception_v3
 
 clean:
 	rm -rf build reports metrics .cache dvc.lock

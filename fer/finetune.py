@@ -70,14 +70,21 @@ class BatchFeed(keras.utils.PyDataset):
     """Normalised batches straight from a (memory-mapped) uint8 array, reshuffled every
     epoch by a generator keyed by (seed, epoch)."""
 
-    def __init__(self, images, labels, indices, batch_size, preprocess, seed=None, epoch=0):
+    def __init__(self, images, labels, indices, batch_size, preprocess, seed=None, epoch=0,
+                 pad=False):
         """`images`: one array or a list of arrays (a model's several inputs); with
-        `preprocess` None they are fed as float32 as they are (cached activations)."""
+        `preprocess` None they are fed as float32 as they are (cached activations).
+        `pad`: fill the last batch up to `batch_size` by repeating its last row (for
+        `predict`, which then drops those rows): every batch has one shape, so the
+        prediction graph is traced once and a row's numbers never depend on which other
+        sets the model predicted before (a graph retraced for a new batch size, relaxed
+        to any batch size, may round a last bit differently)."""
         super().__init__()
         self.arrays = list(images) if isinstance(images, (list, tuple)) else [images]
         self.labels = labels
         self.indices = np.asarray(indices)
         self.batch_size, self.preprocess, self.seed = batch_size, preprocess, seed
+        self.pad = pad
         self.epoch = epoch              # a feed taking over from another goes on from its epoch
         self.order = self._order()
 
@@ -91,6 +98,8 @@ class BatchFeed(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        if self.pad and len(idx) < self.batch_size:
+            idx = np.concatenate([idx, np.repeat(idx[-1:], self.batch_size - len(idx))])
         xs = [normalize(a[idx], self.preprocess) if self.preprocess else
               np.asarray(a[idx], np.float32) for a in self.arrays]
         return (xs[0] if len(xs) == 1 else tuple(xs)), self.labels[idx]
@@ -144,18 +153,25 @@ def validation_split(data: Dataset, train: TrainSpec, seed: int):
 
 
 def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
-                   callbacks=(), verbose: int = 0):
+                   callbacks=(), verbose: int = 0, reuse: bool = False):
     """Fine-tune one model on `data` minus its validation subjects
     (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch).
 
     `model` is always the full classifier. With `train.fast_path` the training runs on
     cached activations (falling back to the naive path, with a message, when the cache
     would exceed `train.cache_limit_gb`), and `seconds["cache"]` describes the cache.
+
+    `reuse`: train (the naive path) on this process's classifier for (spec, train),
+    whose two training steps were compiled and traced by an earlier call, after loading
+    this seed's initial weights into it and rewinding its optimizers (`_Traced`): the
+    same weights, batches and graph as a fresh build, so the same numbers, without
+    tracing the backbone's training graph again. The returned model is then that shared
+    classifier: use it (predict, save) before the next `reuse` call changes it.
     """
     configure(train)
     seed_everything(seed, train.deterministic)
     tr, va = validation_split(data, train, seed)
-    model, base = build_classifier(spec)
+    model, base = build_classifier(spec)       # this seed's initial weights
     fallback = None
     if train.fast_path:
         try:
@@ -167,16 +183,24 @@ def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
     feed = BatchFeed(data.images, data.labels, tr, train.batch_size, spec.preprocess, seed)
     val = (BatchFeed(data.images, data.labels, va, train.batch_size, spec.preprocess)
            if len(va) else None)
-    history, seconds = _two_steps(spec, train, base, (model, feed, val),
-                                  lambda: (model, feed, val), callbacks, verbose)
+    if reuse:
+        traced = _Traced.take(spec, train, model, base)
+        history, seconds = _two_steps(spec, train, traced.base, (traced.steps[1], feed, val),
+                                      lambda: (traced.steps[2], feed, val), callbacks,
+                                      verbose, traced.compile_step)
+        model = traced.model
+    else:
+        history, seconds = _two_steps(spec, train, base, (model, feed, val),
+                                      lambda: (model, feed, val), callbacks, verbose)
     if fallback:
         seconds["cache"] = {"fast_path": False, "fallback": fallback}
     return model, history, seconds
 
 
-def _two_steps(spec, train, base, step1, step2, callbacks, verbose):
+def _two_steps(spec, train, base, step1, step2, callbacks, verbose, compile_step=None):
     """Step 1 then step 2: `step1` is (model to fit, feed, validation feed or None),
-    `step2` a function returning the same, called once step 1 is done."""
+    `step2` a function returning the same, called once step 1 is done;
+    `compile_step(step, model, lr, jit_compile)` replaces the plain compile."""
     history, seconds = {}, {}
     for step, epochs, lr, stage in ((1, train.epochs_step1, train.lr_step1, lambda: step1),
                                     (2, train.epochs_step2, train.lr_step2, step2)):
@@ -185,7 +209,10 @@ def _two_steps(spec, train, base, step1, step2, callbacks, verbose):
             freeze_base(base)
         else:
             unfreeze_last(base, spec.k)
-        _compile(model, lr, train.jit_compile)
+        if compile_step:
+            compile_step(step, model, lr, train.jit_compile)
+        else:
+            _compile(model, lr, train.jit_compile)
         timer = EpochTimer()
         start = train.epochs_step1 if step == 2 else 0
         h = model.fit(feed, validation_data=val, epochs=start + epochs, initial_epoch=start,
@@ -193,6 +220,52 @@ def _two_steps(spec, train, base, step1, step2, callbacks, verbose):
         history[f"step{step}"] = {k: [float(v) for v in vs] for k, vs in h.history.items()}
         seconds[f"step{step}"] = timer.seconds
     return history, seconds
+
+
+class _Traced:
+    """One classifier per process whose step-1 and step-2 training graphs are traced once
+    and reused by every seed of a cell (and every fold of a cross-validation).
+
+    Keras traces `fit`'s graph again after every `compile`, and the two steps need two
+    compiles (their trainable sets differ), so a fresh model per seed traces the whole
+    backbone twice per seed: most of a demo cell's time (InceptionResNetV2: ~65 of
+    ~90 s per seed). Here each step is its own `keras.Model` over the same layers,
+    compiled once with its own Adam; its graph fixes the trainable set it was traced
+    with. A seed loads its freshly built initial weights into these layers and rewinds
+    both optimizers to their state before their first step (Adam's zeros), so it runs
+    the graph a fresh build would trace, on the same weights and batches.
+    """
+    _current = None         # the last (spec, train)'s: backbones are large, keep one
+
+    def __init__(self, key, model, base):
+        self.key, self.model, self.base = key, model, base
+        self.steps = {1: keras.Model(model.inputs, model.outputs, name=f"{model.name}_step1"),
+                      2: keras.Model(model.inputs, model.outputs, name=f"{model.name}_step2")}
+        self.initial_optimizer_state = {}
+
+    @classmethod
+    def take(cls, spec: ModelSpec, train: TrainSpec, model, base) -> "_Traced":
+        """The process's traced classifier for (spec, train), holding `model`'s weights
+        (`model` itself becomes it when there is none yet)."""
+        key = (spec, train)
+        if cls._current is None or cls._current.key != key:
+            cls._current = None                 # free the previous one before building
+            cls._current = cls(key, model, base)
+        else:
+            for mine, fresh in zip(cls._current.model.weights, model.weights):
+                mine.assign(fresh)
+        return cls._current
+
+    def compile_step(self, step, model, lr, jit_compile):
+        """`_two_steps`' compile: the first time for real, later a rewind of the step's
+        optimizer to its state before its first update."""
+        if step not in self.initial_optimizer_state:
+            _compile(model, lr, jit_compile)
+            model.optimizer.build(model.trainable_variables)
+            self.initial_optimizer_state[step] = [v.numpy() for v in model.optimizer.variables]
+        else:
+            for v, value in zip(model.optimizer.variables, self.initial_optimizer_state[step]):
+                v.assign(value)
 
 
 _FAST = weakref.WeakKeyDictionary()     # full classifier -> how `predict` reaches its cache
@@ -261,9 +334,11 @@ def predict(model, data: Dataset, preprocess: str, batch_size: int = 64) -> np.n
         try:
             at_cut, _ = activations(fast.prefix, [data.images], fast.key, fast.cache,
                                     preprocess)
-            feed = BatchFeed(at_cut, data.labels, np.arange(len(data)), batch_size, None)
-            return fast.trainer.predict(feed, verbose=0)
+            feed = BatchFeed(at_cut, data.labels, np.arange(len(data)), batch_size, None,
+                             pad=True)
+            return fast.trainer.predict(feed, verbose=0)[:len(data)]
         except CacheTooLarge as e:
             print(f"{e}: predicting the naive way", file=sys.stderr)
-    feed = BatchFeed(data.images, data.labels, np.arange(len(data)), batch_size, preprocess)
-    return model.predict(feed, verbose=0)
+    feed = BatchFeed(data.images, data.labels, np.arange(len(data)), batch_size, preprocess,
+                     pad=True)
+    return model.predict(feed, verbose=0)[:len(data)]

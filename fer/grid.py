@@ -182,10 +182,11 @@ def selected(results: list, select_on: str) -> dict:
 
 def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
     """One seed of a cell: train on its subset of `full`, score its validation subjects
-    and every test set. Returns (seed record, trained model). Runs in the stage process
-    (`train.executor: local`) or as a Ray task (`ray`)."""
+    and every test set. Returns (seed record, trained model: the process's shared
+    classifier of `train_two_step(reuse=True)`, to save before the next seed trains).
+    Runs in the stage process (`train.executor: local`) or as a Ray task (`ray`)."""
     data = stratified_subset(full, spec.max_images, seed)
-    model, history, seconds = train_two_step(spec.model, spec.train, data, seed)
+    model, history, seconds = train_two_step(spec.model, spec.train, data, seed, reuse=True)
     _, va = validation_split(data, spec.train, seed)
     val = data.subset(va)
     result = {"seed": seed, "train_images": len(data) - len(va),
@@ -204,7 +205,7 @@ def holdout_accuracy(train: TrainSpec, data: Dataset, spec: ModelSpec, fit_idx, 
                      seed: int) -> float:
     """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx`
     (one k of the k search, one cross-validation fold); a task of `fer.executor`."""
-    model, _, _ = train_two_step(spec, train, data.subset(fit_idx), seed)
+    model, _, _ = train_two_step(spec, train, data.subset(fit_idx), seed, reuse=True)
     held = data.subset(held_idx)
     return classification_metrics(held.labels, predict(model, held, spec.preprocess))["accuracy"]
 

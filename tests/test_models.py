@@ -93,3 +93,43 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
     again, _, _ = train_two_step(spec, train, data, seed=3)
     for a, b in zip(model.weights, again.weights):
         assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit():
+    from fer.finetune import _Traced, predict
+    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    data = tiny_dataset()
+    train = TrainSpec(2, 2, batch_size=7, val_fraction=0.2)
+    fresh = {}
+    for seed in (0, 1):
+        model, history, _ = train_two_step(spec, train, data, seed)
+        fresh[seed] = (history, [w.numpy() for w in model.weights],
+                       predict(model, data, spec.preprocess))
+    traces = []
+    for seed in (1, 0, 1):               # a seed after another one, and again
+        model, history, _ = train_two_step(spec, train, data, seed, reuse=True)
+        assert history == fresh[seed][0], seed
+        for a, b in zip(model.weights, fresh[seed][1]):
+            assert np.array_equal(a.numpy(), b), (seed, a.path)
+        assert np.array_equal(predict(model, data, spec.preprocess), fresh[seed][2])
+        steps = _Traced._current.steps
+        traces.append([steps[s].train_function for s in (1, 2)])
+    # the graphs the first seed traced, never rebuilt (a compile per seed would)
+    assert all(a is b for t in traces[1:] for a, b in zip(traces[0], t))
+    assert model is _Traced._current.model
+
+
+def test_predict_traces_once_and_pads_the_last_batch():
+    from fer.finetune import predict
+    from fer.models import build_classifier
+    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    seed_everything(0)
+    model, _ = build_classifier(spec)
+    sets = [tiny_dataset(n, seed=n) for n in (1, 2, 10)]        # 7, 14, 70 images
+    probs = [predict(model, d, spec.preprocess, batch_size=16) for d in sets]
+    assert [len(p) for p in probs] == [7, 14, 70]               # padding rows dropped
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    # each row is the model's answer for that image alone, whatever batch it sat in
+    for d, p in zip(sets, probs):
+        one = model(normalize(d.images[-1:], spec.preprocess), training=False).numpy()
+        np.testing.assert_allclose(p[-1:], one, rtol=0, atol=1e-6)
