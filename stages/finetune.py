@@ -7,13 +7,11 @@ import shutil
 import sys
 from pathlib import Path
 
-import keras
 
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
 from fer.executor import from_params
 from fer.grid import cell_spec, prepare_cache, run_cell
-from fer.keras_io import save_model
 from fer.labels import EMOTIONS
 from fer.layout import set_dir
 from fer.params import load_params
@@ -66,7 +64,9 @@ def main(model: str, train_set: str) -> None:
             "val_accuracy": best["val"]["accuracy"] if best["val"] else None,
             "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
-        save_model(keras.models.load_model(cell["selected_model"]), tmp / "model.keras")
+        # already a deterministic .keras file (fer.keras_io): loading and saving it
+        # again writes the same bytes (tests/test_keras_io.py), so copy it
+        shutil.copyfile(cell["selected_model"], tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
         for t, m in best["tests"].items():

@@ -39,3 +39,15 @@ def test_same_model_same_bytes_and_loads_back(tmp_path):
     assert [w.shape for w in loaded.weights] == [w.shape for w in model.weights]
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights()))
     assert loaded.get_layer("up_1").trainable is False
+
+
+def test_a_saved_classifier_loaded_and_saved_again_is_the_same_file(tmp_path):
+    # the finetune stage publishes the selected seed's file as it is (a copy), which is
+    # what loading it and saving it again would write
+    from fer.keras_io import keras_bytes
+    from fer.models import ModelSpec, build_classifier
+    seed_everything(0)
+    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32))
+    save_model(model, tmp_path / "seed.keras")
+    again = keras_bytes(keras.models.load_model(tmp_path / "seed.keras"))
+    assert again == (tmp_path / "seed.keras").read_bytes()
