@@ -127,13 +127,17 @@ class Killed(Exception):
     pass
 
 
+def _small_gan(epochs):
+    """(real images, GanSpec, GanTrainSpec, pixel features): a GAN that trains in seconds,
+    state saved every 2 epochs."""
+    real = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    train = GanTrainSpec(epochs=epochs, batch_size=4, sample_every=2, keep_from=2,
+                         keep_every=2, kid_images=8, seed=1)
+    return real, GanSpec(image_size=16, blocks=2), train, FeatureExtractor("pixels")
+
+
 def test_resume_equals_uninterrupted(tmp_path):
-    rng = np.random.default_rng(0)
-    real = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
-    spec = GanSpec(image_size=16, blocks=2)
-    train = GanTrainSpec(epochs=6, batch_size=4, sample_every=2, keep_from=2, keep_every=2,
-                         kid_images=8, seed=1)
-    ex = FeatureExtractor("pixels")
+    real, spec, train, ex = _small_gan(epochs=6)
     full = train_emotion_gan("sad", real, spec, train, ex, tmp_path / "a")
 
     def die_at_3(epoch, metrics):
@@ -155,12 +159,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 
 def test_resume_state_is_keyed_by_content_params_and_code(tmp_path):
-    rng = np.random.default_rng(0)
-    real = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
-    spec = GanSpec(image_size=16, blocks=2)
-    train = GanTrainSpec(epochs=4, batch_size=4, sample_every=2, keep_from=2, keep_every=2,
-                         kid_images=8, seed=1)
-    ex = FeatureExtractor("pixels")
+    real, spec, train, ex = _small_gan(epochs=4)
     extra = {"n_generate": 20}
 
     def die_at_3(epoch, metrics):
