@@ -183,24 +183,28 @@ def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
     feed = BatchFeed(data.images, data.labels, tr, train.batch_size, spec.preprocess, seed)
     val = (BatchFeed(data.images, data.labels, va, train.batch_size, spec.preprocess)
            if len(va) else None)
+    fits, compile_step = (model, model), _compile_step
     if reuse:
         traced = _Traced.take(spec, train, model, base)
-        history, seconds = _two_steps(spec, train, traced.base, (traced.steps[1], feed, val),
-                                      lambda: (traced.steps[2], feed, val), callbacks,
-                                      verbose, traced.compile_step)
-        model = traced.model
-    else:
-        history, seconds = _two_steps(spec, train, base, (model, feed, val),
-                                      lambda: (model, feed, val), callbacks, verbose)
+        model, base, fits, compile_step = (traced.model, traced.base, traced.steps,
+                                           traced.compile_step)
+    history, seconds = _two_steps(spec, train, base, (fits[0], feed, val),
+                                  lambda: (fits[1], feed, val), callbacks, verbose,
+                                  compile_step)
     if fallback:
         seconds["cache"] = {"fast_path": False, "fallback": fallback}
     return model, history, seconds
 
 
-def _two_steps(spec, train, base, step1, step2, callbacks, verbose, compile_step=None):
+def _compile_step(step, model, lr, jit_compile):
+    _compile(model, lr, jit_compile)
+
+
+def _two_steps(spec, train, base, step1, step2, callbacks, verbose,
+               compile_step=_compile_step):
     """Step 1 then step 2: `step1` is (model to fit, feed, validation feed or None),
     `step2` a function returning the same, called once step 1 is done;
-    `compile_step(step, model, lr, jit_compile)` replaces the plain compile."""
+    `compile_step(step, model, lr, jit_compile)` compiles the step's model."""
     history, seconds = {}, {}
     for step, epochs, lr, stage in ((1, train.epochs_step1, train.lr_step1, lambda: step1),
                                     (2, train.epochs_step2, train.lr_step2, step2)):
@@ -209,10 +213,7 @@ def _two_steps(spec, train, base, step1, step2, callbacks, verbose, compile_step
             freeze_base(base)
         else:
             unfreeze_last(base, spec.k)
-        if compile_step:
-            compile_step(step, model, lr, train.jit_compile)
-        else:
-            _compile(model, lr, train.jit_compile)
+        compile_step(step, model, lr, train.jit_compile)
         timer = EpochTimer()
         start = train.epochs_step1 if step == 2 else 0
         h = model.fit(feed, validation_data=val, epochs=start + epochs, initial_epoch=start,
@@ -239,8 +240,8 @@ class _Traced:
 
     def __init__(self, key, model, base):
         self.key, self.model, self.base = key, model, base
-        self.steps = {1: keras.Model(model.inputs, model.outputs, name=f"{model.name}_step1"),
-                      2: keras.Model(model.inputs, model.outputs, name=f"{model.name}_step2")}
+        self.steps = tuple(keras.Model(model.inputs, model.outputs,
+                                       name=f"{model.name}_step{i}") for i in (1, 2))
         self.initial_optimizer_state = {}
 
     @classmethod
@@ -249,7 +250,6 @@ class _Traced:
         (`model` itself becomes it when there is none yet)."""
         key = (spec, train)
         if cls._current is None or cls._current.key != key:
-            cls._current = None                 # free the previous one before building
             cls._current = cls(key, model, base)
         else:
             for mine, fresh in zip(cls._current.model.weights, model.weights):

@@ -7,7 +7,6 @@ import shutil
 import sys
 from pathlib import Path
 
-
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
 from fer.executor import from_params
