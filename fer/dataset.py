@@ -88,3 +88,17 @@ def concat_datasets(parts: list[Dataset]) -> Dataset:
     images = np.concatenate([np.asarray(p.images) for p in parts], axis=0)
     manifest = pd.concat([p.manifest for p in parts], ignore_index=True)
     return Dataset(images, manifest)
+
+
+def stratified_subset(data: Dataset, max_images: int | None, seed: int) -> Dataset:
+    """At most `max_images` images, the same number per class (seeded), order kept."""
+    if not max_images or len(data) <= max_images:
+        return data
+    per_class = max_images // len(EMOTIONS)
+    rng = np.random.default_rng([seed, 7])
+    keep = []
+    for c in range(len(EMOTIONS)):
+        idx = np.flatnonzero(data.labels == c)
+        keep.extend(rng.choice(idx, min(per_class, len(idx)), replace=False))
+    keep = np.sort(np.array(keep))
+    return data.subset(keep)

@@ -24,8 +24,8 @@ import tensorflow as tf
 
 from .activations import CacheSpec, CacheTooLarge, activations, model_key
 from .dataset import Dataset
-from .models import (ModelSpec, build_classifier, freeze_base, normalize, split_at_cut,
-                     unfreeze_last)
+from .models import (ModelSpec, build_classifier, freeze_base, initial_head, normalize,
+                     split_at_cut, unfreeze_last)
 from .splits import holdout_by_source
 
 
@@ -147,47 +147,66 @@ def _compile(model, lr, jit_compile=False):
                   metrics=["accuracy"], jit_compile=jit_compile)
 
 
-def validation_split(data: Dataset, train: TrainSpec, seed: int):
-    """(train_idx, val_idx) of `data`: `val_fraction` of its source subjects validate."""
-    return holdout_by_source(data.manifest, train.val_fraction, seed)
+def validation_split(data: Dataset, train: TrainSpec, seed: int, rows=None):
+    """(train_idx, val_idx) of `data`: `val_fraction` of its source subjects validate.
+    `rows`: split only these rows of `data` (sorted), as `data.subset(rows)` would be
+    split; the indices returned are `data`'s."""
+    if rows is None:
+        return holdout_by_source(data.manifest, train.val_fraction, seed)
+    rows = _sorted_rows(rows)
+    tr, va = holdout_by_source(data.manifest.iloc[rows].reset_index(drop=True),
+                               train.val_fraction, seed)
+    return rows[tr], rows[va]
+
+
+def _sorted_rows(rows) -> np.ndarray:
+    rows = np.asarray(rows)
+    if np.any(np.diff(rows) <= 0):
+        raise ValueError("rows must be sorted and unique")
+    return rows
 
 
 def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
-                   callbacks=(), verbose: int = 0, reuse: bool = False):
+                   callbacks=(), verbose: int = 0, reuse: bool = False, rows=None):
     """Fine-tune one model on `data` minus its validation subjects
     (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch).
+
+    `rows` (sorted): train on these rows of `data` only, with the same numbers as on
+    `data.subset(rows)` (the naive path) while the activation cache is that of the whole
+    of `data`, shared by every subset of it (folds, k values, seeds).
 
     `model` is always the full classifier. With `train.fast_path` the training runs on
     cached activations (falling back to the naive path, with a message, when the cache
     would exceed `train.cache_limit_gb`), and `seconds["cache"]` describes the cache.
 
-    `reuse`: train (the naive path) on this process's classifier for (spec, train),
+    `reuse`: train (on either path) on this process's classifier for (spec, train),
     whose two training steps were compiled and traced by an earlier call, after loading
     this seed's initial weights into it and rewinding its optimizers (`_Traced`): the
     same weights, batches and graph as a fresh build, so the same numbers, without
-    tracing the backbone's training graph again. The returned model is then that shared
-    classifier: use it (predict, save) before the next `reuse` call changes it.
+    building the backbone (unless its weights are `none`) or tracing its training graph
+    again. The returned model is then that shared classifier: use it (predict, save)
+    before the next `reuse` call changes it.
     """
     configure(train)
     seed_everything(seed, train.deterministic)
-    tr, va = validation_split(data, train, seed)
-    model, base = build_classifier(spec)       # this seed's initial weights
+    tr, va = validation_split(data, train, seed, rows)
     fallback = None
     if train.fast_path:
         try:
-            return _train_cached(spec, train, data, tr, va, model, base, seed, callbacks,
-                                 verbose)
+            return _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse)
         except CacheTooLarge as e:
             fallback = str(e)
             print(f"{e}: training {spec.name} the naive way", file=sys.stderr)
+    if reuse:
+        traced = _Traced.take(spec, train, seed, _step_models)
+        model, base, fits, compile_step = (traced.model, traced.base, traced.steps,
+                                           traced.compile_step)
+    else:
+        model, base = build_classifier(spec, seed)     # this seed's initial weights
+        fits, compile_step = (model, model), _compile_step
     feed = BatchFeed(data.images, data.labels, tr, train.batch_size, spec.preprocess, seed)
     val = (BatchFeed(data.images, data.labels, va, train.batch_size, spec.preprocess)
            if len(va) else None)
-    fits, compile_step = (model, model), _compile_step
-    if reuse:
-        traced = _Traced.take(spec, train, model, base)
-        model, base, fits, compile_step = (traced.model, traced.base, traced.steps,
-                                           traced.compile_step)
     history, seconds = _two_steps(spec, train, base, (fits[0], feed, val),
                                   lambda: (fits[1], feed, val), callbacks, verbose,
                                   compile_step)
@@ -230,31 +249,47 @@ class _Traced:
     Keras traces `fit`'s graph again after every `compile`, and the two steps need two
     compiles (their trainable sets differ), so a fresh model per seed traces the whole
     backbone twice per seed: most of a demo cell's time (InceptionResNetV2: ~65 of
-    ~90 s per seed). Here each step is its own `keras.Model` over the same layers,
-    compiled once with its own Adam; its graph fixes the trainable set it was traced
-    with. A seed loads its freshly built initial weights into these layers and rewinds
-    both optimizers to their state before their first step (Adam's zeros), so it runs
-    the graph a fresh build would trace, on the same weights and batches.
+    ~90 s per seed). Here each step is its own `keras.Model` over the same layers
+    (`make_steps`: the classifier twice on the naive path, head and cut trainer on the
+    fast path), compiled once with its own Adam; its graph fixes the trainable set it
+    was traced with. A seed loads its freshly built initial weights into these layers
+    and rewinds both optimizers to their state before their first step (Adam's zeros),
+    so it runs the graph a fresh build would trace, on the same weights and batches.
     """
     _current = None         # the last (spec, train)'s: backbones are large, keep one
 
-    def __init__(self, key, model, base):
+    def __init__(self, key, model, base, make_steps):
         self.key, self.model, self.base = key, model, base
-        self.steps = tuple(keras.Model(model.inputs, model.outputs,
-                                       name=f"{model.name}_step{i}") for i in (1, 2))
+        self.steps, self.cut = make_steps(key[0], model, base)
         self.initial_optimizer_state = {}
+        # a base that does not depend on the seed is kept as built; a new seed then only
+        # draws a head (fer.models.initial_head) instead of building a whole backbone
+        self.initial_base = (None if key[0].weights == "none"
+                             else [w.numpy() for w in base.weights])
 
     @classmethod
-    def take(cls, spec: ModelSpec, train: TrainSpec, model, base) -> "_Traced":
-        """The process's traced classifier for (spec, train), holding `model`'s weights
-        (`model` itself becomes it when there is none yet)."""
-        key = (spec, train)
+    def take(cls, spec: ModelSpec, train: TrainSpec, seed: int, make_steps) -> "_Traced":
+        """The process's traced classifier for (spec, train, make_steps) holding the
+        initial weights of `build_classifier(spec, seed)`; `make_steps(spec, model, base)`
+        gives its ((step-1 model, step-2 model), cut or None)."""
+        key = (spec, train, make_steps)
         if cls._current is None or cls._current.key != key:
-            cls._current = cls(key, model, base)
+            cls._current = cls(key, *build_classifier(spec, seed), make_steps)
         else:
-            for mine, fresh in zip(cls._current.model.weights, model.weights):
-                mine.assign(fresh)
+            cls._current.load_initial_weights(seed)
         return cls._current
+
+    def load_initial_weights(self, seed: int) -> None:
+        spec, model = self.key[0], self.model
+        if self.initial_base is None:
+            fresh, _ = build_classifier(spec, seed)
+            pairs = zip(model.weights, fresh.weights)
+        else:
+            head = initial_head(spec, self.base.output.shape[1:], seed)
+            mine = [w for n in ("fc", "emotion") for w in model.get_layer(n).weights]
+            pairs = [*zip(self.base.weights, self.initial_base), *zip(mine, head.weights)]
+        for w, value in pairs:
+            w.assign(value)
 
     def compile_step(self, step, model, lr, jit_compile):
         """`_two_steps`' compile: the first time for real, later a rewind of the step's
@@ -266,6 +301,12 @@ class _Traced:
         else:
             for v, value in zip(model.optimizer.variables, self.initial_optimizer_state[step]):
                 v.assign(value)
+
+
+def _step_models(spec, model, base):
+    """The naive path's two step models: the classifier, wrapped twice; no cut."""
+    return tuple(keras.Model(model.inputs, model.outputs, name=f"{model.name}_step{i}")
+                 for i in (1, 2)), None
 
 
 _FAST = weakref.WeakKeyDictionary()     # full classifier -> how `predict` reaches its cache
@@ -284,14 +325,10 @@ def _model_parts(spec: ModelSpec, cut) -> dict:
             "preprocess": spec.preprocess, "cut": cut.positions}
 
 
-def _train_cached(spec, train, data, tr, va, model, base, seed, callbacks, verbose):
+def _fast_models(spec: ModelSpec, model, base):
+    """The fast path's step models over `model`'s layers: ((head on the base output,
+    suffix + head on the cut tensors), cut)."""
     cut = split_at_cut(base, spec.k)
-    cache = train.cache
-    key = model_key(cut.prefix, _model_parts(spec, cut), cache.dtype)
-    at_cut, info = activations(cut.prefix, [data.images], key, cache, spec.preprocess)
-    # step 1's base output: the suffix is frozen until step 2, so compute it once too
-    out_key = model_key(cut.suffix, {"of": key}, cache.dtype)
-    base_out, info1 = activations(cut.suffix, at_cut, out_key, cache)
     head = [model.get_layer(n) for n in ("gap", "fc", "emotion")]
 
     def on(inputs, x):
@@ -299,11 +336,27 @@ def _train_cached(spec, train, data, tr, va, model, base, seed, callbacks, verbo
             x = layer(x)
         return keras.Model(inputs, x)
 
-    feat_in = keras.Input(base_out[0].shape[1:], name="base_output")
-    head_model = on(feat_in, feat_in)
-    cut_in = [keras.Input(a.shape[1:], name=f"cut_{i}") for i, a in enumerate(at_cut)]
-    trainer = on(cut_in, cut.suffix(cut_in if len(cut_in) > 1 else cut_in[0],
-                                    training=False))
+    feat_in = keras.Input(base.output.shape[1:], name="base_output")
+    cut_in = [keras.Input(t.shape[1:], name=f"cut_{i}") for i, t in enumerate(cut.prefix.outputs)]
+    trainer = on(cut_in, cut.suffix(cut_in if len(cut_in) > 1 else cut_in[0], training=False))
+    return (on(feat_in, feat_in), trainer), cut
+
+
+def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
+    if reuse:
+        traced = _Traced.take(spec, train, seed, _fast_models)
+        model, base, compile_step = traced.model, traced.base, traced.compile_step
+        (head_model, trainer), cut = traced.steps, traced.cut
+    else:
+        model, base = build_classifier(spec, seed)     # this seed's initial weights
+        (head_model, trainer), cut = _fast_models(spec, model, base)
+        compile_step = _compile_step
+    cache = train.cache
+    key = model_key(cut.prefix, _model_parts(spec, cut), cache.dtype)
+    at_cut, info = activations(cut.prefix, [data.images], key, cache, spec.preprocess)
+    # step 1's base output: the suffix is frozen until step 2, so compute it once too
+    out_key = model_key(cut.suffix, {"of": key}, cache.dtype)
+    base_out, info1 = activations(cut.suffix, at_cut, out_key, cache)
     labels, bs = data.labels, train.batch_size
     feed1 = BatchFeed(base_out, labels, tr, bs, None, seed)
     val1 = BatchFeed(base_out, labels, va, bs, None) if len(va) else None
@@ -313,7 +366,7 @@ def _train_cached(spec, train, data, tr, va, model, base, seed, callbacks, verbo
                 BatchFeed(at_cut, labels, va, bs, None) if len(va) else None)
 
     history, seconds = _two_steps(spec, train, base, (head_model, feed1, val1), step2,
-                                  callbacks, verbose)
+                                  callbacks, verbose, compile_step)
     _FAST[model] = _Fast(cut.prefix, key, trainer, cache)
     total = info["bytes"] + info1["bytes"]
     print(f"{spec.name}: activation cache {total / 2**20:.1f} MiB "
@@ -326,19 +379,20 @@ def _train_cached(spec, train, data, tr, va, model, base, seed, callbacks, verbo
     return model, history, seconds
 
 
-def predict(model, data: Dataset, preprocess: str, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of `data` by `model`; a model trained on the fast path reads
-    the frozen prefix's activations from the cache (computed once per image set)."""
+def predict(model, data: Dataset, preprocess: str, batch_size: int = 64,
+            rows=None) -> np.ndarray:
+    """Class probabilities of `data` (of its `rows`, sorted, if given) by `model`; a model
+    trained on the fast path reads the frozen prefix's activations from the cache
+    (computed once per image set: with `rows`, the whole of `data`'s)."""
+    rows = np.arange(len(data)) if rows is None else _sorted_rows(rows)
     fast = _FAST.get(model)
     if fast is not None:
         try:
             at_cut, _ = activations(fast.prefix, [data.images], fast.key, fast.cache,
                                     preprocess)
-            feed = BatchFeed(at_cut, data.labels, np.arange(len(data)), batch_size, None,
-                             pad=True)
-            return fast.trainer.predict(feed, verbose=0)[:len(data)]
+            feed = BatchFeed(at_cut, data.labels, rows, batch_size, None, pad=True)
+            return fast.trainer.predict(feed, verbose=0)[:len(rows)]
         except CacheTooLarge as e:
             print(f"{e}: predicting the naive way", file=sys.stderr)
-    feed = BatchFeed(data.images, data.labels, np.arange(len(data)), batch_size, preprocess,
-                     pad=True)
-    return model.predict(feed, verbose=0)[:len(data)]
+    feed = BatchFeed(data.images, data.labels, rows, batch_size, preprocess, pad=True)
+    return model.predict(feed, verbose=0)[:len(rows)]

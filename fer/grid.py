@@ -24,12 +24,13 @@ import numpy as np
 
 from . import activations, dataset, evaluate, executor, finetune, labels, models, splits
 from .atomic import atomic_file, write_json
-from .dataset import Dataset, load_dataset
+from .dataset import Dataset, load_dataset, stratified_subset
 from .evaluate import classification_metrics, summarize
 from .finetune import TrainSpec, predict, train_two_step, validation_split
 from .keras_io import save_model
 from .labels import EMOTIONS
-from .models import ModelSpec, build_base
+from .models import WEIGHTS, ModelSpec
+from .schema import BACKBONES
 
 VAL = "val"
 CODE = (activations, dataset, evaluate, finetune, labels, models, splits)  # + this module
@@ -86,27 +87,12 @@ def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
         max_images=t["max_images"], select_on=t["select_on"])
 
 
-def stratified_subset(data: Dataset, max_images: int | None, seed: int) -> Dataset:
-    """At most `max_images` images, the same number per class (seeded), order kept."""
-    if not max_images or len(data) <= max_images:
-        return data
-    per_class = max_images // len(EMOTIONS)
-    rng = np.random.default_rng([seed, 7])
-    keep = []
-    for c in range(len(EMOTIONS)):
-        idx = np.flatnonzero(data.labels == c)
-        keep.extend(rng.choice(idx, min(per_class, len(idx)), replace=False))
-    keep = np.sort(np.array(keep))
-    return data.subset(keep)
-
-
 def check_cell(spec: CellSpec, train: Dataset, tests: dict) -> None:
     """Every error that can be known before training, raised before any training."""
-    base = build_base(ModelSpec(spec.model.name, 0, spec.model.preprocess, "none",
-                                spec.model.input_size))
-    if spec.model.k > len(base.layers):
+    layers = BACKBONES[spec.model.name].layers   # counted from Keras (tests/test_models.py)
+    if spec.model.k > layers:
         raise ValueError(f"model {spec.model.name}: k = {spec.model.k} exceeds its "
-                         f"{len(base.layers)} layers")
+                         f"{layers} layers")
     if len(train) == 0:
         raise ValueError(f"train set {spec.train_set} is empty")
     absent = [e for i, e in enumerate(EMOTIONS) if not (train.labels == i).any()]
@@ -142,7 +128,7 @@ def fingerprint(spec: CellSpec, datasets) -> str:
     for path in set_paths(spec, datasets).values():
         for f in ("images.npy", "manifest.csv"):
             h.update(_file_sha256(path / f).encode())
-    if spec.model.weights not in ("imagenet", "none"):
+    if spec.model.weights not in WEIGHTS:
         h.update(_file_sha256(spec.model.weights).encode())
     for module in (*CODE, __import__(__name__, fromlist=["_"])):
         h.update(Path(module.__file__).read_bytes())
@@ -181,20 +167,20 @@ def selected(results: list, select_on: str) -> dict:
 
 
 def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
-    """One seed of a cell: train on its subset of `full`, score its validation subjects
+    """One seed of a cell: train on `full` (at most `max_images` of it, the same
+    images for every seed: drawn with the cell's first seed), score its validation subjects
     and every test set. Returns (seed record, trained model: the process's shared
     classifier of `train_two_step(reuse=True)`, to save before the next seed trains).
     Runs in the stage process (`train.executor: local`) or as a Ray task (`ray`)."""
-    data = stratified_subset(full, spec.max_images, seed)
+    data = stratified_subset(full, spec.max_images, spec.seeds[0])
     model, history, seconds = train_two_step(spec.model, spec.train, data, seed, reuse=True)
     _, va = validation_split(data, spec.train, seed)
-    val = data.subset(va)
     result = {"seed": seed, "train_images": len(data) - len(va),
               "val_images": len(va),
-              "val_subjects": int(val.manifest["source_subject"].nunique()),
+              "val_subjects": int(data.manifest["source_subject"].iloc[va].nunique()),
               "history": history, "epoch_seconds": seconds, "tests": {},
-              "val": (classification_metrics(val.labels, predict(
-                  model, val, spec.model.preprocess)) if len(va) else None)}
+              "val": (classification_metrics(data.labels[va], predict(
+                  model, data, spec.model.preprocess, rows=va)) if len(va) else None)}
     for name, ds in tests.items():
         result["tests"][name] = classification_metrics(
             ds.labels, predict(model, ds, spec.model.preprocess))
@@ -204,10 +190,12 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
 def holdout_accuracy(train: TrainSpec, data: Dataset, spec: ModelSpec, fit_idx, held_idx,
                      seed: int) -> float:
     """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx`
-    (one k of the k search, one cross-validation fold); a task of `fer.executor`."""
-    model, _, _ = train_two_step(spec, train, data.subset(fit_idx), seed, reuse=True)
-    held = data.subset(held_idx)
-    return classification_metrics(held.labels, predict(model, held, spec.preprocess))["accuracy"]
+    (one k of the k search, one cross-validation fold); a task of `fer.executor`. Both
+    read `data`'s activation cache (fast path): one entry for every fold."""
+    fit_idx, held_idx = np.sort(fit_idx), np.sort(held_idx)
+    model, _, _ = train_two_step(spec, train, data, seed, reuse=True, rows=fit_idx)
+    return classification_metrics(data.labels[held_idx], predict(
+        model, data, spec.preprocess, rows=held_idx))["accuracy"]
 
 
 def portable_seed(outcome):

@@ -25,6 +25,8 @@ BACKBONES = {
     "inception_resnet_v2": (keras.applications.InceptionResNetV2, 75),
 }
 PREPROCESS = ("caffe", "scale01", "tf")
+WEIGHTS = ("imagenet", "none", "fixed_random")       # or the path of a local weights file
+FIXED_RANDOM_SEED = 0
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 
 
@@ -34,7 +36,7 @@ class ModelSpec:
     k: int                       # base layers trainable in step 2
     preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
                                  # | tf (x/127.5 - 1, what Keras's Inception weights expect)
-    weights: str = "imagenet"    # imagenet | none | <path to a .h5/.weights.h5 file>
+    weights: str = "imagenet"    # imagenet | none | fixed_random | <path to a .h5 file>
     input_size: int = 224
     head_units: int = 256
 
@@ -65,9 +67,24 @@ def normalize(images: np.ndarray, mode: str) -> np.ndarray:
 
 
 def build_base(spec: ModelSpec) -> keras.Model:
+    """The backbone without its top, with `spec.weights`:
+
+    - `imagenet`: Keras's ImageNet weights (cached in ~/.keras/models/ or downloaded);
+    - a path: a local weights file;
+    - `none`: a random initialisation drawn from the global seed, so every training seed
+      gets its own base (and no activation cache is shared between seeds);
+    - `fixed_random`: one random initialisation, drawn with seed `FIXED_RANDOM_SEED`
+      whatever the global seed: the same base for every seed, cell and stage, as
+      pretrained weights would be (the demo profile and the tests, where ImageNet weights
+      cannot be had). It seeds the global generators with `FIXED_RANDOM_SEED`: seed them
+      again afterwards (`build_classifier(spec, seed)` does).
+    """
     fn = BACKBONES[spec.name][0]
     shape = (spec.input_size, spec.input_size, 3)
     if spec.weights == "none":
+        base = fn(include_top=False, weights=None, input_shape=shape)
+    elif spec.weights == "fixed_random":
+        keras.utils.set_random_seed(FIXED_RANDOM_SEED)
         base = fn(include_top=False, weights=None, input_shape=shape)
     elif spec.weights == "imagenet":
         try:
@@ -89,22 +106,44 @@ def build_base(spec: ModelSpec) -> keras.Model:
     return base
 
 
-def build_classifier(spec: ModelSpec) -> tuple[keras.Model, keras.Model]:
+def build_classifier(spec: ModelSpec, seed: int | None = None
+                     ) -> tuple[keras.Model, keras.Model]:
     """(model, base): base -> GlobalAveragePooling -> Dense(256, relu) -> Dense(7, softmax).
 
-    Its BatchNormalization layers always run in inference mode (`batchnorm_inference`),
-    also when step 2 makes them trainable.
+    `seed` (`keras.utils.set_random_seed`) draws a `none` base and then the head; with
+    any other weights the base does not depend on it and the head is drawn after seeding
+    again (so `initial_head(spec, ..., seed)` draws the same head).
+    None: the global generators as they are. Its BatchNormalization layers always run in
+    inference mode (`batchnorm_inference`), also when step 2 makes them trainable.
     """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     base = build_base(spec)
+    if seed is not None and spec.weights != "none":
+        keras.utils.set_random_seed(seed)      # the head: from the seed alone (initial_head)
     batchnorm_inference(base)
     inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
-    x = base(inputs, training=False)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = _head(spec, base(inputs, training=False))
+    return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
+
+
+def _head(spec: ModelSpec, features):
+    x = layers.GlobalAveragePooling2D(name="gap")(features)
     x = layers.Dense(spec.head_units, activation="relu", name="fc")(x)
     # float32 softmax also under a mixed-precision policy (train.mixed_precision)
-    outputs = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion",
-                           dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
+    return layers.Dense(len(EMOTIONS), activation="softmax", name="emotion",
+                        dtype="float32")(x)
+
+
+def initial_head(spec: ModelSpec, features_shape, seed: int) -> keras.Model:
+    """The head of `build_classifier(spec, seed)` alone, with the same initial weights,
+    for a base that does not depend on the seed (weights other than `none`): a new seed
+    on an already built classifier needs only this."""
+    if spec.weights == "none":
+        raise ValueError("a `none` base is drawn from the seed: build the whole classifier")
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(tuple(features_shape), name="base_output")
+    return keras.Model(inputs, _head(spec, inputs))
 
 
 def batchnorm_inference(base: keras.Model) -> None:

@@ -203,6 +203,7 @@ class Runtime(Section):
 
 class Edge(Section):
     runs: PositiveInt
+    max_images: Optional[int] = Field(default=None, ge=7)   # per test set, stratified
     runtimes: list[Runtime] = Field(min_length=1)
 
 
@@ -444,7 +445,7 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             out.append(f"models.{name}.k = {k}: exceeds the {BACKBONES[name].layers} layers of "
                        f"{name} (InputLayer included)")
         weights = _get(m, "weights", str) if isinstance(m, dict) else None
-        if weights is not None and weights not in ("imagenet", "none"):
+        if weights is not None and weights not in ("imagenet", "none", "fixed_random"):
             out += _weights_problems(f"models.{name}.weights", weights, name, root)
     k_values = _get(params, "ksearch.k_values", dict) or {}
     for name, ks in k_values.items():
@@ -487,7 +488,7 @@ def _weights_problems(key: str, value: str, name: str | None, root: Path) -> lis
     if path.is_absolute() or ".." in path.parts or folder not in path.parents:
         return [f"{key} = {value!r}: a local weights file must be inside {folder}/ (put it "
                 f"there and `dvc add` it, so the stages that load it depend on its bytes); "
-                f"or use imagenet" + (" or none" if name else "")]
+                f"or use imagenet" + (", none or fixed_random" if name else "")]
     if not (root / path).is_file():
         return [f"{key} = {value!r}: file not found"]
     return []

@@ -2,11 +2,11 @@
 paper's random protocol and the leakage-free grouped one."""
 
 from fer.atomic import atomic_file, write_json
-from fer.dataset import concat_datasets, load_dataset
+from fer.dataset import concat_datasets, load_dataset, stratified_subset
 from fer.evaluate import pm, summarize
 from fer.crossval import PROTOCOLS, RESULT_KEYS, folds
 from fer.executor import from_params, run_tasks
-from fer.grid import holdout_accuracy, model_spec, stratified_subset, train_spec
+from fer.grid import holdout_accuracy, model_spec, train_spec
 from fer.layout import set_dir
 from fer.params import load_params
 

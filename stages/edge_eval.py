@@ -11,7 +11,7 @@ import numpy as np
 
 from fer.atomic import atomic_file, write_json
 from fer.baselines import edge_rows
-from fer.dataset import load_dataset
+from fer.dataset import load_dataset, stratified_subset
 from fer.edge import latency, run_js, server_latency
 from fer.finetune import predict
 from fer.layout import set_dir
@@ -32,7 +32,8 @@ def main() -> None:
     meta = json.loads(Path(f"{src}/meta.json").read_text())
     model = keras.models.load_model(f"{src}/model.keras")
     sizes = json.loads(Path("metrics/export.json").read_text())["size_mb"]
-    tests = {t: load_dataset(set_dir(t)) for t in params["grid"]["test_sets"]}
+    tests = {t: stratified_subset(load_dataset(set_dir(t)), edge.get("max_images"), 0)
+             for t in params["grid"]["test_sets"]}
     images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
     reference = {t: predict(model, ds, meta["preprocess"]) for t, ds in tests.items()}
@@ -69,7 +70,12 @@ def main() -> None:
               + " | ".join(_cell(r, t, 100, "{:.1f}") for t in tests)
               + f" | {_cell(r, 'max_abs_diff', 1, '{:.1e}')} | {r['median_ms']:.1f} / "
               f"{r['p90_ms']:.1f} | {r['location']} |" for r in rows]
-    note = ("\n— : latency only (headless WebGL has no GPU here and is software-rendered, "
+    counts = ", ".join(f"{t} {len(ds)}" for t, ds in tests.items())
+    note = (f"\nKeras and TF.js accuracy on {counts} images"
+            + (f" (at most edge.max_images = {edge['max_images']} of each test set, the "
+               "same number per class; reference rows: whole test sets)"
+               if edge.get("max_images") else "") + ".\n"
+            "— : latency only (headless WebGL has no GPU here and is software-rendered, "
             "so its accuracy pass is skipped; the numbers are those of the other runtimes).\n"
             + ("Reference rows: pretrained models from registry packages on the same crops "
                "(metrics/baselines.json); no Keras twin, hence no difference column.\n"

@@ -4,9 +4,9 @@ train) and sweep k, the number of base layers tuned in step 2 (paper 4.3; the pa
 holdout was over images, which lets copies of a held-out face train)."""
 
 from fer.atomic import atomic_file, write_json
-from fer.dataset import load_dataset
+from fer.dataset import load_dataset, stratified_subset
 from fer.executor import from_params, run_tasks
-from fer.grid import holdout_accuracy, model_spec, stratified_subset, train_spec
+from fer.grid import holdout_accuracy, model_spec, train_spec
 from fer.layout import set_dir
 from fer.params import load_params
 from fer.splits import holdout_by_source

@@ -178,3 +178,29 @@ def test_deterministic_switch_turns_op_determinism_off_and_back_on():
     assert not is_op_determinism_enabled()
     seed_everything(0)
     assert is_op_determinism_enabled()
+
+
+def test_rows_train_as_the_subset_would_and_share_one_cache_entry(tmp_path):
+    """Folds and k values train on rows of one dataset: the naive path gives the numbers
+    of training on `data.subset(rows)` bit for bit; the fast path caches `data` once."""
+    data = tiny_dataset(3, 32, 0)                                     # 21 images
+    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    naive = TrainSpec(1, 1, 1e-3, 1e-4, 8, 0.2)
+    folds = [np.arange(0, 21, 2), np.arange(1, 21, 2)]
+    for fit, held in (folds, folds[::-1]):
+        m, h, _ = train_two_step(spec, naive, data.subset(fit), seed=0)
+        p = predict(m, data.subset(held), spec.preprocess)
+        m2, h2, _ = train_two_step(spec, naive, data, seed=0, rows=fit)
+        assert h2 == h
+        assert np.array_equal(predict(m2, data, spec.preprocess, rows=held), p)
+    fast = dataclasses.replace(naive, fast_path=True, cache_dir=str(tmp_path))
+    for seed, (fit, held) in enumerate((folds, folds[::-1])):
+        m, _, s = train_two_step(spec, fast, data, seed=seed, rows=fit)
+        predict(m, data, spec.preprocess, rows=held)
+        # a fixed base: the second seed's fold reuses the first one's entry
+        assert s["cache"]["hit"] == (seed == 1)
+    entries = list(tmp_path.glob("*/*/meta.json"))
+    assert len(entries) == 2                      # cut activations + base output, of data
+    assert {json.loads(e.read_text())["images"] for e in entries} == {21}
+    with pytest.raises(ValueError, match="sorted"):
+        predict(m, data, spec.preprocess, rows=[3, 1])

@@ -134,10 +134,10 @@ def test_weights_files_must_live_under_weights_folder(demo, tmp_path):
     assert _problems(p, tmp_path) == [
         "models.vgg19.weights = '/home/me/vgg19.h5': a local weights file must be inside "
         "weights/vgg19/ (put it there and `dvc add` it, so the stages that load it depend on "
-        "its bytes); or use imagenet or none",
+        "its bytes); or use imagenet, none or fixed_random",
         "models.inception_v3.weights = 'weights/vgg16/notop.h5': a local weights file must be "
         "inside weights/inception_v3/ (put it there and `dvc add` it, so the stages that load "
-        "it depend on its bytes); or use imagenet or none",
+        "it depend on its bytes); or use imagenet, none or fixed_random",
         "models.inception_resnet_v2.weights = 'weights/inception_resnet_v2/x.h5': file not "
         "found",
         "gan.kid_weights = 'kid_weights/../weights/vgg16/notop.h5': a local weights file must be "

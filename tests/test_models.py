@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fer.finetune import seed_everything, train_two_step, TrainSpec
+from fer.schema import BACKBONES
 from fer.models import (ModelSpec, build_base, build_classifier, normalize, table2,
                         unfreeze_last)
 from fer.dataset import Dataset
@@ -29,6 +30,8 @@ def test_table2_layer_counts_and_params():
                                            for n in PAPER_K])}
     assert {n: r["layers"] for n, r in rows.items()} == {
         "vgg16": 19, "vgg19": 22, "inception_v3": 311, "inception_resnet_v2": 780}
+    # the table the config validation and fer.grid.check_cell count on, without Keras
+    assert {n: BACKBONES[n].layers for n in rows} == {n: r["layers"] for n, r in rows.items()}
     assert rows["vgg16"]["params"] == 14714688 and rows["vgg19"]["params"] == 20024384
     assert rows["inception_v3"]["params"] == 21802784
     assert rows["inception_resnet_v2"]["params"] == 54336736
@@ -95,11 +98,15 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
         assert np.array_equal(a.numpy(), b.numpy())
 
 
-def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit():
+@pytest.mark.parametrize("weights,fast_path", [("none", False), ("fixed_random", False),
+                                               ("fixed_random", True)])
+def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
+        weights, fast_path, tmp_path):
     from fer.finetune import _Traced, predict
-    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    spec = ModelSpec("vgg16", 5, "caffe", weights, 32)
     data = tiny_dataset()
-    train = TrainSpec(2, 2, batch_size=7, val_fraction=0.2)
+    train = TrainSpec(2, 2, batch_size=7, val_fraction=0.2, fast_path=fast_path,
+                      cache_dir=str(tmp_path))
     fresh = {}
     for seed in (0, 1):
         model, history, _ = train_two_step(spec, train, data, seed)
@@ -117,6 +124,30 @@ def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit():
     # the graphs the first seed traced, never rebuilt (a compile per seed would)
     assert all(a is b for t in traces[1:] for a, b in zip(traces[0], t))
     assert model is _Traced._current.model
+
+
+def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():
+    from fer.models import initial_head
+    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    (a, base_a), (b, base_b) = build_classifier(spec, 0), build_classifier(spec, 1)
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(base_a.weights,
+                                                                    base_b.weights))
+    fc = lambda m: m.get_layer("fc").kernel.numpy()                       # noqa: E731
+    assert not np.array_equal(fc(a), fc(b))
+    # the same fixed base whatever was drawn before; a `none` base is the seed's own
+    seed_everything(5)
+    np.random.rand(3)
+    c, base_c = build_classifier(spec, 0)
+    assert np.array_equal(base_c.weights[0].numpy(), base_a.weights[0].numpy())
+    assert np.array_equal(fc(c), fc(a))
+    none1, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32), 1)
+    assert not np.array_equal(none1.weights[0].numpy(), base_a.weights[0].numpy())
+    # the head alone, as a new seed on a built classifier draws it
+    head = initial_head(spec, base_a.output.shape[1:], 1)
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(
+        head.weights, b.get_layer("fc").weights + b.get_layer("emotion").weights))
+    with pytest.raises(ValueError, match="none"):
+        initial_head(ModelSpec("vgg16", 5, "caffe", "none", 32), (1, 1, 512), 0)
 
 
 def test_predict_traces_once_and_pads_the_last_batch():
