@@ -24,10 +24,15 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)          # the earliest time a zip entry can c
 
 def keras_bytes(model: keras.Model) -> bytes:
     """The deterministic .keras archive of `model` (architecture + weights, no optimizer)."""
-    # rebuilt from its config, uncompiled: no optimizer state, no compile_config
-    # (keras.models.clone_model would compile the copy as the original is)
-    plain = type(model).from_config(model.get_config())
-    plain.set_weights(model.get_weights())
+    # a compiled model is rebuilt from its config, uncompiled: no optimizer state, no
+    # compile_config (keras.models.clone_model would compile the copy as the original
+    # is); an uncompiled one (the grid's, fer.finetune._Traced) is saved as it is, which
+    # skips rebuilding a backbone (InceptionResNetV2: ~3 s a save) and writes the same
+    # bytes once `_plain_config` drops what a rebuilt model would not carry
+    plain = model
+    if model.compiled or getattr(model, "optimizer", None) is not None:
+        plain = type(model).from_config(model.get_config())
+        plain.set_weights(model.get_weights())
     with tempfile.TemporaryDirectory() as tmp:
         plain.save(Path(tmp) / "model.keras")       # Keras only writes to a *.keras path
         raw = (Path(tmp) / "model.keras").read_bytes()
@@ -40,10 +45,24 @@ def keras_bytes(model: keras.Model) -> bytes:
                 meta = json.loads(data)
                 meta.pop("date_saved", None)
                 data = json.dumps(meta, sort_keys=True).encode()
+            elif name == "config.json":
+                data = json.dumps(_plain_config(json.loads(data))).encode()
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             dst.writestr(info, data)
     return out.getvalue()
+
+
+def _plain_config(node):
+    """`node` without `shared_object_id`: Keras writes it where layers share one object
+    (their dtype policy, in a model built in this process), and its value is that
+    object's memory address, so it changes from run to run; loading without it gives
+    each layer its own equal object."""
+    if isinstance(node, dict):
+        return {k: _plain_config(v) for k, v in node.items() if k != "shared_object_id"}
+    if isinstance(node, list):
+        return [_plain_config(v) for v in node]
+    return node
 
 
 def save_model(model: keras.Model, path) -> None:

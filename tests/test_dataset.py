@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from fer.atomic import atomic_dir, clean_stale, pid_alive, write_json
-from fer.dataset import load_dataset, save_dataset
+from fer.dataset import Dataset, load_dataset, save_dataset, stratified_subset
+from fer.labels import EMOTIONS
 from fer.merge import build_set, check_classes, counts_table
 
 
@@ -144,3 +145,19 @@ def test_files_and_directories_synced_before_rename(tmp_path, monkeypatch):
     write_json(tmp_path / "m.json", {"a": 1})
     assert events == [("fsync", f".m.json.tmp-{os.getpid()}"),
                       ("rename", f".m.json.tmp-{os.getpid()}"), ("fsync", ".")]
+
+
+def test_stratified_subset_keeps_order_and_equal_classes_and_is_seeded():
+    labels = ["happy"] * 10 + ["sad"] * 3 + ["angry"] * 6          # no other emotion
+    manifest = _manifest(labels)
+    manifest["label_id"] = [EMOTIONS.index(x) for x in labels]
+    data = Dataset(np.arange(19, dtype=np.uint8).reshape(19, 1, 1, 1), manifest)
+    sub = stratified_subset(data, 14, seed=0)                         # 2 per class
+    assert sub.manifest["label"].value_counts().to_dict() == {"happy": 2, "sad": 2,
+                                                              "angry": 2}
+    kept = sub.images.ravel().tolist()
+    assert kept == sorted(kept)                                        # order kept
+    assert stratified_subset(data, 14, seed=0).images.ravel().tolist() == kept
+    assert any(stratified_subset(data, 14, seed=s).images.ravel().tolist() != kept
+               for s in range(1, 5))
+    assert stratified_subset(data, None, 0) is data and stratified_subset(data, 19, 0) is data

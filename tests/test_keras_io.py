@@ -51,3 +51,17 @@ def test_a_saved_classifier_loaded_and_saved_again_is_the_same_file(tmp_path):
     save_model(model, tmp_path / "seed.keras")
     again = keras_bytes(keras.models.load_model(tmp_path / "seed.keras"))
     assert again == (tmp_path / "seed.keras").read_bytes()
+
+
+def test_an_uncompiled_classifier_is_saved_as_it_is_with_a_rebuilt_ones_bytes():
+    # the grid's classifier is never compiled (its step models are): saved without the
+    # rebuild, its config still carries no per-process `shared_object_id` (a memory
+    # address), so it has the bytes of the compiled-and-rebuilt path, in any process
+    from fer.keras_io import keras_bytes
+    from fer.models import ModelSpec, build_classifier
+    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "fixed_random", 32), 0)
+    direct = keras_bytes(model)
+    with zipfile.ZipFile(io.BytesIO(direct)) as z_:
+        assert b"shared_object_id" not in z_.read("config.json")
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    assert keras_bytes(model) == direct
