@@ -11,7 +11,8 @@ Variants: float32, uint16 and uint8 affine weight quantization (the paper's
 "int16"/"int8") and float16. The model's preprocessing travels in model.json as
 `userDefinedMetadata.fer`, which `web/fer.js` reads.
 JS numbers come from `node web/run_model.mjs` (@tensorflow/tfjs + WASM backend, no
-native tfjs-node binary), never from dequantizing weights in Python.
+native tfjs-node binary) or `web/bench.mjs` (headless Chromium), never from dequantizing
+weights in Python; each runs every variant one after another in one process.
 """
 from __future__ import annotations
 
@@ -93,23 +94,32 @@ def run_node_script(script: str, images: np.ndarray, argv, what: str,
         return json.loads(out.read_text())
 
 
-def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
-           where: str = "node") -> dict:
-    """Run a TF.js model on uint8 images in Node or in headless Chromium (same CLI):
-    probs (N, 7), batch-1 latencies (ms), the backend that actually ran."""
-    model = Path(model_dir).resolve()
+def run_js_models(model_dirs, images: np.ndarray, backend: str = "wasm", runs: int = 30,
+                  where: str = "node", warmup: int = 3) -> list:
+    """Run TF.js models one after another in one Node process or one headless Chromium
+    page (same CLI), each on uint8 images: per model, probs (N, 7), batch-1 latencies
+    (ms, after `warmup` batch-1 runs), meta, and the backend that actually ran."""
+    dirs = [str(Path(d).resolve()) for d in model_dirs]
     result = run_node_script(
         RUNNERS[where], images,
-        lambda raw, n, s, out: [model, raw, n, s, out, backend, runs],
-        f"TF.js run of {model_dir} in {where}")
-    result["probs"] = np.asarray(result["probs"], np.float32)
-    return result
+        lambda raw, n, s, out: [raw, n, s, out, backend, runs, warmup, *dirs],
+        f"TF.js run of {', '.join(map(str, model_dirs))} in {where}")
+    extra = {k: v for k, v in result.items() if k != "models"}
+    return [{**m, **extra, "probs": np.asarray(m["probs"], np.float32)}
+            for m in result["models"]]
 
 
-def server_latency(model, image: np.ndarray, preprocess: str, runs: int = 30) -> list:
-    """Python TF batch-1 latencies (ms) of a Keras model after a warm-up."""
+def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
+           where: str = "node", warmup: int = 3) -> dict:
+    """One TF.js model through `run_js_models`."""
+    return run_js_models([model_dir], images, backend, runs, where, warmup)[0]
+
+
+def server_latency(model, image: np.ndarray, preprocess: str, runs: int = 30,
+                   warmup: int = 3) -> list:
+    """Python TF batch-1 latencies (ms) of a Keras model after `warmup` runs."""
     x = normalize(image[None], preprocess)
-    for _ in range(3):
+    for _ in range(warmup):
         model(x, training=False)
     ms = []
     for _ in range(runs):

@@ -176,6 +176,8 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
     model, history, seconds = train_two_step(spec.model, spec.train, data, seed, reuse=True)
     _, va = validation_split(data, spec.train, seed)
     result = {"seed": seed, "train_images": len(data) - len(va),
+              # paper Table 2's row of the trained base (aggregate reads it, without Keras)
+              "architecture": models.table2_row(spec.model, model.get_layer(spec.model.name)),
               "val_images": len(va),
               "val_subjects": int(data.manifest["source_subject"].iloc[va].nunique()),
               "history": history, "epoch_seconds": seconds, "tests": {},
@@ -282,7 +284,8 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
                           # accuracy is optimistic (the test sets are not affected)
                           "train_only_images": int((full.manifest["source_subject"]
                                                     == "").sum())},
-            "selected_seed": best["seed"], "summary": summary, "val_summary": val_summary,
+            "selected_seed": best["seed"], "architecture": results[0]["architecture"],
+            "summary": summary, "val_summary": val_summary,
             "epoch_seconds": step_seconds, "train_images": results[0]["train_images"],
             "per_seed": [{k: v for k, v in r.items() if k != "resumed"} for r in results],
             "selected_model": str(cache_dir / f"model_seed{best['seed']}.keras")}

@@ -5,7 +5,7 @@ the InputLayer included. This gives Table 2's 19 / 22 / 311 / 780 exactly, and "
 last k layers" are `base.layers[-k:]`. Total base parameters match Table 2 too. The
 trainable-parameter column of Table 2 does not follow from its own k for VGG19
 (14,158,848 is what k = 8 gives; k = 9 gives 16,518,656) nor for the Inception models;
-`fer.models.table2()` reports what Keras computes.
+`fer.models.table2_row()` reports what Keras computes.
 """
 from __future__ import annotations
 
@@ -244,14 +244,18 @@ def count_params(weights) -> int:
     return int(sum(np.prod(w.shape) for w in weights))
 
 
+def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
+    """Paper Table 2's row of `spec`'s backbone `base` as Keras computes it: layers, k,
+    params, trainable params in step 2. Leaves `base` in its step-2 state
+    (`unfreeze_last(base, spec.k)`), the state training ends in."""
+    unfreeze_last(base, spec.k)
+    return {"model": spec.name, "layers": len(base.layers), "k": spec.k,
+            "params": count_params(base.weights),
+            "trainable_params": count_params(base.trainable_weights)}
+
+
 def table2(specs: list[ModelSpec]) -> list[dict]:
-    """Rows of paper Table 2 as Keras computes them: layers, k, params, trainable params."""
-    rows = []
-    for spec in specs:
-        base = build_base(ModelSpec(spec.name, spec.k, spec.preprocess, "none",
-                                    spec.input_size))
-        unfreeze_last(base, spec.k)
-        rows.append({"model": spec.name, "layers": len(base.layers), "k": spec.k,
-                     "params": count_params(base.weights),
-                     "trainable_params": count_params(base.trainable_weights)})
-    return rows
+    """Table 2's rows, each from a freshly built random base (the grid records the same
+    row of the base it trained: `fer.grid`)."""
+    return [table2_row(spec, build_base(ModelSpec(spec.name, spec.k, spec.preprocess, "none",
+                                                  spec.input_size))) for spec in specs]

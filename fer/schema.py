@@ -203,6 +203,7 @@ class Runtime(Section):
 
 class Edge(Section):
     runs: PositiveInt
+    warmup: PositiveInt                    # batch-1 runs before the timed ones
     max_images: Optional[int] = Field(default=None, ge=7)   # per test set, stratified
     runtimes: list[Runtime] = Field(min_length=1)
 

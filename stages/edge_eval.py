@@ -12,7 +12,7 @@ import numpy as np
 from fer.atomic import atomic_file, write_json
 from fer.baselines import edge_rows
 from fer.dataset import load_dataset, stratified_subset
-from fer.edge import latency, run_js, server_latency
+from fer.edge import latency, run_js_models, server_latency
 from fer.finetune import predict
 from fer.layout import set_dir
 from fer.params import load_params
@@ -32,7 +32,8 @@ def main() -> None:
     meta = json.loads(Path(f"{src}/meta.json").read_text())
     model = keras.models.load_model(f"{src}/model.keras")
     sizes = json.loads(Path("metrics/export.json").read_text())["size_mb"]
-    tests = {t: stratified_subset(load_dataset(set_dir(t)), edge.get("max_images"), 0)
+    cap = edge.get("max_images")
+    tests = {t: stratified_subset(load_dataset(set_dir(t)), cap, 0)
              for t in params["grid"]["test_sets"]}
     images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
@@ -41,15 +42,19 @@ def main() -> None:
              **{t: float((reference[t].argmax(1) == ds.labels).mean())
                 for t, ds in tests.items()},
              "max_abs_diff": 0.0, "location": "server (Python TF, this machine)",
-             **latency(server_latency(model, images[0], meta["preprocess"], edge["runs"]))}]
+             **latency(server_latency(model, images[0], meta["preprocess"], edge["runs"],
+                                      edge["warmup"]))}]
     has_chromium = shutil.which("chromium") is not None
-    for variant in e["variants"]:
-        for rt in edge["runtimes"]:
-            if rt["where"] == "chromium" and not has_chromium:
-                print(f"edge: no chromium on this machine, skipping {rt}")
-                continue
-            batch = images if rt["accuracy"] else images[:1]
-            js = run_js(f"build/tfjs/{variant}", batch, rt["backend"], edge["runs"], rt["where"])
+    measured = {}                  # (variant, runtime index) -> row
+    for r, rt in enumerate(edge["runtimes"]):
+        if rt["where"] == "chromium" and not has_chromium:
+            print(f"edge: no chromium on this machine, skipping {rt}")
+            continue
+        batch = images if rt["accuracy"] else images[:1]
+        # every variant in one process (one browser) per runtime, one after another
+        results = run_js_models([f"build/tfjs/{v}" for v in e["variants"]], batch,
+                                rt["backend"], edge["runs"], rt["where"], edge["warmup"])
+        for variant, js in zip(e["variants"], results):
             row = {"model": f"{e['model']}_JS_{variant}", "size_mb": sizes[variant],
                    "location": f"{rt['where']} ({js['backend']})", **latency(js["ms"])}
             if rt["accuracy"]:
@@ -58,9 +63,11 @@ def main() -> None:
                     row[t] = float((p.argmax(1) == ds.labels).mean())
                     row["max_abs_diff"] = max(row.get("max_abs_diff", 0.0),
                                               float(np.abs(p - reference[t]).max()))
-            rows.append(row)
+            measured[variant, r] = row
             print(f"edge {row['model']} in {row['location']}: {row['median_ms']} ms" +
                   "".join(f", {t} {row[t]:.3f}" for t in tests if t in row))
+    rows += [measured[v, r] for v in e["variants"] for r in range(len(edge["runtimes"]))
+             if (v, r) in measured]
     refs = (json.loads(BASELINES.read_text())["models"] if BASELINES.is_file() else [])
     rows += edge_rows(refs, list(tests))
     lines = ["| Model | Size (MB) | " + " | ".join(f"{t} acc. (%)" for t in tests)
@@ -72,9 +79,8 @@ def main() -> None:
               f"{r['p90_ms']:.1f} | {r['location']} |" for r in rows]
     counts = ", ".join(f"{t} {len(ds)}" for t, ds in tests.items())
     note = (f"\nKeras and TF.js accuracy on {counts} images"
-            + (f" (at most edge.max_images = {edge['max_images']} of each test set, the "
-               "same number per class; reference rows: whole test sets)"
-               if edge.get("max_images") else "") + ".\n"
+            + (f" (at most edge.max_images = {cap} of each test set, the "
+               "same number per class; reference rows: whole test sets)" if cap else "") + ".\n"
             "— : latency only (headless WebGL has no GPU here and is software-rendered, "
             "so its accuracy pass is skipped; the numbers are those of the other runtimes).\n"
             + ("Reference rows: pretrained models from registry packages on the same crops "

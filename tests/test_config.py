@@ -106,6 +106,7 @@ def test_ranges_and_rules_within_sections(demo):
     p["ksearch"]["k_values"]["vgg19"] = [5, 23]
     p["edge"]["runtimes"][0]["where"] = "deno"
     p["edge"]["max_images"] = 5
+    p["edge"]["warmup"] = 0
     p["export"]["variants"] = []
     p["models"]["resnet"] = {"k": 1, "preprocess": "caffe", "weights": "none"}
     problems = _problems(p)
@@ -116,6 +117,7 @@ def test_ranges_and_rules_within_sections(demo):
         "gan.kid_images = 1: input should be greater than or equal to 2",
         "train.max_images = 3: input should be greater than or equal to 7",
         "export.variants = []: list should have at least 1 item after validation, not 0",
+        "edge.warmup = 0: input should be greater than or equal to 1",
         "edge.max_images = 5: input should be greater than or equal to 7",
         "edge.runtimes.0.where = 'deno': input should be 'node' or 'chromium'",
         "models.resnet: unknown backbone (known: vgg16, vgg19, inception_v3, "

@@ -116,7 +116,7 @@ def _tiny_params() -> dict:
     p["crossval"].update(sets=["KDEF_OL", "CK+"], folds=2, models=["vgg16"], max_images=None)
     p["gan_quality"].update(train_set="KDEF_OL", gan_set="KDEF_Q", models=["vgg16"])
     p["export"].update(model="vgg16", train_set="KDEF_OL", variants=["float32"])
-    p["edge"] = {"runs": 1, "runtimes": [{"where": "node", "backend": "wasm",
+    p["edge"] = {"runs": 1, "warmup": 1, "runtimes": [{"where": "node", "backend": "wasm",
                                           "accuracy": True}]}
     return p
 

@@ -4,22 +4,41 @@ import json
 import numpy as np
 import pytest
 
-from fer.edge import dir_bytes, export_variants, latency, run_js
+from fer.edge import dir_bytes, export_variants, latency, run_js, run_js_models
 from fer.labels import EMOTIONS
 
 from conftest import BOUNDS
 
 
+@pytest.fixture(scope="module")
+def js_all(exported):
+    """Every variant in one Node process, one after another (as edge_eval runs them)."""
+    tmp, _, images, _, _ = exported
+    return run_js_models([tmp / v for v in sorted(BOUNDS)], images, "wasm", runs=5,
+                         warmup=2)
+
+
 @pytest.mark.parametrize("variant", sorted(BOUNDS))
-def test_js_matches_keras(exported, variant):
-    tmp, _, images, reference, _ = exported
-    js = run_js(tmp / variant, images, "wasm", runs=5)
+def test_js_matches_keras(exported, js_all, variant):
+    reference = exported[3]
+    js = js_all[sorted(BOUNDS).index(variant)]
     assert js["backend"] == "wasm"
     assert js["probs"].shape == (24, 7)
     assert np.abs(js["probs"] - reference).max() <= BOUNDS[variant]
     assert (js["probs"].argmax(1) == reference.argmax(1)).all()
     assert js["meta"]["preprocess"] == "caffe" and js["meta"]["variant"] == variant
     assert len(js["ms"]) == 5 and latency(js["ms"])["runs"] == 5
+
+
+def test_one_process_for_every_variant_gives_each_ones_own_numbers(exported, js_all):
+    """A model run after others in the same process gives the probabilities it gives
+    alone in its own process: the variants of one runtime share a process only."""
+    tmp, _, images, _, _ = exported
+    for variant in ("uint16", "uint8"):               # the 3rd and 4th of the process
+        alone = run_js(tmp / variant, images, "wasm", runs=1, warmup=1)
+        assert np.array_equal(alone["probs"], js_all[sorted(BOUNDS).index(variant)]["probs"])
+        assert alone["meta"]["variant"] == variant and len(alone["ms"]) == 1
+    assert len({js["meta"]["variant"] for js in js_all}) == 4
 
 
 def test_sizes_and_metadata(exported):

@@ -10,7 +10,7 @@ from fer.dataset import save_dataset
 from fer.evaluate import classification_metrics, pm, summarize
 from fer.grid import cell_spec, run_cell
 from fer.labels import EMOTIONS
-from fer.params import ROOT, compose
+from fer.params import ROOT, compose, load_params
 from fer.report import table3_markdown, table3_rows, table9_markdown
 
 
@@ -149,6 +149,13 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
     assert acc["val_selected"] == chosen["tests"]["CK+"]["accuracy"]
     assert acc["max_test_selected"] == max(r["tests"]["CK+"]["accuracy"] for r in cell["per_seed"])
     assert "max" not in acc and "selected" not in acc
+    # Table 2's row of the trained base (aggregate builds no model): Keras's counts for
+    # VGG16 with the cell's k, as a freshly built base gives them
+    from fer.models import table2
+    spec = cell_spec(load_params(tmp_path / "params.yaml"), "vgg16", "TINY").model
+    assert cell["architecture"] == table2([spec])[0] == {
+        "model": "vgg16", "layers": 19, "k": spec.k, "params": 14714688,
+        "trainable_params": {5: 7079424}[spec.k]}
     out = tmp_path / "build/models/vgg16/TINY"
     assert sorted(p.name for p in out.iterdir()) == ["meta.json", "model.keras"]
     meta = json.loads((out / "meta.json").read_text())

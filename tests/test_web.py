@@ -14,6 +14,8 @@ from fer.crop import crop_resize, detect_face, expand_box, load_detector
 from fer.edge import WEB
 from fer.models import normalize
 
+from conftest import BOUNDS
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists() or not (WEB / "node_modules" / "playwright-core").is_dir(),
@@ -116,9 +118,13 @@ def test_bad_files_show_a_message(exported, tmp_path):
 @pytest.mark.parametrize("backend,bound", [
     ("wasm", 1e-4), pytest.param("webgl", 1e-3, marks=pytest.mark.heavy)])
 def test_browser_runtime_matches_keras(exported, backend, bound):
-    from fer.edge import run_js
+    from fer.edge import run_js_models
     tmp, _, images, reference, _ = exported
-    res = run_js(tmp / "float32", images, backend, runs=3, where="chromium")
+    # two variants one after another in one page, as edge_eval runs them
+    res, res8 = run_js_models([tmp / "float32", tmp / "uint8"], images, backend, runs=3,
+                              where="chromium", warmup=1)
     assert res["backend"] == backend and res["browser"]
     assert np.abs(res["probs"] - reference).max() <= bound
     assert len(res["ms"]) == 3
+    assert res8["meta"]["variant"] == "uint8" and len(res8["ms"]) == 3
+    assert np.abs(res8["probs"] - reference).max() <= BOUNDS["uint8"]

@@ -1,22 +1,24 @@
-// node web/bench.mjs <model_dir> <images.u8> <n> <size> <out.json> [backend] [runs]
-// Same interface as run_model.mjs, measured inside headless Chromium instead of Node.
+// node web/bench.mjs <images.u8> <n> <size> <out.json> <backend> <runs> <warmup> <model_dir>...
+// Same interface as run_model.mjs, measured inside one headless Chromium page instead of
+// Node: model i is served as /model<i>/, the images as /data/<file>.
 import fs from "node:fs";
 import path from "node:path";
 import { launchChromium } from "./browser.mjs";
 import { serve } from "./serve.mjs";
 
-const [dir, imagesPath, n, size, outPath, backend = "wasm", runs = "30"] = process.argv.slice(2);
-const server = await serve(dir, 0, path.dirname(path.resolve(imagesPath)));
+const [imagesPath, n, size, outPath, backend, runs, warmup, ...dirs] = process.argv.slice(2);
+const mounts = Object.fromEntries(dirs.map((d, i) => [`/model${i}/`, d]));
+const server = await serve(dirs[0], 0, path.dirname(path.resolve(imagesPath)), mounts);
 const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${server.address().port}/bench.html`);
   await page.waitForFunction(() => window.benchReady, null, { timeout: 60000 });
   const name = path.basename(imagesPath);
-  const result = await page.evaluate(async ([b, n, s, r, f]) => {
-    const res = await window.runBench(b, n, s, r, f);
-    return res;
-  }, [backend, Number(n), Number(size), Number(runs), name]);
+  const result = await page.evaluate(
+    ([b, n, s, r, w, f, urls]) => window.runBench(b, n, s, r, w, f, urls),
+    [backend, Number(n), Number(size), Number(runs), Number(warmup), name,
+     dirs.map((_, i) => `model${i}/model.json`)]);
   result.browser = browser.version();
   fs.writeFileSync(outPath, JSON.stringify(result));
 } finally {

@@ -195,8 +195,9 @@ export function predict(tf, model, images, meta) {
 }
 
 // Probabilities for every image (batches of 16) and batch-1 latencies in ms after
-// 3 warm-up runs: the measurement both the Node runner and the browser bench use.
-export async function measure(tf, model, images, meta, runs) {
+// `warmup` batch-1 runs (3 by default): the measurement both the Node runner and the
+// browser bench use.
+export async function measure(tf, model, images, meta, runs, warmup = 3) {
   const [n, h, w] = images.shape;
   const probs = [];
   for (let i = 0; i < n; i += 16) {
@@ -206,7 +207,7 @@ export async function measure(tf, model, images, meta, runs) {
     tf.dispose([batch, out]);
   }
   const one = images.slice([0, 0, 0, 0], [1, h, w, 3]);
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < warmup; i++) {
     const out = predict(tf, model, one, meta);
     await out.data();
     out.dispose();

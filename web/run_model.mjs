@@ -1,13 +1,14 @@
-// node run_model.mjs <model_dir> <images.u8> <n> <size> <out.json> [backend] [runs]
-// Runs a fer TF.js graph model on raw uint8 RGB images with TF.js itself (WASM backend
-// by default), writes the probabilities and per-image batch-1 latencies as JSON.
+// node run_model.mjs <images.u8> <n> <size> <out.json> <backend> <runs> <warmup> <model_dir>...
+// Runs fer TF.js graph models, one after another in this one process, on raw uint8 RGB
+// images with TF.js itself (e.g. the WASM backend; no native tfjs-node binary); writes
+// each model's probabilities and batch-1 latencies as JSON: {backend, models: [...]}.
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { ferMeta, measure } from "./fer.js";
 
-const [dir, imagesPath, n, size, outPath, backend = "wasm", runs = "30"] = process.argv.slice(2);
+const [imagesPath, n, size, outPath, backend, runs, warmup, ...dirs] = process.argv.slice(2);
 
 function loadFromDisk(dir) {
   const json = JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
@@ -27,10 +28,15 @@ function loadFromDisk(dir) {
 
 await tf.setBackend(backend);
 await tf.ready();
-const model = await loadFromDisk(dir);
-const meta = ferMeta(model);
 const N = Number(n), S = Number(size);
 const raw = new Uint8Array(fs.readFileSync(imagesPath));
 const images = tf.tensor4d(raw, [N, S, S, 3], "int32");
-const { probs, ms } = await measure(tf, model, images, meta, Number(runs));
-fs.writeFileSync(outPath, JSON.stringify({ backend: tf.getBackend(), probs, ms, meta }));
+const models = [];
+for (const dir of dirs) {
+  const model = await loadFromDisk(dir);
+  const meta = ferMeta(model);
+  const { probs, ms } = await measure(tf, model, images, meta, Number(runs), Number(warmup));
+  models.push({ probs, ms, meta });
+  model.dispose();
+}
+fs.writeFileSync(outPath, JSON.stringify({ backend: tf.getBackend(), models }));

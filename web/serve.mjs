@@ -53,10 +53,12 @@ function sendFile(req, res, file) {
   });
 }
 
-// /model/* -> modelDir, /data/images.u8 -> dataDir/<that file> (bench), else web/.
-export function serve(modelDir, port = 0, dataDir = null) {
+// /model/* -> modelDir, /data/images.u8 -> dataDir/<that file> (bench), each key of
+// `extra` ("/model0/") -> its folder, else web/.
+export function serve(modelDir, port = 0, dataDir = null, extra = {}) {
   const mounts = { "/model/": path.resolve(modelDir) };
   if (dataDir) mounts["/data/"] = path.resolve(dataDir);
+  for (const [url, dir] of Object.entries(extra)) mounts[url] = path.resolve(dir);
   const server = http.createServer((req, res) => {
     let url;
     try {
