@@ -31,7 +31,7 @@ demo: install
 	$(BIN)/python -m fer.demo_data data --if-empty
 	$(BIN)/dvc add data -q
 	$(BIN)/python -m fer.params profile=demo
-	$(BIN)/python bench/stage_times.py $(BIN)/dvc repro
+	$(BIN)/python bench/stage_times.py --save demo_stage_times.json $(BIN)/dvc repro
 	@echo; cat reports/datasets.md
 
 # Compose params.yaml from conf/ (paper profile); add Hydra overrides with ARGS="...".

@@ -1,8 +1,9 @@
 """Per-stage wall time of a `dvc repro` (or any command printing DVC's
 "Running stage '<name>':" lines): runs the command, passes its output through, and
 prints the seconds from each stage's line to the next (the last to the command's end)
-as JSON. Exits with the command's status.
-Usage: python bench/stage_times.py dvc repro [args...]
+as JSON (also to FILE with --save FILE; `make demo` saves demo_stage_times.json, which
+bench/cell_overhead.py reads). Exits with the command's status.
+Usage: python bench/stage_times.py [--save FILE] dvc repro [args...]
 """
 import json
 import re
@@ -13,7 +14,7 @@ import time
 STAGE = re.compile(r"^Running stage '([^']+)'")
 
 
-def main(cmd: list) -> int:
+def main(cmd: list, save=None) -> int:
     start = time.perf_counter()
     times, current, since = {}, None, start
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -29,10 +30,18 @@ def main(cmd: list) -> int:
     end = time.perf_counter()
     if current:
         times[current] = round(end - since, 1)
-    print(json.dumps({"command": " ".join(cmd), "returncode": p.returncode,
-                      "total_s": round(end - start, 1), "stages_s": times}, indent=1))
+    text = json.dumps({"command": " ".join(cmd), "returncode": p.returncode,
+                       "total_s": round(end - start, 1), "stages_s": times}, indent=1)
+    print(text)
+    if save:
+        with open(save, "w") as f:
+            f.write(text + "\n")
     return p.returncode
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    args = sys.argv[1:]
+    save = None
+    if args[:1] == ["--save"]:
+        save, args = args[1], args[2:]
+    sys.exit(main(args, save))

@@ -17,15 +17,16 @@ import keras
 from keras import layers
 
 from .labels import EMOTIONS
+from .schema import BACKBONES, NAMED_WEIGHTS
 
-BACKBONES = {
-    "vgg16": (keras.applications.VGG16, 32),
-    "vgg19": (keras.applications.VGG19, 32),
-    "inception_v3": (keras.applications.InceptionV3, 75),
-    "inception_resnet_v2": (keras.applications.InceptionResNetV2, 75),
+APPLICATIONS = {           # layer counts and minimum sizes: fer.schema.BACKBONES
+    "vgg16": keras.applications.VGG16,
+    "vgg19": keras.applications.VGG19,
+    "inception_v3": keras.applications.InceptionV3,
+    "inception_resnet_v2": keras.applications.InceptionResNetV2,
 }
 PREPROCESS = ("caffe", "scale01", "tf")
-WEIGHTS = ("imagenet", "none", "fixed_random")       # or the path of a local weights file
+WEIGHTS = NAMED_WEIGHTS    # or the path of a local weights file
 FIXED_RANDOM_SEED = 0
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 
@@ -46,7 +47,7 @@ class ModelSpec:
                              f"{sorted(BACKBONES)}")
         if self.preprocess not in PREPROCESS:
             raise ValueError(f"model {self.name}: preprocess must be one of {PREPROCESS}")
-        minimum = BACKBONES[self.name][1]
+        minimum = BACKBONES[self.name].min_size
         if self.input_size < minimum:
             raise ValueError(f"model {self.name}: input size {self.input_size} is below the "
                              f"backbone's minimum of {minimum} px")
@@ -79,7 +80,7 @@ def build_base(spec: ModelSpec) -> keras.Model:
       cannot be had). It seeds the global generators with `FIXED_RANDOM_SEED`: seed them
       again afterwards (`build_classifier(spec, seed)` does).
     """
-    fn = BACKBONES[spec.name][0]
+    fn = APPLICATIONS[spec.name]
     shape = (spec.input_size, spec.input_size, 3)
     if spec.weights == "none":
         base = fn(include_top=False, weights=None, input_shape=shape)

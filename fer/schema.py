@@ -35,6 +35,8 @@ BACKBONES = {
     "inception_v3": Backbone(layers=311, min_size=75),
     "inception_resnet_v2": Backbone(layers=780, min_size=75),
 }
+# `models.<m>.weights` values that name no file (fer.models.build_base says what each is).
+NAMED_WEIGHTS = ("imagenet", "none", "fixed_random")
 # Importers (fer.importers.import_database) by `data.databases.<db>.kind`.
 DATABASE_KINDS = ("kdef", "ck", "jaffe", "folders", "fer2013", "csv")
 # Local weights files live under weights/<name>/ (`dvc add` them): the stages that load
@@ -446,7 +448,7 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             out.append(f"models.{name}.k = {k}: exceeds the {BACKBONES[name].layers} layers of "
                        f"{name} (InputLayer included)")
         weights = _get(m, "weights", str) if isinstance(m, dict) else None
-        if weights is not None and weights not in ("imagenet", "none", "fixed_random"):
+        if weights is not None and weights not in NAMED_WEIGHTS:
             out += _weights_problems(f"models.{name}.weights", weights, name, root)
     k_values = _get(params, "ksearch.k_values", dict) or {}
     for name, ks in k_values.items():

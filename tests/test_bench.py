@@ -19,3 +19,34 @@ def test_stage_times_splits_wall_time_at_dvc_stage_lines_and_keeps_the_exit_stat
     assert list(out["stages_s"]) == ["crop@kdef", "merge"]
     assert 0.55 <= out["stages_s"]["crop@kdef"] < 2 and 0.25 <= out["stages_s"]["merge"] < 2
     assert out["total_s"] >= 1.0 and out["returncode"] == 3
+
+
+def test_stage_times_saves_its_json_and_cell_overhead_splits_a_cell(tmp_path):
+    script = "import time; print(\"Running stage 'finetune@vgg16-TINY':\"); time.sleep(0.5)"
+    saved = tmp_path / "times.json"
+    p = subprocess.run([sys.executable, ROOT / "bench/stage_times.py", "--save", saved,
+                        sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0
+    assert json.loads(saved.read_text()) == json.loads(p.stdout[p.stdout.index("{"):])
+    times = json.loads(saved.read_text())
+    times["stages_s"]["finetune@vgg16-TINY"] = 20.0        # a known wall time
+    saved.write_text(json.dumps(times))
+    cell = {"cell": "vgg16-TINY", "model": "vgg16", "per_seed": [
+        {"epoch_seconds": {"step1": [3.0], "step2": [5.0],
+                           "cache": {"build_s": 2.5, "hit": False}}},
+        {"epoch_seconds": {"step1": [1.0], "step2": [2.0],
+                           "cache": {"build_s": 0, "hit": True}}}]}
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/vgg16-TINY.json").write_text(json.dumps(cell))
+    p = subprocess.run([sys.executable, ROOT / "bench/cell_overhead.py", saved,
+                        "--metrics", tmp_path / "metrics"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    # steady: 2 seeds x (1 + 2) s = 6 s of 20 s; the first seed's extra 8 - 3 = 5 s
+    assert out["cells"]["vgg16-TINY"] == {
+        "wall_s": 20.0, "seeds": 2, "steady_training_s": 6.0, "first_seed_extra_s": 5.0,
+        "cache_build_s": 2.5, "overhead_share": 0.7}
+    assert out["backbones"] == {"vgg16": {"wall_s": 20.0, "steady_training_s": 6.0,
+                                          "overhead_share": 0.7}}

@@ -203,10 +203,12 @@ def test_recording_params_logs_every_key_read(demo, tmp_path, monkeypatch):
 
 def test_backbone_table_matches_keras():
     import keras
+
+    from fer.models import APPLICATIONS
     builders = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19,
                 "inception_v3": keras.applications.InceptionV3,
                 "inception_resnet_v2": keras.applications.InceptionResNetV2}
-    assert set(builders) == set(BACKBONES)
+    assert set(builders) == set(BACKBONES) and APPLICATIONS == builders
     for name, b in BACKBONES.items():
         base = builders[name](include_top=False, weights=None,
                               input_shape=(b.min_size, b.min_size, 3))

@@ -1,0 +1,56 @@
+"""Overhead share of each fine-tune cell of a `dvc repro` run: the part of the stage's
+wall time that is not steady training epochs.
+
+Reads the per-stage wall times saved by `bench/stage_times.py --save` (`make demo` writes
+demo_stage_times.json) and each cell's `metrics/finetune/<cell>.json`. A cell's steady
+training time is its number of seeds times the last seed's step-1 + step-2 epoch
+seconds (a later seed reuses the traced graphs and the activation cache); everything
+else is overhead: process start and imports, building and tracing (the first seed's
+epochs beyond a steady seed's), the activation cache build, predictions, saving, MLflow
+and DVC. Prints JSON: per cell and per backbone (sum over its cells).
+Usage: python bench/cell_overhead.py demo_stage_times.json [--metrics metrics/finetune]
+"""
+import argparse
+import json
+from pathlib import Path
+
+
+def seconds(seed: dict) -> float:
+    return sum(seed["epoch_seconds"]["step1"]) + sum(seed["epoch_seconds"]["step2"])
+
+
+def cell_overhead(wall_s: float, cell: dict) -> dict:
+    seeds = cell["per_seed"]
+    steady = len(seeds) * seconds(seeds[-1])
+    return {"wall_s": round(wall_s, 1), "seeds": len(seeds),
+            "steady_training_s": round(steady, 1),
+            "first_seed_extra_s": round(seconds(seeds[0]) - seconds(seeds[-1]), 1),
+            "cache_build_s": round(sum(s["epoch_seconds"].get("cache", {}).get("build_s", 0)
+                                       for s in seeds), 1),
+            "overhead_share": round(1 - steady / wall_s, 3)}
+
+
+def main(times_file, metrics_dir) -> dict:
+    stages = json.loads(Path(times_file).read_text())["stages_s"]
+    cells, backbones = {}, {}
+    for stage, wall in stages.items():
+        if not stage.startswith("finetune@"):
+            continue
+        cell = json.loads((Path(metrics_dir) / f"{stage.split('@', 1)[1]}.json").read_text())
+        cells[cell["cell"]] = row = cell_overhead(wall, cell)
+        total = backbones.setdefault(cell["model"], {"wall_s": 0.0, "steady_training_s": 0.0})
+        total["wall_s"] += row["wall_s"]
+        total["steady_training_s"] += row["steady_training_s"]
+    for total in backbones.values():
+        total["overhead_share"] = round(1 - total["steady_training_s"] / total["wall_s"], 3)
+        total["wall_s"] = round(total["wall_s"], 1)
+        total["steady_training_s"] = round(total["steady_training_s"], 1)
+    return {"cells": cells, "backbones": backbones}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("times")
+    ap.add_argument("--metrics", default="metrics/finetune")
+    a = ap.parse_args()
+    print(json.dumps(main(a.times, a.metrics), indent=1))
