@@ -54,16 +54,28 @@ def test_batchnorm_stays_in_inference_mode_when_step2_trains_it():
                    zip(beta, [w for l in bns for w in l.trainable_weights]))
 
 
-@pytest.mark.parametrize("name", sorted(PAPER_K))
-def test_split_at_cut_keeps_step2_trainable_layers_and_is_exact(name):
-    base = build_base(ModelSpec(name, PAPER_K[name], PRE[name], "none", 75))
-    cut = split_at_cut(base, PAPER_K[name])
-    unfreeze_last(base, PAPER_K[name])
+def _demo_k() -> dict:
+    from fer.params import compose
+    return {n: m["k"] for n, m in compose(["profile=demo"])["models"].items()}
+
+
+# the paper's k, and the demo profile's where it differs (the cut of what `make demo` runs)
+CASES = [(n, PAPER_K[n]) for n in sorted(PAPER_K)] + [
+    (n, k) for n, k in sorted(_demo_k().items()) if k != PAPER_K[n]]
+
+
+@pytest.mark.parametrize("name,k", CASES)
+def test_split_at_cut_keeps_step2_trainable_layers_and_is_exact(name, k):
+    base = build_base(ModelSpec(name, k, PRE[name], "none", 75))
+    cut = split_at_cut(base, k)
+    unfreeze_last(base, k)
     trainable = {l.name for l in base.layers if l.trainable}
+    assert len(trainable) == k
     assert {l.name for l in cut.suffix.layers if l.trainable
             and not isinstance(l, keras.layers.InputLayer)} == trainable
     assert not any(l.trainable for l in cut.prefix.layers[1:])   # the prefix is all frozen
-    assert cut.positions == CUTS[name]
+    if k == PAPER_K[name]:
+        assert cut.positions == CUTS[name]
     x = np.random.default_rng(0).random((2, 75, 75, 3), np.float32)
     mid = cut.prefix.predict_on_batch(x)
     np.testing.assert_allclose(cut.suffix.predict_on_batch(mid), base.predict_on_batch(x),
