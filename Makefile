@@ -67,4 +67,4 @@ bench: install
 	$(BIN)/python bench/trace_reuse.py --models vgg16 inception_v3
 
 clean:
-	rm -rf build reports metrics .cache dvc.lock
+	rm -rf build reports metrics .cache dvc.lock demo_stage_times.json
