@@ -7,7 +7,10 @@ training time is its number of seeds times the last seed's step-1 + step-2 epoch
 seconds (a later seed reuses the traced graphs and the activation cache); everything
 else is overhead: process start and imports, building and tracing (the first seed's
 epochs beyond a steady seed's), the activation cache build, predictions, saving, MLflow
-and DVC. Prints JSON: per cell and per backbone (sum over its cells).
+and DVC. It assumes every seed trained in that run (a seed resumed from the cache
+carries an earlier run's seconds) and needs 2 seeds or more per cell (with one, nothing
+tells steady epochs from tracing: its steady time and share are null and it is left
+out of its backbone's sums). Prints JSON: per cell and per backbone (sum over its cells).
 Usage: python bench/cell_overhead.py demo_stage_times.json [--metrics metrics/finetune]
 """
 import argparse
@@ -21,13 +24,15 @@ def seconds(seed: dict) -> float:
 
 def cell_overhead(wall_s: float, cell: dict) -> dict:
     seeds = cell["per_seed"]
-    steady = len(seeds) * seconds(seeds[-1])
+    several = len(seeds) >= 2
+    steady = len(seeds) * seconds(seeds[-1]) if several else None
     return {"wall_s": round(wall_s, 1), "seeds": len(seeds),
-            "steady_training_s": round(steady, 1),
-            "first_seed_extra_s": round(seconds(seeds[0]) - seconds(seeds[-1]), 1),
+            "steady_training_s": round(steady, 1) if several else None,
+            "first_seed_extra_s": (round(seconds(seeds[0]) - seconds(seeds[-1]), 1)
+                                   if several else None),
             "cache_build_s": round(sum(s["epoch_seconds"].get("cache", {}).get("build_s", 0)
                                        for s in seeds), 1),
-            "overhead_share": round(1 - steady / wall_s, 3)}
+            "overhead_share": round(1 - steady / wall_s, 3) if several else None}
 
 
 def main(times_file, metrics_dir) -> dict:
@@ -38,6 +43,8 @@ def main(times_file, metrics_dir) -> dict:
             continue
         cell = json.loads((Path(metrics_dir) / f"{stage.split('@', 1)[1]}.json").read_text())
         cells[cell["cell"]] = row = cell_overhead(wall, cell)
+        if row["steady_training_s"] is None:
+            continue
         total = backbones.setdefault(cell["model"], {"wall_s": 0.0, "steady_training_s": 0.0})
         total["wall_s"] += row["wall_s"]
         total["steady_training_s"] += row["steady_training_s"]

@@ -43,5 +43,7 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     save = None
     if args[:1] == ["--save"]:
+        if len(args) < 3:
+            sys.exit("usage: python bench/stage_times.py [--save FILE] COMMAND [ARGS...]")
         save, args = args[1], args[2:]
     sys.exit(main(args, save))

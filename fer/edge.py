@@ -98,7 +98,8 @@ def run_js_models(model_dirs, images: np.ndarray, backend: str = "wasm", runs: i
                   where: str = "node", warmup: int = 3) -> list:
     """Run TF.js models one after another in one Node process or one headless Chromium
     page (same CLI), each on uint8 images: per model, probs (N, 7), batch-1 latencies
-    (ms, after `warmup` batch-1 runs), meta, and the backend that actually ran."""
+    (ms, after `warmup` batch-1 runs), the warm-up runs made, meta, and the backend that
+    actually ran."""
     dirs = [str(Path(d).resolve()) for d in model_dirs]
     result = run_node_script(
         RUNNERS[where], images,

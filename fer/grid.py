@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import activations, dataset, evaluate, executor, finetune, labels, models, splits
+from . import (activations, dataset, evaluate, executor, finetune, keras_io, labels, models,
+               schema, splits)
 from .atomic import atomic_file, write_json
 from .dataset import Dataset, load_dataset, stratified_subset
 from .evaluate import classification_metrics, summarize
@@ -33,7 +34,8 @@ from .models import WEIGHTS, ModelSpec
 from .schema import BACKBONES
 
 VAL = "val"
-CODE = (activations, dataset, evaluate, finetune, labels, models, splits)  # + this module
+# what computes a seed's record and writes its model (+ this module)
+CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, schema, splits)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def main() -> None:
         # every variant in one process (one browser) per runtime, one after another
         results = run_js_models([f"build/tfjs/{v}" for v in e["variants"]], batch,
                                 rt["backend"], edge["runs"], rt["where"], edge["warmup"])
+        assert len(results) == len(e["variants"]), (rt, len(results))
         for variant, js in zip(e["variants"], results):
             row = {"model": f"{e['model']}_JS_{variant}", "size_mb": sizes[variant],
                    "location": f"{rt['where']} ({js['backend']})", **latency(js["ms"])}

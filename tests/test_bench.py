@@ -50,3 +50,18 @@ def test_stage_times_saves_its_json_and_cell_overhead_splits_a_cell(tmp_path):
         "cache_build_s": 2.5, "overhead_share": 0.7}
     assert out["backbones"] == {"vgg16": {"wall_s": 20.0, "steady_training_s": 6.0,
                                           "overhead_share": 0.7}}
+
+
+def test_cell_overhead_leaves_a_one_seed_cell_out_of_the_sums(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("cell_overhead",
+                                                  ROOT / "bench/cell_overhead.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    one = {"per_seed": [{"epoch_seconds": {"step1": [3.0], "step2": [5.0]}}]}
+    row = mod.cell_overhead(10.0, one)
+    assert row["steady_training_s"] is None and row["overhead_share"] is None
+    assert row["seeds"] == 1 and row["cache_build_s"] == 0
+    p = subprocess.run([sys.executable, ROOT / "bench/stage_times.py", "--save", "x.json"],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert p.returncode != 0 and "usage" in p.stderr and not (tmp_path / "x.json").exists()

@@ -115,9 +115,10 @@ def _tiny_params() -> dict:
                         k_values={"vgg16": [1]})
     p["crossval"].update(sets=["KDEF_OL", "CK+"], folds=2, models=["vgg16"], max_images=None)
     p["gan_quality"].update(train_set="KDEF_OL", gan_set="KDEF_Q", models=["vgg16"])
-    p["export"].update(model="vgg16", train_set="KDEF_OL", variants=["float32"])
-    p["edge"] = {"runs": 1, "warmup": 1, "runtimes": [{"where": "node", "backend": "wasm",
-                                          "accuracy": True}]}
+    p["export"].update(model="vgg16", train_set="KDEF_OL", variants=["float32", "uint8"])
+    p["edge"] = {"runs": 1, "warmup": 1, "runtimes": [
+        {"where": "node", "backend": "wasm", "accuracy": True},
+        {"where": "node", "backend": "cpu", "accuracy": False}]}
     return p
 
 
@@ -139,7 +140,8 @@ def _runs():
 
 @pytest.fixture(scope="module")
 def params_read(tmp_path_factory):
-    """{stage: set of dotted param paths it read}, every stage run on tiny data."""
+    """{stage: set of dotted param paths it read}, every stage run on tiny data (and
+    "edge rows": the (model, location) rows edge_eval wrote)."""
     tmp = tmp_path_factory.mktemp("tiny")
     _noise_folders(tmp / "data/kdef", 4, 0)
     _noise_folders(tmp / "data/ck", 2, 1)
@@ -165,9 +167,23 @@ def params_read(tmp_path_factory):
             mp.setenv(PARAMS_LOG_ENV, str(log))
             run()
             reads[stage] = set(log.read_text().split())
+            if stage == "edge_eval":
+                reads["edge rows"] = [(r["model"], r["location"]) for r in json.loads(
+                    (tmp / "metrics/edge.json").read_text())]
     finally:
         mp.undo()
     return reads
+
+
+def test_edge_table_keeps_variant_then_runtime_order(params_read):
+    """Each runtime runs every variant in one process; Table 10 still lists the rows
+    variant by variant, runtimes in their configured order, after the Keras row."""
+    if "edge rows" not in params_read:
+        pytest.skip("web/node_modules missing: TF.js stages cannot run (make install)")
+    assert params_read["edge rows"][:5] == [
+        ("vgg16 (Keras)", "server (Python TF, this machine)"),
+        ("vgg16_JS_float32", "node (wasm)"), ("vgg16_JS_float32", "node (cpu)"),
+        ("vgg16_JS_uint8", "node (wasm)"), ("vgg16_JS_uint8", "node (cpu)")]
 
 
 def test_every_stage_of_dvc_yaml_is_exercised():

@@ -28,6 +28,7 @@ def test_js_matches_keras(exported, js_all, variant):
     assert (js["probs"].argmax(1) == reference.argmax(1)).all()
     assert js["meta"]["preprocess"] == "caffe" and js["meta"]["variant"] == variant
     assert len(js["ms"]) == 5 and latency(js["ms"])["runs"] == 5
+    assert js["warmup"] == 2                          # edge.warmup reaches the runner
 
 
 def test_one_process_for_every_variant_gives_each_ones_own_numbers(exported, js_all):
@@ -38,6 +39,7 @@ def test_one_process_for_every_variant_gives_each_ones_own_numbers(exported, js_
         alone = run_js(tmp / variant, images, "wasm", runs=1, warmup=1)
         assert np.array_equal(alone["probs"], js_all[sorted(BOUNDS).index(variant)]["probs"])
         assert alone["meta"]["variant"] == variant and len(alone["ms"]) == 1
+        assert alone["warmup"] == 1
     assert len({js["meta"]["variant"] for js in js_all}) == 4
 
 

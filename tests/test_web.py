@@ -127,4 +127,5 @@ def test_browser_runtime_matches_keras(exported, backend, bound):
     assert np.abs(res["probs"] - reference).max() <= bound
     assert len(res["ms"]) == 3
     assert res8["meta"]["variant"] == "uint8" and len(res8["ms"]) == 3
+    assert res["warmup"] == res8["warmup"] == 1
     assert np.abs(res8["probs"] - reference).max() <= BOUNDS["uint8"]

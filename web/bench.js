@@ -19,8 +19,7 @@ window.runBench = async (backend, n, size, runs, warmup, file, modelUrls) => {
   for (const url of modelUrls) {
     const model = await tf.loadGraphModel(url);
     const meta = ferMeta(model);
-    const { probs, ms } = await measure(tf, model, images, meta, runs, warmup);
-    models.push({ probs, ms, meta });
+    models.push({ ...(await measure(tf, model, images, meta, runs, warmup)), meta });
     model.dispose();
   }
   images.dispose();

@@ -18,7 +18,10 @@ try {
   const result = await page.evaluate(
     ([b, n, s, r, w, f, urls]) => window.runBench(b, n, s, r, w, f, urls),
     [backend, Number(n), Number(size), Number(runs), Number(warmup), name,
-     dirs.map((_, i) => `model${i}/model.json`)]);
+     dirs.map((_, i) => `model${i}/model.json`)])
+    .catch((e) => {      // name the folder, not the URL it was served under
+      throw new Error(e.message.replace(/model(\d+)\//g, (_, i) => `${dirs[Number(i)]}/`));
+    });
   result.browser = browser.version();
   fs.writeFileSync(outPath, JSON.stringify(result));
 } finally {

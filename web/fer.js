@@ -195,8 +195,8 @@ export function predict(tf, model, images, meta) {
 }
 
 // Probabilities for every image (batches of 16) and batch-1 latencies in ms after
-// `warmup` batch-1 runs (3 by default): the measurement both the Node runner and the
-// browser bench use.
+// `warmup` batch-1 runs (3 by default; how many ran is returned): the measurement both
+// the Node runner and the browser bench use.
 export async function measure(tf, model, images, meta, runs, warmup = 3) {
   const [n, h, w] = images.shape;
   const probs = [];
@@ -207,7 +207,8 @@ export async function measure(tf, model, images, meta, runs, warmup = 3) {
     tf.dispose([batch, out]);
   }
   const one = images.slice([0, 0, 0, 0], [1, h, w, 3]);
-  for (let i = 0; i < warmup; i++) {
+  let warmed = 0;
+  for (; warmed < warmup; warmed++) {
     const out = predict(tf, model, one, meta);
     await out.data();
     out.dispose();
@@ -221,5 +222,5 @@ export async function measure(tf, model, images, meta, runs, warmup = 3) {
     out.dispose();
   }
   one.dispose();
-  return { probs, ms };
+  return { probs, ms, warmup: warmed };
 }

@@ -35,8 +35,8 @@ const models = [];
 for (const dir of dirs) {
   const model = await loadFromDisk(dir);
   const meta = ferMeta(model);
-  const { probs, ms } = await measure(tf, model, images, meta, Number(runs), Number(warmup));
-  models.push({ probs, ms, meta });
+  models.push({ ...(await measure(tf, model, images, meta, Number(runs), Number(warmup))),
+                meta });
   model.dispose();
 }
 fs.writeFileSync(outPath, JSON.stringify({ backend: tf.getBackend(), models }));
