@@ -30,8 +30,8 @@ from .evaluate import classification_metrics, summarize
 from .finetune import TrainSpec, predict, train_two_step, validation_split
 from .keras_io import save_model
 from .labels import EMOTIONS
-from .models import WEIGHTS, ModelSpec
-from .schema import BACKBONES
+from .models import ModelSpec
+from .schema import BACKBONES, NAMED_WEIGHTS
 
 VAL = "val"
 # what computes a seed's record and writes its model (+ this module)
@@ -130,7 +130,7 @@ def fingerprint(spec: CellSpec, datasets) -> str:
     for path in set_paths(spec, datasets).values():
         for f in ("images.npy", "manifest.csv"):
             h.update(_file_sha256(path / f).encode())
-    if spec.model.weights not in WEIGHTS:
+    if spec.model.weights not in NAMED_WEIGHTS:
         h.update(_file_sha256(spec.model.weights).encode())
     for module in (*CODE, __import__(__name__, fromlist=["_"])):
         h.update(Path(module.__file__).read_bytes())

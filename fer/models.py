@@ -17,7 +17,7 @@ import keras
 from keras import layers
 
 from .labels import EMOTIONS
-from .schema import BACKBONES, NAMED_WEIGHTS
+from .schema import BACKBONES
 
 APPLICATIONS = {           # layer counts and minimum sizes: fer.schema.BACKBONES
     "vgg16": keras.applications.VGG16,
@@ -26,7 +26,6 @@ APPLICATIONS = {           # layer counts and minimum sizes: fer.schema.BACKBONE
     "inception_resnet_v2": keras.applications.InceptionResNetV2,
 }
 PREPROCESS = ("caffe", "scale01", "tf")
-WEIGHTS = NAMED_WEIGHTS    # or the path of a local weights file
 FIXED_RANDOM_SEED = 0
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 
