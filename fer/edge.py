@@ -95,25 +95,26 @@ def run_node_script(script: str, images: np.ndarray, argv, what: str,
 
 
 def run_js_models(model_dirs, images: np.ndarray, backend: str = "wasm", runs: int = 30,
-                  where: str = "node", warmup: int = 3) -> list:
+                  where: str = "node", warmup: int = 3, classify: bool = True) -> list:
     """Run TF.js models one after another in one Node process or one headless Chromium
-    page (same CLI), each on uint8 images: per model, probs (N, 7), batch-1 latencies
-    (ms, after `warmup` batch-1 runs), the warm-up runs made, meta, and the backend that
-    actually ran."""
+    page (same CLI), each on uint8 images: per model, probs (N, 7; None unless
+    `classify`: a latency-only run makes no pass over the images), batch-1 latencies of
+    the first image (ms, after `warmup` batch-1 runs), the warm-up runs made, meta, and
+    the backend that actually ran."""
     dirs = [str(Path(d).resolve()) for d in model_dirs]
     result = run_node_script(
         RUNNERS[where], images,
-        lambda raw, n, s, out: [raw, n, s, out, backend, runs, warmup, *dirs],
+        lambda raw, n, s, out: [raw, n, s, out, backend, runs, warmup, int(classify), *dirs],
         f"TF.js run of {', '.join(map(str, model_dirs))} in {where}")
     extra = {k: v for k, v in result.items() if k != "models"}
-    return [{**m, **extra, "probs": np.asarray(m["probs"], np.float32)}
-            for m in result["models"]]
+    return [{**m, **extra, "probs": None if m["probs"] is None
+             else np.asarray(m["probs"], np.float32)} for m in result["models"]]
 
 
 def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
-           where: str = "node", warmup: int = 3) -> dict:
+           where: str = "node", warmup: int = 3, classify: bool = True) -> dict:
     """One TF.js model through `run_js_models`."""
-    return run_js_models([model_dir], images, backend, runs, where, warmup)[0]
+    return run_js_models([model_dir], images, backend, runs, where, warmup, classify)[0]
 
 
 def server_latency(model, image: np.ndarray, preprocess: str, runs: int = 30,

@@ -51,9 +51,11 @@ def main() -> None:
             print(f"edge: no chromium on this machine, skipping {rt}")
             continue
         batch = images if rt["accuracy"] else images[:1]
-        # every variant in one process (one browser) per runtime, one after another
+        # every variant in one process (one browser) per runtime, one after another; a
+        # latency-only runtime (software WebGL: ~4 s an image here) classifies nothing
         results = run_js_models([f"build/tfjs/{v}" for v in e["variants"]], batch,
-                                rt["backend"], edge["runs"], rt["where"], edge["warmup"])
+                                rt["backend"], edge["runs"], rt["where"], edge["warmup"],
+                                classify=rt["accuracy"])
         assert len(results) == len(e["variants"]), (rt, len(results))
         for variant, js in zip(e["variants"], results):
             row = {"model": f"{e['model']}_JS_{variant}", "size_mb": sizes[variant],

@@ -43,6 +43,15 @@ def test_one_process_for_every_variant_gives_each_ones_own_numbers(exported, js_
     assert len({js["meta"]["variant"] for js in js_all}) == 4
 
 
+def test_a_latency_only_run_classifies_nothing(exported):
+    """classify=False (a runtime with accuracy: false): no pass over the images, only the
+    warm-up and timed batch-1 runs of the first image."""
+    tmp, _, images, _, _ = exported
+    res = run_js(tmp / "uint8", images, "wasm", runs=2, warmup=1, classify=False)
+    assert res["probs"] is None
+    assert len(res["ms"]) == 2 and res["warmup"] == 1 and res["meta"]["variant"] == "uint8"
+
+
 def test_sizes_and_metadata(exported):
     tmp, sizes, _, _, _ = exported
     assert 0.45 < sizes["uint16"] / sizes["float32"] < 0.55

@@ -129,3 +129,7 @@ def test_browser_runtime_matches_keras(exported, backend, bound):
     assert res8["meta"]["variant"] == "uint8" and len(res8["ms"]) == 3
     assert res["warmup"] == res8["warmup"] == 1
     assert np.abs(res8["probs"] - reference).max() <= BOUNDS["uint8"]
+    if backend == "wasm":          # a latency-only page run makes no pass over the images
+        lat = run_js_models([tmp / "uint8"], images, backend, runs=2, where="chromium",
+                            warmup=1, classify=False)[0]
+        assert lat["probs"] is None and len(lat["ms"]) == 2 and lat["warmup"] == 1

@@ -6,7 +6,7 @@ import { ferMeta, measure } from "./fer.js";
 
 const tf = faceapi.tf;   // the one tfjs 4.22 instance of the page
 
-window.runBench = async (backend, n, size, runs, warmup, file, modelUrls) => {
+window.runBench = async (backend, n, size, runs, warmup, classify, file, modelUrls) => {
   if (backend === "wasm") {
     const setPaths = (tf.wasm && tf.wasm.setWasmPaths) || tf.setWasmPaths;
     setPaths("/node_modules/@tensorflow/tfjs-backend-wasm/dist/");
@@ -19,7 +19,8 @@ window.runBench = async (backend, n, size, runs, warmup, file, modelUrls) => {
   for (const url of modelUrls) {
     const model = await tf.loadGraphModel(url);
     const meta = ferMeta(model);
-    models.push({ ...(await measure(tf, model, images, meta, runs, warmup)), meta });
+    models.push({ ...(await measure(tf, model, images, meta, runs, warmup, classify)),
+                  meta });
     model.dispose();
   }
   images.dispose();

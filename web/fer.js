@@ -194,13 +194,14 @@ export function predict(tf, model, images, meta) {
   return tf.tidy(() => model.predict(preprocess(tf, images, meta)));
 }
 
-// Probabilities for every image (batches of 16) and batch-1 latencies in ms after
-// `warmup` batch-1 runs (3 by default; how many ran is returned): the measurement both
-// the Node runner and the browser bench use.
-export async function measure(tf, model, images, meta, runs, warmup = 3) {
+// Probabilities for every image (batches of 16; none when `classify` is false, for a
+// latency-only runtime) and batch-1 latencies in ms of the first image after `warmup`
+// batch-1 runs (3 by default; how many ran is returned): the measurement both the Node
+// runner and the browser bench use.
+export async function measure(tf, model, images, meta, runs, warmup = 3, classify = true) {
   const [n, h, w] = images.shape;
-  const probs = [];
-  for (let i = 0; i < n; i += 16) {
+  const probs = classify ? [] : null;
+  for (let i = 0; classify && i < n; i += 16) {
     const batch = images.slice([i, 0, 0, 0], [Math.min(16, n - i), h, w, 3]);
     const out = predict(tf, model, batch, meta);
     probs.push(...(await out.array()));

@@ -1,14 +1,16 @@
-// node run_model.mjs <images.u8> <n> <size> <out.json> <backend> <runs> <warmup> <model_dir>...
+// node run_model.mjs <images.u8> <n> <size> <out.json> <backend> <runs> <warmup> <classify 1|0>
+//                    <model_dir>...
 // Runs fer TF.js graph models, one after another in this one process, on raw uint8 RGB
 // images with TF.js itself (e.g. the WASM backend; no native tfjs-node binary); writes
-// each model's probabilities and batch-1 latencies as JSON: {backend, models: [...]}.
+// each model's probabilities (null with classify 0: latency only) and batch-1 latencies
+// as JSON: {backend, models: [...]}.
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { ferMeta, measure } from "./fer.js";
 
-const [imagesPath, n, size, outPath, backend, runs, warmup, ...dirs] = process.argv.slice(2);
+const [imagesPath, n, size, outPath, backend, runs, warmup, classify, ...dirs] = process.argv.slice(2);
 
 function loadFromDisk(dir) {
   const json = JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
@@ -35,7 +37,8 @@ const models = [];
 for (const dir of dirs) {
   const model = await loadFromDisk(dir);
   const meta = ferMeta(model);
-  models.push({ ...(await measure(tf, model, images, meta, Number(runs), Number(warmup))),
+  models.push({ ...(await measure(tf, model, images, meta, Number(runs), Number(warmup),
+                                 classify === "1")),
                 meta });
   model.dispose();
 }
