@@ -77,3 +77,16 @@ def test_export_twice_gives_identical_bytes(exported, tmp_path):
     assert "model.json" in files and len(files) > 1
     for name in files:
         assert (tmp / "uint8" / name).read_bytes() == (tmp_path / "uint8" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("script", ["run_model.mjs", "bench.mjs"])
+def test_runners_reject_a_command_line_without_classify(script, tmp_path):
+    """The old argument order (a model folder where <classify 1|0> goes) is a usage error,
+    not a silently latency-only run missing its first model."""
+    import subprocess
+    from fer.edge import WEB
+    r = subprocess.run(["node", str(WEB / script), "x.u8", "1", "8", str(tmp_path / "o.json"),
+                        "wasm", "1", "1", str(tmp_path / "model")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "usage:" in r.stderr and "<classify 1|0>" in r.stderr
+    assert not (tmp_path / "o.json").exists()

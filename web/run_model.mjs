@@ -11,6 +11,10 @@ import "@tensorflow/tfjs-backend-wasm";
 import { ferMeta, measure } from "./fer.js";
 
 const [imagesPath, n, size, outPath, backend, runs, warmup, classify, ...dirs] = process.argv.slice(2);
+if (!["0", "1"].includes(classify) || dirs.length === 0) {
+  throw new Error(`usage: ${path.basename(process.argv[1])} <images.u8> <n> <size> <out.json> `
+                  + "<backend> <runs> <warmup> <classify 1|0> <model_dir>...");
+}
 
 function loadFromDisk(dir) {
   const json = JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
