@@ -90,3 +90,23 @@ def test_runners_reject_a_command_line_without_classify(script, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "usage:" in r.stderr and "<classify 1|0>" in r.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_each_variant_is_byte_identical_to_its_direct_conversion(exported, tmp_path):
+    """export_variants converts once (float32) and re-quantizes the weights per variant;
+    every file equals what the converter writes converting that variant directly."""
+    import keras
+    from fer.edge import export_tfjs
+    tmp = exported[0]
+    meta = json.loads((tmp / "uint8" / "model.json").read_text())["userDefinedMetadata"]["fer"]
+    meta.pop("variant")
+    saved = tmp_path / "saved_model"
+    keras.models.load_model(tmp / "model.keras").export(str(saved), verbose=False)
+    for variant in sorted(BOUNDS):
+        export_tfjs(saved, tmp_path / variant, variant, meta)
+        mine = sorted(p.name for p in (tmp / variant).iterdir())
+        assert mine == sorted(p.name for p in (tmp_path / variant).iterdir())
+        assert len(mine) >= 2                           # model.json + weight shard(s)
+        for name in mine:
+            assert (tmp / variant / name).read_bytes() == \
+                (tmp_path / variant / name).read_bytes(), (variant, name)
