@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python bench/ray_overhead.py
 	$(BIN)/python bench/finetune_speed.py --models vgg16 vgg19
 	$(BIN)/python bench/trace_reuse.py --models vgg16 inception_v3
+	$(BIN)/python bench/cache_trace.py
 
 clean:
 	rm -rf build reports metrics .cache dvc.lock demo_stage_times.json

@@ -22,11 +22,13 @@ import hashlib
 import json
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from . import models
 from .atomic import atomic_dir
@@ -78,18 +80,33 @@ def array_key(arrays) -> str:
 
 
 def _batches(inputs, preprocess, batch_size):
-    """(first row, arrays) per batch; the last batch is filled up to `batch_size` by
-    repeating its last row (the caller keeps only the real rows), so every batch has one
-    shape and the prediction graph is traced once: a second, relaxed trace for the short
-    batch cost InceptionResNetV2's prefix 8 s of a 14 s entry at the demo size."""
     n = len(inputs[0])
     for i in range(0, n, batch_size):
-        rows = np.arange(i, min(i + batch_size, n))
-        rows = np.concatenate([rows, np.repeat(rows[-1:], batch_size - len(rows))])
-        xs = [np.asarray(a[rows]) for a in inputs]
-        if preprocess:
-            xs = [normalize(x, preprocess) for x in xs]
+        xs = [np.asarray(a[i:i + batch_size]) for a in inputs]
+        xs = ([normalize(x, preprocess) for x in xs] if preprocess
+              else [np.asarray(x, np.float32) for x in xs])
         yield i, xs
+
+
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def forward(model: keras.Model):
+    """`model`'s inference pass as one graph for any batch size: a tf.function whose
+    input signature leaves the batch dimension open, so it is traced once per model.
+    Keras's `predict_on_batch` traces again for a short last batch (and then once more
+    with a relaxed shape): a second trace took 6 of InceptionResNetV2's 12.6 s demo
+    entry, and padding the last batch instead computes up to batch_size - 1 rows for
+    nothing (VGG19: slower than the retrace). Returns a list of output tensors."""
+    if model not in _FORWARD:
+        spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+
+        def run(*xs):
+            ys = model(list(xs) if len(xs) > 1 else xs[0], training=False)
+            return list(ys) if isinstance(ys, (list, tuple)) else [ys]
+
+        _FORWARD[model] = tf.function(run, input_signature=spec)
+    return _FORWARD[model]
 
 
 def entry_size(model, n: int, dtype: str) -> int:
@@ -117,11 +134,10 @@ def activations(model, inputs, key: str, cache: CacheSpec, preprocess: str | Non
         out = [np.lib.format.open_memmap(tmp / f, mode="w+", dtype=cache.dtype,
                                          shape=(len(inputs[0]), *t.shape[1:]))
                for f, t in zip(names, model.outputs)]
+        run = forward(model)
         for i, xs in _batches(inputs, preprocess, cache.batch_size):
-            ys = model.predict_on_batch(xs if len(xs) > 1 else xs[0])
-            ys = ys if isinstance(ys, (list, tuple)) else [ys]
-            for o, y in zip(out, ys):
-                o[i:i + cache.batch_size] = np.asarray(y, dtype=np.float32)[:len(o) - i]
+            for o, y in zip(out, run(*xs)):
+                o[i:i + len(y)] = np.asarray(y, dtype=np.float32)
         for o in out:
             o.flush()
         del out

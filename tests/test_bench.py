@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,16 @@ def test_cell_overhead_leaves_a_one_seed_cell_out_of_the_sums(tmp_path):
     p = subprocess.run([sys.executable, ROOT / "bench/stage_times.py", "--save", "x.json"],
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert p.returncode != 0 and "usage" in p.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_cache_trace_builds_both_ways_and_reports_their_ratio():
+    p = subprocess.run([sys.executable, ROOT / "bench/cache_trace.py", "--models", "vgg16",
+                        "--size", "32", "--images", "40"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})  # as make
+    assert p.returncode == 0, p.stderr[-2000:]
+    (row,) = json.loads(p.stdout)["cache_trace"]
+    assert row["model"] == "vgg16" and row["images"] == 40 and row["k"] == 5
+    assert set(row["seconds"]) == {"predict_on_batch", "one_trace"}
+    assert row["ratio"] == round(row["seconds"]["predict_on_batch"]
+                                 / row["seconds"]["one_trace"], 2)
+    assert row["max_abs_diff"] < 1e-4             # the same activations, up to rounding
