@@ -100,9 +100,10 @@ def forward(model: keras.Model):
     nothing (VGG19: slower than the retrace). Returns a list of output tensors."""
     if model not in _FORWARD:
         spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+        ref = weakref.ref(model)     # the entry must not keep its own key alive
 
         def run(*xs):
-            ys = model(list(xs) if len(xs) > 1 else xs[0], training=False)
+            ys = ref()(list(xs) if len(xs) > 1 else xs[0], training=False)
             return list(ys) if isinstance(ys, (list, tuple)) else [ys]
 
         _FORWARD[model] = tf.function(run, input_signature=spec)

@@ -233,3 +233,15 @@ def test_an_entry_traces_its_network_once_whatever_the_last_batch(tmp_path, n):
     # every row is its own image's output
     want = np.asarray(net(images / np.float32(255)))
     np.testing.assert_allclose(x, want, rtol=1e-6, atol=1e-6)
+
+
+def test_forward_graphs_do_not_keep_their_models_alive():
+    import gc
+    import weakref
+    inp = keras.Input((4,))
+    net = keras.Model(inp, keras.layers.Dense(2)(inp))
+    forward(net)(np.zeros((3, 4), np.float32))
+    gone = weakref.ref(net)
+    del net, inp
+    gc.collect()
+    assert gone() is None
