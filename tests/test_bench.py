@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,6 +70,9 @@ def test_cell_overhead_leaves_a_one_seed_cell_out_of_the_sums(tmp_path):
     assert p.returncode != 0 and "usage" in p.stderr and not (tmp_path / "x.json").exists()
 
 
+# heavy (~25 s: two fresh TensorFlow processes; out of `make test`): the one-trace
+# behaviour it measures is tested by tests/test_activations.py::test_an_entry_traces_*
+@pytest.mark.heavy
 def test_cache_trace_builds_both_ways_and_reports_their_ratio():
     p = subprocess.run([sys.executable, ROOT / "bench/cache_trace.py", "--models", "vgg16",
                         "--size", "32", "--images", "40"], capture_output=True, text=True,
