@@ -6,12 +6,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { launchChromium } from "./browser.mjs";
 import { serve } from "./serve.mjs";
+import { runnerArgs } from "./fer.js";
 
-const [imagesPath, n, size, outPath, backend, runs, warmup, classify, ...dirs] = process.argv.slice(2);
-if (!["0", "1"].includes(classify) || dirs.length === 0) {
-  throw new Error(`usage: ${path.basename(process.argv[1])} <images.u8> <n> <size> <out.json> `
-                  + "<backend> <runs> <warmup> <classify 1|0> <model_dir>...");
-}
+const [imagesPath, n, size, outPath, backend, runs, warmup, classify, ...dirs] =
+  runnerArgs(process.argv);
 const mounts = Object.fromEntries(dirs.map((d, i) => [`/model${i}/`, d]));
 const server = await serve(dirs[0], 0, path.dirname(path.resolve(imagesPath)), mounts);
 const browser = await launchChromium();

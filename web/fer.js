@@ -194,6 +194,18 @@ export function predict(tf, model, images, meta) {
   return tf.tidy(() => model.predict(preprocess(tf, images, meta)));
 }
 
+// The command line both runners (run_model.mjs, bench.mjs) share, checked:
+// <images.u8> <n> <size> <out.json> <backend> <runs> <warmup> <classify 1|0> <model_dir>...
+export function runnerArgs(argv) {
+  const args = argv.slice(2);
+  if (!["0", "1"].includes(args[7]) || args.length < 9) {
+    const script = argv[1].split("/").pop();
+    throw new Error(`usage: ${script} <images.u8> <n> <size> <out.json> `
+                    + "<backend> <runs> <warmup> <classify 1|0> <model_dir>...");
+  }
+  return args;
+}
+
 // Probabilities for every image (batches of 16; none when `classify` is false, for a
 // latency-only runtime) and batch-1 latencies in ms of the first image after `warmup`
 // batch-1 runs (3 by default; how many ran is returned): the measurement both the Node

@@ -8,13 +8,10 @@ import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { ferMeta, measure } from "./fer.js";
+import { ferMeta, measure, runnerArgs } from "./fer.js";
 
-const [imagesPath, n, size, outPath, backend, runs, warmup, classify, ...dirs] = process.argv.slice(2);
-if (!["0", "1"].includes(classify) || dirs.length === 0) {
-  throw new Error(`usage: ${path.basename(process.argv[1])} <images.u8> <n> <size> <out.json> `
-                  + "<backend> <runs> <warmup> <classify 1|0> <model_dir>...");
-}
+const [imagesPath, n, size, outPath, backend, runs, warmup, classify, ...dirs] =
+  runnerArgs(process.argv);
 
 function loadFromDisk(dir) {
   const json = JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
