@@ -8,11 +8,13 @@ computed once instead of every epoch.
 An entry is a directory `<root>/<model key>/<images key>/` holding one `.npy` file per
 cut tensor (opened with `np.load(..., mmap_mode="r")`) and `meta.json`. It is written
 under a temporary name and renamed when complete (`fer.atomic`), so a killed run leaves
-no half entry and concurrent writers of one entry both write the same bytes.
+no half entry; of concurrent writers of one entry (stages run side by side,
+`fer.parallel_repro`) the first to finish publishes it and the others drop their
+copy, so a reader never sees it moved away.
 
 - model key: sha256 of the backbone name, input size, normalisation, cut position,
-  storage dtype, compute precision policy, every weight of the model that computes the activations (so a seeded
-  random initialisation, ImageNet weights or a local file are all told apart by content)
+  storage dtype, compute precision policy, every weight of the model that computes the
+  activations (so a seeded random initialisation, ImageNet weights or a local file are all told apart by content)
   and the code of this module and `fer.models`.
 - images key: sha256 of the uint8 image array (shape and bytes).
 """
@@ -131,7 +133,7 @@ def activations(model, inputs, key: str, cache: CacheSpec, preprocess: str | Non
         raise CacheTooLarge(f"activation cache entry {path} would take {size / 2**30:.2f} GB, "
                             f"over train.cache_limit_gb = {cache.limit_gb}")
     start = time.perf_counter()
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, keep_existing=True) as tmp:
         out = [np.lib.format.open_memmap(tmp / f, mode="w+", dtype=cache.dtype,
                                          shape=(len(inputs[0]), *t.shape[1:]))
                for f, t in zip(names, model.outputs)]

@@ -88,8 +88,12 @@ def fsync_tree(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path):
-    """Yield a temporary directory that replaces `path` only if the block succeeds."""
+def atomic_dir(path, keep_existing: bool = False):
+    """Yield a temporary directory that replaces `path` only if the block succeeds.
+
+    With `keep_existing` (entries named by their content, which concurrent writers
+    compute alike) a `path` that exists by then is kept and the new one dropped: a reader
+    of the first writer's entry never finds it moved away under it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(path)
@@ -101,7 +105,16 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if path.exists():
+    if keep_existing:
+        try:
+            os.replace(tmp, path)    # fails if another writer's entry is there (not empty)
+        except OSError:
+            if not path.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+        _fsync(path.parent)
+    elif path.exists():
         old = _tmp_sibling(path, "old")
         os.replace(path, old)
         os.replace(tmp, path)

@@ -161,3 +161,25 @@ def test_stratified_subset_keeps_order_and_equal_classes_and_is_seeded():
     assert any(stratified_subset(data, 14, seed=s).images.ravel().tolist() != kept
                for s in range(1, 5))
     assert stratified_subset(data, None, 0) is data and stratified_subset(data, 19, 0) is data
+
+
+def test_a_content_keyed_entry_keeps_the_first_writers_copy(tmp_path):
+    """Two stages side by side may build the same activation cache entry: the second to
+    finish must not move the first one's away from under its readers."""
+    target = tmp_path / "entry"
+    other_writer = ("import sys; from pathlib import Path; from fer.atomic import atomic_dir\n"
+                    "with atomic_dir(Path(sys.argv[1]), keep_existing=True) as tmp:\n"
+                    "    (tmp / 't0.npy').write_bytes(b'first')\n")
+    with atomic_dir(target, keep_existing=True) as tmp:
+        (tmp / "t0.npy").write_bytes(b"second")
+        subprocess.run([sys.executable, "-c", other_writer, str(target)], check=True,
+                       cwd=Path(__file__).resolve().parents[1])    # publishes meanwhile
+    assert (target / "t0.npy").read_bytes() == b"first"
+    first = (target / "t0.npy").stat().st_ino
+    with atomic_dir(target, keep_existing=True) as tmp:
+        (tmp / "t0.npy").write_bytes(b"third")
+    assert (target / "t0.npy").stat().st_ino == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]   # no temporaries left
+    with atomic_dir(target) as tmp:                             # outputs are still replaced
+        (tmp / "t0.npy").write_bytes(b"new")
+    assert (target / "t0.npy").read_bytes() == b"new"
