@@ -26,12 +26,14 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # Demo data only where data/ is empty (your licensed databases are never touched),
-# record data/ in data.dvc, compose params.yaml with the demo profile, run the DAG.
+# record data/ in data.dvc, compose params.yaml with the demo profile, run the DAG with
+# JOBS stages at a time (fer.parallel_repro: DVC's own parallel stage execution).
+JOBS ?= 2
 demo: install
 	$(BIN)/python -m fer.demo_data data --if-empty
 	$(BIN)/dvc add data -q
 	$(BIN)/python -m fer.params profile=demo
-	$(BIN)/python bench/stage_times.py --save demo_stage_times.json $(BIN)/dvc repro
+	$(BIN)/python -m fer.parallel_repro -j $(JOBS) --save demo_stage_times.json
 	@echo; cat reports/datasets.md
 
 # Compose params.yaml from conf/ (paper profile); add Hydra overrides with ARGS="...".

@@ -3,6 +3,7 @@ every seed fine-tuned in two steps and tested on every test set; the seed select
 validation subjects (train.select_on) is kept as a deterministic Keras file (fer.keras_io),
 with the preprocessing it needs in meta.json."""
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -75,6 +76,9 @@ def main(model: str, train_set: str) -> None:
             (tmp / f"confusion_{metric_key(t)}.json").write_text(
                 json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")
     cell.pop("selected_model")
+    # stages run side by side (fer.parallel_repro -j N) share the machine: say so beside
+    # the epoch seconds, which Table 9 reports
+    cell["concurrent_stages"] = int(os.environ.get("FER_CONCURRENT_STAGES", "1"))
     write_json(f"metrics/finetune/{spec.name}.json", cell)
     shutil.rmtree(cache_dir, ignore_errors=True)
     run_file.unlink(missing_ok=True)

@@ -44,6 +44,10 @@ def test_metrics_and_aggregation_math():
         "CK+ mean": 90.0, "CK+ std": 8.16, "CK+ val_selected": 80.0,
         "CK+ max_test_selected": 100.0}
     assert "| KDEF_OL | vgg16 | 9 | 1.2 | 2.5 |" in table9_markdown([cell])
+    assert "side by side" not in table9_markdown([cell])
+    shared = {**cell, "concurrent_stages": 2}             # timed under parallel_repro -j 2
+    assert table9_markdown([cell, shared]).splitlines()[-1].startswith(
+        "Measured with up to 2 stages running side by side")
 
 
 def test_matrix_stage_covers_the_16_cells():
@@ -110,6 +114,7 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
     _tiny_params(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("FER_CONCURRENT_STAGES", "2")     # as fer.parallel_repro -j 2 sets
     from stages import finetune
 
     # kill the cell after its first seed, then re-run: seed 0 comes from the cache
@@ -135,6 +140,7 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
     # the record says nothing about the kill: a resumed cell writes the bytes of an
     # uninterrupted one (timings aside)
     assert all("resumed" not in r for r in cell["per_seed"])
+    assert cell["concurrent_stages"] == 2              # its epoch seconds were shared
     assert set(cell["summary"]) == {"CK+", "JAFFE"} and cell["summary"]["CK+"]["accuracy"]["n"] == 2
     # the kept seed is chosen on validation subjects held out of the train set, never on a
     # test set: the best validation accuracy wins (ties: the lower seed)

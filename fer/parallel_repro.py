@@ -1,0 +1,241 @@
+"""`dvc repro` with up to N stages running at once.
+
+DVC runs one stage at a time. Its documented way to run independent stages in parallel
+is to start several `dvc repro` processes: each releases the repository lock while its
+stage's command runs and takes it again to record the result (`--wait-for-lock` makes a
+process wait for the lock instead of failing). This module does that for the DAG:
+
+1. `dvc dag --dot` gives the stages (in `dvc.yaml` order) and their edges; `dvc status`
+   gives the stages that changed. Those and everything downstream of them are to run,
+   restricted to the given targets and their upstream stages, as `dvc repro` would.
+2. Each such stage runs as `dvc --wait-for-lock repro --single-item <stage>` once every
+   upstream stage it waits for has finished, up to N at a time, longest remaining chain
+   of stages first (`priorities`). DVC still decides for itself whether the stage is
+   stale; nothing is run twice.
+3. After the first failure no stage starts; those running finish (each stage writes its
+   outputs atomically), the run exits with the failed stage's status and names it.
+4. `dvc.lock` lists its stages in `dvc.yaml` order afterwards, whatever order they
+   finished in, so the file does not depend on N or on timing.
+
+With `--gpus 0,1` each running stage holds one of N slots and sees only the GPU of its
+slot (`CUDA_VISIBLE_DEVICES`): `-j 4 --gpus 0,1` puts two stages on each GPU, which
+TensorFlow's memory growth lets them share (`train.gpu_memory_growth`, on by default;
+with N > 1 every stage gets `TF_FORCE_GPU_ALLOW_GROWTH=true` unless it is set).
+
+Every stage's output is passed through, each line prefixed with the stage's name when
+N > 1. Per-stage wall times are printed as JSON at the end (the format of
+`bench/stage_times.py`, with each stage's start and end; `--save FILE` also writes it).
+Stages that run side by side share the machine: their measured times (cells' epoch
+seconds, Table 9) are then not single-job figures. `FER_CONCURRENT_STAGES` tells each
+stage how many may run at once.
+
+Usage: python -m fer.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH] [target ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+NODE = re.compile(r'^"([^"]+)";$')
+EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
+
+
+def read_dag(dot: str) -> tuple[list, dict]:
+    """Stages in file order and each stage's upstream stages, from `dvc dag --dot`.
+    Nodes that are `.dvc` files are data, not stages: they are left out."""
+    order, upstream = [], {}
+    for line in dot.splitlines():
+        line = line.strip()
+        if m := EDGE.match(line):
+            upstream.setdefault(m.group(2), set()).add(m.group(1))
+        elif m := NODE.match(line):
+            order.append(m.group(1))
+    stages = [s for s in order if not s.endswith(".dvc")]
+    return stages, {s: upstream.get(s, set()) & set(stages) for s in stages}
+
+
+def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
+    """The changed stages and everything downstream of them, within the targets and
+    their upstream stages (all stages without targets), in file order."""
+    downstream = {s: set() for s in stages}
+    for s, ups in upstream.items():
+        for u in ups:
+            downstream[u].add(s)
+    run, todo = set(), [s for s in stages if s in changed]
+    while todo:
+        s = todo.pop()
+        if s not in run:
+            run.add(s)
+            todo.extend(downstream[s])
+    if targets:
+        wanted, todo = set(), list(targets)
+        while todo:
+            s = todo.pop()
+            if s not in wanted:
+                wanted.add(s)
+                todo.extend(upstream[s])
+        run &= wanted
+    return [s for s in stages if s in run]
+
+
+def priorities(stages: list, upstream: dict) -> dict:
+    """Each stage's rank for starting first: the number of stages on the longest path
+    from it to the end of the DAG, then its position in the file (later first). Long
+    chains start early (a cell whose model is exported, then the export, start before
+    the other cells, so the TF.js stage overlaps them), and among equals the deepest
+    stage first, so what is started gets finished."""
+    downstream = {s: [d for d in stages if s in upstream[d]] for s in stages}
+    depth: dict = {}
+
+    def longest(s):
+        if s not in depth:
+            depth[s] = 1 + max((longest(d) for d in downstream[s]), default=0)
+        return depth[s]
+
+    return {s: (longest(s), i) for i, s in enumerate(stages)}
+
+
+def order_lockfile(path: Path, stages: list) -> None:
+    """Rewrite `dvc.lock` with its stages in `stages` order (DVC appends a stage's
+    entry when it first finishes, so parallel runs would otherwise order it by timing)."""
+    if not path.is_file():
+        return
+    from dvc.utils.serialize import modify_yaml
+    with modify_yaml(str(path)) as data:
+        entries = data.get("stages") or {}
+        rank = {s: i for i, s in enumerate(stages)}
+        keys = sorted(entries, key=lambda s: (rank.get(s, len(rank)), s))
+        if list(entries) != keys:
+            data["stages"] = {k: entries[k] for k in keys}
+
+
+class Printer:
+    """Passes a stage's output through, whole lines at a time, prefixed when several
+    stages share the terminal."""
+
+    def __init__(self, prefixed: bool):
+        self.prefixed, self.lock = prefixed, threading.Lock()
+
+    def pump(self, stage: str, stream) -> None:
+        for line in stream:
+            with self.lock:
+                sys.stdout.write(f"{stage}| {line}" if self.prefixed else line)
+                sys.stdout.flush()
+
+
+def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
+    start = time.perf_counter()
+    dot = subprocess.run([dvc, "dag", "--dot"], check=True, capture_output=True,
+                         text=True).stdout
+    stages, upstream = read_dag(dot)
+    unknown = [t for t in targets if t not in upstream]
+    if unknown:
+        print(f"parallel_repro: no stage named {', '.join(unknown)} in the DAG "
+              f"(stages: {', '.join(stages)})", file=sys.stderr)
+        return 2
+    status = subprocess.run([dvc, "status", "--json"], check=True, capture_output=True,
+                            text=True).stdout
+    pending = to_run(stages, upstream, set(json.loads(status or "{}")), targets)
+    planned = set(pending)
+    rank = priorities(stages, upstream)
+    print(f"parallel_repro: {len(pending)} of {len(stages)} stages to check, "
+          f"{jobs} at a time", flush=True)
+    env = {**os.environ, "FER_CONCURRENT_STAGES": str(jobs)}
+    if jobs > 1:
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    printer = Printer(prefixed=jobs > 1)
+    running, done, times, failed = {}, set(), {}, None
+    try:
+        while pending or running:
+            while failed is None and pending and len(running) < jobs:
+                ready = [s for s in pending
+                         if all(u in done or u not in planned for u in upstream[s])]
+                if not ready:
+                    break
+                ready = max(ready, key=rank.get)
+                pending.remove(ready)
+                slot = min(set(range(jobs)) - {r[3] for r in running.values()})
+                stage_env = env if not gpus else {
+                    **env, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]}
+                p = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item",
+                                      ready], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1, env=stage_env)
+                pump = threading.Thread(target=printer.pump, args=(ready, p.stdout))
+                pump.start()
+                running[ready] = (p, pump, time.perf_counter(), slot)
+            if not running:
+                break
+            finished = _wait_any(running)
+            p, pump, began, _ = running.pop(finished)
+            pump.join()
+            now = time.perf_counter()
+            times[finished] = {"s": round(now - began, 1), "start_s": round(began - start, 1),
+                               "end_s": round(now - start, 1)}
+            if p.returncode == 0:
+                done.add(finished)
+            elif failed is None:
+                failed = (finished, p.returncode)
+    except KeyboardInterrupt:        # the stages got the same SIGINT: let them stop
+        for p, pump, *_ in running.values():
+            p.wait()
+            pump.join()
+        raise
+    order_lockfile(Path("dvc.lock"), stages)
+    total = time.perf_counter() - start
+    code = 0
+    if failed:
+        code = failed[1]
+        print(f"parallel_repro: stage '{failed[0]}' failed (exit {failed[1]}); not run: "
+              f"{', '.join(pending) or 'nothing'}", file=sys.stderr)
+    text = json.dumps({"command": f"python -m fer.parallel_repro -j {jobs}"
+                       + "".join(f" {t}" for t in targets),
+                       "returncode": code, "jobs": jobs, "total_s": round(total, 1),
+                       "stages_s": {s: t["s"] for s, t in times.items()},
+                       "intervals_s": {s: [t["start_s"], t["end_s"]]
+                                       for s, t in times.items()}}, indent=1)
+    print(text)
+    if save:
+        from .atomic import atomic_file
+        with atomic_file(save) as f:
+            f.write(text + "\n")
+    return code
+
+
+def _wait_any(running: dict) -> str:
+    """The name of a running stage whose process has ended (polls: portable, and a
+    stage takes seconds at the least)."""
+    while True:
+        for stage, (p, *_) in running.items():
+            if p.poll() is not None:
+                return stage
+        time.sleep(0.2)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-j", "--jobs", type=int, default=1,
+                    help="stages at a time (default 1, as `dvc repro`)")
+    ap.add_argument("--save", help="also write the per-stage times JSON to this file")
+    ap.add_argument("--dvc", default=shutil.which("dvc") or "dvc",
+                    help="the dvc executable (default: the one on PATH)")
+    ap.add_argument("--gpus", default="",
+                    help="comma-separated GPU ids: a stage started in slot i of N sees only "
+                         "GPU i mod len (CUDA_VISIBLE_DEVICES); default: every stage sees all")
+    ap.add_argument("targets", nargs="*", help="stages to bring up to date (default: all)")
+    args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"-j must be 1 or more, not {args.jobs}")
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+    return run(args.jobs, args.targets, args.dvc, args.save, gpus)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""`python -m fer.parallel_repro` on a real four-stage DVC project (a -> b, c -> d): stages
+that do not depend on each other run side by side, none starts before its upstream
+stages end, a failure stops the run and names the stage, and `dvc.lock` lists stages
+in `dvc.yaml` order whatever order they finished in."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fer.parallel_repro import priorities, read_dag, to_run
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = str(Path(sys.executable).parent / "dvc")
+
+# each stage records when it ran, sleeps, and writes its output from its inputs' bytes
+STAMP = """\
+import json, os, sys, time
+from pathlib import Path
+name, ins = sys.argv[1], sys.argv[2:]
+began = time.time()
+time.sleep(float(Path("sleep_" + name).read_text()) if Path("sleep_" + name).exists() else 1)
+if Path("fail_" + name).exists():
+    sys.exit(3)
+Path(name + ".txt").write_text(name + "(" + ",".join(Path(i).read_text() for i in ins) + ")")
+Path("times").mkdir(exist_ok=True)
+Path("times", name).write_text(json.dumps([began, time.time()] + [os.environ.get(v) for v in (
+    "CUDA_VISIBLE_DEVICES", "FER_CONCURRENT_STAGES", "TF_FORCE_GPU_ALLOW_GROWTH")]))
+"""
+
+# c sleeps longer than b: finished first, b would come first in an unordered dvc.lock
+DVC_YAML = {"stages": {
+    "a": {"cmd": "python stamp.py a", "deps": ["stamp.py"], "outs": ["a.txt"]},
+    "c": {"cmd": "python stamp.py c a.txt", "deps": ["stamp.py", "a.txt"], "outs": ["c.txt"]},
+    "b": {"cmd": "python stamp.py b a.txt", "deps": ["stamp.py", "a.txt"], "outs": ["b.txt"]},
+    "d": {"cmd": "python stamp.py d b.txt c.txt",
+          "deps": ["stamp.py", "b.txt", "c.txt"], "outs": ["d.txt"]},
+}}
+
+
+@pytest.fixture
+def project(tmp_path):
+    env = {**os.environ, "PATH": f"{Path(DVC).parent}:{os.environ['PATH']}",
+           "PYTHONPATH": str(ROOT)}
+    subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=tmp_path, check=True, env=env)
+    (tmp_path / "stamp.py").write_text(STAMP)
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
+    (tmp_path / "sleep_c").write_text("3")
+    return tmp_path, env
+
+
+def repro(project, *args):
+    root, env = project
+    p = subprocess.run([sys.executable, "-m", "fer.parallel_repro", *args], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=180)
+    report = json.loads(p.stdout[p.stdout.rindex("\n{") + 1:])
+    return p, report
+
+
+def interval(root, name):
+    return json.loads((root / "times" / name).read_text())[:2]
+
+
+def stage_env(root, name):
+    return json.loads((root / "times" / name).read_text())[2:]
+
+
+def test_independent_stages_overlap_and_none_starts_before_its_inputs(project):
+    root, _ = project
+    p, report = repro(project, "-j", "2", "--gpus", "0,1")
+    assert p.returncode == 0, p.stderr
+    assert set(report["stages_s"]) == {"a", "b", "c", "d"} and report["jobs"] == 2
+    assert (root / "d.txt").read_text() == "d(b(a()),c(a()))"
+    a, b, c, d = (interval(root, s) for s in "abcd")
+    assert b[0] < c[1] and c[0] < b[1], "b and c did not run side by side"
+    assert a[1] <= min(b[0], c[0]) and max(b[1], c[1]) <= d[0]
+    assert list(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == ["a", "c", "b", "d"]
+    assert "b| " in p.stdout and "c| " in p.stdout           # output prefixed per stage
+    # one GPU per running stage, memory growth on, and each stage told it shares
+    assert {stage_env(root, "b")[0], stage_env(root, "c")[0]} == {"0", "1"}
+    assert stage_env(root, "a") == ["0", "2", "true"]
+
+    p, report = repro(project, "-j", "2")                      # up to date: nothing runs
+    assert p.returncode == 0 and report["stages_s"] == {}
+
+    (root / "stamp.py").write_text(STAMP + "\n")               # every stage's dep changed
+    os.remove(root / "c.txt")
+    p, report = repro(project, "-j", "2", "c")                 # c and what it needs: a
+    assert p.returncode == 0, p.stderr
+    assert set(report["stages_s"]) == {"a", "c"}
+
+
+def test_a_failed_stage_stops_the_run_and_is_named(project):
+    root, _ = project
+    (root / "fail_b").write_text("")
+    (root / "sleep_c").write_text("1")
+    p, report = repro(project, "-j", "2")
+    assert p.returncode == report["returncode"] != 0            # dvc's status (255)
+    assert f"stage 'b' failed (exit {p.returncode}); not run: d" in p.stderr
+    assert not (root / "d.txt").exists() and (root / "c.txt").exists()
+    assert "d" not in report["stages_s"]
+
+
+def test_one_job_runs_the_stages_one_after_another(project):
+    root, _ = project
+    p, report = repro(project)
+    assert p.returncode == 0, p.stderr
+    spans = sorted(interval(root, s) for s in "abcd")
+    assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))
+    assert "b| " not in p.stdout                               # one stage: no prefixes
+    assert stage_env(root, "b") == [os.environ.get("CUDA_VISIBLE_DEVICES"), "1",
+                                    os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")]
+
+
+def test_unknown_target_is_refused_before_anything_runs(project):
+    root, env = project
+    p = subprocess.run([sys.executable, "-m", "fer.parallel_repro", "e"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "no stage named e" in p.stderr
+    assert not (root / "a.txt").exists()
+
+
+def test_the_plan_follows_changes_downstream_and_targets_upstream():
+    dot = "\n".join(['strict digraph {', '"data.dvc";', '"a";', '"b";', '"c";', '"d";',
+                     '"data.dvc" -> "a";', '"a" -> "b";', '"a" -> "c";', '"b" -> "d";',
+                     '"c" -> "d";', '}'])
+    stages, upstream = read_dag(dot)
+    assert stages == ["a", "b", "c", "d"] and upstream["d"] == {"b", "c"}
+    assert upstream["a"] == set()                               # data.dvc is not a stage
+    assert to_run(stages, upstream, {"b"}, []) == ["b", "d"]
+    assert to_run(stages, upstream, {"a", "data.dvc"}, ["c"]) == ["a", "c"]
+    assert to_run(stages, upstream, set(), []) == []
+
+
+def test_the_longest_chain_starts_first_then_the_deepest_stage():
+    # merge -> cell1, cell2 -> aggregate; cell2 -> export -> edge (the demo's shape)
+    stages = ["merge", "cell1", "cell2", "aggregate", "export", "edge"]
+    upstream = {"merge": set(), "cell1": {"merge"}, "cell2": {"merge"},
+                "aggregate": {"cell1", "cell2"}, "export": {"cell2"}, "edge": {"export"}}
+    rank = priorities(stages, upstream)
+    assert {s: r[0] for s, r in rank.items()} == {"merge": 4, "cell1": 2, "cell2": 3,
+                                                  "aggregate": 1, "export": 2, "edge": 1}
+    assert max(["cell1", "cell2"], key=rank.get) == "cell2"    # its chain is longer
+    assert max(["cell1", "export"], key=rank.get) == "export"  # equal: the deeper one
