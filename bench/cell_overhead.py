@@ -1,16 +1,21 @@
-"""Overhead share of each fine-tune cell of a `dvc repro` run: the part of the stage's
-wall time that is not steady training epochs.
+"""Overhead share of each fine-tune cell of a DAG run: the part of the stage's wall
+time that is not steady training epochs.
 
-Reads the per-stage wall times saved by `bench/stage_times.py --save` (`make demo` writes
-demo_stage_times.json) and each cell's `metrics/finetune/<cell>.json`. A cell's steady
-training time is its number of seeds times the last seed's step-1 + step-2 epoch
-seconds (a later seed reuses the traced graphs and the activation cache); everything
-else is overhead: process start and imports, building and tracing (the first seed's
-epochs beyond a steady seed's), the activation cache build, predictions, saving, MLflow
-and DVC. It assumes every seed trained in that run (a seed resumed from the cache
-carries an earlier run's seconds) and needs 2 seeds or more per cell (with one, nothing
-tells steady epochs from tracing: its steady time and share are null and it is left
-out of its backbone's sums). Prints JSON: per cell and per backbone (sum over its cells).
+Reads the per-stage wall times saved by `python -m fer.parallel_repro --save` or
+`bench/stage_times.py --save` (`make demo` writes demo_stage_times.json) and each
+cell's `metrics/finetune/<cell>.json`. A cell's steady training time is its number of
+seeds times the last seed's step-1 + step-2 epoch seconds (a later seed reuses the
+traced graphs and the activation cache); everything else is overhead: process start and
+imports, building and tracing (the first seed's epochs beyond a steady seed's), the
+activation cache build, predictions, saving, MLflow and DVC.
+
+A run with several stages at a time (`-j N`, `"jobs"` in the file; `make demo` runs 2)
+shares the cores between stages: the output says so (`concurrent_stages`); for a single
+stage's figures use a `-j 1` run (`make demo JOBS=1`). It assumes every seed trained in
+that run (a seed resumed from the cache carries an earlier run's seconds) and needs 2
+seeds or more per cell (with one, nothing tells steady epochs from tracing: its steady
+time and share are null and it is left out of its backbone's sums). Prints JSON: per
+cell and per backbone (sum over its cells).
 Usage: python bench/cell_overhead.py demo_stage_times.json [--metrics metrics/finetune]
 """
 import argparse
@@ -36,7 +41,8 @@ def cell_overhead(wall_s: float, cell: dict) -> dict:
 
 
 def main(times_file, metrics_dir) -> dict:
-    stages = json.loads(Path(times_file).read_text())["stages_s"]
+    times = json.loads(Path(times_file).read_text())
+    stages = times["stages_s"]
     cells, backbones = {}, {}
     for stage, wall in stages.items():
         if not stage.startswith("finetune@"):
@@ -52,7 +58,9 @@ def main(times_file, metrics_dir) -> dict:
         total["overhead_share"] = round(1 - total["steady_training_s"] / total["wall_s"], 3)
         total["wall_s"] = round(total["wall_s"], 1)
         total["steady_training_s"] = round(total["steady_training_s"], 1)
-    return {"cells": cells, "backbones": backbones}
+    # stages run side by side (fer.parallel_repro -j N, make demo's default) share the
+    # cores: their wall times, and so these shares, are not a single stage's
+    return {"concurrent_stages": times.get("jobs", 1), "cells": cells, "backbones": backbones}
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Per-stage wall time of a `dvc repro` (or any command printing DVC's
 "Running stage '<name>':" lines): runs the command, passes its output through, and
 prints the seconds from each stage's line to the next (the last to the command's end)
-as JSON (also to FILE with --save FILE; `make demo` saves demo_stage_times.json, which
-bench/cell_overhead.py reads). Exits with the command's status.
+as JSON (also to FILE with --save FILE, which bench/cell_overhead.py reads). Exits with
+the command's status. `make demo` runs `python -m fer.parallel_repro`, which writes the
+same JSON itself (plus each stage's start and end, and how many ran at a time).
 Usage: python bench/stage_times.py [--save FILE] dvc repro [args...]
 """
 import json
