@@ -11,7 +11,8 @@ activation cache build, predictions, saving, MLflow and DVC.
 
 A run with several stages at a time (`-j N`, `"jobs"` in the file; `make demo` runs 2)
 shares the cores between stages: the output says so (`concurrent_stages`); for a single
-stage's figures use a `-j 1` run (`make demo JOBS=1`). It assumes every seed trained in
+stage's figures use a run one stage at a time (`make demo JOBS=1` on a fresh clone,
+or `dvc repro -f -s` per cell). It assumes every seed trained in
 that run (a seed resumed from the cache carries an earlier run's seconds) and needs 2
 seeds or more per cell (with one, nothing tells steady epochs from tracing: its steady
 time and share are null and it is left out of its backbone's sums). Prints JSON: per

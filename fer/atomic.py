@@ -11,6 +11,7 @@ alive (the pid in the name says whose it is) and leaves those of live writers al
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -108,11 +109,10 @@ def atomic_dir(path, keep_existing: bool = False):
     if keep_existing:
         try:
             os.replace(tmp, path)    # fails if another writer's entry is there (not empty)
-        except OSError:
-            if not path.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+        except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
         _fsync(path.parent)
     elif path.exists():
         old = _tmp_sibling(path, "old")

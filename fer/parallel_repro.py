@@ -5,15 +5,18 @@ is to start several `dvc repro` processes: each releases the repository lock whi
 stage's command runs and takes it again to record the result (`--wait-for-lock` makes a
 process wait for the lock instead of failing). This module does that for the DAG:
 
-1. `dvc dag --dot` gives the stages (in `dvc.yaml` order) and their edges; `dvc status`
-   gives the stages that changed. Those and everything downstream of them are to run,
-   restricted to the given targets and their upstream stages, as `dvc repro` would.
+1. `dvc dag --dot` gives the stages (in `dvc.yaml` order; `.dvc` files too) and their
+   edges; `dvc status` gives the stages that changed. Those and everything downstream
+   of them are to run, restricted to the given targets and their upstream stages, as
+   `dvc repro` would.
 2. Each such stage runs as `dvc --wait-for-lock repro --single-item <stage>` once every
    upstream stage it waits for has finished, up to N at a time, longest remaining chain
    of stages first (`priorities`). DVC still decides for itself whether the stage is
    stale; nothing is run twice.
 3. After the first failure no stage starts; those running finish (each stage writes its
    outputs atomically), the run exits with the failed stage's status and names it.
+   Ctrl-C or SIGTERM stops the running stages (SIGINT to each `dvc` and its command, in
+   their own process group) and waits for them.
 4. `dvc.lock` lists its stages in `dvc.yaml` order afterwards, whatever order they
    finished in, so the file does not depend on N or on timing.
 
@@ -26,22 +29,26 @@ Every stage's output is passed through, each line prefixed with the stage's name
 N > 1. Per-stage wall times are printed as JSON at the end (the format of
 `bench/stage_times.py`, with each stage's start and end; `--save FILE` also writes it).
 Stages that run side by side share the machine: their measured times (cells' epoch
-seconds, Table 9) are then not single-job figures. `FER_CONCURRENT_STAGES` tells each
-stage how many may run at once.
+seconds, Table 9; latencies, Table 10 and the baselines) are then not single-job
+figures. `FER_CONCURRENT_STAGES` tells each stage how many may run at once
+(`fer.timing`), and those tables say so.
 
 Usage: python -m fer.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH] [target ...]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 NODE = re.compile(r'^"([^"]+)";$')
@@ -50,7 +57,8 @@ EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
 
 def read_dag(dot: str) -> tuple[list, dict]:
     """Stages in file order and each stage's upstream stages, from `dvc dag --dot`.
-    Nodes that are `.dvc` files are data, not stages: they are left out."""
+    A `.dvc` file (`data.dvc`) is a node too: when its data changed, `dvc repro
+    --single-item data.dvc` records the new data first, as `dvc repro` does."""
     order, upstream = [], {}
     for line in dot.splitlines():
         line = line.strip()
@@ -58,8 +66,7 @@ def read_dag(dot: str) -> tuple[list, dict]:
             upstream.setdefault(m.group(2), set()).add(m.group(1))
         elif m := NODE.match(line):
             order.append(m.group(1))
-    stages = [s for s in order if not s.endswith(".dvc")]
-    return stages, {s: upstream.get(s, set()) & set(stages) for s in stages}
+    return order, {s: upstream.get(s, set()) & set(order) for s in order}
 
 
 def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
@@ -108,13 +115,24 @@ def order_lockfile(path: Path, stages: list) -> None:
     entry when it first finishes, so parallel runs would otherwise order it by timing)."""
     if not path.is_file():
         return
+    from dvc.repo import Repo
     from dvc.utils.serialize import modify_yaml
-    with modify_yaml(str(path)) as data:
+    with Repo(str(path.parent)) as repo, repo.lock, modify_yaml(str(path)) as data:
         entries = data.get("stages") or {}
         rank = {s: i for i, s in enumerate(stages)}
         keys = sorted(entries, key=lambda s: (rank.get(s, len(rank)), s))
         if list(entries) != keys:
             data["stages"] = {k: entries[k] for k in keys}
+
+
+@dataclass
+class Running:
+    """A stage's `dvc repro` process, the thread passing its output through, when it
+    started and the slot (GPU) it holds."""
+    process: subprocess.Popen
+    pump: threading.Thread
+    began: float
+    slot: int
 
 
 class Printer:
@@ -131,18 +149,23 @@ class Printer:
                 sys.stdout.flush()
 
 
+def _dvc_output(dvc: str, *args) -> str:
+    p = subprocess.run([dvc, "--wait-for-lock", *args], capture_output=True, text=True)
+    if p.returncode:
+        sys.exit(f"parallel_repro: `dvc {' '.join(args)}` failed:\n{p.stderr.strip()}")
+    return p.stdout
+
+
 def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
     start = time.perf_counter()
-    dot = subprocess.run([dvc, "dag", "--dot"], check=True, capture_output=True,
-                         text=True).stdout
+    dot = _dvc_output(dvc, "dag", "--dot")
     stages, upstream = read_dag(dot)
     unknown = [t for t in targets if t not in upstream]
     if unknown:
         print(f"parallel_repro: no stage named {', '.join(unknown)} in the DAG "
               f"(stages: {', '.join(stages)})", file=sys.stderr)
         return 2
-    status = subprocess.run([dvc, "status", "--json"], check=True, capture_output=True,
-                            text=True).stdout
+    status = _dvc_output(dvc, "status", "--json")
     pending = to_run(stages, upstream, set(json.loads(status or "{}")), targets)
     planned = set(pending)
     rank = priorities(stages, upstream)
@@ -162,31 +185,36 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
                     break
                 ready = max(ready, key=rank.get)
                 pending.remove(ready)
-                slot = min(set(range(jobs)) - {r[3] for r in running.values()})
+                slot = min(set(range(jobs)) - {r.slot for r in running.values()})
                 stage_env = env if not gpus else {
                     **env, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]}
                 p = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item",
                                       ready], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, env=stage_env)
+                                     text=True, errors="replace", bufsize=1, env=stage_env,
+                                     start_new_session=True)   # stopped as a group: below
                 pump = threading.Thread(target=printer.pump, args=(ready, p.stdout))
                 pump.start()
-                running[ready] = (p, pump, time.perf_counter(), slot)
+                running[ready] = Running(p, pump, time.perf_counter(), slot)
             if not running:
                 break
             finished = _wait_any(running)
-            p, pump, began, _ = running.pop(finished)
-            pump.join()
+            r = running.pop(finished)
+            r.pump.join()
             now = time.perf_counter()
-            times[finished] = {"s": round(now - began, 1), "start_s": round(began - start, 1),
+            times[finished] = {"s": round(now - r.began, 1),
+                               "start_s": round(r.began - start, 1),
                                "end_s": round(now - start, 1)}
-            if p.returncode == 0:
+            if r.process.returncode == 0:
                 done.add(finished)
             elif failed is None:
-                failed = (finished, p.returncode)
-    except KeyboardInterrupt:        # the stages got the same SIGINT: let them stop
-        for p, pump, *_ in running.values():
-            p.wait()
-            pump.join()
+                failed = (finished, r.process.returncode)
+    except BaseException:            # Ctrl-C, SIGTERM (main), an error here: stop the stages
+        for r in running.values():   # SIGINT to dvc and its command, as Ctrl-C in a terminal
+            with contextlib.suppress(ProcessLookupError):  # would: the command stops, dvc
+                os.killpg(r.process.pid, signal.SIGINT)    # records nothing, outputs are
+        for r in running.values():                         # atomic: none is kept half
+            r.process.wait()
+            r.pump.join()
         raise
     order_lockfile(Path("dvc.lock"), stages)
     total = time.perf_counter() - start
@@ -213,8 +241,8 @@ def _wait_any(running: dict) -> str:
     """The name of a running stage whose process has ended (polls: portable, and a
     stage takes seconds at the least)."""
     while True:
-        for stage, (p, *_) in running.items():
-            if p.poll() is not None:
+        for stage, r in running.items():
+            if r.process.poll() is not None:
                 return stage
         time.sleep(0.2)
 
@@ -224,8 +252,10 @@ def main(argv=None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=1,
                     help="stages at a time (default 1, as `dvc repro`)")
     ap.add_argument("--save", help="also write the per-stage times JSON to this file")
-    ap.add_argument("--dvc", default=shutil.which("dvc") or "dvc",
-                    help="the dvc executable (default: the one on PATH)")
+    beside = Path(sys.executable).with_name("dvc")     # this environment's dvc
+    ap.add_argument("--dvc", default=str(beside) if beside.is_file()
+                    else shutil.which("dvc") or "dvc",
+                    help="the dvc executable (default: the one beside this Python, or on PATH)")
     ap.add_argument("--gpus", default="",
                     help="comma-separated GPU ids: a stage started in slot i of N sees only "
                          "GPU i mod len (CUDA_VISIBLE_DEVICES); default: every stage sees all")
@@ -234,7 +264,13 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         ap.error(f"-j must be 1 or more, not {args.jobs}")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-    return run(args.jobs, args.targets, args.dvc, args.save, gpus)
+    # SIGTERM unwinds like Ctrl-C: the running stages are stopped and waited for
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        return run(args.jobs, args.targets, args.dvc, args.save, gpus)
+    except KeyboardInterrupt:
+        print("parallel_repro: interrupted; the running stages were stopped", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

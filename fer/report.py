@@ -14,6 +14,7 @@ import io
 
 from .evaluate import pm
 from .labels import EMOTIONS
+from .timing import shared_note
 
 
 MAX_LABEL = "max, test-selected as in the paper"
@@ -173,11 +174,9 @@ def table9_markdown(cells: list[dict]) -> str:
     lines += [f"| {c['train_set']} | {c['model']} | {c['train_images']} | "
               f"{c['epoch_seconds']['step1']:.1f} | {c['epoch_seconds']['step2']:.1f} |"
               for c in cells]
-    shared = max((c.get("concurrent_stages", 1) for c in cells), default=1)
-    if shared > 1:
-        lines += ["", f"Measured with up to {shared} stages running side by side "
-                  f"(`fer.parallel_repro -j {shared}`): not single-job times; run the cells "
-                  "with `-j 1` for figures to publish."]
+    note = shared_note(max((c.get("concurrent_stages", 1) for c in cells), default=1))
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ from fer.labels import EMOTIONS
 from fer.layout import set_dir
 from fer.params import load_params
 from fer.stats import bootstrap_ci
+from fer.timing import concurrent_stages, shared_note
 from fer.tracking import metric_key, mlflow_run
 
 
@@ -29,7 +30,8 @@ def main() -> None:
         res = run_reference(name, images, cfg["latency_runs"])
         row = {"name": name, "kind": "reference, not trained here", "package": res["package"],
                "runtime": f"node ({res['backend']})", "size_mb": round(res["size_mb"], 3),
-               "label_map": LABEL_MAPS[name], **latency(res["ms"]), "tests": {}}
+               "label_map": LABEL_MAPS[name], **latency(res["ms"]), "tests": {},
+               "concurrent_stages": concurrent_stages()}
         with atomic_dir(f"reports/baselines/{name}") as tmp:
             for i, (t, ds) in enumerate(tests.items()):
                 m = classification_metrics(ds.labels, res["probs"][bounds[i]:bounds[i + 1]])
@@ -54,6 +56,8 @@ def main() -> None:
                          f"| [{b['low'] * 100:.2f}, {b['high'] * 100:.2f}] | "
                          f"{m['balanced_accuracy'] * 100:.2f} | {m['macro_f1'] * 100:.2f} | "
                          f"{r['size_mb']:.2f} | {r['median_ms']:.1f} / {r['p90_ms']:.1f} |")
+    if note := shared_note(concurrent_stages()):
+        lines += ["", note]
     with atomic_file("reports/baselines.md") as f:
         f.write("\n".join(lines) + "\n")
     write_json("metrics/baselines.json", {"models": models})

@@ -16,6 +16,7 @@ from fer.edge import latency, run_js_models, server_latency
 from fer.finetune import predict
 from fer.layout import set_dir
 from fer.params import load_params
+from fer.timing import concurrent_stages, shared_note
 
 BASELINES = Path("metrics/baselines.json")
 
@@ -81,6 +82,8 @@ def main() -> None:
               + f" | {_cell(r, 'max_abs_diff', 1, '{:.1e}')} | {r['median_ms']:.1f} / "
               f"{r['p90_ms']:.1f} | {r['location']} |" for r in rows]
     counts = ", ".join(f"{t} {len(ds)}" for t, ds in tests.items())
+    # latencies timed while other stages shared the machine (the reference rows' own)
+    shared = max([concurrent_stages()] + [r.get("concurrent_stages", 1) for r in refs])
     note = (f"\nKeras and TF.js accuracy on {counts} images"
             + (f" (at most edge.max_images = {cap} of each test set, the "
                "same number per class; reference rows: whole test sets)" if cap else "") + ".\n"
@@ -88,7 +91,8 @@ def main() -> None:
             "so its accuracy pass is skipped; the numbers are those of the other runtimes).\n"
             + ("Reference rows: pretrained models from registry packages on the same crops "
                "(metrics/baselines.json); no Keras twin, hence no difference column.\n"
-               if refs else ""))
+               if refs else "")
+            + (f"{shared_note(shared)}\n" if shared > 1 else ""))
     with atomic_file("reports/table10.md") as f:
         f.write("\n".join(lines) + "\n" + note)
     write_json("metrics/edge.json", rows)

@@ -3,7 +3,6 @@ every seed fine-tuned in two steps and tested on every test set; the seed select
 validation subjects (train.select_on) is kept as a deterministic Keras file (fer.keras_io),
 with the preprocessing it needs in meta.json."""
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from fer.grid import cell_spec, prepare_cache, run_cell
 from fer.labels import EMOTIONS
 from fer.layout import set_dir
 from fer.params import load_params
+from fer.timing import concurrent_stages
 from fer.tracking import log_seed_run, metric_key, metric_logger, mlflow_run
 
 
@@ -78,7 +78,7 @@ def main(model: str, train_set: str) -> None:
     cell.pop("selected_model")
     # stages run side by side (fer.parallel_repro -j N) share the machine: say so beside
     # the epoch seconds, which Table 9 reports
-    cell["concurrent_stages"] = int(os.environ.get("FER_CONCURRENT_STAGES", "1"))
+    cell["concurrent_stages"] = concurrent_stages()
     write_json(f"metrics/finetune/{spec.name}.json", cell)
     shutil.rmtree(cache_dir, ignore_errors=True)
     run_file.unlink(missing_ok=True)

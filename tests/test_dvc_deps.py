@@ -149,6 +149,7 @@ def params_read(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.chdir(tmp)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    mp.setenv("FER_CONCURRENT_STAGES", "2")      # as under fer.parallel_repro -j 2
     reads = {}
     try:
         for stage, run in _runs():
@@ -170,6 +171,10 @@ def params_read(tmp_path_factory):
             if stage == "edge_eval":
                 reads["edge rows"] = [(r["model"], r["location"]) for r in json.loads(
                     (tmp / "metrics/edge.json").read_text())]
+            timed = {"aggregate": "reports/tables/table9.md", "baselines": "reports/baselines.md",
+                     "edge_eval": "reports/table10.md"}
+            if stage in timed:
+                reads[f"{stage} table"] = (tmp / timed[stage]).read_text()
     finally:
         mp.undo()
     return reads
@@ -184,6 +189,15 @@ def test_edge_table_keeps_variant_then_runtime_order(params_read):
         ("vgg16 (Keras)", "server (Python TF, this machine)"),
         ("vgg16_JS_float32", "node (wasm)"), ("vgg16_JS_float32", "node (cpu)"),
         ("vgg16_JS_uint8", "node (wasm)"), ("vgg16_JS_uint8", "node (cpu)")]
+
+
+def test_tables_of_measured_times_say_the_stages_shared_the_machine(params_read):
+    """Stages run two at a time: Table 9's epoch seconds, the baselines' and Table 10's
+    latencies each carry the line saying so."""
+    tables = {k: v for k, v in params_read.items() if k.endswith(" table")}
+    assert "aggregate table" in tables
+    for name, text in tables.items():
+        assert "Measured with up to 2 stages running side by side" in text, name
 
 
 def test_every_stage_of_dvc_yaml_is_exercised():

@@ -4,8 +4,10 @@ stages end, a failure stops the run and names the stage, and `dvc.lock` lists st
 in `dvc.yaml` order whatever order they finished in."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,13 +18,20 @@ from fer.parallel_repro import priorities, read_dag, to_run
 ROOT = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.executable).parent / "dvc")
 
-# each stage records when it ran, sleeps, and writes its output from its inputs' bytes
+# each stage records when it ran, sleeps (or waits for another stage to start: overlap
+# without relying on timing), and writes its output from its inputs' bytes
 STAMP = """\
 import json, os, sys, time
 from pathlib import Path
 name, ins = sys.argv[1], sys.argv[2:]
 began = time.time()
-time.sleep(float(Path("sleep_" + name).read_text()) if Path("sleep_" + name).exists() else 1)
+Path("started").mkdir(exist_ok=True)
+Path("started", name).write_text("")
+if Path("wait_" + name).exists():
+    other = Path("started", Path("wait_" + name).read_text())
+    while not other.exists() and time.time() < began + 60:
+        time.sleep(0.05)
+time.sleep(float(Path("sleep_" + name).read_text()) if Path("sleep_" + name).exists() else 0.5)
 if Path("fail_" + name).exists():
     sys.exit(3)
 Path(name + ".txt").write_text(name + "(" + ",".join(Path(i).read_text() for i in ins) + ")")
@@ -33,7 +42,7 @@ Path("times", name).write_text(json.dumps([began, time.time()] + [os.environ.get
 
 # c sleeps longer than b: finished first, b would come first in an unordered dvc.lock
 DVC_YAML = {"stages": {
-    "a": {"cmd": "python stamp.py a", "deps": ["stamp.py"], "outs": ["a.txt"]},
+    "a": {"cmd": "python stamp.py a data/x", "deps": ["stamp.py", "data"], "outs": ["a.txt"]},
     "c": {"cmd": "python stamp.py c a.txt", "deps": ["stamp.py", "a.txt"], "outs": ["c.txt"]},
     "b": {"cmd": "python stamp.py b a.txt", "deps": ["stamp.py", "a.txt"], "outs": ["b.txt"]},
     "d": {"cmd": "python stamp.py d b.txt c.txt",
@@ -45,10 +54,16 @@ DVC_YAML = {"stages": {
 def project(tmp_path):
     env = {**os.environ, "PATH": f"{Path(DVC).parent}:{os.environ['PATH']}",
            "PYTHONPATH": str(ROOT)}
+    for var in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "FER_CONCURRENT_STAGES"):
+        env.pop(var, None)
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=tmp_path, check=True, env=env)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/x").write_text("x1")
+    subprocess.run([DVC, "add", "data", "-q"], cwd=tmp_path, check=True, env=env)
     (tmp_path / "stamp.py").write_text(STAMP)
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
-    (tmp_path / "sleep_c").write_text("3")
+    (tmp_path / "wait_b").write_text("c")          # b runs until c has started
+    (tmp_path / "sleep_c").write_text("1.5")       # and c ends after b
     return tmp_path, env
 
 
@@ -73,7 +88,7 @@ def test_independent_stages_overlap_and_none_starts_before_its_inputs(project):
     p, report = repro(project, "-j", "2", "--gpus", "0,1")
     assert p.returncode == 0, p.stderr
     assert set(report["stages_s"]) == {"a", "b", "c", "d"} and report["jobs"] == 2
-    assert (root / "d.txt").read_text() == "d(b(a()),c(a()))"
+    assert (root / "d.txt").read_text() == "d(b(a(x1)),c(a(x1)))"
     a, b, c, d = (interval(root, s) for s in "abcd")
     assert b[0] < c[1] and c[0] < b[1], "b and c did not run side by side"
     assert a[1] <= min(b[0], c[0]) and max(b[1], c[1]) <= d[0]
@@ -82,21 +97,25 @@ def test_independent_stages_overlap_and_none_starts_before_its_inputs(project):
     # one GPU per running stage, memory growth on, and each stage told it shares
     assert {stage_env(root, "b")[0], stage_env(root, "c")[0]} == {"0", "1"}
     assert stage_env(root, "a") == ["0", "2", "true"]
+    assert c[1] > b[1]                                         # c ended last
 
     p, report = repro(project, "-j", "2")                      # up to date: nothing runs
     assert p.returncode == 0 and report["stages_s"] == {}
 
-    (root / "stamp.py").write_text(STAMP + "\n")               # every stage's dep changed
-    os.remove(root / "c.txt")
-    p, report = repro(project, "-j", "2", "c")                 # c and what it needs: a
+    (root / "data/x").write_text("x2")          # new data, not yet recorded in data.dvc
+    p, report = repro(project, "-j", "2", "c")  # c and what it needs: data.dvc, a
     assert p.returncode == 0, p.stderr
-    assert set(report["stages_s"]) == {"a", "c"}
+    assert set(report["stages_s"]) == {"data.dvc", "a", "c"}
+    assert (root / "c.txt").read_text() == "c(a(x2))" and (root / "b.txt").read_text() == "b(a(x1))"
+    status = subprocess.run([DVC, "status", "--json", "data.dvc"], cwd=root, env=project[1],
+                            capture_output=True, text=True, check=True).stdout
+    assert json.loads(status) == {}                            # the new data is recorded
 
 
 def test_a_failed_stage_stops_the_run_and_is_named(project):
     root, _ = project
     (root / "fail_b").write_text("")
-    (root / "sleep_c").write_text("1")
+    (root / "wait_b").unlink()
     p, report = repro(project, "-j", "2")
     assert p.returncode == report["returncode"] != 0            # dvc's status (255)
     assert f"stage 'b' failed (exit {p.returncode}); not run: d" in p.stderr
@@ -104,15 +123,43 @@ def test_a_failed_stage_stops_the_run_and_is_named(project):
     assert "d" not in report["stages_s"]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])    # kill; Ctrl-C
+def test_a_signal_stops_the_running_stages_and_keeps_nothing(project, sig):
+    root, env = project
+    (root / "sleep_a").write_text("60")
+    p = subprocess.Popen([sys.executable, "-m", "fer.parallel_repro", "-j", "2"], cwd=root,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not (root / "started/a").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    p.send_signal(sig)
+    out, _ = p.communicate(timeout=30)                # not the stage's 60 s
+    assert p.returncode == 128 + sig, out
+    assert not (root / "a.txt").exists() and not (root / "times/a").exists()
+    lock = root / "dvc.lock"
+    assert not lock.exists() or "a" not in (yaml.safe_load(lock.read_text()) or {}).get(
+        "stages", {})
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and
+            _cwd(pid) == str(root)]
+    assert left == [], "stage processes outlived the run"
+
+
+def _cwd(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
 def test_one_job_runs_the_stages_one_after_another(project):
     root, _ = project
+    (root / "wait_b").unlink()                     # one at a time: b cannot wait for c
     p, report = repro(project)
     assert p.returncode == 0, p.stderr
     spans = sorted(interval(root, s) for s in "abcd")
     assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))
     assert "b| " not in p.stdout                               # one stage: no prefixes
-    assert stage_env(root, "b") == [os.environ.get("CUDA_VISIBLE_DEVICES"), "1",
-                                    os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")]
+    assert stage_env(root, "b") == [None, "1", None]          # alone: nothing set but N
 
 
 def test_unknown_target_is_refused_before_anything_runs(project):
@@ -128,10 +175,10 @@ def test_the_plan_follows_changes_downstream_and_targets_upstream():
                      '"data.dvc" -> "a";', '"a" -> "b";', '"a" -> "c";', '"b" -> "d";',
                      '"c" -> "d";', '}'])
     stages, upstream = read_dag(dot)
-    assert stages == ["a", "b", "c", "d"] and upstream["d"] == {"b", "c"}
-    assert upstream["a"] == set()                               # data.dvc is not a stage
+    assert stages == ["data.dvc", "a", "b", "c", "d"] and upstream["d"] == {"b", "c"}
+    assert upstream["a"] == {"data.dvc"} and upstream["data.dvc"] == set()
     assert to_run(stages, upstream, {"b"}, []) == ["b", "d"]
-    assert to_run(stages, upstream, {"a", "data.dvc"}, ["c"]) == ["a", "c"]
+    assert to_run(stages, upstream, {"data.dvc"}, ["c"]) == ["data.dvc", "a", "c"]
     assert to_run(stages, upstream, set(), []) == []
 
 
