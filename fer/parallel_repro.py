@@ -209,10 +209,8 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
             elif failed is None:
                 failed = (finished, r.process.returncode)
     except BaseException:            # Ctrl-C, SIGTERM (main), an error here: stop the stages
-        for r in running.values():   # SIGINT to dvc and its command, as Ctrl-C in a terminal
-            with contextlib.suppress(ProcessLookupError):  # would: the command stops, dvc
-                os.killpg(r.process.pid, signal.SIGINT)    # records nothing, outputs are
-        for r in running.values():                         # atomic: none is kept half
+        stop([r.process for r in running.values()])
+        for r in running.values():
             r.process.wait()
             r.pump.join()
         raise
@@ -235,6 +233,38 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
         with atomic_file(save) as f:
             f.write(text + "\n")
     return code
+
+
+STOP_GRACE_S = 20.0
+
+
+def _group_alive(p: subprocess.Popen) -> bool:
+    if p.poll() is None:
+        return True
+    try:                             # the leader (dvc) is gone; its command may not be
+        os.killpg(p.pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop(processes: list, grace: float = STOP_GRACE_S) -> None:
+    """Stop each stage's process group (dvc and its command): SIGINT, as Ctrl-C in a
+    terminal would (the command stops, dvc records nothing, atomic outputs keep nothing
+    half-written); SIGTERM to the groups still alive after `grace` seconds, SIGKILL
+    after as long again (a command that ignores SIGINT: started in the background by
+    a shell, for one)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        alive = [p for p in processes if _group_alive(p)]
+        for p in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, sig)
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if _group_alive(p)]
+            time.sleep(0.05)
+        if not alive:
+            return
 
 
 def _wait_any(running: dict) -> str:
@@ -264,8 +294,11 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         ap.error(f"-j must be 1 or more, not {args.jobs}")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-    # SIGTERM unwinds like Ctrl-C: the running stages are stopped and waited for
+    # SIGTERM unwinds like Ctrl-C: the running stages are stopped and waited for; SIGINT
+    # is made to count even where it was ignored (a shell's background job), and the
+    # stages inherit that
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run(args.jobs, args.targets, args.dvc, args.save, gpus)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fer.parallel_repro import priorities, read_dag, to_run
+from fer.parallel_repro import priorities, read_dag, stop, to_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -142,6 +142,17 @@ def test_a_signal_stops_the_running_stages_and_keeps_nothing(project, sig):
     left = [pid for pid in os.listdir("/proc") if pid.isdigit() and
             _cwd(pid) == str(root)]
     assert left == [], "stage processes outlived the run"
+
+
+def test_a_stage_that_ignores_sigint_is_terminated_after_the_grace_period():
+    p = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal("
+                          "signal.SIGINT, signal.SIG_IGN); print('ready', flush=True); "
+                          "time.sleep(60)"], stdout=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    assert p.stdout.readline() == "ready\n"
+    began = time.monotonic()
+    stop([p], grace=1.0)
+    assert p.wait(timeout=5) == -signal.SIGTERM and time.monotonic() - began < 5
 
 
 def _cwd(pid):
