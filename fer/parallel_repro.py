@@ -69,27 +69,32 @@ def read_dag(dot: str) -> tuple[list, dict]:
     return order, {s: upstream.get(s, set()) & set(order) for s in order}
 
 
-def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
-    """The changed stages and everything downstream of them, within the targets and
-    their upstream stages (all stages without targets), in file order."""
-    downstream = {s: set() for s in stages}
+def downstream_of(upstream: dict) -> dict:
+    """Each stage's direct downstream stages (the edges of `upstream`, reversed)."""
+    downstream = {s: set() for s in upstream}
     for s, ups in upstream.items():
         for u in ups:
             downstream[u].add(s)
-    run, todo = set(), [s for s in stages if s in changed]
+    return downstream
+
+
+def reachable(starts, edges: dict) -> set:
+    """The stages in `starts` and every stage reachable from them along `edges`."""
+    seen, todo = set(), list(starts)
     while todo:
         s = todo.pop()
-        if s not in run:
-            run.add(s)
-            todo.extend(downstream[s])
+        if s not in seen:
+            seen.add(s)
+            todo.extend(edges[s])
+    return seen
+
+
+def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
+    """The changed stages and everything downstream of them, within the targets and
+    their upstream stages (all stages without targets), in file order."""
+    run = reachable((s for s in stages if s in changed), downstream_of(upstream))
     if targets:
-        wanted, todo = set(), list(targets)
-        while todo:
-            s = todo.pop()
-            if s not in wanted:
-                wanted.add(s)
-                todo.extend(upstream[s])
-        run &= wanted
+        run &= reachable(targets, upstream)
     return [s for s in stages if s in run]
 
 
@@ -99,7 +104,7 @@ def priorities(stages: list, upstream: dict) -> dict:
     chains start early (a cell whose model is exported, then the export, start before
     the other cells, so the TF.js stage overlaps them), and among equals the deepest
     stage first, so what is started gets finished."""
-    downstream = {s: [d for d in stages if s in upstream[d]] for s in stages}
+    downstream = downstream_of(upstream)
     depth: dict = {}
 
     def longest(s):
