@@ -9,7 +9,10 @@ ratios are what matter. Reported per backbone:
                         prefix's forward pass), the prefix timed alone in the same run
   cell_s                train + predict the test set for every seed, the cache build
                         included (the base weights are fixed across seeds, as ImageNet
-                        weights are: saved once to a temporary weights file)
+                        weights are: saved once to a temporary weights file); each path
+                        trains its seeds as a grid cell does (`train_two_step(reuse=True)`:
+                        built and traced once, weights reloaded per seed); --no-reuse
+                        builds and traces a fresh classifier per seed instead
   overhead_share        share of a cell's time outside steady epochs (tracing, building,
                         compiling, cache build, predict)
   peak_rss_mb           peak resident memory of each path (VmHWM, reset before each)
@@ -19,7 +22,7 @@ ratios are what matter. Reported per backbone:
 Optional (--switches): fast step-2 epoch with mixed_bfloat16 and with XLA, and float16
 cache storage, each against float32 / no XLA, with the largest loss difference.
 Usage: python bench/finetune_speed.py [--models vgg16 vgg19] [--size 80] [--images 224]
-       [--epochs 3] [--seeds 2] [--switches]
+       [--epochs 3] [--seeds 2] [--no-reuse] [--switches]
 """
 import argparse
 import dataclasses
@@ -111,7 +114,8 @@ def bench_backbone(name, args, tmp, peak):
         for path, train in (("naive", naive), ("fast", fast)):
             reset_peak()
             t = time.perf_counter()
-            model, history, seconds = train_two_step(spec, train, data, seed)
+            model, history, seconds = train_two_step(spec, train, data, seed,
+                                                     reuse=args.reuse)
             p = predict(model, test, spec.preprocess)
             cell[path] += time.perf_counter() - t
             rss[path] = max(rss[path], peak_mb())
@@ -119,7 +123,7 @@ def bench_backbone(name, args, tmp, peak):
             if path == "fast":
                 trainer = finetune._FAST[model].trainer
     out = {"model": name, "k": K[name], "size": args.size, "images": args.images,
-           "epochs_per_step": args.epochs, "seeds": args.seeds,
+           "epochs_per_step": args.epochs, "seeds": args.seeds, "reuse": args.reuse,
            "cut": runs["fast"][0][1]["cache"]["cut"],
            "cache_mb": round(runs["fast"][0][1]["cache"]["bytes"] / 2**20, 1)}
     for step in ("step1", "step2"):
@@ -196,6 +200,8 @@ def main():
     p.add_argument("--images", type=int, default=224)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--no-reuse", dest="reuse", action="store_false",
+                   help="a fresh classifier per seed (default: reused, as a grid cell does)")
     p.add_argument("--switches", action="store_true")
     args = p.parse_args()
     result = {"machine": f"{__import__('os').cpu_count()} CPU cores, "
