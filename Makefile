@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python bench/gan_speed.py
 	$(BIN)/python bench/ray_overhead.py
 	$(BIN)/python bench/finetune_speed.py --models vgg16 vgg19
+	$(BIN)/python bench/feed_teardown.py
 	$(BIN)/python bench/trace_reuse.py --models vgg16 inception_v3
 	$(BIN)/python bench/cache_trace.py
 
