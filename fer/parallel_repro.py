@@ -102,8 +102,10 @@ def priorities(stages: list, upstream: dict) -> dict:
     """Each stage's rank for starting first: the number of stages on the longest path
     from it to the end of the DAG, then its position in the file (later first). Long
     chains start early (a cell whose model is exported, then the export, start before
-    the other cells, so the TF.js stage overlaps them), and among equals the deepest
-    stage first, so what is started gets finished."""
+    the other cells), and among equals the deepest stage first, so what is started gets
+    finished. Stages are not weighted by duration: a long stage with a short chain
+    (`edge_eval`) may wait for the cells; ranking by measured seconds gained 2 % in a
+    simulation of the demo (README, Quick start)."""
     downstream = downstream_of(upstream)
     depth: dict = {}
 

@@ -83,7 +83,8 @@ def main() -> None:
               f"{r['p90_ms']:.1f} | {r['location']} |" for r in rows]
     counts = ", ".join(f"{t} {len(ds)}" for t, ds in tests.items())
     # latencies timed while other stages shared the machine (the reference rows' own)
-    shared = max([concurrent_stages()] + [r.get("concurrent_stages", 1) for r in refs])
+    shared = shared_note(max([concurrent_stages()]
+                             + [r.get("concurrent_stages", 1) for r in refs]))
     note = (f"\nKeras and TF.js accuracy on {counts} images"
             + (f" (at most edge.max_images = {cap} of each test set, the "
                "same number per class; reference rows: whole test sets)" if cap else "") + ".\n"
@@ -92,7 +93,7 @@ def main() -> None:
             + ("Reference rows: pretrained models from registry packages on the same crops "
                "(metrics/baselines.json); no Keras twin, hence no difference column.\n"
                if refs else "")
-            + (f"{shared_note(shared)}\n" if shared > 1 else ""))
+            + (f"{shared}\n" if shared else ""))
     with atomic_file("reports/table10.md") as f:
         f.write("\n".join(lines) + "\n" + note)
     write_json("metrics/edge.json", rows)
