@@ -1,13 +1,14 @@
-"""Where a fast-path epoch loses time inside `fit`: Keras's PyDataset feed vs the same
-batches through a plain tf.data pipeline vs a bare `train_on_batch` loop.
+"""Where a fast-path epoch lost time inside Keras's `fit`: the PyDataset feed fer.finetune
+used until c369c23 vs the same batches through a plain tf.data pipeline, a bare
+`train_on_batch` loop, and `fer.feed.fit`, the epoch loop that replaced `Model.fit`.
 
 On VGG16's fast-path step-2 trainer (80 px, k = 5, cached cut activations of 224
 synthetic images, batch 32), measured in one process, variants interleaved:
   epoch_s           wall time of one `fit(epochs=1)` / one loop over the batches
-  after_epoch_s     from the end of the epoch (`on_epoch_end`) until `fit` returns: the
-                    feed's iterator being torn down
+  after_epoch_s     from the end of the epoch (`on_epoch_end`) until `fit` returns: for
+                    Keras's fit, the feed's iterator being torn down
   stalls            calls whose after_epoch_s exceeds 0.5 s
-The feeds yield identical batches (`fer.finetune.BatchFeed`); only the wrapper differs.
+The feeds yield identical batches (`fer.feed.BatchFeed`); only the wrapper differs.
 Usage: PYTHONPATH=. python bench/feed_teardown.py [--rounds 10]
 """
 import argparse
@@ -19,13 +20,32 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fer.finetune import BatchFeed, _compile, _fast_models, seed_everything
+from fer import feed as fer_feed
+from fer.feed import BatchFeed
+from fer.finetune import _compile, _fast_models, seed_everything
 from fer.models import ModelSpec, build_classifier, normalize, unfreeze_last
 
 
 class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.at = time.perf_counter()
+
+
+class AsPyDataset(keras.utils.PyDataset):
+    """`feed` as fer.finetune gave it to Keras's fit until c369c23."""
+
+    def __init__(self, feed):
+        super().__init__()
+        self.feed = feed
+
+    def __len__(self):
+        return len(self.feed)
+
+    def __getitem__(self, i):
+        return self.feed[i]
+
+    def on_epoch_end(self):
+        self.feed.next_epoch()
 
 
 def as_tf_data(feed):
@@ -57,9 +77,12 @@ def main():
                              for i in range(0, len(images), 32)])
     feed = BatchFeed(at_cut, labels, np.arange(len(images)), 32, None, seed=0)
 
-    def fit(data):
+    def fit(data, fit=None):
         end, start = EpochEnd(), time.perf_counter()
-        trainer.fit(data, epochs=1, verbose=0, callbacks=[end])
+        if fit is None:
+            trainer.fit(data, epochs=1, verbose=0, callbacks=[end])
+        else:
+            fit(trainer, data, epochs=1, callbacks=[end])
         now = time.perf_counter()
         return now - start, now - end.at
 
@@ -69,8 +92,9 @@ def main():
             trainer.train_on_batch(*feed[i])
         return time.perf_counter() - start, 0.0
 
-    variants = {"pydataset": lambda: fit(feed), "tf_data": lambda: fit(as_tf_data(feed)),
-                "train_on_batch": loop}
+    variants = {"pydataset": lambda: fit(AsPyDataset(feed)),
+                "tf_data": lambda: fit(as_tf_data(feed)),
+                "train_on_batch": loop, "fer_feed_fit": lambda: fit(feed, fer_feed.fit)}
     for run in variants.values():          # trace and warm up
         run()
     times = {k: [] for k in variants}

@@ -22,9 +22,10 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from .activations import CacheSpec, CacheTooLarge, activations, model_key
+from .activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from .dataset import Dataset
-from .models import (ModelSpec, build_classifier, freeze_base, initial_head, normalize,
+from .feed import BatchFeed, fit as fit_epochs
+from .models import (ModelSpec, build_classifier, freeze_base, initial_head,
                      split_at_cut, unfreeze_last)
 from .splits import holdout_by_source
 
@@ -64,49 +65,6 @@ SWITCHES = ("fast_path", "cache_dir", "cache_dtype", "cache_limit_gb", "mixed_pr
 def switches(train_params: dict) -> dict:
     """The speed switches present in params.yaml's `train` (TrainSpec keyword args)."""
     return {k: train_params[k] for k in SWITCHES if k in train_params}
-
-
-class BatchFeed(keras.utils.PyDataset):
-    """Normalised batches straight from a (memory-mapped) uint8 array, reshuffled every
-    epoch by a generator keyed by (seed, epoch)."""
-
-    def __init__(self, images, labels, indices, batch_size, preprocess, seed=None, epoch=0,
-                 pad=False):
-        """`images`: one array or a list of arrays (a model's several inputs); with
-        `preprocess` None they are fed as float32 as they are (cached activations).
-        `pad`: fill the last batch up to `batch_size` by repeating its last row (for
-        `predict`, which then drops those rows): every batch has one shape, so the
-        prediction graph is traced once and a row's numbers never depend on which other
-        sets the model predicted before (a graph retraced for a new batch size, relaxed
-        to any batch size, may round a last bit differently)."""
-        super().__init__()
-        self.arrays = list(images) if isinstance(images, (list, tuple)) else [images]
-        self.labels = labels
-        self.indices = np.asarray(indices)
-        self.batch_size, self.preprocess, self.seed = batch_size, preprocess, seed
-        self.pad = pad
-        self.epoch = epoch              # a feed taking over from another goes on from its epoch
-        self.order = self._order()
-
-    def _order(self):
-        if self.seed is None:
-            return self.indices
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.indices)
-
-    def __len__(self):
-        return -(-len(self.indices) // self.batch_size)
-
-    def __getitem__(self, i):
-        idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
-        if self.pad and len(idx) < self.batch_size:
-            idx = np.concatenate([idx, np.repeat(idx[-1:], self.batch_size - len(idx))])
-        xs = [normalize(a[idx], self.preprocess) if self.preprocess else
-              np.asarray(a[idx], np.float32) for a in self.arrays]
-        return (xs[0] if len(xs) == 1 else tuple(xs)), self.labels[idx]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.order = self._order()
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -235,9 +193,9 @@ def _two_steps(spec, train, base, step1, step2, callbacks, verbose,
         compile_step(step, model, lr, train.jit_compile)
         timer = EpochTimer()
         start = train.epochs_step1 if step == 2 else 0
-        h = model.fit(feed, validation_data=val, epochs=start + epochs, initial_epoch=start,
-                      callbacks=[timer, *callbacks], verbose=verbose)
-        history[f"step{step}"] = {k: [float(v) for v in vs] for k, vs in h.history.items()}
+        history[f"step{step}"] = fit_epochs(model, feed, val, epochs=start + epochs,
+                                            initial_epoch=start,
+                                            callbacks=[timer, *callbacks], verbose=verbose)
         seconds[f"step{step}"] = timer.seconds
     return history, seconds
 
@@ -390,9 +348,17 @@ def predict(model, data: Dataset, preprocess: str, batch_size: int = 64,
         try:
             at_cut, _ = activations(fast.prefix, [data.images], fast.key, fast.cache,
                                     preprocess)
-            feed = BatchFeed(at_cut, data.labels, rows, batch_size, None, pad=True)
-            return fast.trainer.predict(feed, verbose=0)[:len(rows)]
+            return _predict(fast.trainer, BatchFeed(at_cut, data.labels, rows, batch_size,
+                                                    None, pad=True))[:len(rows)]
         except CacheTooLarge as e:
             print(f"{e}: predicting the naive way", file=sys.stderr)
     feed = BatchFeed(data.images, data.labels, rows, batch_size, preprocess, pad=True)
-    return model.predict(feed, verbose=0)[:len(rows)]
+    return _predict(model, feed)[:len(rows)]
+
+
+def _predict(model, feed: BatchFeed) -> np.ndarray:
+    """`model`'s inference pass over `feed`'s batches, traced once
+    (`fer.activations.forward`); what `Model.predict` computed on the same batches."""
+    run = forward(model)
+    return np.concatenate([run(*(x if isinstance(x, tuple) else (x,)))[0].numpy()
+                           for x, _ in feed.batches()])

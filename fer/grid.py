@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (activations, dataset, evaluate, executor, finetune, keras_io, labels, models,
-               schema, splits)
+from . import (activations, dataset, evaluate, executor, feed, finetune, keras_io, labels,
+               models, schema, splits)
 from .atomic import atomic_file, write_json
 from .dataset import Dataset, load_dataset, stratified_subset
 from .evaluate import classification_metrics, summarize
@@ -35,7 +35,8 @@ from .schema import BACKBONES, NAMED_WEIGHTS
 
 VAL = "val"
 # what computes a seed's record and writes its model (+ this module)
-CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, schema, splits)
+CODE = (activations, dataset, evaluate, feed, finetune, keras_io, labels, models, schema,
+        splits)
 
 
 @dataclass(frozen=True)

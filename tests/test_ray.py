@@ -77,9 +77,13 @@ def test_seeds_on_a_two_node_ray_cluster_are_bit_identical_to_local(tiny, refere
     assert len(nodes) == 2
 
 
+KILL_AFTER_S = 0.5     # a warm worker's tiny seed takes a second or two on a fast CPU
+
+
 def _kill_one_worker_mid_seed(killed: list, stop: threading.Event):
-    """SIGKILL the first process running a train_seed task, 3 s into its run."""
-    first_seen = {}
+    """SIGKILL the first process running a train_seed task, KILL_AFTER_S into that
+    task (a worker that went idle and took another task counts from the new one)."""
+    started = {}
     while not stop.is_set():
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -88,13 +92,15 @@ def _kill_one_worker_mid_seed(killed: list, stop: threading.Event):
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if cmd.startswith(b"ray::train_seed"):
-                first_seen.setdefault(pid, time.monotonic())
-                if time.monotonic() - first_seen[pid] > 3:
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(int(pid))
-                    return
-        time.sleep(0.2)
+            if not cmd.startswith(b"ray::train_seed"):
+                started.pop(pid, None)
+                continue
+            started.setdefault(pid, time.monotonic())
+            if time.monotonic() - started[pid] > KILL_AFTER_S:
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.05)
 
 
 def test_a_worker_killed_mid_seed_is_retried_with_identical_results(tiny, reference,
