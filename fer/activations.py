@@ -93,14 +93,16 @@ def _batches(inputs, preprocess, batch_size):
 _FORWARD = weakref.WeakKeyDictionary()
 
 
-def forward(model: keras.Model):
+def forward(model: keras.Model, jit_compile: bool = False):
     """`model`'s inference pass as one graph for any batch size: a tf.function whose
-    input signature leaves the batch dimension open, so it is traced once per model.
+    input signature leaves the batch dimension open, so it is traced once per model
+    (and `jit_compile`: XLA, as Keras's `predict` for a model compiled with it).
     Keras's `predict_on_batch` traces again for a short last batch (and then once more
     with a relaxed shape): a second trace took 6 of InceptionResNetV2's 12.6 s demo
     entry, and padding the last batch instead computes up to batch_size - 1 rows for
     nothing (VGG19: slower than the retrace). Returns a list of output tensors."""
-    if model not in _FORWARD:
+    fns = _FORWARD.setdefault(model, {})
+    if jit_compile not in fns:
         spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
         ref = weakref.ref(model)     # the entry must not keep its own key alive
 
@@ -108,8 +110,8 @@ def forward(model: keras.Model):
             ys = ref()(list(xs) if len(xs) > 1 else xs[0], training=False)
             return list(ys) if isinstance(ys, (list, tuple)) else [ys]
 
-        _FORWARD[model] = tf.function(run, input_signature=spec)
-    return _FORWARD[model]
+        fns[jit_compile] = tf.function(run, input_signature=spec, jit_compile=jit_compile)
+    return fns[jit_compile]
 
 
 def entry_size(model, n: int, dtype: str) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import keras
 import numpy as np
@@ -96,7 +97,7 @@ class BatchFeed:
                 yield batch
 
 
-_STEPS = weakref.WeakKeyDictionary()   # model -> {(step, optimizer id, signature): fn}
+_STEPS = weakref.WeakKeyDictionary()   # model -> {step: (key, compile state held, fn)}
 
 
 def _signature(batch):
@@ -108,25 +109,36 @@ def _signature(batch):
 
 def step_function(model: keras.Model, step: str, batch):
     """`model.train_step` or `model.test_step` (`step`) on batches shaped like `batch`,
-    as one `tf.function` traced once (batch dimension open) and kept for the model's
-    current optimizer; a model compiled again gets new ones, as with `Model.fit`."""
+    as one `tf.function` traced once (batch dimension open). Like `Model.fit`'s, it is
+    made again after every `compile` (a new optimizer, loss tracker or metrics: held
+    with it, so their ids name nothing else) and the one it replaces is dropped."""
     sig = _signature(batch)
-    key = (step, id(model.optimizer), repr(sig))
+    state = (model.optimizer, *model.metrics)
+    key = (tuple(id(o) for o in state), bool(model.jit_compile), repr(sig))
     fns = _STEPS.setdefault(model, {})
-    if key not in fns:
+    if step not in fns or fns[step][0] != key:
         ref = weakref.ref(model)       # the cache must not keep its own key alive
-        run = {"train": lambda m, d: m.train_step(d), "test": lambda m, d: m.test_step(d)}[step]
-        fn = tf.function(lambda x, y: run(ref(), (x, y)), input_signature=sig,
-                         jit_compile=bool(model.jit_compile))
-        fns[key] = (model.optimizer, fn)    # held, so its id names no later optimizer
-    return fns[key][1]
+
+        @tf.autograph.experimental.do_not_convert      # as Keras traces its steps
+        def one_step(x, y):
+            return getattr(ref(), f"{step}_step")((x, y))
+
+        fn = tf.function(one_step, input_signature=sig, jit_compile=bool(model.jit_compile))
+        fns[step] = (key, state, fn)
+    return fns[step][2]
 
 
 def _build(model: keras.Model, batch) -> None:
     """Create the optimizer's, loss's and metrics' variables before the first trace, as
-    `Model.fit` does (a `tf.function` may create variables on its first trace only)."""
+    `Model.fit` does (a `tf.function` may create variables on its first trace only).
+    A single-output model, as every model here is."""
     x, y = batch
-    if model.optimizer is not None and not model.optimizer.built:
+    if model.optimizer is None:
+        raise ValueError(f"model {model.name} must be compiled before fer.feed.fit")
+    if len(model.outputs) != 1:
+        raise ValueError(f"fer.feed.fit trains single-output models; {model.name} has "
+                         f"{len(model.outputs)}")
+    if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     y_pred = tf.zeros((len(y), *model.outputs[0].shape[1:]), model.outputs[0].dtype)
     model.compute_loss(x, y, y_pred)
@@ -142,7 +154,10 @@ def fit(model: keras.Model, feed: BatchFeed, validation: BatchFeed | None = None
         epochs: int = 1, initial_epoch: int = 0, callbacks=(), verbose: int = 0) -> dict:
     """Train `model` (compiled) on `feed` from `initial_epoch` up to `epochs`, as
     `Model.fit(feed, validation_data=validation, ...)` would with a PyDataset (module
-    doc); returns the history, {metric: [value per epoch]}."""
+    doc); returns the history, {metric: [value per epoch]}. Callbacks get the training
+    events (`model.stop_training` ends the epoch and the fit, as with `fit`); the
+    validation pass calls no test callbacks. One step per call, in graph mode (Keras's
+    `steps_per_execution` and `run_eagerly` are not used)."""
     first = feed[0]
     _build(model, first)
     train = step_function(model, "train", first)
@@ -157,10 +172,13 @@ def fit(model: keras.Model, feed: BatchFeed, validation: BatchFeed | None = None
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         cbs.on_epoch_begin(epoch)
-        for i, (x, y) in enumerate(feed.batches(feed.batch_order())):
-            cbs.on_train_batch_begin(i)
-            logs = train(x, y)
-            cbs.on_train_batch_end(i, logs)
+        with closing(feed.batches(feed.batch_order())) as batches:
+            for i, (x, y) in enumerate(batches):
+                cbs.on_train_batch_begin(i)
+                logs = train(x, y)
+                cbs.on_train_batch_end(i, logs)
+                if model.stop_training:
+                    break
         logs = _results(model)
         if validation is not None:
             model.reset_metrics()

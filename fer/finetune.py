@@ -358,7 +358,8 @@ def predict(model, data: Dataset, preprocess: str, batch_size: int = 64,
 
 def _predict(model, feed: BatchFeed) -> np.ndarray:
     """`model`'s inference pass over `feed`'s batches, traced once
-    (`fer.activations.forward`); what `Model.predict` computed on the same batches."""
-    run = forward(model)
+    (`fer.activations.forward`, with XLA if the model was compiled with it); what
+    `Model.predict` computed on the same batches."""
+    run = forward(model, bool(getattr(model, "jit_compile", False)))
     return np.concatenate([run(*(x if isinstance(x, tuple) else (x,)))[0].numpy()
                            for x, _ in feed.batches()])

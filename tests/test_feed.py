@@ -1,12 +1,15 @@
 """fer.feed: its epoch loop gives what Keras's `Model.fit` gave the same feed as a
 `keras.utils.PyDataset` (what fer.finetune used until c369c23), bit for bit; its batches
 cover every row once per epoch, in an order that changes with the epoch and the seed."""
+import gc
 import random
+import weakref
 
 import keras
 import numpy as np
 import pytest
 
+from fer import feed as feed_module
 from fer.feed import BatchFeed, fit
 from fer.finetune import EpochTimer, seed_everything
 
@@ -77,16 +80,69 @@ def test_fit_gives_what_keras_fit_gave_the_feed_as_a_pydataset(two_inputs, initi
     assert len(ours[4].seconds) == 3
 
 
-def test_stop_training_ends_after_the_epoch():
+def _two_compiles(way):
+    """fer.finetune's naive path on a fresh model: fit, freeze a layer, compile again
+    (a new optimizer, loss tracker and metrics), fit on; no validation."""
+    images, labels = _data()
+    model = _model()
+    seed_everything(3)
+    feed = BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=3)
+    histories = []
+    for step, epochs in ((1, 2), (2, 4)):
+        if step == 2:
+            model.layers[1].trainable = False
+            model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+        start = 2 if step == 2 else 0
+        if way == "keras":
+            h = model.fit(AsPyDataset(feed), epochs=epochs, initial_epoch=start,
+                          verbose=0).history
+            histories.append({k: [float(v) for v in vs] for k, vs in h.items()})
+        else:
+            histories.append(fit(model, feed, epochs=epochs, initial_epoch=start))
+    return histories, [w.numpy() for w in model.weights]
+
+
+def test_a_model_compiled_again_trains_its_new_graph_as_keras_fit_does():
+    ours, keras_ = _two_compiles("fer"), _two_compiles("keras")
+    assert ours[0] == keras_[0]
+    assert [set(h) for h in ours[0]] == [{"loss", "accuracy"}] * 2
+    assert all(np.array_equal(a, b) for a, b in zip(ours[1], keras_[1]))
+
+
+def test_a_models_traced_steps_go_with_it():
+    images, labels = _data()
+    model = _model()
+    fit(model, BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=0))
+    assert set(feed_module._STEPS[model]) == {"train"}
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None and len(feed_module._STEPS) == 0
+
+
+def test_stop_training_ends_the_epoch_and_the_fit():
     images, labels = _data()
 
     class StopAfterFirst(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             self.model.stop_training = True
 
+    class StopAtBatch2(keras.callbacks.Callback):
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            if batch == 1:
+                self.model.stop_training = True
+
     history = fit(_model(), BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=1),
                   epochs=5, callbacks=[StopAfterFirst()])
     assert {k: len(v) for k, v in history.items()} == {"loss": 1, "accuracy": 1}
+    mid = StopAtBatch2()
+    history = fit(_model(), BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=1),
+                  epochs=5, callbacks=[mid])
+    assert mid.seen == 2 and len(history["loss"]) == 1
 
 
 def test_batches_cover_every_row_once_in_an_order_keyed_by_seed_and_epoch():
