@@ -21,8 +21,12 @@ ratios are what matter. Reported per backbone:
                         matmul peak measured in the same run
 Optional (--switches): fast step-2 epoch with mixed_bfloat16 and with XLA, and float16
 cache storage, each against float32 / no XLA, with the largest loss difference.
+--epochs1 / --epochs2 set each step's epochs apart (the paper's 10 and 65: the overhead
+share of a paper-shaped cell); --paths fast (or naive) measures one path alone, without
+the ratios, differences and ideal that need both.
 Usage: python bench/finetune_speed.py [--models vgg16 vgg19] [--size 80] [--images 224]
-       [--epochs 3] [--seeds 2] [--no-reuse] [--switches]
+       [--epochs 3] [--epochs1 N] [--epochs2 N] [--seeds 2] [--paths naive fast]
+       [--no-reuse] [--switches]
 """
 import argparse
 import dataclasses
@@ -104,14 +108,17 @@ def bench_backbone(name, args, tmp, peak):
     weights = tmp / f"{name}.weights.h5"
     build_base(ModelSpec(name, K[name], PRE[name], "none", args.size)).save_weights(weights)
     spec = ModelSpec(name, K[name], PRE[name], str(weights), args.size)
-    naive = TrainSpec(args.epochs, args.epochs, 1e-3, 1e-4, 32, 0.1,
+    naive = TrainSpec(args.epochs1, args.epochs2, 1e-3, 1e-4, 32, 0.1,
                       cache_dir=str(tmp / "cache"))
     fast = dataclasses.replace(naive, fast_path=True)
-    runs = {"naive": [], "fast": []}
-    cell = {"naive": 0.0, "fast": 0.0}
-    rss = {"naive": 0.0, "fast": 0.0}
+    runs = {p: [] for p in args.paths}
+    cell = {p: 0.0 for p in args.paths}
+    rss = {p: 0.0 for p in args.paths}
+    both = len(args.paths) == 2
     for seed in range(args.seeds):
         for path, train in (("naive", naive), ("fast", fast)):
+            if path not in args.paths:
+                continue
             reset_peak()
             t = time.perf_counter()
             model, history, seconds = train_two_step(spec, train, data, seed,
@@ -123,30 +130,37 @@ def bench_backbone(name, args, tmp, peak):
             if path == "fast":
                 trainer = finetune._FAST[model].trainer
     out = {"model": name, "k": K[name], "size": args.size, "images": args.images,
-           "epochs_per_step": args.epochs, "seeds": args.seeds, "reuse": args.reuse,
-           "cut": runs["fast"][0][1]["cache"]["cut"],
-           "cache_mb": round(runs["fast"][0][1]["cache"]["bytes"] / 2**20, 1)}
+           "epochs_per_step": [args.epochs1, args.epochs2], "seeds": args.seeds,
+           "reuse": args.reuse, "paths": list(args.paths)}
+    if "fast" in runs:
+        out["cut"] = runs["fast"][0][1]["cache"]["cut"]
+        out["cache_mb"] = round(runs["fast"][0][1]["cache"]["bytes"] / 2**20, 1)
     for step in ("step1", "step2"):
         for path in runs:
             out[f"{step}_{path}_s"] = round(statistics.median(
                 steady(r[1][step]) for r in runs[path]), 3)
             out[f"{step}_{path}_first_s"] = round(statistics.median(
                 r[1][step][0] for r in runs[path]), 3)
-        out[f"{step}_ratio"] = round(out[f"{step}_naive_s"] / out[f"{step}_fast_s"], 2)
+        if both:
+            out[f"{step}_ratio"] = round(out[f"{step}_naive_s"] / out[f"{step}_fast_s"], 2)
     for path in runs:
         out[f"cell_{path}_s"] = round(cell[path], 1)
         epochs = sum(sum(r[1][s][1:]) for r in runs[path] for s in ("step1", "step2"))
         out[f"overhead_share_{path}"] = round(1 - epochs / cell[path], 3)
         out[f"peak_rss_{path}_mb"] = round(rss[path])
+    if "fast" in runs:
+        n_train = len(validation_split(data, naive, 0)[0])
+        out["step2_fast_gflops"] = round(
+            train_flops(trainer, n_train) / out["step2_fast_s"] / 1e9, 1)
+        out["step2_fast_share_of_matmul_peak"] = round(out["step2_fast_gflops"] / peak, 3)
+    if not both:
+        return out
     out["cell_ratio"] = round(cell["naive"] / cell["fast"], 2)
-    n_train = len(validation_split(data, naive, 0)[0])
-    out["step2_fast_gflops"] = round(train_flops(trainer, n_train) / out["step2_fast_s"] / 1e9, 1)
     out["max_loss_diff"] = float(max(
         abs(a - b) for (h0, _, _), (h1, _, _) in zip(runs["naive"], runs["fast"])
         for s in h0 for k in h0[s] for a, b in zip(h0[s][k], h1[s][k])))
     out["max_prob_diff"] = float(max(np.abs(a[2] - b[2]).max()
                                      for a, b in zip(runs["naive"], runs["fast"])))
-    out["step2_fast_share_of_matmul_peak"] = round(out["step2_fast_gflops"] / peak, 3)
     # ideal step-2 ratio: the prefix's forward pass over the train images, timed alone
     base = build_base(spec)
     prefix = split_at_cut(base, spec.k).prefix
@@ -199,11 +213,17 @@ def main():
     p.add_argument("--size", type=int, default=80)
     p.add_argument("--images", type=int, default=224)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs1", type=int, help="step-1 epochs (default: --epochs)")
+    p.add_argument("--epochs2", type=int, help="step-2 epochs (default: --epochs)")
+    p.add_argument("--paths", nargs="+", choices=("naive", "fast"), default=["naive", "fast"])
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--no-reuse", dest="reuse", action="store_false",
                    help="a fresh classifier per seed (default: reused, as a grid cell does)")
     p.add_argument("--switches", action="store_true")
     args = p.parse_args()
+    args.epochs1 = args.epochs if args.epochs1 is None else args.epochs1
+    args.epochs2 = args.epochs if args.epochs2 is None else args.epochs2
+    args.paths = sorted(set(args.paths), key=("naive", "fast").index)
     result = {"machine": f"{__import__('os').cpu_count()} CPU cores, "
                          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}",
               "matmul_peak_gflops": round(matmul_gflops(), 1), "backbones": []}
