@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer import feed as fer_feed
-from fer.feed import BatchFeed
+from fer.feed import BatchFeed, PyDatasetView
 from fer.finetune import _compile, _fast_models, seed_everything
 from fer.models import ModelSpec, build_classifier, normalize, unfreeze_last
 
@@ -29,23 +29,6 @@ from fer.models import ModelSpec, build_classifier, normalize, unfreeze_last
 class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.at = time.perf_counter()
-
-
-class AsPyDataset(keras.utils.PyDataset):
-    """`feed` as fer.finetune gave it to Keras's fit until c369c23."""
-
-    def __init__(self, feed):
-        super().__init__()
-        self.feed = feed
-
-    def __len__(self):
-        return len(self.feed)
-
-    def __getitem__(self, i):
-        return self.feed[i]
-
-    def on_epoch_end(self):
-        self.feed.next_epoch()
 
 
 def as_tf_data(feed):
@@ -92,7 +75,7 @@ def main():
             trainer.train_on_batch(*feed[i])
         return time.perf_counter() - start, 0.0
 
-    variants = {"pydataset": lambda: fit(AsPyDataset(feed)),
+    variants = {"pydataset": lambda: fit(PyDatasetView(feed)),
                 "tf_data": lambda: fit(as_tf_data(feed)),
                 "train_on_batch": loop, "fer_feed_fit": lambda: fit(feed, fer_feed.fit)}
     for run in variants.values():          # trace and warm up

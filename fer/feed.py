@@ -97,6 +97,25 @@ class BatchFeed:
                 yield batch
 
 
+class PyDatasetView(keras.utils.PyDataset):
+    """`feed` as a `keras.utils.PyDataset`, as fer.finetune gave it to `Model.fit` until
+    c369c23: to compare `fit` with this module's loop (tests/test_feed.py,
+    bench/feed_teardown.py)."""
+
+    def __init__(self, feed: BatchFeed):
+        super().__init__()
+        self.feed = feed
+
+    def __len__(self):
+        return len(self.feed)
+
+    def __getitem__(self, i):
+        return self.feed[i]
+
+    def on_epoch_end(self):
+        self.feed.next_epoch()
+
+
 _STEPS = weakref.WeakKeyDictionary()   # model -> {step: (key, compile state held, fn)}
 
 

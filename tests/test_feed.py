@@ -10,25 +10,8 @@ import numpy as np
 import pytest
 
 from fer import feed as feed_module
-from fer.feed import BatchFeed, fit
+from fer.feed import BatchFeed, PyDatasetView, fit
 from fer.finetune import EpochTimer, seed_everything
-
-
-class AsPyDataset(keras.utils.PyDataset):
-    """`feed` as Keras's fit takes it: what fer.finetune.BatchFeed was until c369c23."""
-
-    def __init__(self, feed):
-        super().__init__()
-        self.feed = feed
-
-    def __len__(self):
-        return len(self.feed)
-
-    def __getitem__(self, i):
-        return self.feed[i]
-
-    def on_epoch_end(self):
-        self.feed.next_epoch()
 
 
 def _data(n=45, seed=0):
@@ -57,7 +40,7 @@ def _train(way, two_inputs=False, initial_epoch=0, epochs=3):
     val = BatchFeed(arrays, labels, np.arange(5), 8, "scale01")
     timer = EpochTimer()
     if way == "keras":
-        h = model.fit(AsPyDataset(feed), validation_data=AsPyDataset(val), epochs=epochs,
+        h = model.fit(PyDatasetView(feed), validation_data=PyDatasetView(val), epochs=epochs,
                       initial_epoch=initial_epoch, callbacks=[timer], verbose=0).history
         history = {k: [float(v) for v in vs] for k, vs in h.items()}
     else:
@@ -95,7 +78,7 @@ def _two_compiles(way):
                           metrics=["accuracy"])
         start = 2 if step == 2 else 0
         if way == "keras":
-            h = model.fit(AsPyDataset(feed), epochs=epochs, initial_epoch=start,
+            h = model.fit(PyDatasetView(feed), epochs=epochs, initial_epoch=start,
                           verbose=0).history
             histories.append({k: [float(v) for v in vs] for k, vs in h.items()})
         else:
