@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from . import models
 from .atomic import atomic_dir
-from .models import normalize
+from .models import normalize_graph
 
 DTYPES = ("float32", "float16")
 
@@ -82,36 +82,41 @@ def array_key(arrays) -> str:
 
 
 def _batches(inputs, preprocess, batch_size):
+    """uint8 images as they are (`forward` normalises them), anything else as float32."""
     n = len(inputs[0])
     for i in range(0, n, batch_size):
         xs = [np.asarray(a[i:i + batch_size]) for a in inputs]
-        xs = ([normalize(x, preprocess) for x in xs] if preprocess
-              else [np.asarray(x, np.float32) for x in xs])
-        yield i, xs
+        yield i, (xs if preprocess else [np.asarray(x, np.float32) for x in xs])
 
 
 _FORWARD = weakref.WeakKeyDictionary()
 
 
-def forward(model: keras.Model, jit_compile: bool = False):
+def forward(model: keras.Model, jit_compile: bool = False, preprocess: str | None = None):
     """`model`'s inference pass as one graph for any batch size: a tf.function whose
     input signature leaves the batch dimension open, so it is traced once per model
-    (and `jit_compile`: XLA, as Keras's `predict` for a model compiled with it).
+    (and `jit_compile`: XLA, as Keras's `predict` for a model compiled with it; and
+    `preprocess`: it takes uint8 images and normalises them in the graph,
+    `fer.models.normalize_graph`).
     Keras's `predict_on_batch` traces again for a short last batch (and then once more
     with a relaxed shape): a second trace took 6 of InceptionResNetV2's 12.6 s demo
     entry, and padding the last batch instead computes up to batch_size - 1 rows for
     nothing (VGG19: slower than the retrace). Returns a list of output tensors."""
     fns = _FORWARD.setdefault(model, {})
-    if jit_compile not in fns:
-        spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+    key = (jit_compile, preprocess)
+    if key not in fns:
+        spec = [tf.TensorSpec((None, *t.shape[1:]), tf.uint8 if preprocess else t.dtype)
+                for t in model.inputs]
         ref = weakref.ref(model)     # the entry must not keep its own key alive
 
         def run(*xs):
+            if preprocess:
+                xs = [normalize_graph(x, preprocess) for x in xs]
             ys = ref()(list(xs) if len(xs) > 1 else xs[0], training=False)
             return list(ys) if isinstance(ys, (list, tuple)) else [ys]
 
-        fns[jit_compile] = tf.function(run, input_signature=spec, jit_compile=jit_compile)
-    return fns[jit_compile]
+        fns[key] = tf.function(run, input_signature=spec, jit_compile=jit_compile)
+    return fns[key]
 
 
 def entry_size(model, n: int, dtype: str) -> int:
@@ -139,7 +144,7 @@ def activations(model, inputs, key: str, cache: CacheSpec, preprocess: str | Non
         out = [np.lib.format.open_memmap(tmp / f, mode="w+", dtype=cache.dtype,
                                          shape=(len(inputs[0]), *t.shape[1:]))
                for f, t in zip(names, model.outputs)]
-        run = forward(model)
+        run = forward(model, preprocess=preprocess)
         for i, xs in _batches(inputs, preprocess, cache.batch_size):
             for o, y in zip(out, run(*xs)):
                 o[i:i + len(y)] = np.asarray(y, dtype=np.float32)

@@ -34,22 +34,27 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .models import normalize
+from .models import normalize, normalize_graph
 
 
 class BatchFeed:
-    """Normalised batches straight from a (memory-mapped) uint8 array, reshuffled every
-    epoch when `seed` is given."""
+    """Batches straight from (memory-mapped) arrays, reshuffled every epoch when `seed` is
+    given: uint8 images that the graph normalises (`preprocess`), or float32 rows."""
 
     def __init__(self, images, labels, indices, batch_size, preprocess, seed=None, epoch=0,
                  pad=False):
-        """`images`: one array or a list of arrays (a model's several inputs); with
-        `preprocess` None they are fed as float32 as they are (cached activations).
+        """`images`: one array or a list of arrays (a model's several inputs): uint8
+        images whose normalisation `preprocess` names (done in the step's graph,
+        `fer.models.normalize_graph`), or with `preprocess` None anything fed as float32
+        as it is (cached activations).
         `pad`: fill the last batch up to `batch_size` by repeating its last row (for
         prediction, which then drops those rows): every batch has one shape, so a row's
         numbers never depend on how many rows share its batch.
         `epoch`: a feed taking over from another goes on from its epoch."""
         self.arrays = list(images) if isinstance(images, (list, tuple)) else [images]
+        if preprocess and any(a.dtype != np.uint8 for a in self.arrays):
+            raise ValueError(f"a feed normalising its images ({preprocess}) takes uint8 "
+                             f"arrays, got {[str(a.dtype) for a in self.arrays]}")
         self.labels = labels
         self.indices = np.asarray(indices)
         self.batch_size, self.preprocess, self.seed = batch_size, preprocess, seed
@@ -69,8 +74,8 @@ class BatchFeed:
         idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
         if self.pad and len(idx) < self.batch_size:
             idx = np.concatenate([idx, np.repeat(idx[-1:], self.batch_size - len(idx))])
-        xs = [normalize(a[idx], self.preprocess) if self.preprocess else
-              np.asarray(a[idx], np.float32) for a in self.arrays]
+        xs = [np.asarray(a[idx]) if self.preprocess else np.asarray(a[idx], np.float32)
+              for a in self.arrays]
         return (xs[0] if len(xs) == 1 else tuple(xs)), self.labels[idx]
 
     def next_epoch(self):
@@ -110,7 +115,11 @@ class PyDatasetView(keras.utils.PyDataset):
         return len(self.feed)
 
     def __getitem__(self, i):
-        return self.feed[i]
+        x, y = self.feed[i]          # normalised here, as the feed did before
+        pre = self.feed.preprocess
+        if pre:
+            x = tuple(normalize(a, pre) for a in x) if isinstance(x, tuple) else normalize(x, pre)
+        return x, y
 
     def on_epoch_end(self):
         self.feed.next_epoch()
@@ -126,20 +135,24 @@ def _signature(batch):
     return (tuple(spec(a) for a in x) if isinstance(x, tuple) else spec(x)), spec(y)
 
 
-def step_function(model: keras.Model, step: str, batch):
+def step_function(model: keras.Model, step: str, batch, preprocess: str | None = None):
     """`model.train_step` or `model.test_step` (`step`) on batches shaped like `batch`,
-    as one `tf.function` traced once (batch dimension open). Like `Model.fit`'s, it is
-    made again after every `compile` (a new optimizer, loss tracker or metrics: held
-    with it, so their ids name nothing else) and the one it replaces is dropped."""
+    as one `tf.function` traced once (batch dimension open), normalising uint8 images
+    first if `preprocess` names how. Like `Model.fit`'s, it is made again after every
+    `compile` (a new optimizer, loss tracker or metrics: held with it, so their ids name
+    nothing else) and the one it replaces is dropped."""
     sig = _signature(batch)
     state = (model.optimizer, *model.metrics)
-    key = (tuple(id(o) for o in state), bool(model.jit_compile), repr(sig))
+    key = (tuple(id(o) for o in state), bool(model.jit_compile), preprocess, repr(sig))
     fns = _STEPS.setdefault(model, {})
     if step not in fns or fns[step][0] != key:
         ref = weakref.ref(model)       # the cache must not keep its own key alive
 
         @tf.autograph.experimental.do_not_convert      # as Keras traces its steps
         def one_step(x, y):
+            if preprocess:
+                x = (tuple(normalize_graph(a, preprocess) for a in x)
+                     if isinstance(x, tuple) else normalize_graph(x, preprocess))
             return getattr(ref(), f"{step}_step")((x, y))
 
         fn = tf.function(one_step, input_signature=sig, jit_compile=bool(model.jit_compile))
@@ -177,10 +190,13 @@ def fit(model: keras.Model, feed: BatchFeed, validation: BatchFeed | None = None
     events (`model.stop_training` ends the epoch and the fit, as with `fit`); the
     validation pass calls no test callbacks. One step per call, in graph mode (Keras's
     `steps_per_execution` and `run_eagerly` are not used)."""
+    if validation is not None and validation.preprocess != feed.preprocess:
+        raise ValueError("the validation feed must normalise as the training feed does")
     first = feed[0]
     _build(model, first)
-    train = step_function(model, "train", first)
-    test = step_function(model, "test", first) if validation is not None else None
+    train = step_function(model, "train", first, feed.preprocess)
+    test = (step_function(model, "test", first, feed.preprocess)
+            if validation is not None else None)
     cbs = keras.callbacks.CallbackList(list(callbacks), add_history=False,
                                        add_progbar=verbose != 0, verbose=verbose,
                                        epochs=epochs, steps=len(feed), model=model)

@@ -360,6 +360,6 @@ def _predict(model, feed: BatchFeed) -> np.ndarray:
     """`model`'s inference pass over `feed`'s batches, traced once
     (`fer.activations.forward`, with XLA if the model was compiled with it); what
     `Model.predict` computed on the same batches."""
-    run = forward(model, bool(getattr(model, "jit_compile", False)))
+    run = forward(model, bool(getattr(model, "jit_compile", False)), feed.preprocess)
     return np.concatenate([run(*(x if isinstance(x, tuple) else (x,)))[0].numpy()
                            for x, _ in feed.batches()])

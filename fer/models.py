@@ -66,6 +66,25 @@ def normalize(images: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"unknown preprocess {mode!r}; expected one of {PREPROCESS}")
 
 
+def _levels(mode: str) -> np.ndarray:
+    """`normalize`'s value of each uint8 level in each output channel: (256, 3)."""
+    grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    return normalize(grey[:, None, None, :], mode)[:, 0, 0, :]
+
+
+def normalize_graph(images, mode: str):
+    """`normalize` as TensorFlow ops on a uint8 (N, H, W, 3) tensor, bit for bit: each
+    value is looked up in a table `normalize` itself computed for the 256 levels of each
+    channel (a division in a graph rounds differently: x / 255 and x / 127.5 - 1 came out
+    one float32 ulp off NumPy's in up to half the values, measured), after the RGB -> BGR
+    swap for `caffe`. The training feed, predictions and the activation cache normalise
+    this way, inside their graphs, and move uint8 batches."""
+    import tensorflow as tf
+    x = tf.reverse(images, [-1]) if mode == "caffe" else images
+    index = tf.cast(x, tf.int32) * 3 + tf.range(3)
+    return tf.gather(tf.constant(_levels(mode).ravel()), index)
+
+
 def build_base(spec: ModelSpec) -> keras.Model:
     """The backbone without its top, with `spec.weights`:
 

@@ -229,7 +229,7 @@ def test_an_entry_traces_its_network_once_whatever_the_last_batch(tmp_path, n):
     cache = CacheSpec(str(tmp_path), batch_size=32)
     (x,), info = activations(net, [images], model_key(net, {}, "float32"), cache, "scale01")
     assert not info["hit"] and x.shape == (n, 3)
-    assert forward(net).experimental_get_tracing_count() == 1
+    assert forward(net, preprocess="scale01").experimental_get_tracing_count() == 1
     # every row is its own image's output
     want = np.asarray(net(images / np.float32(255)))
     np.testing.assert_allclose(x, want, rtol=1e-6, atol=1e-6)

@@ -155,3 +155,25 @@ def test_unshuffled_feed_pads_its_last_batch_and_keeps_row_order():
     assert feed.batch_order() == [0, 1, 2]
     ys = [y for _, y in feed.batches()]
     np.testing.assert_array_equal(np.concatenate(ys), labels[[*range(10), 9, 9]])
+
+
+@pytest.mark.parametrize("mode", ["caffe", "scale01", "tf"])
+def test_normalisation_in_the_graph_equals_numpys_bit_for_bit(mode):
+    # a plain division in a graph came out one ulp off for scale01 and tf
+    import tensorflow as tf
+    from fer.models import normalize, normalize_graph
+    rng = np.random.default_rng(0)
+    images = np.concatenate([rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
+                             np.arange(256 * 3, dtype=np.int64).reshape(1, 16, 16, 3)
+                             .astype(np.uint8)])        # every level in every channel
+    graph = tf.function(lambda x: normalize_graph(x, mode))
+    np.testing.assert_array_equal(graph(images).numpy(), normalize(images, mode))
+    assert graph(images).dtype == tf.float32
+
+
+def test_a_normalising_feed_moves_uint8_and_refuses_float_images():
+    images, labels = _data()
+    x, _ = BatchFeed(images, labels, np.arange(10), 4, "caffe")[0]
+    assert x.dtype == np.uint8
+    with pytest.raises(ValueError, match="uint8"):
+        BatchFeed(images.astype(np.float32), labels, np.arange(10), 4, "caffe")
