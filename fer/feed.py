@@ -19,7 +19,8 @@ The numbers are those `Model.fit` gave that feed, bit for bit (tests/test_feed.p
   shuffles a PyDataset's batches (`fit(shuffle=True)`), so the generator state that
   `keras.utils.set_random_seed` fixes is drawn from exactly as before;
 - the same graph: `train_step` on (x, y) with an open batch dimension, as `fit` traced
-  it for the PyDataset's signature;
+  it for the PyDataset's signature, after `fer.models.normalize_graph` has turned the
+  uint8 images into the very floats NumPy's `normalize` gave that feed;
 - the same metrics: reset when an epoch starts, accumulated over its batches, then reset
   for the validation pass, whose values come out as `val_<name>`.
 """

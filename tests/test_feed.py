@@ -177,3 +177,7 @@ def test_a_normalising_feed_moves_uint8_and_refuses_float_images():
     assert x.dtype == np.uint8
     with pytest.raises(ValueError, match="uint8"):
         BatchFeed(images.astype(np.float32), labels, np.arange(10), 4, "caffe")
+    from fer.activations import CacheSpec, activations
+    net = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="uint8"):
+        activations(net, [images.astype(np.float32)], "k", CacheSpec("/nonexistent"), "caffe")
