@@ -130,9 +130,9 @@ def activations(model, inputs, key: str, cache: CacheSpec, preprocess: str | Non
     content key `key` (`model_key`) and input content. Returns (arrays, info);
     raises CacheTooLarge before computing anything if the entry would exceed the limit."""
     inputs = list(inputs)
-    if preprocess and any(np.asarray(a[:0]).dtype != np.uint8 for a in inputs):
+    if preprocess and any(a.dtype != np.uint8 for a in inputs):
         raise ValueError(f"activations normalising their inputs ({preprocess}) take uint8 "
-                         f"images, got {[str(np.asarray(a[:0]).dtype) for a in inputs]}")
+                         f"images, got {[str(a.dtype) for a in inputs]}")
     path = Path(cache.root) / key / array_key(inputs)
     names = [f"t{i}.npy" for i in range(len(model.outputs))]
     if (path / "meta.json").is_file():

@@ -79,6 +79,13 @@ class BatchFeed:
               for a in self.arrays]
         return (xs[0] if len(xs) == 1 else tuple(xs)), self.labels[idx]
 
+    def signature(self):
+        """(x, y) `tf.TensorSpec`s of this feed's batches, batch dimension open."""
+        dtype = tf.uint8 if self.preprocess else tf.float32
+        xs = tuple(tf.TensorSpec((None, *a.shape[1:]), dtype) for a in self.arrays)
+        return (xs[0] if len(xs) == 1 else xs), tf.TensorSpec(
+            (None,), tf.as_dtype(self.labels.dtype))
+
     def next_epoch(self):
         self.epoch += 1
         self.order = self._order()
@@ -118,9 +125,7 @@ class PyDatasetView(keras.utils.PyDataset):
     def __getitem__(self, i):
         x, y = self.feed[i]          # normalised here, as the feed did before
         pre = self.feed.preprocess
-        if pre:
-            x = tuple(normalize(a, pre) for a in x) if isinstance(x, tuple) else normalize(x, pre)
-        return x, y
+        return (tf.nest.map_structure(lambda a: normalize(a, pre), x) if pre else x), y
 
     def on_epoch_end(self):
         self.feed.next_epoch()
@@ -129,20 +134,13 @@ class PyDatasetView(keras.utils.PyDataset):
 _STEPS = weakref.WeakKeyDictionary()   # model -> {step: (key, compile state held, fn)}
 
 
-def _signature(batch):
-    def spec(a):
-        return tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype))
-    x, y = batch
-    return (tuple(spec(a) for a in x) if isinstance(x, tuple) else spec(x)), spec(y)
-
-
-def step_function(model: keras.Model, step: str, batch, preprocess: str | None = None):
-    """`model.train_step` or `model.test_step` (`step`) on batches shaped like `batch`,
-    as one `tf.function` traced once (batch dimension open), normalising uint8 images
-    first if `preprocess` names how. Like `Model.fit`'s, it is made again after every
-    `compile` (a new optimizer, loss tracker or metrics: held with it, so their ids name
-    nothing else) and the one it replaces is dropped."""
-    sig = _signature(batch)
+def step_function(model: keras.Model, step: str, feed: BatchFeed):
+    """`model.train_step` or `model.test_step` (`step`) on `feed`'s batches, as one
+    `tf.function` traced once (batch dimension open), normalising uint8 images first
+    if the feed says how. Like `Model.fit`'s, it is made again after every `compile` (a
+    new optimizer, loss tracker or metrics: held with it, so their ids name nothing
+    else) and the one it replaces is dropped."""
+    sig, preprocess = feed.signature(), feed.preprocess
     state = (model.optimizer, *model.metrics)
     key = (tuple(id(o) for o in state), bool(model.jit_compile), preprocess, repr(sig))
     fns = _STEPS.setdefault(model, {})
@@ -152,8 +150,7 @@ def step_function(model: keras.Model, step: str, batch, preprocess: str | None =
         @tf.autograph.experimental.do_not_convert      # as Keras traces its steps
         def one_step(x, y):
             if preprocess:
-                x = (tuple(normalize_graph(a, preprocess) for a in x)
-                     if isinstance(x, tuple) else normalize_graph(x, preprocess))
+                x = tf.nest.map_structure(lambda a: normalize_graph(a, preprocess), x)
             return getattr(ref(), f"{step}_step")((x, y))
 
         fn = tf.function(one_step, input_signature=sig, jit_compile=bool(model.jit_compile))
@@ -161,11 +158,11 @@ def step_function(model: keras.Model, step: str, batch, preprocess: str | None =
     return fns[step][2]
 
 
-def _build(model: keras.Model, batch) -> None:
+def _build(model: keras.Model, labels) -> None:
     """Create the optimizer's, loss's and metrics' variables before the first trace, as
-    `Model.fit` does (a `tf.function` may create variables on its first trace only).
-    A single-output model, as every model here is."""
-    x, y = batch
+    `Model.fit` does (a `tf.function` may create variables on its first trace only),
+    from a label of the feed's and a zero prediction. A single-output model, as every
+    model here is."""
     if model.optimizer is None:
         raise ValueError(f"model {model.name} must be compiled before fer.feed.fit")
     if len(model.outputs) != 1:
@@ -173,9 +170,10 @@ def _build(model: keras.Model, batch) -> None:
                          f"{len(model.outputs)}")
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    y_pred = tf.zeros((len(y), *model.outputs[0].shape[1:]), model.outputs[0].dtype)
-    model.compute_loss(x, y, y_pred)
-    model.compute_metrics(x, y, y_pred, sample_weight=None)
+    y = labels[:1]
+    y_pred = tf.zeros((1, *model.outputs[0].shape[1:]), model.outputs[0].dtype)
+    model.compute_loss(None, y, y_pred)
+    model.compute_metrics(None, y, y_pred, sample_weight=None)
     model.reset_metrics()
 
 
@@ -193,11 +191,9 @@ def fit(model: keras.Model, feed: BatchFeed, validation: BatchFeed | None = None
     `steps_per_execution` and `run_eagerly` are not used)."""
     if validation is not None and validation.preprocess != feed.preprocess:
         raise ValueError("the validation feed must normalise as the training feed does")
-    first = feed[0]
-    _build(model, first)
-    train = step_function(model, "train", first, feed.preprocess)
-    test = (step_function(model, "test", first, feed.preprocess)
-            if validation is not None else None)
+    _build(model, feed.labels)
+    train = step_function(model, "train", feed)
+    test = step_function(model, "test", feed) if validation is not None else None
     cbs = keras.callbacks.CallbackList(list(callbacks), add_history=False,
                                        add_progbar=verbose != 0, verbose=verbose,
                                        epochs=epochs, steps=len(feed), model=model)

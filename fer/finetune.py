@@ -361,5 +361,4 @@ def _predict(model, feed: BatchFeed) -> np.ndarray:
     (`fer.activations.forward`, with XLA if the model was compiled with it); what
     `Model.predict` computed on the same batches."""
     run = forward(model, bool(getattr(model, "jit_compile", False)), feed.preprocess)
-    return np.concatenate([run(*(x if isinstance(x, tuple) else (x,)))[0].numpy()
-                           for x, _ in feed.batches()])
+    return np.concatenate([run(*tf.nest.flatten(x))[0].numpy() for x, _ in feed.batches()])
