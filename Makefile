@@ -27,7 +27,11 @@ $(VENV)/.installed: requirements.txt
 
 # Demo data only where data/ is empty (your licensed databases are never touched),
 # record data/ in data.dvc, compose params.yaml with the demo profile, run the DAG with
-# JOBS stages at a time (fer.parallel_repro: DVC's own parallel stage execution).
+# JOBS stages at a time. DVC itself runs one stage at a time; fer.parallel_repro is this
+# project's scheduler: it reads the DAG and the changed stages from `dvc dag --dot` and
+# `dvc status`, and runs each stage, once its upstream stages are done, as its own
+# `dvc --wait-for-lock repro --single-item <stage>` process, up to JOBS at once
+# (docs/scale-out.md).
 JOBS ?= 2
 demo: install
 	$(BIN)/python -m fer.demo_data data --if-empty
@@ -41,7 +45,7 @@ params: install
 	$(BIN)/python -m fer.params $(ARGS)
 
 # The suite on 2 workers (test files kept whole: module fixtures build once), without the
-# tests marked heavy (each covered by a faster one; README "Tests"); test-all runs them too.
+# tests marked heavy (each covered by a faster one; docs/tests.md); test-all runs them too.
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not heavy"
 
@@ -54,8 +58,8 @@ web: install
 	node web/serve.mjs --model $(MODEL) --port 8000
 
 # MLflow tracking server on loopback over the repository's store; stages log to it with
-# MLFLOW_TRACKING_URI=http://127.0.0.1:5000 (several machines: PostgreSQL, see README
-# "Running on more than one machine").
+# MLFLOW_TRACKING_URI=http://127.0.0.1:5000 (several machines: PostgreSQL, see
+# docs/scale-out.md, "Running on more than one machine").
 MLFLOW_PORT ?= 5000
 mlflow: install
 	mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
