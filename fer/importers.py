@@ -48,7 +48,8 @@ KIND_OPTIONS = {
     "csv": {"name": REQUIRED, "csv": REQUIRED, "file_column": "file", "label_column": "label",
             "require_all": True, "class_policy": "fail", **NAMING},
 }
-STAGE_OPTIONS = {"detect": True, "pad": None}   # per-database crop options (stages/crop.py)
+# per-database crop options (stages/crop.py); None: the crop section's value
+STAGE_OPTIONS = {"detect": True, "pad": None, "square": None}
 
 
 class DatasetError(ValueError):
@@ -420,6 +421,15 @@ def database_options(kind: str, options: dict, where: str) -> dict:
     if missing:
         raise DatasetError(f"{where}: missing required option(s) {', '.join(missing)} for "
                            f"kind {kind!r}")
+    for key, ok, expected in (("detect", lambda v: isinstance(v, bool), "true or false"),
+                              ("square", lambda v: v is None or isinstance(v, bool),
+                               "true or false"),
+                              ("pad", lambda v: v is None or (isinstance(v, (int, float))
+                                                              and not isinstance(v, bool)
+                                                              and 0 <= v <= 2),
+                               "a number in [0, 2]")):
+        if key in options and not ok(options[key]):
+            raise DatasetError(f"{where}.{key} = {options[key]!r}: expected {expected}")
     merged = {**known, **{k: v for k, v in options.items() if k in known}}
     if "class_policy" in merged and merged["class_policy"] not in CLASS_POLICIES:
         raise DatasetError(f"{where}.class_policy: must be one of {', '.join(CLASS_POLICIES)}, "

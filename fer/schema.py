@@ -76,7 +76,9 @@ class Crop(Section):
     square: bool
     workers: PositiveInt
     pad: float = Field(ge=0, le=2)
+    frame_tolerance: float = Field(ge=0, le=1)
     min_detection_rate: float = Field(ge=0, le=1)
+    max_out_of_frame_share: float = Field(ge=0, le=1)
 
 
 class Augment(Section):

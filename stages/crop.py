@@ -14,8 +14,9 @@ def main(db: str) -> None:
     opts = dict(params["crop"])
     workers = opts.pop("workers")
     entry = params["data"]["databases"][db]
-    if entry.get("pad") is not None:            # a per-database override of crop.pad
-        opts["pad"] = entry["pad"]
+    for key in ("pad", "square"):               # per-database overrides of crop.<key>
+        if entry.get(key) is not None:
+            opts[key] = entry[key]
     spec = CropSpec(**opts, detect=entry.get("detect", True))
     manifest = pd.read_csv(f"build/import/{db}/manifest.csv", keep_default_na=False,
                            dtype={"subject": str, "source_subject": str})

@@ -60,7 +60,8 @@ def main(model: str, train_set: str) -> None:
             "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
             "bgr_mean": [103.939, 116.779, 123.68] if spec.model.preprocess == "caffe" else None,
             "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
-            "crop": {k: params["crop"][k] for k in ("margin", "square", "confidence")},
+            "crop": {k: params["crop"][k]
+                     for k in ("margin", "square", "confidence", "frame_tolerance")},
             "val_accuracy": best["val"]["accuracy"] if best["val"] else None,
             "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:

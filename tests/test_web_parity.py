@@ -1,6 +1,6 @@
 """web/fer.js (run by node through web/check.mjs) against the Python pipeline: input
 normalisation (fer/models.py normalize), the crop box (fer/crop.py expand_box and
-detect_face's rounding) and the crop pixels (fer/crop.py crop_resize)."""
+in_frame, the detected box rule) and the crop pixels (fer/crop.py crop_resize)."""
 import json
 import subprocess
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer.crop import crop_resize, expand_box
+from fer.crop import crop_resize, expand_box, in_frame
 from fer.edge import WEB
 from fer.models import normalize
 
@@ -70,26 +70,31 @@ def test_expand_box_matches_python(tmp_path):
     assert sum(g != c["box"] for g, c in zip(got, cases)) > 3000    # the rule did something
 
 
-def test_detection_box_rounds_and_clips_like_detect_face(tmp_path):
+def test_detection_box_follows_in_frame(tmp_path):
     rng = np.random.default_rng(2)
-    xy = np.round(rng.uniform(-20, 300, (2000, 4)) * 2) / 2      # many exact halves
-    cases = [{"box": {"x": a, "y": b, "width": c, "height": d}, "width": 320, "height": 240}
-             for a, b, c, d in xy.tolist()]
+    xy = np.round(rng.uniform(-40, 300, (3000, 4)) * 2) / 2      # many exact halves
+    cases = [{"box": {"x": a, "y": b, "width": c, "height": d}, "width": 320, "height": 240,
+              "tolerance": float(t)}
+             for (a, b, c, d), t in zip(xy.tolist(), rng.choice([0.0, 0.1, 0.3], len(xy)))]
     cases.append({"box": {"x": 2.5, "y": 3.5, "width": 10, "height": 10},
-                  "width": 99, "height": 99})
+                  "width": 99, "height": 99, "tolerance": 0.1})
+    cases.append({"box": {"x": -3, "y": 0, "width": 30, "height": 30},   # 10 % out: kept
+                  "width": 99, "height": 99, "tolerance": 0.1})
+    cases.append({"box": {"x": -4, "y": 0, "width": 30, "height": 30},   # 13 % out: not
+                  "width": 99, "height": 99, "tolerance": 0.1})
     got = json.loads(js(tmp_path, {"op": "detections", "cases": cases}).read_text())
-    for c, g in zip(cases, got):
+    ref = []
+    for c in cases:
         b = c["box"]
-        # fer/crop.py detect_face: numpy round (half to even), clip, reject below 8 px
-        x0, y0, x1, y1 = np.round([b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]])
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(320, x1), min(240, y1)
-        if c["width"] == 99:
-            assert g == [2, 4, 12, 14]
-        elif x1 - x0 < 8 or y1 - y0 < 8:
-            assert g is None
-        else:
-            assert g == [x0, y0, x1, y1]
-    assert sum(g is None for g in got) > 100 and sum(g is not None for g in got) > 500
+        box = in_frame((b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]),
+                       c["width"], c["height"], c["tolerance"])
+        ref.append(None if box is None else list(box))
+    assert got == ref
+    assert got[-3:] == [[2, 4, 12, 14], [0, 0, 27, 30], None]
+    clipped = sum(g is not None and (c["box"]["x"] < 0 or c["box"]["y"] < 0)
+                  for g, c in zip(got, cases))
+    assert sum(g is None for g in got) > 1000 and sum(g is not None for g in got) > 300
+    assert clipped > 20                  # boxes a little outside are kept and clipped
 
 
 def test_crop_resize_matches_cv2(tmp_path):

@@ -3,7 +3,7 @@
 // model's crop.margin/crop.square, cv2's resize), classify with the exported TF.js model,
 // draw box and probabilities.
 import * as faceapi from "./node_modules/@vladmandic/face-api/dist/face-api.esm.js";
-import { cropResize, cropRules, detectionBox, expandBox, ferMeta, predict } from "./fer.js";
+import { bestInFrame, cropResize, cropRules, expandBox, ferMeta, predict } from "./fer.js";
 
 const tf = faceapi.tf;
 const $ = (id) => document.getElementById(id);
@@ -35,9 +35,9 @@ async function classify(frame, name) {
   const scale = Math.min(view.width / w, view.height / h);
   ctx.clearRect(0, 0, view.width, view.height);
   ctx.drawImage(frame, 0, 0, w * scale, h * scale);
-  const det = await faceapi.detectSingleFace(frame,
+  const found = await faceapi.detectAllFaces(frame,
     new faceapi.SsdMobilenetv1Options({ minConfidence: rules.confidence }));
-  const detection = det && detectionBox(det.box, w, h);
+  const detection = bestInFrame(found, w, h, rules.frame_tolerance);
   if (!detection) {
     window.ferResult = { error: "no face" };
     status(`No face found in ${name}.`, true);

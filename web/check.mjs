@@ -32,7 +32,7 @@ if (job.op === "preprocess") {
     expandBox(c.box, c.shape, c.margin, c.square))));
 } else if (job.op === "detections") {
   fs.writeFileSync(outPath, JSON.stringify(job.cases.map((c) =>
-    detectionBox(c.box, c.width, c.height))));
+    detectionBox(c.box, c.width, c.height, c.tolerance))));
 } else if (job.op === "crop") {
   const image = { data: new Uint8Array(fs.readFileSync(job.image)), width: job.width,
                   height: job.height };

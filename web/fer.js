@@ -25,7 +25,8 @@ export function preprocess(tf, images, meta) {
 // The pipeline's crop rules (model.json userDefinedMetadata.fer.crop, from the training
 // params); exports made before they travelled there were cropped with these defaults.
 export function cropRules(meta) {
-  return { margin: 0, square: false, confidence: 0.5, ...(meta.crop || {}) };
+  return { margin: 0, square: false, confidence: 0.5, frame_tolerance: 0.1,
+           ...(meta.crop || {}) };
 }
 
 // Python's round(): halves go to the even neighbour.
@@ -36,12 +37,28 @@ export function roundHalfEven(x) {
 }
 
 // A detector's box {x, y, width, height} (pixels) -> integer [x0, y0, x1, y1] clipped to
-// the image, or null below 8 px, as fer/crop.py detect_face() does.
-export function detectionBox(box, width, height) {
-  const x0 = Math.max(0, roundHalfEven(box.x)), y0 = Math.max(0, roundHalfEven(box.y));
-  const x1 = Math.min(width, roundHalfEven(box.x + box.width));
-  const y1 = Math.min(height, roundHalfEven(box.y + box.height));
+// the image, or null for a box under 8 px or one with an edge further outside the image
+// than `tolerance` x its side (rejected, never clipped), as fer/crop.py in_frame() does.
+export function detectionBox(box, width, height, tolerance = 0.1) {
+  let x0 = roundHalfEven(box.x), y0 = roundHalfEven(box.y);
+  let x1 = roundHalfEven(box.x + box.width), y1 = roundHalfEven(box.y + box.height);
+  const w = x1 - x0, h = y1 - y0;
+  if (w < 8 || h < 8) return null;
+  if (Math.max(-x0, x1 - width) > tolerance * w || Math.max(-y0, y1 - height) > tolerance * h)
+    return null;
+  x0 = Math.max(0, x0); y0 = Math.max(0, y0); x1 = Math.min(width, x1); y1 = Math.min(height, y1);
   return x1 - x0 < 8 || y1 - y0 < 8 ? null : [x0, y0, x1, y1];
+}
+
+// The highest-scoring detection ({box, score} list) whose box detectionBox() accepts, as
+// fer/crop.py find_face() chooses; null when none does.
+export function bestInFrame(detections, width, height, tolerance = 0.1) {
+  const ranked = [...detections].sort((a, b) => b.score - a.score);
+  for (const d of ranked) {
+    const box = detectionBox(d.box, width, height, tolerance);
+    if (box) return box;
+  }
+  return null;
 }
 
 // [lo, hi) of length `size` around `centre` within [0, limit]: clipped, or (keepSize)
