@@ -11,13 +11,16 @@ the demo data exactly as they read the licensed originals:
                                                  eyes, nose and mouth of another identity
   actors/<emotion>/<file>.jpg
 
-With --extras, two "bring your own database" stand-ins (README "Real data layout"):
+With --extras, the two "bring your own database" stand-ins of the README's own-data
+example (docs/configuration.md "Your own databases: only YAML"):
 
-  tight48/<label>/S001_HA_1.png     48x48 gray tight face crops, a contempt/ folder, no
-                                    neutral/ (FER2013-like: defeats the SSD without crop.pad)
-  labelled_csv/images/S001_003_00000012.png + labelled_csv/labels.csv (image, expression):
-                                    duplicate rows, a conflicting row, unlisted images and
-                                    a row without a file
+  ck48/<label>/S001_001_00000012.png   48x48 gray tight face crops, a contempt/ folder, no
+                                       neutral/ (a circulating CK+ crop set: defeats the
+                                       SSD without crop.pad)
+  web/images/img_0001.png + web/labels.csv (image, expression, person): 350x350 gray
+                                       portraits whose face fills the frame and a few
+                                       small colour crops; duplicate rows, a conflicting
+                                       row, unlisted images and a row without a file
 
 Usage: python -m fer.demo_data data [--scale demo|paper] [--seed 0] [--extras]
 """
@@ -239,40 +242,47 @@ def _tight_face(db: str, subject: int, seed: int, label: str, key: int,
     return cv2.resize(img[..., 0], (size, size), interpolation=cv2.INTER_AREA)
 
 
-def write_tight_crops(root: Path, seed: int, subjects: int = 6, folder: str = "tight48"
+def write_tight_crops(root: Path, seed: int, subjects: int = 6, folder: str = "ck48"
                       ) -> int:
-    """`<label>/S001_HA_1.png`: 48x48 gray tight crops, one per subject and label, with
-    a contempt/ folder and no neutral/ (class policy, require_all, crop.pad)."""
+    """`<label>/S001_001_00000012.png`: 48x48 gray tight crops named as CK+ frames, one
+    per subject and label, with a contempt/ folder and no neutral/ (class policy,
+    require_all, crop.pad)."""
     n = 0
-    for label in TIGHT_LABELS:
+    for i, label in enumerate(TIGHT_LABELS):
         out = root / folder / label
         out.mkdir(parents=True, exist_ok=True)
         for s in range(1, subjects + 1):
             Image.fromarray(_tight_face("tight", s, seed, label, 0)).save(
-                out / f"S{s:03d}_{label[:2].upper()}_1.png")
+                out / f"S{s:03d}_{i + 1:03d}_{12:08d}.png")
             n += 1
     return n
 
 
-def write_labelled_csv(root: Path, seed: int, subjects: int = 4,
-                       folder: str = "labelled_csv") -> int:
-    """images/S001_003_00000012.png + labels.csv (columns image, expression): one image
-    per subject and emotion, listed with 2 duplicate rows, 1 file listed with two labels,
-    2 images not listed and 1 row naming a file that does not exist."""
+def write_labelled_csv(root: Path, seed: int, subjects: int = 4, folder: str = "web") -> int:
+    """images/img_0001.png + labels.csv (columns image, expression, person): one image per
+    subject and emotion, 350x350 gray portraits whose face fills the frame, the last
+    subject's as 72x72 colour crops with some context; listed with 2 duplicate rows, 1
+    file listed with two labels, 2 images not listed and 1 row naming a missing file."""
     images = root / folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows, n = [], 0
     for s in range(1, subjects + 1):
         for e, emotion in enumerate(EMOTIONS):
-            name = f"S{s:03d}_{e + 1:03d}_{10 + s:08d}.png"
-            Image.fromarray(_tight_face("csv", s, seed, emotion, e, 64)).save(images / name)
-            rows.append((f"images/{name}", emotion))
             n += 1
+            name = f"img_{n:04d}.png"
+            if s < subjects:
+                img = _tight_face("csv", s, seed, emotion, e, 350)
+            else:
+                img = cv2.resize(_face("csv", s, seed, emotion, 1.0, e, 1.0,
+                                       style=replace(TIGHT_STYLE, face_frac=0.3)),
+                                 (72, 72), interpolation=cv2.INTER_AREA)
+            Image.fromarray(img).save(images / name)
+            rows.append((f"images/{name}", emotion, f"P{s:02d}"))
     del rows[-2:]                                                 # on disk, not in the csv
     rows += [rows[0], rows[7]]                                    # exact duplicates
-    rows.append((rows[1][0], "happy" if rows[1][1] != "happy" else "sad"))   # conflict
-    rows.append(("images/S099_001_00000001.png", "angry"))        # no such file
-    lines = ["image,expression"] + [f"{f},{label}" for f, label in rows]
+    rows.append((rows[1][0], "happy" if rows[1][1] != "happy" else "sad", rows[1][2]))
+    rows.append(("images/img_0999.png", "angry", "P99"))          # no such file
+    lines = ["image,expression,person"] + [",".join(r) for r in rows]
     (root / folder / "labels.csv").write_text("\n".join(lines) + "\n")
     return n
 
@@ -291,8 +301,8 @@ def make_demo_data(root, scale: str = "demo", seed: int = 0, extras: bool = Fals
                                           seed, sizes.scale, ".jpg"),
         }
         if extras:
-            counts["tight48"] = write_tight_crops(tmp, seed)
-            counts["labelled_csv"] = write_labelled_csv(tmp, seed)
+            counts["ck48"] = write_tight_crops(tmp, seed)
+            counts["web"] = write_labelled_csv(tmp, seed)
         (tmp / "DEMO_DATA.txt").write_text(
             f"Synthetic demo faces written by `python -m fer.demo_data` (scale={scale}, "
             f"seed={seed}).\nReplace these folders with the licensed databases for real "
@@ -306,7 +316,7 @@ def main(argv=None) -> int:
     p.add_argument("--scale", choices=sorted(SIZES), default="demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extras", action="store_true",
-                   help="also write the tight48/ and labelled_csv/ stand-ins")
+                   help="also write the ck48/ and web/ stand-ins of the own-data example")
     p.add_argument("--if-empty", action="store_true",
                    help="do nothing if ROOT already holds files (your own data)")
     args = p.parse_args(argv)

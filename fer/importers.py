@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ KIND_OPTIONS = {
     "fer2013": {"usage": None, "require_all": True},
     "folders": {"name": REQUIRED, "require_all": True, "class_policy": "fail", **NAMING},
     "csv": {"name": REQUIRED, "csv": REQUIRED, "file_column": "file", "label_column": "label",
-            "require_all": True, "class_policy": "fail", **NAMING},
+            "subject_column": None, "require_all": True, "class_policy": "fail", **NAMING},
 }
 # per-database crop options (stages/crop.py); None: the crop section's value
 STAGE_OPTIONS = {"detect": True, "pad": None, "square": None}
@@ -327,11 +327,13 @@ def _csv_relative(name: str, csv_path: Path, row: int) -> str:
 def import_csv(root, database: str, csv: str, file_column: str = "file",
                label_column: str = "label", require_all: bool = True,
                class_policy: str = "fail", naming: Naming | None = None,
-               where: str = "") -> ImportResult:
+               where: str = "", subject_column: str | None = None) -> ImportResult:
     """An image folder plus a labels csv (`csv`, relative to `root`) with one row per
-    image: `file_column` (path relative to `root`) and `label_column` (an emotion name or
-    alias). Duplicate rows are collapsed; a file listed with two different labels is
-    skipped; images not listed and listed files that do not exist are counted."""
+    image: `file_column` (path relative to `root`), `label_column` (an emotion name or
+    alias) and optionally `subject_column` (the person; source_subject
+    "<database>/<value>"). Duplicate rows are collapsed; a file listed with two different
+    labels is skipped; images not listed and listed files that do not exist are
+    counted; a file listed with two different subjects is an error."""
     where = where or f"the {database} options"
     naming = naming or Naming(database, where)
     root = _require_dir(root, database)
@@ -339,18 +341,27 @@ def import_csv(root, database: str, csv: str, file_column: str = "file",
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: labels csv not found ({where}.csv)")
     table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    for option, column in (("file_column", file_column), ("label_column", label_column)):
+    columns = [("file_column", file_column), ("label_column", label_column)]
+    for option, column in columns + ([("subject_column", subject_column)]
+                                     if subject_column else []):
         if column not in table.columns:
             raise DatasetError(f"{csv_path}: no column {column!r} ({where}.{option}); the "
                                f"columns are {list(table.columns)}")
     listed: dict[str, dict[str, list[int]]] = {}      # file -> label -> csv rows
-    for i, (name, raw) in enumerate(zip(table[file_column], table[label_column])):
-        row, name, raw = i + 2, name.strip(), raw.strip()
-        if not name or not raw:
-            raise DatasetError(f"{csv_path}: row {row}: empty {file_column!r} or "
-                               f"{label_column!r} cell")
+    person: dict[str, str] = {}                       # file -> subject_column value
+    people = table[subject_column] if subject_column else [""] * len(table)
+    for i, (name, raw, who) in enumerate(zip(table[file_column], table[label_column], people)):
+        row, name, raw, who = i + 2, name.strip(), raw.strip(), who.strip()
+        if not name or not raw or (subject_column and not who):
+            raise DatasetError(f"{csv_path}: row {row}: empty {file_column!r}, "
+                               f"{label_column!r}" + (f" or {subject_column!r}"
+                                                      if subject_column else "") + " cell")
         label = lookup_label(raw) or raw.lower()
-        listed.setdefault(_csv_relative(name, csv_path, row), {}).setdefault(label, []).append(row)
+        rel = _csv_relative(name, csv_path, row)
+        listed.setdefault(rel, {}).setdefault(label, []).append(row)
+        if person.setdefault(rel, who) != who:
+            raise DatasetError(f"{csv_path}: row {row}: {rel} is listed with two subjects, "
+                               f"{person[rel]!r} and {who!r} ({where}.subject_column)")
 
     result, rows = ImportResult(pd.DataFrame()), []
     duplicates, conflicts = 0, {}
@@ -371,6 +382,10 @@ def import_csv(root, database: str, csv: str, file_column: str = "file",
                            class_policy, where)
         else:
             subject, source = naming.ids(f)
+            if subject_column:
+                subject = person[rel]
+                source = (source if naming.source_pattern is not None
+                          else f"{database}/{subject}")
             rows.append((str(f), label, subject, database, f"row={csv_rows[0]}", source))
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p != csv_path):
         if is_image_name(f) and f.relative_to(root).as_posix() not in listed:
@@ -431,6 +446,17 @@ def database_options(kind: str, options: dict, where: str) -> dict:
         if key in options and not ok(options[key]):
             raise DatasetError(f"{where}.{key} = {options[key]!r}: expected {expected}")
     merged = {**known, **{k: v for k, v in options.items() if k in known}}
+    if kind == "csv" and isinstance(merged["csv"], str):
+        csv = PurePosixPath(merged["csv"].replace("\\", "/"))
+        if csv.is_absolute() or ".." in csv.parts:
+            raise DatasetError(f"{where}.csv = {merged['csv']!r}: the labels csv must lie "
+                               "inside the database folder (its path), so that DVC tracks "
+                               "it with the images and a label edit re-runs the database's "
+                               "stages")
+    if kind == "csv" and merged["subject_column"] is not None and \
+            merged["subject_pattern"] is not None:
+        raise DatasetError(f"{where}: subject_column and subject_pattern both name the "
+                           "subjects; keep one")
     if "class_policy" in merged and merged["class_policy"] not in CLASS_POLICIES:
         raise DatasetError(f"{where}.class_policy: must be one of {', '.join(CLASS_POLICIES)}, "
                            f"got {merged['class_policy']!r}")
@@ -458,7 +484,7 @@ def import_database(kind: str, path, key: str | None = None, **options) -> Impor
         return import_label_folders(path, o["name"], o["require_all"], o["class_policy"],
                                     naming, where)
     return import_csv(path, o["name"], o["csv"], o["file_column"], o["label_column"],
-                      o["require_all"], o["class_policy"], naming, where)
+                      o["require_all"], o["class_policy"], naming, where, o["subject_column"])
 
 
 def import_entry(key: str, spec: dict) -> ImportResult:

@@ -91,14 +91,14 @@ def test_padding_maps_boxes_back_to_the_image():
 def tight(tmp_path_factory):
     root = tmp_path_factory.mktemp("tight")
     write_tight_crops(root, seed=0)
-    return sorted(str(p) for p in (root / "tight48").rglob("*.png"))
+    return sorted(str(p) for p in (root / "ck48").rglob("*.png"))
 
 
 def test_pad_finds_tight_crops_and_low_rates_warn(tight):
     assert len(tight) == 42
     spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9)
     _, info = crop_faces(tight, spec, workers=1)
-    summary, warning = detection_summary(info, spec, "tight48")
+    summary, warning = detection_summary(info, spec, "ck48")
     assert summary["detected"] == 10                             # measured 10 of 42
     assert summary["best_box_out_of_frame"] == 40                # no context: boxes stray
     assert "crop.pad" in warning and "data.databases.tight48.detect: false" in warning
@@ -106,7 +106,7 @@ def test_pad_finds_tight_crops_and_low_rates_warn(tight):
 
     spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9, pad=0.25)
     images, info = crop_faces(tight, spec, workers=1)
-    summary, warning = detection_summary(info, spec, "tight48")
+    summary, warning = detection_summary(info, spec, "ck48")
     # measured 33 of 42 (the code that clipped out-of-frame boxes said 39: 6 fragments)
     assert summary["detected"] == 33 and summary["best_box_out_of_frame"] == 13
     assert summary["pad"] == 0.25 and len(images) == summary["detected"]
@@ -122,7 +122,7 @@ def test_detect_false_is_reported_as_not_run(tight):
     images, info = crop_faces(tight[:5], spec, workers=1)
     assert images.shape == (5, 32, 32, 3)
     assert [i["detected"] for i in info] == [None] * 5
-    summary, warning = detection_summary(info, spec, "tight48")
+    summary, warning = detection_summary(info, spec, "ck48")
     assert summary == {"images": 5, "detect": False, "detected": None,
                        "detection_rate": None}
     assert warning is None
@@ -139,7 +139,7 @@ def test_crop_stage_per_database_pad_and_metrics(tight, tmp_path, monkeypatch):
     root = Path(tight[0]).parent.parent
     params = compose(["profile=demo"])               # a whole, valid configuration ...
     params["data"]["databases"]["tight"] = {        # ... with the user's database
-        "kind": "folders", "name": "tight48", "path": str(root),
+        "kind": "folders", "name": "ck48", "path": str(root),
         "class_policy": "skip", "require_all": False, "pad": 0.25}
     params["crop"].update(size=80, confidence=0.5, no_face="center", margin=0.0,
                           square=True, pad=0.0, min_detection_rate=0.9, workers=1)

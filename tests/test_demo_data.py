@@ -75,22 +75,22 @@ def test_deterministic(demo_root, tmp_path):
 
 def test_bring_your_own_stand_ins(tmp_path):
     assert write_tight_crops(tmp_path, seed=0) == 42
-    tight = tmp_path / "tight48"
+    tight = tmp_path / "ck48"
     assert sorted(p.name for p in tight.iterdir()) == [
         "angry", "contempt", "disgust", "fear", "happy", "sad", "surprise"]   # no neutral
     for p in tight.rglob("*.png"):
-        assert re.fullmatch(r"S00[1-6]_[A-Z]{2}_1", p.stem)
+        assert re.fullmatch(r"S00[1-6]_00[1-7]_00000012", p.stem)
         with Image.open(p) as im:
             assert im.size == (48, 48) and im.mode == "L"
     assert write_labelled_csv(tmp_path, seed=0) == 28
-    lines = (tmp_path / "labelled_csv" / "labels.csv").read_text().splitlines()
-    assert lines[0] == "image,expression" and len(lines) == 1 + 26 + 2 + 1 + 1
-    rows = [tuple(line.split(",")) for line in lines[1:]]
+    lines = (tmp_path / "web" / "labels.csv").read_text().splitlines()
+    assert lines[0] == "image,expression,person" and len(lines) == 1 + 26 + 2 + 1 + 1
+    rows = [tuple(line.split(",")[:2]) for line in lines[1:]]
     assert len(rows) - len(set(rows)) == 2                        # exact duplicate rows
     files = [f for f, _ in rows]
     assert len({f for f in files if len({lab for g, lab in rows if g == f}) > 1}) == 1
-    on_disk = {f"images/{p.name}" for p in (tmp_path / "labelled_csv" / "images").iterdir()}
+    on_disk = {f"images/{p.name}" for p in (tmp_path / "web" / "images").iterdir()}
     assert len(on_disk - set(files)) == 2 and len(set(files) - on_disk) == 1
     again = tmp_path / "again"
     write_tight_crops(again, seed=0)
-    assert _digest(again / "tight48") == _digest(tight)
+    assert _digest(again / "ck48") == _digest(tight)

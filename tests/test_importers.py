@@ -133,20 +133,20 @@ def byod(tmp_path_factory):
 
 
 def _csv_spec(root, **extra):
-    return {"kind": "csv", "name": "mine", "path": str(root / "labelled_csv"),
+    return {"kind": "csv", "name": "mine", "path": str(root / "web"),
             "csv": "labels.csv", "file_column": "image", "label_column": "expression",
-            "subject_pattern": SUBJECT, **extra}
+            "subject_column": "person", **extra}
 
 
 def test_csv_database_counts_duplicates_conflicts_and_unlisted(byod):
     root, _, n_images = byod
     # what the csv holds, read here independently of the importer
-    with open(root / "labelled_csv" / "labels.csv") as f:
+    with open(root / "web" / "labels.csv") as f:
         table = list(csv.DictReader(f))
     by_file = {}
     for row in table:
         by_file.setdefault(row["image"], []).append(row["expression"])
-    on_disk = {f"images/{p.name}" for p in (root / "labelled_csv" / "images").iterdir()}
+    on_disk = {f"images/{p.name}" for p in (root / "web" / "images").iterdir()}
     conflicting = {f for f, labels in by_file.items() if len(set(labels)) > 1}
     without_file = set(by_file) - on_disk
     unlisted = on_disk - set(by_file)
@@ -156,18 +156,18 @@ def test_csv_database_counts_duplicates_conflicts_and_unlisted(byod):
     res = import_entry("mine", _csv_spec(root))
     m, report = res.manifest, res.report()
     assert len(m) == len(good) == n_images - 3
-    assert {Path(p).relative_to(root / "labelled_csv").as_posix() for p in m["path"]} == good
+    assert {Path(p).relative_to(root / "web").as_posix() for p in m["path"]} == good
     assert all(by_file[f"images/{Path(p).name}"][0] == label
                for p, label in zip(m["path"], m["label"]))
     assert report["skipped"] == {"conflicting labels in the csv": 1,
                                  "listed in the csv, no such file": 1,
                                  "image not listed in the csv": 2}
     assert report["skipped_examples"]["listed in the csv, no such file"].endswith(
-        "S099_001_00000001.png")
+        "img_0999.png")
     assert report["csv"]["rows"] == len(table)
     assert report["csv"]["duplicate_rows_collapsed"] == len(table) - len(by_file) - 1
     assert report["csv"]["conflicts"] == {f: sorted(set(by_file[f])) for f in conflicting}
-    assert sorted(m["subject"].unique()) == ["S001", "S002", "S003", "S004"]
+    assert sorted(m["subject"].unique()) == ["P01", "P02", "P03", "P04"]
     assert (m["source_subject"] == "mine/" + m["subject"]).all()
 
     with pytest.raises(DatasetError, match=r"labels\.csv: no column 'file' "
@@ -179,18 +179,18 @@ def test_csv_database_counts_duplicates_conflicts_and_unlisted(byod):
 
 def test_subject_pattern_gives_real_subjects_or_names_the_file(byod, tmp_path):
     root, _, _ = byod
-    spec = {"kind": "folders", "name": "tight48", "path": str(root / "tight48"),
+    spec = {"kind": "folders", "name": "ck48", "path": str(root / "ck48"),
             "class_policy": "skip", "require_all": False, "subject_pattern": SUBJECT}
     m = import_entry("tight", spec).manifest
     names = [Path(p).name for p in m["path"]]
     assert list(m["subject"]) == [n.split("_")[0] for n in names]
     assert m["subject"].nunique() == 6
-    assert (m["source_subject"] == "tight48/" + m["subject"]).all()
+    assert (m["source_subject"] == "ck48/" + m["subject"]).all()
     # without a pattern: every file its own subject and source person (its augmented
     # copies then validate with it), or, for derived faces of unknown source, train-only
     plain = import_entry("tight", {**spec, "subject_pattern": None}).manifest
     assert plain["subject"].nunique() == len(plain)
-    assert list(plain["source_subject"]) == ["tight48/" + Path(p).stem for p in plain["path"]]
+    assert list(plain["source_subject"]) == ["ck48/" + Path(p).stem for p in plain["path"]]
     derived = import_entry("tight", {**spec, "subject_pattern": None,
                                      "unknown_subjects": "train_only"}).manifest
     assert (derived["source_subject"] == "").all()
@@ -198,8 +198,8 @@ def test_subject_pattern_gives_real_subjects_or_names_the_file(byod, tmp_path):
         import_entry("tight", {**spec, "unknown_subjects": "maybe"})
 
     odd = tmp_path / "odd"
-    shutil.copytree(root / "tight48", odd)
-    shutil.copy(odd / "happy" / "S001_HA_1.png", odd / "happy" / "portrait.png")
+    shutil.copytree(root / "ck48", odd)
+    shutil.copy(odd / "happy" / "S001_005_00000012.png", odd / "happy" / "portrait.png")
     with pytest.raises(DatasetError, match=r"happy/portrait\.png: file name does not match "
                        r"data\.databases\.tight\.subject_pattern"):
         import_entry("tight", {**spec, "path": str(odd)})
@@ -209,19 +209,19 @@ def test_subject_pattern_gives_real_subjects_or_names_the_file(byod, tmp_path):
 
 def test_class_policy_and_require_all(byod, demo_root, tmp_path):
     root, n_tight, _ = byod
-    spec = {"kind": "folders", "name": "tight48", "path": str(root / "tight48")}
-    with pytest.raises(DatasetError, match=r"contempt/S001_CO_1\.png: label 'contempt' is not "
+    spec = {"kind": "folders", "name": "ck48", "path": str(root / "ck48")}
+    with pytest.raises(DatasetError, match=r"contempt/S001_002_00000012\.png: label 'contempt' is not "
                        r"one of the seven.*data\.databases\.tight\.class_policy: skip"):
         import_entry("tight", spec)
     with pytest.raises(DatasetError, match=r"no images of class\(es\) neutral.*"
                        r"data\.databases\.tight\.require_all: false"):
         import_entry("tight", {**spec, "class_policy": "skip"})
     res = import_entry("tight", {**spec, "class_policy": "skip", "require_all": False})
-    contempt = len(list((root / "tight48" / "contempt").iterdir()))
+    contempt = len(list((root / "ck48" / "contempt").iterdir()))
     assert len(res.manifest) == n_tight - contempt == 36
     assert res.report()["skipped"] == {"contempt (not one of the seven)": contempt}
     assert res.report()["skipped_examples"]["contempt (not one of the seven)"].endswith(
-        "contempt/S001_CO_1.png")
+        "contempt/S001_002_00000012.png")
     assert res.report()["classes"]["neutral"] == 0
 
     demo, _ = demo_root
@@ -234,7 +234,7 @@ def test_class_policy_and_require_all(byod, demo_root, tmp_path):
 
 def test_options_are_checked_by_kind(byod):
     root, _, _ = byod
-    tight = str(root / "tight48")
+    tight = str(root / "ck48")
     cases = [
         ({"kind": "folders", "path": tight},           # was KeyError: 'name'
          r"data\.databases\.x: missing required option\(s\) name for kind 'folders'"),
@@ -315,4 +315,40 @@ def test_import_stage_writes_the_counts(byod, tmp_path, monkeypatch):
     assert report["images"] == 25 and report["train_only"] == 0
     assert report["skipped"]["image not listed in the csv"] == 2
     manifest = pd.read_csv("build/import/mine/manifest.csv", keep_default_na=False)
-    assert manifest["source_subject"].str.fullmatch(r"mine/S00[1-4]").all()
+    assert manifest["source_subject"].str.fullmatch(r"mine/P0[1-4]").all()
+
+
+def test_csv_subject_column_and_paths(byod, tmp_path):
+    root, _, _ = byod
+    m = import_entry("mine", _csv_spec(root)).manifest
+    # the person column, read here independently of the importer
+    with open(root / "web" / "labels.csv") as f:
+        person = {r["image"]: r["person"] for r in csv.DictReader(f)}
+    rel = [Path(p).relative_to(root / "web").as_posix() for p in m["path"]]
+    assert list(m["subject"]) == [person[r] for r in rel]
+    assert list(m["source_subject"]) == [f"mine/{person[r]}" for r in rel]
+    with pytest.raises(DatasetError, match=r"no column 'who' \(data\.databases\.mine\."
+                       r"subject_column\)"):
+        import_entry("mine", _csv_spec(root, subject_column="who"))
+    with pytest.raises(DatasetError, match="subject_column and subject_pattern"):
+        import_entry("mine", _csv_spec(root, subject_pattern=SUBJECT))
+    # a labels csv outside the database folder would be no DVC dependency: refused,
+    # naming the option, before any work (the configuration check runs the same code)
+    for outside in ("../labels.csv", "/tmp/labels.csv", "sub/../../labels.csv"):
+        with pytest.raises(DatasetError, match=r"data\.databases\.mine\.csv = .*inside the "
+                           r"database folder"):
+            import_entry("mine", _csv_spec(root, csv=outside))
+    from fer.params import compose
+    from fer.schema import ConfigError, validate
+    params = compose(["profile=demo"])
+    params["data"]["databases"]["mine"] = _csv_spec(root, csv="../labels.csv")
+    with pytest.raises(ConfigError, match=r"data\.databases\.mine\.csv"):
+        validate(params)
+    # one file, two people: an error naming the row
+    odd = tmp_path / "web"
+    shutil.copytree(root / "web", odd)
+    with open(odd / "labels.csv", "a") as f:
+        f.write("images/img_0001.png,angry,P77\n")
+    with pytest.raises(DatasetError, match=r"labels\.csv: row 32: images/img_0001\.png is "
+                       r"listed with two subjects, 'P01' and 'P77'"):
+        import_entry("mine", {**_csv_spec(root), "path": str(odd)})
