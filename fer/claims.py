@@ -78,8 +78,9 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float,
                  grid: tuple | None = None) -> list[dict]:
     """Each configured claim {claim, better, worse, test_set} with its comparison, the
     difference oriented as better - worse, and its verdict. With `grid` = (cell names,
-    test sets), a claim about a cell or test set outside this grid (your own data, a
-    smaller grid) is listed as "not evaluated" instead of failing."""
+    test sets), a claim applies only when the grid holds both its cells and its test
+    set: the paper's claims about KDEF_Q cells say nothing of a grid on your own data,
+    so the others are left out (claims_markdown counts them)."""
     index = {(r["a"], r["b"], r["test_set"]): r for r in rows}
     out = []
     for i, c in enumerate(claims):
@@ -90,9 +91,6 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float,
             missing = [x for x in (c["better"], c["worse"]) if x not in grid[0]] + \
                 ([c["test_set"]] if c["test_set"] not in grid[1] else [])
             if missing:
-                out.append({**c, "family": None, "n": 0, "diff": None, "ci": None,
-                            "p": None, "p_holm": None, "verdict": "not evaluated",
-                            "reason": f"{', '.join(missing)} not in this grid"})
                 continue
         r, sign = index.get((c["better"], c["worse"], c["test_set"])), 1
         if r is None:
@@ -135,22 +133,27 @@ def _ci(ci) -> str:
     return "—" if ci is None else f"[{_pp(ci[0])}, {_pp(ci[1])}]"
 
 
-def claims_markdown(judged: list[dict], rows: list[dict], cfg: dict) -> str:
+def claims_markdown(judged: list[dict], rows: list[dict], cfg: dict, left_out: int = 0) -> str:
+    """The claims that apply to this grid, then every comparison; `left_out`: how many
+    configured claims concern cells or test sets outside the grid."""
     n = rows[0]["n"] if rows else 0
     lvl = f"{cfg['level'] * 100:g} %"
-    lines = [f"# The paper's claims, measured ({cfg['metric']}, {n} seeds per cell)", "",
+    lines = [f"# Claims, measured ({cfg['metric']}, {n} seeds per cell)", "",
              f"Seed-by-seed paired comparisons: mean difference in percentage points, its "
              f"{lvl} t interval, two-sided paired sign-flip permutation p-value "
              f"({'exact' if rows and rows[0]['exact'] else 'Monte Carlo'}), Holm-corrected "
              f"within its family; significant when the Holm p < {cfg['alpha']}. "
-             "Mean over seeds only: no seed or cell was selected on test data here.", "",
-             "| Claim | Test set | better − worse (pp) | " + lvl + " CI (pp) | p | Holm p "
-             "| Verdict |", "|---|---|---|---|---|---|---|"]
+             "Mean over seeds only: no seed or cell was selected on test data here.", ""]
+    if left_out:
+        lines += [f"{left_out} configured claim{'s' * (left_out != 1)} (`report.claims`) "
+                  "concern cells or test sets outside this grid: not listed.", ""]
+    if not judged:
+        lines.append("No claim of `report.claims` concerns this grid's cells: state your "
+                     "own there (docs/evidence.md).")
+    else:
+        lines += ["| Claim | Test set | better − worse (pp) | " + lvl + " CI (pp) | p | "
+                  "Holm p | Verdict |", "|---|---|---|---|---|---|---|"]
     for j in judged:
-        if j["p"] is None:
-            lines.append(f"| {j['claim']} | {j['test_set']} | — | — | — | — | "
-                         f"{j['verdict']} ({j['reason']}) |")
-            continue
         lines.append(f"| {j['claim']} | {j['test_set']} | {_pp(j['diff'])} | {_ci(j['ci'])} "
                      f"| {j['p']:.3g} | {j['p_holm']:.3g} | **{j['verdict']}**"
                      + (f" ({j['reason']})" if j["reason"] else "") + " |")

@@ -29,3 +29,27 @@ def folds(manifest, protocol: str, k: int, seed: int) -> list[tuple[np.ndarray, 
     if protocol == "grouped":
         return grouped_folds(manifest, k, seed)
     raise ValueError(f"crossval protocol must be random or grouped, got {protocol!r}")
+
+
+def leakage_note(manifest, augment_part: str) -> str:
+    """What the random folds split apart in this union, named from its manifest: the
+    kinds of related images that exist here, not the paper's (augmented copies, faces
+    derived from another database's people, frames of one person, train-only images)."""
+    source = manifest["source_subject"].astype(str)
+    database = manifest["database"].astype(str)
+    kinds = []
+    if (manifest["part"] == augment_part).any():
+        kinds.append("an image and its augmented copies")
+    derived = (source != "") & (source.str.split("/").str[0] != database)
+    if derived.any():
+        kinds.append("a photo and the faces derived from it in "
+                     + ", ".join(sorted(set(database[derived]))))
+    real = source[source != ""]
+    if real.duplicated().any():
+        kinds.append("several images of one person")
+    train_only = int((source == "").sum())
+    note = ("Random folds (the paper's, optimistic) put related images on both sides"
+            + (f" -- {'; '.join(kinds)}" if kinds else "") + "; grouped folds keep each "
+            "source subject on one side")
+    return note + (f" and only train on the {train_only} images without one." if train_only
+                   else ".")

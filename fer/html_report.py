@@ -159,18 +159,25 @@ def _read_xy(path, x: str, y: str):
     return [float(r[x]) for r in rows], [float(r[y]) for r in rows]
 
 
+def _crop_row(db: str, c: dict) -> str:
+    if c["detection_rate"] is None:                       # detect: false
+        return f"| {db} | {c['images']} | not run (detect: false) | — | — | — |"
+    return (f"| {db} | {c['images']} | {c['detected']} | {c['detection_rate'] * 100:.1f} | "
+            f"{c.get('out_of_frame_share', 0) * 100:.1f} | {c['no_face_policy']} |")
+
+
 def sections(params: dict) -> list[Section]:
-    """Every section of the page, in reading order, from the files the stages wrote."""
+    """Every section of the page, in reading order, from the files the stages wrote: only
+    the sections of the parts this configuration has (no GAN section without GAN stages,
+    no reference-model section without reference models, ...)."""
     grid, tests = params["grid"], params["grid"]["test_sets"]
     cells = [f"{m}-{t}" for t in grid["train_sets"] for m in grid["models"]]
     dbs = list(params["data"]["databases"])
     tables = Path("reports/tables")
-    crop_rows = ["| database | images | detected | detection rate (%) | no-face policy |",
-                 "|---|---|---|---|---|"]
-    for db in dbs:
-        c = json.loads(need(f"metrics/crop/{db}.json").read_text())
-        crop_rows.append(f"| {db} | {c['images']} | {c['detected']} | "
-                         f"{c['detection_rate'] * 100:.1f} | {c['no_face_policy']} |")
+    crop_rows = ["| database | images | detected | detection rate (%) | best box out of frame "
+                 "(% of images, rejected) | no-face policy |", "|---|---|---|---|---|---|"]
+    crop_rows += [_crop_row(db, json.loads(need(f"metrics/crop/{db}.json").read_text()))
+                  for db in dbs]
     cell_records = [json.loads(need(f"metrics/finetune/{c}.json").read_text()) for c in cells]
     refs = params["report"]["reference_models"]
     emotions = params["gan"]["emotions"]
@@ -181,18 +188,26 @@ def sections(params: dict) -> list[Section]:
         Section("table2", "Table 2: backbones", [tables / "table2.md"]),
         Section("table3", "Table 3: cross-database accuracy, intervals, reference rows",
                 [tables / "table3.md"]),
-        Section("claims", "The paper's claims, tested", [tables / "claims.md"]),
+        Section("claims", "Claims, tested", [tables / "claims.md"]),
         Section("table6", "Table 6: per-class precision and recall", [tables / "table6.md"]),
         Section("table7", "Table 7: cross-validation", ["reports/table7_crossval.md"]),
-        Section("table8", "Table 8: GAN images classified", ["reports/table8_gan_quality.md"]),
+    ]
+    if params["gan_quality"]["models"]:
+        out.append(Section("table8", "Table 8: GAN images classified",
+                           ["reports/gan/table8.md"]))
+    out += [
         Section("table9", "Table 9: seconds per epoch", [tables / "table9.md"]),
         Section("table10", "Table 10: edge inference", ["reports/table10.md"]),
-        Section("baselines", "Reference models (not trained here)",
-                ["reports/baselines.md"] + [f"reports/baselines/{r}" for r in refs],
-                [need("reports/baselines.md").read_text()],
-                images=[(f"{r} on {t}",
-                         need(f"reports/baselines/{r}/confusion_{metric_key(t)}.png").read_bytes())
-                        for r in refs for t in tests]),
+    ]
+    if refs:
+        out.append(Section(
+            "baselines", "Reference models (not trained here)",
+            ["reports/baselines.md"] + [f"reports/baselines/{r}" for r in refs],
+            [need("reports/baselines.md").read_text()],
+            images=[(f"{r} on {t}",
+                     need(f"reports/baselines/{r}/confusion_{metric_key(t)}.png").read_bytes())
+                    for r in refs for t in tests]))
+    out += [
         Section("confusion", "Confusion matrices of each cell's selected seed",
                 [f"reports/finetune/{c}" for c in cells],
                 images=[(f"{c} on {t}",
@@ -209,15 +224,16 @@ def sections(params: dict) -> list[Section]:
         Section("augment", "Offline augmentation (each original beside its copies)",
                 ["reports/augment_grid.png"],
                 images=[("augmentation grid", need("reports/augment_grid.png").read_bytes())]),
-        Section("gan", "GAN sample grids and KID curves",
-                [f"reports/gan/{e}" for e in emotions]
-                + [f"reports/gan/{e}_kid.csv" for e in emotions],
-                images=[("KID per kept checkpoint (lower is better)", curves_png(
-                    {e: _read_xy(f"reports/gan/{e}_kid.csv", "epoch", "kid") for e in emotions},
-                    "epoch", "KID"))]
-                + [(f"{e}: {p.stem}", p.read_bytes()) for e in emotions
-                   for p in sorted(need(f"reports/gan/{e}").glob("*.png"))]),
     ]
+    if emotions:
+        out.append(Section(
+            "gan", "GAN sample grids and KID curves",
+            [f"reports/gan/{e}" for e in emotions] + [f"reports/gan/{e}_kid.csv" for e in emotions],
+            images=[("KID per kept checkpoint (lower is better)", curves_png(
+                {e: _read_xy(f"reports/gan/{e}_kid.csv", "epoch", "kid") for e in emotions},
+                "epoch", "KID"))]
+            + [(f"{e}: {p.stem}", p.read_bytes()) for e in emotions
+               for p in sorted(need(f"reports/gan/{e}").glob("*.png"))]))
     for s in out:
         if not s.tables and not s.images:
             s.tables = [need(s.sources[0]).read_text()]

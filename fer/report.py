@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 
+import numpy as np
+
 from .evaluate import pm
 from .labels import EMOTIONS
 from .timing import shared_note
@@ -117,7 +119,7 @@ def table3_markdown(cells: list[dict], test_sets: list[str], intervals: dict | N
     if references:
         note += ("reference, not trained here: pretrained models shipped in registry "
                  "packages, run on the same face crops with their own preprocessing "
-                 "(README: Reading the evidence); one deterministic model, so no seeds.\n")
+                 "(docs/evidence.md); one deterministic model, so no seeds.\n")
     gan_cells = [c["cell"] for c in cells if c["selection"].get("train_only_images")]
     if gan_cells and not cells[0]["selection"]["test_selected"]:
         note += (f"{', '.join(gan_cells)}: their train sets hold DCGAN images, generated from "
@@ -155,17 +157,27 @@ def table6_markdown(cells: list[dict], test_set: str) -> str:
     m = seed["tests"][test_set]
     how_seed = ("test-selected as in the paper" if cell["selection"]["test_selected"]
                 else "selected on validation subjects")
+    gan = any(c["selection"].get("train_only_images") for c in cells)
     how_cell = ("best mean test accuracy, test-selected as in the paper"
                 if cell_test_selected else
                 "best mean validation accuracy; each train set holds out its own validation "
-                "subjects, and sets with DCGAN images validate optimistically")
+                "subjects" + (", and sets with DCGAN images validate optimistically"
+                              if gan else ""))
     lines = [f"Seed {cell['selected_seed']} ({how_seed}) of {cell['model']} trained on "
              f"{cell['train_set']} (the cell with the {how_cell}), tested on {test_set} "
              f"(accuracy {m['accuracy'] * 100:.2f} %)",
              "", "| Emotion | Precision (%) | Recall (%) |", "|---|---|---|"]
-    lines += [f"| {e} | {m['precision'][e] * 100:.0f} | {m['recall'][e] * 100:.0f} |"
-              for e in EMOTIONS]
-    return "\n".join(lines) + "\n"
+    predicted = np.asarray(m["confusion"]).sum(axis=0)
+    lines += [f"| {e} | {_pct(m['precision'][e], predicted[i] > 0)} | "
+              f"{_pct(m['recall'][e], m['support'][e] > 0)} |" for i, e in enumerate(EMOTIONS)]
+    notes = [f"n/a: no {test_set} image of that class (recall) or no prediction of it "
+             "(precision); not 0."] if "n/a" in "".join(lines) else []
+    return "\n".join(lines + notes) + "\n"
+
+
+def _pct(value: float, defined: bool) -> str:
+    """A rate in whole percent, or n/a when its denominator is empty."""
+    return f"{value * 100:.0f}" if defined else "n/a"
 
 
 def table9_markdown(cells: list[dict]) -> str:

@@ -4,7 +4,7 @@ paper's random protocol and the leakage-free grouped one."""
 from fer.atomic import atomic_file, write_json
 from fer.dataset import concat_datasets, load_dataset, stratified_subset
 from fer.evaluate import pm, summarize
-from fer.crossval import PROTOCOLS, RESULT_KEYS, folds
+from fer.crossval import PROTOCOLS, RESULT_KEYS, folds, leakage_note
 from fer.executor import from_params, run_tasks
 from fer.grid import holdout_accuracy, model_spec, train_spec
 from fer.layout import set_dir
@@ -37,10 +37,8 @@ def main() -> None:
                      f"{pm(results[name][RESULT_KEYS['grouped']])} |")
     with atomic_file("reports/table7_crossval.md") as f:
         f.write(f"Union of {', '.join(cv['sets'])}: {len(union)} images, "
-                f"{cv['folds']} folds\n\n" + "\n".join(lines) + "\n\nRandom folds (the "
-                "paper's) put images of one person -- a photo, its augmented copies, the "
-                "PFA faces made from it -- on both sides; grouped folds keep each source "
-                "subject on one side and only train on DCGAN images.\n")
+                f"{cv['folds']} folds\n\n" + "\n".join(lines) + "\n\n"
+                + leakage_note(union.manifest, params["augment"]["part"]) + "\n")
     write_json("metrics/crossval.json", results)
     print("\n".join(lines))
 

@@ -17,7 +17,7 @@ def main() -> None:
     params = load_params()
     q = params["gan_quality"]
     if not q["models"] or not q["gan_set"]:
-        with atomic_file("reports/table8_gan_quality.md") as f:
+        with atomic_file("reports/gan/table8.md") as f:
             f.write("No GAN quality test configured (gan_quality.models / gan_set empty).\n")
         write_json("metrics/gan_quality.json", {})
         return
@@ -36,7 +36,7 @@ def main() -> None:
     head = "| Emotion | " + " | ".join(f"{m} (%)" for m in results) + " |"
     rows = [f"| {e} | " + " | ".join(f"{results[m][e] * 100:.0f}" if e in results[m] else "—"
                                      for m in results) + " |" for e in EMOTIONS]
-    with atomic_file("reports/table8_gan_quality.md") as f:
+    with atomic_file("reports/gan/table8.md") as f:
         f.write(f"Each model's selected seed (`train.select_on`: {params['train']['select_on']}) "
                 f"trained on {q['train_set']}, classifying the generated images\n\n"
                 + "\n".join([head, "|---" * (len(results) + 1) + "|", *rows]) + "\n")

@@ -93,3 +93,20 @@ def test_random_folds_are_the_papers_and_leak():
     assert [va.tolist() for _, va in fs] == [va.tolist() for _, va in folds(m, "random", 5, 0)]
     with pytest.raises(ValueError, match="random or grouped"):
         folds(m, "loso", 5, 0)
+
+
+def test_leakage_note_names_only_what_the_union_holds():
+    import pandas as pd
+    from fer.crossval import leakage_note
+    paper = pd.DataFrame({
+        "part": ["kdef", "kdef_da_ol", "pfa", "gan_q", "ck"],
+        "database": ["KDEF", "KDEF", "KDEF_GAN_PFA", "DCGAN", "CK+"],
+        "source_subject": ["KDEF/F01", "KDEF/F01", "KDEF/F01", "", "CK+/S005"]})
+    note = leakage_note(paper, "kdef_da_ol")
+    assert "augmented copies" in note and "derived from it in KDEF_GAN_PFA" in note
+    assert "only train on the 1 images without one" in note
+    own = pd.DataFrame({"part": ["web", "web", "jaffe"], "database": ["WEB", "WEB", "JAFFE"],
+                        "source_subject": ["WEB/P01", "WEB/P02", "JAFFE/KA"]})
+    note = leakage_note(own, "web_da")
+    assert "PFA" not in note and "DCGAN" not in note and "derived" not in note
+    assert "augmented" not in note and note.endswith("source subject on one side.")

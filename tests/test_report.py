@@ -3,6 +3,7 @@ in headless Chromium (playwright-core + Debian's chromium), every table and imag
 and decoded, no network request, provenance from dvc.lock; screenshot saved."""
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,7 +46,7 @@ def outputs(tmp_path, monkeypatch):
     t = tmp_path
     table = "| a | b |\n|---|---|\n| 1 | **2** |\n"
     for f in ("reports/datasets.md", "reports/table7_crossval.md",
-              "reports/table8_gan_quality.md", "reports/table10.md", "reports/baselines.md"):
+              "reports/gan/table8.md", "reports/table10.md", "reports/baselines.md"):
         _write(t / f, table)
     for f in ("table2", "table3", "table6", "table9"):
         _write(t / f"reports/tables/{f}.md", table)
@@ -111,6 +112,25 @@ def test_page_is_complete_deterministic_and_names_missing_inputs(outputs, tmp_pa
     (tmp_path / "reports/gan/sad_kid.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"reports/gan/sad_kid.csv is missing"):
         build(outputs)
+
+
+def test_page_holds_only_the_parts_the_configuration_has(outputs, tmp_path):
+    """Own data: no GAN stages, no reference model, a detect: false database."""
+    p = outputs
+    p["gan"]["emotions"], p["gan_quality"]["models"] = [], []
+    p["report"]["reference_models"] = []
+    db = next(iter(p["data"]["databases"]))
+    (tmp_path / f"metrics/crop/{db}.json").write_text(json.dumps(
+        {"images": 10, "detect": False, "detected": None, "detection_rate": None,
+         "no_face_policy": "center"}))
+    shutil.rmtree(tmp_path / "reports/gan")
+    shutil.rmtree(tmp_path / "reports/baselines")
+    (tmp_path / "reports/baselines.md").unlink()
+    page = build(p)
+    ids = re.findall(r'<section id="(\w+)"', page)
+    assert ids == ["datasets", "table2", "table3", "claims", "table6", "table7", "table9",
+                   "table10", "confusion", "curves", "ksearch", "augment"]
+    assert f"<td>{db}</td><td>10</td><td>not run (detect: false)</td>" in page
 
 
 @pytest.mark.skipif(not shutil.which("node")

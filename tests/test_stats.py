@@ -128,12 +128,22 @@ def test_bad_claims_and_unpaired_seeds_are_errors():
     with pytest.raises(ValueError, match=r"claims\[0\].*vgg19-KDEF_Q vs irv2-KDEF_OL"):
         judge_claims([{"claim": "x", "better": "vgg19-KDEF_Q", "worse": "irv2-KDEF_OL",
                        "test_set": "CK+"}], rows, 0.05)
-    # a claim about cells outside this grid (own data, smaller grid) is not evaluated
-    other = judge_claims([{"claim": "x", "better": "resnet-KDEF_Q", "worse": "irv2-KDEF_OL",
-                           "test_set": "CK+"}], rows, 0.05,
-                         grid=({r["a"] for r in rows} | {r["b"] for r in rows}, {"CK+"}))
-    assert other[0]["verdict"] == "not evaluated" and "resnet-KDEF_Q" in other[0]["reason"]
-    assert "not evaluated (resnet-KDEF_Q not in this grid)" in claims_markdown(other, rows, CFG)
+    # a claim applies only to a grid that holds its cells and test set (own data, a
+    # smaller grid): the others are left out and counted
+    grid = ({r["a"] for r in rows} | {r["b"] for r in rows}, {"CK+"})
+    claims = [{"claim": "x", "better": "resnet-KDEF_Q", "worse": "irv2-KDEF_OL",
+               "test_set": "CK+"},
+              {"claim": "y", "better": "vgg19-KDEF_Q", "worse": "vgg19-KDEF_OL",
+               "test_set": "JAFFE"},
+              {"claim": "Q beats OL", "better": "vgg19-KDEF_Q", "worse": "vgg19-KDEF_OL",
+               "test_set": "CK+"}]
+    judged = judge_claims(claims, rows, 0.05, grid=grid)
+    assert [j["claim"] for j in judged] == ["Q beats OL"]
+    md = claims_markdown(judged, rows, CFG, left_out=2)
+    assert "2 configured claims (`report.claims`) concern cells or test sets outside" in md
+    assert "| x |" not in md and "| Q beats OL | CK+ |" in md
+    none = claims_markdown([], rows, CFG, left_out=3)
+    assert "No claim of `report.claims` concerns this grid" in none and "| Claim |" not in none
     with pytest.raises(ValueError, match=r"claims\[0\] has no 'test_set'"):
         judge_claims([{"claim": "x", "better": "a", "worse": "b"}], rows, 0.05)
     with pytest.raises(ValueError, match=r"report.metric = 'auc': expected one of"):
@@ -180,3 +190,23 @@ def test_comparisons_csv_has_a_header_even_without_pairs():
     rows = comparisons(_grid(), ["CK+"], CFG)
     lines = comparisons_csv(rows).splitlines()
     assert len(lines) == 1 + len(rows) and lines[1].startswith("train sets,vgg19-KDEF_OL,")
+
+
+def test_table6_says_n_a_for_an_absent_class():
+    from fer.evaluate import classification_metrics
+    from fer.report import table6_markdown
+    # CK48-like: no neutral image, and no image predicted neutral either; one sad image
+    # predicted disgust
+    y = [0, 1, 2, 3, 5, 5, 6]
+    pred = [0, 1, 2, 3, 5, 1, 6]
+    m = classification_metrics(y, np.eye(7)[pred])
+    assert m["recall"]["neutral"] == 0.0 and m["support"]["neutral"] == 0   # sklearn's 0
+    cell = {"model": "m", "train_set": "T", "selected_seed": 0, "cell": "m-T",
+            "selection": {"test_selected": False, "on": "val"},
+            "val_summary": {"accuracy": {"mean": 0.5}},
+            "per_seed": [{"seed": 0, "tests": {"CK48": m}}]}
+    md = table6_markdown([cell], "CK48")
+    assert "| neutral | n/a | n/a |" in md
+    assert "| disgust | 50 | 100 |" in md and "| sad | 100 | 50 |" in md
+    assert "n/a: no CK48 image of that class" in md
+    assert "DCGAN" not in md                         # no set of this grid holds DCGAN images
