@@ -3,7 +3,6 @@ in headless Chromium (playwright-core + Debian's chromium), every table and imag
 and decoded, no network request, provenance from dvc.lock; screenshot saved."""
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,9 @@ from fer.html_report import build, markdown_to_html
 from fer.params import compose
 from fer.tracking import metric_key
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from needs import APT_CHROMIUM, APT_NODE, NPM_WEB, chromium, needs, node, web_module
+
+CHROMIUM = chromium()
 TABLES = ["datasets", "table2", "table3", "claims", "table6", "table7", "table8", "table9",
           "table10", "baselines"]
 
@@ -113,11 +114,9 @@ def test_page_is_complete_deterministic_and_names_missing_inputs(outputs, tmp_pa
         build(outputs)
 
 
-@pytest.mark.skipif(not shutil.which("node")
-                    or not (WEB / "node_modules" / "playwright-core").is_dir()
-                    or not Path(CHROMIUM).exists(),
-                    reason="needs node, `npm ci --prefix web` and Debian's chromium "
-                           "(apt-get install chromium)")
+@needs(node(), f"needs node ({APT_NODE})")
+@needs(web_module("playwright-core"), f"needs web/node_modules/playwright-core ({NPM_WEB})")
+@needs(Path(CHROMIUM).exists(), f"needs Debian's chromium at {CHROMIUM} ({APT_CHROMIUM})")
 def test_report_page_in_headless_chromium(outputs, tmp_path):
     from stages import report
     report.main()
