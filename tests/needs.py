@@ -52,23 +52,26 @@ def pytest_configure(config):
                             "needs (tests/needs.py): skipped without it, failed under CI=true")
 
 
+def _missing(item) -> str:
+    """The reasons of the item's @needs marks whose tool is missing, in one line."""
+    return "; ".join(m.kwargs["reason"] for m in item.iter_markers("needs")
+                     if not m.kwargs["available"])
+
+
 def pytest_collection_modifyitems(config, items):
     """Not under CI: a test whose tool is missing gets a skip mark (reported at the test)."""
     if in_ci():
         return
     for item in items:
-        missing = [m.kwargs["reason"] for m in item.iter_markers("needs")
-                   if not m.kwargs["available"]]
-        if missing:
-            item.add_marker(pytest.mark.skip(reason=missing[0]))
+        if missing := _missing(item):
+            item.add_marker(pytest.mark.skip(reason=missing))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Under CI=true: a test whose tool is missing fails before its fixtures are set up."""
-    if in_ci():
-        for mark in item.iter_markers("needs"):
-            need(mark.kwargs["available"], mark.kwargs["reason"])
+    if in_ci() and (missing := _missing(item)):
+        need(False, missing)
 
 
 # -- the tools ---------------------------------------------------------------------------
