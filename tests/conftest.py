@@ -12,6 +12,9 @@ from fer.finetune import seed_everything  # noqa: E402
 from fer.keras_io import save_model  # noqa: E402
 from fer.labels import EMOTIONS  # noqa: E402
 from fer.models import ModelSpec, build_classifier, normalize  # noqa: E402
+# tests/needs.py's hooks: @needs(...) marks skip, or under CI=true fail, before set-up
+from needs import (pytest_collection_modifyitems, pytest_configure,  # noqa: E402,F401
+                   pytest_runtest_setup)
 
 # documented bounds on the largest probability difference of a TF.js variant from Keras
 BOUNDS = {"float32": 1e-4, "float16": 5e-3, "uint16": 5e-3, "uint8": 5e-2}

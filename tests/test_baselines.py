@@ -2,7 +2,6 @@
 own crops; the label mapping checked on a real, unambiguous face (scikit-image's smiling
 astronaut) and the baselines stage end to end on a tiny test set."""
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,14 +12,17 @@ from skimage import data
 from fer.baselines import LABEL_MAPS, edge_rows, run_reference, to_emotions
 from fer.crop import crop_resize, detect_face, load_detector
 from fer.dataset import save_dataset
-from fer.edge import WEB
 from fer.labels import EMOTIONS
 from fer.params import compose
 
-needs_node = pytest.mark.skipif(
-    shutil.which("node") is None
-    or not (WEB / "node_modules" / "@vladmandic" / "face-api").is_dir(),
-    reason="needs node and `npm ci --prefix web` (make install does)")
+from needs import APT_NODE, NPM_WEB, needs, node, web_module
+
+
+def needs_node(test):
+    """node and face-api's TF.js model in web/node_modules."""
+    test = needs(web_module("@vladmandic/face-api"),
+                 f"needs web/node_modules/@vladmandic/face-api ({NPM_WEB})")(test)
+    return needs(node(), f"needs node ({APT_NODE})")(test)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,10 @@ from PIL import Image
 from fer.labels import EMOTIONS
 from fer.params import PARAMS_LOG_ENV, ROOT, compose
 
+from needs import NPM_WEB, need
+
+TFJS_STAGES = f"needs web/node_modules/@tensorflow: the TF.js stages cannot run ({NPM_WEB})"
+
 
 @functools.cache
 def dvc_stages(root=ROOT) -> dict:
@@ -194,8 +198,7 @@ def params_read(tmp_path_factory):
 def test_edge_table_keeps_variant_then_runtime_order(params_read):
     """Each runtime runs every variant in one process; Table 10 still lists the rows
     variant by variant, runtimes in their configured order, after the Keras row."""
-    if "edge rows" not in params_read:
-        pytest.skip("web/node_modules missing: TF.js stages cannot run (make install)")
+    need("edge rows" in params_read, TFJS_STAGES)
     assert params_read["edge rows"][:5] == [
         ("vgg16 (Keras)", "server (Python TF, this machine)"),
         ("vgg16_JS_float32", "node (wasm)"), ("vgg16_JS_float32", "node (cpu)"),
@@ -222,8 +225,7 @@ def _undeclared(read: set, declared: list) -> list:
 @pytest.mark.slow          # every stage on tiny data: about 60 s on an idle 2-core machine
 @pytest.mark.parametrize("stage", [s for s, _ in _runs()])
 def test_stage_declares_every_param_it_reads(stage, params_read):
-    if stage not in params_read:
-        pytest.skip("web/node_modules missing: TF.js stages cannot run (make install)")
+    need(stage in params_read, TFJS_STAGES)
     declared = dvc_stages()[stage][2]
     assert params_read[stage], f"{stage} read no params at all?"
     assert _undeclared(params_read[stage], declared) == [], \

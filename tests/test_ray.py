@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
+from needs import PIP, needs
+
+try:
+    import ray
+except ImportError:
+    ray = None
+pytestmark = needs(ray is not None, f"needs the Python package ray ({PIP})")
 
 from fer.executor import Executor, run_tasks  # noqa: E402
 from fer.grid import cell_spec, run_cell  # noqa: E402

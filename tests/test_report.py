@@ -18,7 +18,9 @@ from fer.html_report import build, markdown_to_html
 from fer.params import compose
 from fer.tracking import metric_key
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from needs import APT_CHROMIUM, APT_NODE, NPM_WEB, chromium, needs, node, web_module
+
+CHROMIUM = chromium()
 TABLES = ["datasets", "table2", "table3", "claims", "table6", "table7", "table8", "table9",
           "table10", "baselines"]
 
@@ -133,11 +135,9 @@ def test_page_holds_only_the_parts_the_configuration_has(outputs, tmp_path):
     assert f"<td>{db}</td><td>10</td><td>not run (detect: false)</td>" in page
 
 
-@pytest.mark.skipif(not shutil.which("node")
-                    or not (WEB / "node_modules" / "playwright-core").is_dir()
-                    or not Path(CHROMIUM).exists(),
-                    reason="needs node, `npm ci --prefix web` and Debian's chromium "
-                           "(apt-get install chromium)")
+@needs(node(), f"needs node ({APT_NODE})")
+@needs(web_module("playwright-core"), f"needs web/node_modules/playwright-core ({NPM_WEB})")
+@needs(Path(CHROMIUM).exists(), f"needs Debian's chromium at {CHROMIUM} ({APT_CHROMIUM})")
 def test_report_page_in_headless_chromium(outputs, tmp_path):
     from stages import report
     report.main()

@@ -3,7 +3,6 @@ for several machines): every parent and child run, parameter and metric arrives,
 store survives the server being restarted. PostgreSQL (Debian's, installed by .ci/run when
 missing) runs from a temporary data folder on loopback only; both services are stopped
 afterwards."""
-import glob
 import json
 import os
 import shutil
@@ -20,14 +19,22 @@ import pytest
 from fer.params import ROOT
 from tests.test_grid import _tiny_params
 
-psycopg2 = pytest.importorskip("psycopg2")
+from needs import APT_POSTGRESQL, PIP, need, needs, pg_bin
+
+try:
+    import psycopg2
+except ImportError:
+    psycopg2 = None
+pytestmark = needs(psycopg2 is not None, f"needs the Python package psycopg2 ({PIP})")
+
+
+def _pg_reason(name):
+    return f"needs PostgreSQL's {name} ({APT_POSTGRESQL})"
 
 
 def _pg_bin(name):
-    found = shutil.which(name) or next(iter(sorted(glob.glob(
-        f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
-    if not found:
-        pytest.skip(f"PostgreSQL's {name} not installed (.ci/run installs it)")
+    found = pg_bin(name)
+    need(found, _pg_reason(name))
     return found
 
 
@@ -108,6 +115,8 @@ def _runs(uri):
     return client, {r.info.run_name: r for r in runs}
 
 
+@needs(pg_bin("initdb"), _pg_reason("initdb"))   # before the fixture: it chowns to postgres
+@needs(pg_bin("pg_ctl"), _pg_reason("pg_ctl"))
 def test_a_cell_logs_completely_to_a_postgresql_backed_server(tmp_path, postgres, monkeypatch):
     _tiny_params(tmp_path)                                       # vgg16 on TINY, 2 seeds
     monkeypatch.chdir(tmp_path)

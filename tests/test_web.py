@@ -1,6 +1,5 @@
 """The web demo end to end in headless Chromium (playwright-core driving /usr/bin/chromium)."""
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,10 +15,13 @@ from fer.models import normalize
 
 from conftest import BOUNDS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() or not (WEB / "node_modules" / "playwright-core").is_dir(),
-    reason="needs Debian's chromium (apt-get install chromium) and `npm ci --prefix web`")
+from needs import APT_CHROMIUM, NPM_WEB, chromium, needs, web_module
+
+CHROMIUM = chromium()
+pytestmark = [
+    needs(Path(CHROMIUM).exists(), f"needs Debian's chromium at {CHROMIUM} ({APT_CHROMIUM})"),
+    needs(web_module("playwright-core"),
+          f"needs web/node_modules/playwright-core ({NPM_WEB})")]
 
 
 def page_result(model_dir, image, shot):

@@ -12,8 +12,10 @@ from fer.crop import crop_resize, expand_box, in_frame
 from fer.edge import WEB
 from fer.models import normalize
 
-pytestmark = pytest.mark.skipif(not (WEB / "node_modules" / "@tensorflow" / "tfjs").is_dir(),
-                                reason="needs `npm ci --prefix web`")
+from needs import NPM_WEB, needs, web_module
+
+pytestmark = needs(web_module("@tensorflow/tfjs"),
+                   f"needs TF.js in web/node_modules/@tensorflow/tfjs ({NPM_WEB})")
 MODES = ("caffe", "scale01", "tf")
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from fer.edge import WEB
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+from needs import APT_NODE, needs, node
+
+pytestmark = needs(node(), f"needs node ({APT_NODE})")
 
 
 @pytest.fixture
