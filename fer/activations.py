@@ -42,7 +42,7 @@ DTYPES = ("float32", "float16")
 @dataclass(frozen=True)
 class CacheSpec:
     root: str = ".cache/activations"
-    dtype: str = "float32"          # float16 halves the size; see README for its effect
+    dtype: str = "float32"          # float16 halves the size; effect: docs/benchmarks.md
     limit_gb: float = 20.0          # larger entries fall back to the naive path
     batch_size: int = 32
 

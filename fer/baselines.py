@@ -4,7 +4,7 @@ scored exactly like the grid's models (fer.evaluate.classification_metrics).
 
 face-api (`@vladmandic/face-api`, npm, weights in its `model/` folder) runs in TF.js on
 Node's WASM backend through `web/baseline.mjs`. Its label set maps one to one onto the
-seven emotions (LABEL_MAPS, documented in README "Reading the evidence").
+seven emotions (LABEL_MAPS, documented in docs/evidence.md).
 """
 from __future__ import annotations
 

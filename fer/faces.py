@@ -151,6 +151,13 @@ def render_face(identity: Identity, expr: Expression, style: Style,
     `yaw` in [-1, 1] turns the head (KDEF half/full profiles): features slide
     sideways and the far half of the face narrows.
     """
+    return draw_face(identity, expr, style, rng, yaw)[0]
+
+
+def draw_face(identity: Identity, expr: Expression, style: Style,
+              rng: np.random.Generator, yaw: float = 0.0) -> tuple[np.ndarray, tuple]:
+    """render_face's image and the face's box (x0, y0, x1, y1: the skin ellipse, brow
+    to chin), the ground truth the crop tests hold detected boxes to."""
     W, H = style.width, style.height
     img = np.empty((H, W, 3), np.float32)
     img[:] = np.array(style.background, np.float32) + rng.normal(0, 5, 3)
@@ -184,6 +191,7 @@ def render_face(identity: Identity, expr: Expression, style: Style,
     # face with radial shading
     face = np.zeros((H, W), np.uint8)
     _ellipse(face, cx + turn * 0.2, cy, aw, b, 255)
+    box = (cx + turn * 0.2 - aw, cy - b, cx + turn * 0.2 + aw, cy + b)
     r2 = ((xx - cx - turn * 0.2) / aw) ** 2 + ((yy - cy) / b) ** 2
     shade = np.clip(1.0 - 0.28 * r2 - 0.08 * (xx - cx) / aw * np.sign(yaw + 1e-6), 0.4, 1.1)
     face_rgb = np.array(skin, np.float32)[None, None, :] * shade[..., None]
@@ -261,4 +269,4 @@ def render_face(identity: Identity, expr: Expression, style: Style,
     if style.grayscale:
         g = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
         out = np.repeat(g[..., None], 3, axis=2)
-    return out
+    return out, box

@@ -5,7 +5,7 @@ subject, database, source (database-specific detail: angle, session, frame, ...)
 source_subject ("<database>/<subject>" of the real person the image shows or derives
 from; empty when the file names do not say: such rows are train-only).
 
-Rules for bad input (README "Bad input"):
+Rules for bad input (docs/configuration.md "Bad input"):
 - a missing database folder, or one with no usable file: error naming the folder;
 - a missing required option or an unknown option of a kind: error naming the key;
 - a file name that matches the database's naming scheme but carries an unknown
@@ -84,7 +84,7 @@ class ImportResult:
 def _require_dir(path: Path, what: str) -> Path:
     path = Path(path)
     if not path.is_dir():
-        raise DatasetError(f"{path}: {what} folder not found (see README, 'Real data')")
+        raise DatasetError(f"{path}: {what} folder not found (see docs/configuration.md, 'Real data layout')")
     return path
 
 

@@ -105,7 +105,7 @@ def priorities(stages: list, upstream: dict) -> dict:
     the other cells), and among equals the deepest stage first, so what is started gets
     finished. Stages are not weighted by duration: a long stage with a short chain
     (`edge_eval`) may wait for the cells; ranking by measured seconds gained 2 % in a
-    simulation of the demo (README, Quick start)."""
+    simulation of the demo (docs/scale-out.md)."""
     downstream = downstream_of(upstream)
     depth: dict = {}
 

@@ -419,10 +419,12 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     for group in ("grid.train_sets", "grid.test_sets", "crossval.sets"):
         for name in _names(params, group):
             known_set(group, name, _get(params, group, list))
-    for key in ("ksearch.train_set", "gan_quality.train_set", "gan_quality.gan_set",
-                "export.train_set"):
+    # gan_quality.train_set / gan_set mean something only while gan_quality.models does
+    gan_quality = ("gan_quality.train_set", "gan_quality.gan_set") \
+        if _names(params, "gan_quality.models") else ()
+    for key in ("ksearch.train_set", *gan_quality, "export.train_set"):
         known_set(key, _get(params, key, str))
-    for key in ("gan_quality.train_set", "export.train_set"):  # models the grid trains
+    for key in (*gan_quality[:1], "export.train_set"):  # models the grid trains
         value = _get(params, key, str)
         if value and grid_train and value not in grid_train:
             out.append(f"{key} = {value!r}: the grid trains no model on it (grid.train_sets: "

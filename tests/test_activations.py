@@ -4,7 +4,7 @@ Exactness: for the same seed the fast path starts from the same weights and sees
 batches in the same order as the naive path; only the frozen layers' forward pass runs
 once, in other batch compositions (inference batches of 32 instead of shuffled training
 batches), which can change a float32 convolution's rounding in the last bit. Over two
-epochs per step such differences stay far below 1e-4 (measured: see README "Fine-tune
+epochs per step such differences stay far below 1e-4 (measured: see docs/pipeline.md "Fine-tune
 grid"), while a wrong cut, batch order or initialisation changes losses by 1e-2 or more.
 """
 import dataclasses

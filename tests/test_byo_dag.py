@@ -1,79 +1,120 @@
-"""Configuration drives the DAG: a user's own databases (no KDEF, no GAN) through `dvc
-repro` with only YAML written, in a fresh copy of the repository."""
+"""Configuration drives the DAG: the README's own-data example (no KDEF, no GAN; a
+detect: false database of 48-px crops without neutral, a CSV database with a person
+column) runs through `dvc repro` to reports/index.html, export and edge_eval, in a fresh
+copy of the repository. Its YAML and overrides are read from README.md itself, so the
+example cannot drift from what is tested; only sizes for a CPU are added."""
 import json
+import re
+import shlex
 import shutil
 import sys
 
 import pytest
 
 from dag import DVC as dvc, demo_repo, ran, run
+from fer.demo_data import write_labelled_csv, write_tight_crops
+from fer.params import ROOT
 from test_resume import KILL_HOOK, _kill_midway, _leftovers, _outs
 
-DATA = """\
-root: data
-databases:
-  jaffe: {kind: jaffe, path: data/jaffe}
-  faces: {kind: folders, name: FACES, path: data/KDEF_GAN_PFA, require_all: true}
-  ck: {kind: ck, path: data/CK+, peak_frames: 3, neutral_frames: 1}
-"""
-MERGE = """\
-train_sets:
-  MINE: [jaffe, jaffe_da, faces]
-test_sets:
-  CKT: [ck]
-"""
-OVERRIDES = ["data=byo", "merge=byo", "crop.size=32", "augment.source=jaffe",
-             "augment.part=jaffe_da", "augment.copies=1", "gan.emotions=[]",
-             "grid.models=[vgg16]", "grid.train_sets=[MINE]", "grid.test_sets=[CKT]",
-             "train.seeds=1", "train.max_images=null", "train.batch_size=16",
-             # the other protocols, named for this configuration
-             "model=vgg16", "ksearch.train_set=MINE", "crossval.sets=[MINE,CKT]",
-             "crossval.models=[vgg16]", "gan_quality.models=[]", "gan_quality.train_set=MINE",
-             "gan_quality.gan_set=MINE", "export.model=vgg16", "export.train_set=MINE"]
+# CPU sizes on top of the README's overrides (the demo profile comes first)
+SMALL = ["crop.size=32", "augment.copies=1", "grid.models=[vgg16]", "model=vgg16",
+         "export.model=vgg16", "export.variants=[float32,uint8]", "crossval.models=[vgg16]",
+         "crossval.folds=3", "train.seeds=1", "train.max_images=null", "train.batch_size=16",
+         "edge.runtimes=[{where:node,backend:wasm,accuracy:true}]", "edge.runs=1",
+         "edge.max_images=7", "report.latency_runs=1", "report.bootstrap_resamples=100"]
+ALL_STAGES = {"import@jaffe", "import@ck48", "import@web", "crop@jaffe", "crop@ck48",
+              "crop@web", "augment", "merge", "baselines", "finetune@vgg16-WEB_DA",
+              "aggregate", "ksearch", "crossval", "gan_quality", "export", "edge_eval",
+              "report"}
+
+
+def readme_example() -> tuple[str, str, list[str]]:
+    """(conf/data/mine.yaml, conf/merge/mine.yaml, fer.params overrides) as README.md
+    shows them."""
+    text = (ROOT / "README.md").read_text()
+    yaml_block = re.search(r"```yaml\n(# conf/data/mine\.yaml.*?)```", text, re.S).group(1)
+    data, merge = yaml_block.split("# conf/merge/mine.yaml")
+    command = re.search(r"```bash\n(python -m fer\.params data=mine.*?)\n(?:dvc repro)",
+                        text, re.S).group(1)
+    words = shlex.split(command.replace("\\\n", " "))
+    assert words[:3] == ["python", "-m", "fer.params"]
+    return data, merge, words[3:]
 
 
 @pytest.mark.slow
-def test_own_databases_without_kdef_or_gan_run_end_to_end(tmp_path, demo_root):
+def test_readme_own_data_example_runs_to_the_report(tmp_path, demo_root):
+    data_yaml, merge_yaml, overrides = readme_example()
+    overrides = overrides + SMALL
     data = tmp_path / "data"
-    shutil.copytree(demo_root[0], data)
-    shutil.rmtree(data / "KDEF")                           # the user has no KDEF
+    data.mkdir()
+    shutil.copytree(demo_root[0] / "jaffe", data / "jaffe")
+    write_tight_crops(data, seed=0)                       # data/ck48
+    write_labelled_csv(data, seed=0)                      # data/web
     repo = tmp_path / "repo"
-    env = demo_repo(repo, *OVERRIDES, data=data,
-                    extra_files={"conf/data/byo.yaml": DATA, "conf/merge/byo.yaml": MERGE})
+    env = demo_repo(repo, *overrides, data=data,
+                    extra_files={"conf/data/mine.yaml": data_yaml,
+                                 "conf/merge/mine.yaml": merge_yaml})
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
     py = sys.executable
 
-    first = run([dvc, "repro", "aggregate"], repo, env)
-    assert ran(first) == {"import@jaffe", "import@faces", "import@ck", "crop@jaffe",
-                           "crop@faces", "crop@ck", "augment", "merge", "baselines",
-                           "finetune@vgg16-MINE", "aggregate"}
+    first = run([dvc, "repro"], repo, env)
+    assert ran(first) == ALL_STAGES
     stages = run([dvc, "stage", "list"], repo, env)
     assert "gan@" not in stages and "import@kdef" not in stages
+    page = (repo / "reports/index.html").read_text()
+    ids = re.findall(r'<section id="(\w+)"', page)
+    assert "gan" not in ids and "table8" not in ids and "baselines" in ids
+    assert "<td>ck48</td><td>36</td><td>not run (detect: false)</td>" in page
     counts = json.loads((repo / "metrics/datasets.json").read_text())
-    assert counts["MINE"] == 2 * 70 + 56 and set(counts) == {"MINE", "CKT"}
-    cell = json.loads((repo / "metrics/finetune/vgg16-MINE.json").read_text())
-    assert set(cell["summary"]) == {"CKT"} and cell["selection"]["on"] == "val"
-    assert (repo / "build/testsets/CKT/images.npy").is_file()
-    assert "MINE" in (repo / "reports/tables/table3.md").read_text()
+    assert counts == {"WEB_DA": 2 * 25, "CK48": 36, "JAFFE": 70}
+    web = json.loads((repo / "metrics/crop/web.json").read_text())
+    assert web["detection_rate"] == 1.0 and web["pad"] == 0.25 and "warning" not in web
+    cell = json.loads((repo / "metrics/finetune/vgg16-WEB_DA.json").read_text())
+    assert set(cell["summary"]) == {"CK48", "JAFFE"} and cell["selection"]["on"] == "val"
+    table6 = (repo / "reports/tables/table6.md").read_text()
+    assert "| neutral | " in table6 and "n/a |" in table6.split("JAFFE")[0]   # CK48: none
+    claims = (repo / "reports/tables/claims.md").read_text()
+    assert "KDEF" not in claims and "8 configured claims" in claims
+    for note in ("reports/tables/table3.md", "reports/tables/table6.md",
+                 "reports/table7_crossval.md"):
+        text = (repo / note).read_text()
+        assert "PFA" not in text and "DCGAN" not in text, note
+    edge = json.loads((repo / "metrics/edge.json").read_text())
+    assert edge and (repo / "build/tfjs/uint8/model.json").is_file()
 
-    second = run([dvc, "repro", "aggregate"], repo, env)
+    second = run([dvc, "repro"], repo, env)
     assert ran(second) == set() and "up to date" in second
 
-    # a test database's option changes: exactly its chain re-runs, the train side does not
-    run([py, "-m", "fer.params", "profile=demo", *OVERRIDES,
-         "data.databases.ck.neutral_frames=2"], repo, env)
-    third = run([dvc, "repro", "aggregate"], repo, env)
-    assert ran(third) == {"import@ck", "crop@ck", "merge", "baselines",
-                          "finetune@vgg16-MINE", "aggregate"}
+    # a label edited in the web set's csv: its chain re-runs (the csv is inside the
+    # database folder, hence part of data.dvc), nothing of the test side's crops
+    csv = repo / "data/web/labels.csv"
+    lines = csv.read_text().splitlines()
+    name, label, person = lines[1].split(",")
+    lines[1] = ",".join([name, "sad" if label != "sad" else "happy", person])
+    csv.write_text("\n".join(lines) + "\n")
+    run([dvc, "add", "-q", "data"], repo, env)
+    status = run([dvc, "status"], repo, env)
+    assert "import@web" in status and "crop@jaffe" not in status and "crop@ck48" not in status
+
+    csv.write_text("\n".join([*lines[:1], f"{name},{label},{person}", *lines[2:]]) + "\n")
+    run([dvc, "add", "-q", "data"], repo, env)
+    assert ran(run([dvc, "repro"], repo, env)) == set()      # the same bytes as before
+
+    # a test database's option changes: its chain re-runs (import@jaffe too: it reads the
+    # whole entry, and writes the same bytes), the train side's does not
+    run([py, "-m", "fer.params", "profile=demo", *overrides, "+data.databases.jaffe.square=false"],
+        repo, env)
+    third = run([dvc, "repro"], repo, env)
+    assert {"crop@jaffe", "merge", "finetune@vgg16-WEB_DA", "report"} <= ran(third)
+    assert not ran(third) & {"import@web", "crop@web", "augment", "crop@ck48"}
 
     # the cell killed midway, as it publishes its model: the rerun takes its seed from the
     # resume cache and ends with the uninterrupted run's bytes (the metrics file's wall
-    # times aside) and no temporaries anywhere (a cell killed between seeds resumes the
-    # same way: tests/test_grid.py)
+    # times aside) and no temporaries anywhere
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(KILL_HOOK)
-    cell, metrics = "finetune@vgg16-MINE", "metrics/finetune/vgg16-MINE.json"
+    cell, metrics = "finetune@vgg16-WEB_DA", "metrics/finetune/vgg16-WEB_DA.json"
 
     def without_timings(x):
         if isinstance(x, dict):
@@ -81,8 +122,8 @@ def test_own_databases_without_kdef_or_gan_run_end_to_end(tmp_path, demo_root):
         return [without_timings(v) for v in x] if isinstance(x, list) else x
 
     before, record = _outs(repo, cell), json.loads((repo / metrics).read_text())
-    _kill_midway(repo, env, cell, "MINE", hook)
-    assert any(".MINE.tmp-" in p for p in _leftovers(repo))
+    _kill_midway(repo, env, cell, "WEB_DA", hook)
+    assert any(".WEB_DA.tmp-" in p for p in _leftovers(repo))
     log = run([dvc, "repro", "-f", "-s", cell], repo, env)
     assert "seed 0 (cached)" in log, log[-2000:]
     after = _outs(repo, cell)
@@ -96,8 +137,9 @@ def test_own_databases_without_kdef_or_gan_run_end_to_end(tmp_path, demo_root):
     # with the overrides and re-runs exactly what they touch
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "lock"], repo, env)
-    sets = [a for o in ["profile=demo", *OVERRIDES, "data.databases.ck.neutral_frames=2",
+    sets = [a for o in ["profile=demo", *overrides, "+data.databases.jaffe.square=false",
                         "report.bootstrap_resamples=123"] for a in ("-S", o)]
-    fourth = run([dvc, "exp", "run", "aggregate", *sets], repo, env)
-    assert ran(fourth) == {"baselines", "aggregate"}        # the two that read `report`
+    fourth = run([dvc, "exp", "run", *sets], repo, env)
+    # the two stages that read report.bootstrap_resamples, and those reading their outputs
+    assert ran(fourth) == {"baselines", "aggregate", "edge_eval", "report"}
     assert "bootstrap_resamples: 123" in (repo / "params.yaml").read_text()

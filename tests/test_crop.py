@@ -153,3 +153,37 @@ def test_crop_stage_per_database_pad_and_metrics(tight, tmp_path, monkeypatch):
     assert report["best_box_out_of_frame"] == 11 and "max_out_of_frame_share" in report["warning"]
     misses = Path("reports/crop/tight_misses.csv").read_text().splitlines()
     assert len(misses) == 1 + 36 - report["detected"]
+
+
+@pytest.mark.parametrize("style_name", ["kdef", "ck", "jaffe", "pfa", "actor", "tight"])
+def test_every_kept_demo_crop_is_the_drawn_face(tmp_path, style_name):
+    """The demo databases' styles, drawn with their ground-truth face box (the skin
+    ellipse): every crop the stage keeps overlaps it (IoU >= 0.5; measured >= 0.59), with
+    and without padding, so no demo crop is a fragment."""
+    from dataclasses import replace
+
+    from fer.demo_data import TIGHT_STYLE
+    from fer.faces import STYLES, draw_face, expression_for, random_identity
+    from fer.labels import EMOTIONS
+    from test_real_faces import iou
+    style = TIGHT_STYLE if style_name == "tight" else STYLES[style_name]
+    if style_name != "tight":                                   # --scale demo: half size
+        style = replace(style, width=style.width // 2, height=style.height // 2)
+    paths, faces = [], []
+    for k in range(14):
+        rng = np.random.default_rng([7, k])
+        img, face = draw_face(random_identity(rng), expression_for(EMOTIONS[k % 7], 1.0, rng),
+                              style, rng)
+        if style_name == "tight":                               # the 48-px stand-in
+            scale = 48 / img.shape[1]
+            img = np.array(Image.fromarray(img).resize((48, 48), Image.Resampling.BOX))
+            face = tuple(v * scale for v in face)
+        paths.append(str(tmp_path / f"{k}.png"))
+        Image.fromarray(img).save(paths[-1])
+        faces.append(face)
+    for pad in (0.0, 0.25):
+        _, info = crop_faces(paths, CropSpec(size=48, no_face="skip", pad=pad), workers=1)
+        kept = [(i["box"], f) for i, f in zip(info, faces) if i["detected"]]
+        assert all(iou(box, face) >= 0.5 for box, face in kept), (pad, kept)
+        if style_name != "tight" and pad == 0:
+            assert len(kept) >= 10                                # measured 10-13 of 14
