@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 import keras
 from keras import layers
@@ -165,3 +166,14 @@ def load_state_arrays(gan: DCGAN, arrays) -> None:
         for i, v in enumerate(vs):
             v.assign(arrays[f"{k}_{i}"])
     gan.step.assign(int(arrays["step"]))
+
+
+def generated_manifest(emotion: str, n: int, part: str, source: str) -> pd.DataFrame:
+    """The manifest of one emotion's `n` generated images (the part `part`): a DCGAN
+    learns from every subject of its emotion, so an image has no single source subject
+    (empty source_subject): these rows only ever train (fer.splits)."""
+    return pd.DataFrame({"path": [f"{part}/{emotion}/{i:04d}" for i in range(n)],
+                         "label": emotion, "subject": "",
+                         "database": f"{source}_{part}".upper(),
+                         "source": [f"generated={i}" for i in range(n)],
+                         "source_subject": ""})

@@ -2,7 +2,7 @@
 
 A part is a database key of `data.databases` (its cropped faces, `build/crop/<key>`) or
 a derived part: the augmented copies (`augment.part`, written by the augment stage) or the
-DCGAN images (`gan.part`, one `<emotion>/*.png` folder per gan stage), both under
+DCGAN images (`gan.part`, one `<emotion>/` dataset directory per gan stage), both under
 `build/derived/`. `merge.train_sets` / `merge.test_sets` list the parts of each set; train
 sets are written to `build/datasets/<name>`, test sets to `build/testsets/<name>`, so a
 grid cell depends on its own train set and on the test sets only.
@@ -11,26 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from .dataset import Dataset, class_counts, concat_datasets, load_dataset
-from .images import read_rgb
-from .importers import import_label_folders
 from .labels import EMOTIONS
 from .layout import CROP_DIR, DERIVED_DIR
-
-def load_image_folders(root, size: int, database: str) -> Dataset:
-    """A `<emotion>/*.png` folder tree as a Dataset, resized to size x size if needed."""
-    res = import_label_folders(root, database, require_all=False)
-    images = []
-    for path in res.manifest["path"]:
-        img = read_rgb(path)
-        if img.shape[:2] != (size, size):
-            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-        images.append(img)
-    return Dataset(np.stack(images), res.manifest)
 
 
 def load_part(name: str, params: dict, root=".") -> Dataset:
@@ -42,12 +28,9 @@ def load_part(name: str, params: dict, root=".") -> Dataset:
     elif name == params["augment"]["part"]:
         path = root / DERIVED_DIR / name
         ds = load_dataset(path)
-    elif name == params["gan"]["part"]:
+    elif name == params["gan"]["part"]:      # one directory per emotion's gan stage
         path = root / DERIVED_DIR / name
-        ds = load_image_folders(path, size, f"{params['gan']['source']}_{name}".upper())
-        # a DCGAN learns from every subject of its emotion: no single source subject,
-        # so these images only ever train (fer.splits)
-        ds.manifest = ds.manifest.assign(source_subject="")
+        ds = concat_datasets([load_dataset(path / e) for e in params["gan"]["emotions"]])
     else:
         raise ValueError(f"unknown dataset part {name!r}: a part is a database of "
                          f"data.databases {sorted(params['data']['databases'])}, "

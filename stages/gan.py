@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from fer.atomic import atomic_dir, atomic_file, write_json
-from fer.dataset import load_dataset
-from fer.gan import GanSpec, generate
+from fer.dataset import load_dataset, save_dataset
+from fer.gan import GanSpec, generate, generated_manifest
 from fer.gan_train import (GanTrainSpec, fingerprint, image_grid, resize_all, save_png,
                            train_emotion_gan)
 from fer.keras_io import save_model
@@ -54,9 +54,9 @@ def main(emotion: str) -> None:
         size = params["crop"]["size"]
         images = resize_all(generate(record["generator"], g["n_generate"], g["seed"] + 1000),
                             size)
-        with atomic_dir(DERIVED_DIR / g["part"] / emotion) as tmp:
-            for i, im in enumerate(images):
-                save_png(tmp / f"{emotion}_{i:04d}.png", im)
+        save_dataset(DERIVED_DIR / g["part"] / emotion, images,
+                     generated_manifest(emotion, len(images), g["part"], g["source"]),
+                     name=f"{g['part']}/{emotion}")
         with atomic_dir(f"build/gan/models/{emotion}") as tmp:
             shutil.copytree(record["checkpoint_dir"], tmp / "checkpoints")
             save_model(record["generator"], tmp / "generator.keras")

@@ -118,7 +118,7 @@ def _tiny_params() -> dict:
         "ck": {"kind": "folders", "name": "CK+", "path": "data/ck", "require_all": True}}
     p["crop"].update(size=32, workers=1)
     p["augment"]["copies"] = 1
-    p["gan"].update(extra_source="kdef", epochs=2, batch_size=4, sample_every=1, keep_from=1, keep_every=1,
+    p["gan"].update(emotions=["angry"], extra_source="kdef", epochs=2, batch_size=4, sample_every=1, keep_from=1, keep_every=1,
                     kid_images=4, n_generate=7, kid_features="pixels")
     p["merge"] = {"train_sets": {"KDEF_OL": ["kdef", "kdef_da_ol"], "KDEF_Q": ["kdef", "gan_q"]},
                   "test_sets": {"CK+": ["ck"]}}

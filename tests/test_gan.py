@@ -275,7 +275,10 @@ def test_gan_stage_killed_and_resumed_keeps_one_whole_mlflow_run(tmp_path, monke
     assert summary["train_images"] == 8 and summary["generated"] == 5
     losses = (tmp_path / "reports/gan/sad_losses.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in losses[1:]] == ["1", "2", "3", "4", "5", "6"]
-    assert len(list((tmp_path / "build/derived/gan_q/sad").glob("*.png"))) == 5
+    from fer.dataset import load_dataset
+    generated = load_dataset(tmp_path / "build/derived/gan_q/sad")    # like every producer
+    assert generated.images.shape[0] == 5 and set(generated.manifest["label"]) == {"sad"}
+    assert (generated.manifest["source_subject"] == "").all()          # train-only rows
     assert not (tmp_path / ".cache/gan/sad").exists()
 
 
