@@ -54,7 +54,8 @@ def test_cli_prints_one_line_errors_and_keeps_params_yaml(capsys):
     assert fer_params.main(["+crop.sise=3", "augment.fill_mode=mirror"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[1:] == ["  crop.sise: unknown key (known here: size, confidence, no_face, margin, "
-                       "square, workers, pad, min_detection_rate)",
+                       "square, workers, pad, frame_tolerance, min_detection_rate, "
+                       "max_out_of_frame_share)",
                        "  augment.fill_mode = 'mirror': input should be 'reflect', 'constant', "
                        "'nearest' or 'wrap'", "params.yaml left unchanged."]
     assert (fer_params.ROOT / "params.yaml").read_bytes() == before

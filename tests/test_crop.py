@@ -101,7 +101,7 @@ def test_pad_finds_tight_crops_and_low_rates_warn(tight):
     summary, warning = detection_summary(info, spec, "ck48")
     assert summary["detected"] == 10                             # measured 10 of 42
     assert summary["best_box_out_of_frame"] == 40                # no context: boxes stray
-    assert "crop.pad" in warning and "data.databases.tight48.detect: false" in warning
+    assert "crop.pad" in warning and "data.databases.ck48.detect: false" in warning
     assert summary["warning"] == warning
 
     spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9, pad=0.25)

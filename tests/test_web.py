@@ -64,7 +64,8 @@ def test_page_predicts_like_the_python_model(exported, tmp_path):
     res = page_result(tmp / "float32", photo, shot)
     assert res["backend"] in ("webgl", "wasm", "cpu") and not res["statusIsError"]
     # an export without crop rules: the raw detection, as the pipeline's defaults crop
-    assert res["rules"] == {"margin": 0, "square": False, "confidence": 0.5}
+    assert res["rules"] == {"margin": 0, "square": False, "confidence": 0.5,
+                            "frame_tolerance": 0.1}
     assert res["box"] == res["detection"]
     crop = assert_pipeline_crop(res, data.astronaut(), 0.0, False)
     ref = model.predict(normalize(crop[None], "caffe"), verbose=0)[0]
@@ -87,7 +88,7 @@ def test_page_applies_the_models_crop_rules_and_shows_labels_as_text(exported, t
         (model_dir / shard.name).symlink_to(shard)
     spec = json.loads((source / "model.json").read_text())
     fer = spec["userDefinedMetadata"]["fer"]
-    fer["crop"] = {"margin": 0.2, "square": True, "confidence": 0.4}
+    fer["crop"] = {"margin": 0.2, "square": True, "confidence": 0.4, "frame_tolerance": 0.2}
     fer["labels"] = ['<img src=x onerror="document.title=1">angry'] + fer["labels"][1:]
     (model_dir / "model.json").write_text(json.dumps(spec))
     photo = tmp_path / "astronaut.png"

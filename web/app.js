@@ -37,7 +37,8 @@ async function classify(frame, name) {
   ctx.drawImage(frame, 0, 0, w * scale, h * scale);
   const found = await faceapi.detectAllFaces(frame,
     new faceapi.SsdMobilenetv1Options({ minConfidence: rules.confidence }));
-  const detection = bestInFrame(found, w, h, rules.frame_tolerance);
+  const best = bestInFrame(found, w, h, rules.frame_tolerance);
+  const detection = best && best.box;
   if (!detection) {
     window.ferResult = { error: "no face" };
     status(`No face found in ${name}.`, true);
@@ -61,7 +62,7 @@ async function classify(frame, name) {
   status(`${name}: ${meta.labels[top]} (${(probs[top] * 100).toFixed(1)} %), backend ${tf.getBackend()}`);
   // exposed for the end-to-end test: the model's input pixels and both boxes
   window.ferResult = { label: meta.labels[top], probs, detection, box, backend: tf.getBackend(),
-                       confidence: det.score, pixels: Array.from(pixels), rules };
+                       confidence: best.score, pixels: Array.from(pixels), rules };
   return probs;
 }
 

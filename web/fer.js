@@ -51,12 +51,12 @@ export function detectionBox(box, width, height, tolerance = 0.1) {
 }
 
 // The highest-scoring detection ({box, score} list) whose box detectionBox() accepts, as
-// fer/crop.py find_face() chooses; null when none does.
+// fer/crop.py find_face() chooses: {box: [x0, y0, x1, y1], score}, or null when none does.
 export function bestInFrame(detections, width, height, tolerance = 0.1) {
   const ranked = [...detections].sort((a, b) => b.score - a.score);
   for (const d of ranked) {
     const box = detectionBox(d.box, width, height, tolerance);
-    if (box) return box;
+    if (box) return { box, score: d.score };
   }
   return null;
 }
