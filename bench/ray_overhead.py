@@ -1,5 +1,5 @@
 """Executor overhead: wall time of one demo-profile cell (vgg16, 80 px, 224 train images,
-1 + 1 epochs) with 4 seeds under train.executor local vs ray on this machine, Ray's start
+1 + 1 epochs) with 4 seeds under FER_EXECUTOR local vs ray on this machine, Ray's start
 time and its per-task overhead (round trip of an empty task), and the projection of the
 paper grid's wall time on N GPUs from a measured per-seed time.
 Prints JSON. Usage: python bench/ray_overhead.py [--seeds 4] [--cpus 2]

@@ -1,5 +1,7 @@
 """Where independent trainings run: in this process one after another (`local`, the
-default) or as Ray tasks on this machine or a cluster (`ray`), `train.executor`.
+default) or as Ray tasks on this machine or a cluster (`ray`): the execution setting
+FER_EXECUTOR (fer.settings: environment or local.yaml, never a tracked param, since
+results are identical either way).
 
 `run_tasks(executor, fn, shared, tasks)` yields `fn(*shared, *task)` for every task, in
 task order, whichever executor runs them. The caller (the stage process, the driver)
@@ -9,14 +11,14 @@ returns its result.
 Under Ray:
 - with no `RAY_ADDRESS` a local Ray instance is started on this machine (all its CPUs and
   GPUs); with `RAY_ADDRESS=<head>:6379` the tasks go to that cluster;
-- every task declares `train.ray.cpus_per_seed` / `gpus_per_seed` (one GPU per seed by
+- every task declares FER_RAY_CPUS_PER_SEED / FER_RAY_GPUS_PER_SEED (one GPU per seed by
   default; 0 when the cluster has no GPU), and TensorFlow's GPU memory growth is on, so
   processes can share a GPU when you ask for fractions;
 - the `fer` package travels as a Ray `py_modules` package, the data in `shared` through
-  Ray's object store, or, with `train.ray.shared_dir` set, as dataset directories written
+  Ray's object store, or, with FER_RAY_SHARED_DIR set, as dataset directories written
   once (content-addressed) under that path, which every worker must see;
   nothing assumes the driver's working directory exists on a worker;
-- a task whose worker dies (killed, node lost) is retried `train.ray.max_retries` times;
+- a task whose worker dies (killed, node lost) is retried FER_RAY_MAX_RETRIES times;
   a task that raises (bad configuration, out of memory) fails the stage with that error.
 """
 from __future__ import annotations
@@ -28,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import settings
 from .dataset import Dataset, load_dataset, save_dataset
 
 # GPU memory growth on by default (read when TensorFlow first touches a GPU), so two
 # processes can share one GPU; set TF_FORCE_GPU_ALLOW_GROWTH=false to reserve it all
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
-KINDS = ("local", "ray")
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
@@ -47,15 +49,11 @@ class Executor:
     shared_dir: str | None = None
 
 
-def from_params(params: dict) -> Executor:
-    """The executor `train.executor` / `train.ray` configure (absent: local)."""
-    t = params["train"]
-    kind = t.get("executor", "local")
-    if kind not in KINDS:
-        raise ValueError(f"train.executor={kind!r}: must be one of {list(KINDS)}")
-    r = t.get("ray") or {}
-    return Executor(kind, float(r.get("cpus_per_seed", 1)), float(r.get("gpus_per_seed", 1)),
-                    int(r.get("max_retries", 3)), r.get("shared_dir") or None)
+def configured(s: settings.Settings | None = None) -> Executor:
+    """The executor the execution settings name (fer.settings)."""
+    s = s or settings.load()
+    return Executor(s.executor, s.ray_cpus_per_seed, s.ray_gpus_per_seed, s.ray_max_retries,
+                    s.ray_shared_dir)
 
 
 def run_tasks(executor: Executor, fn, shared: tuple, tasks: list, portable=None):
@@ -160,7 +158,7 @@ def _get(ray, ref):
 
 @dataclass(frozen=True)
 class SharedDataset:
-    """A dataset directory under `train.ray.shared_dir`, named by its content."""
+    """A dataset directory under FER_RAY_SHARED_DIR, named by its content."""
     path: str
 
 

@@ -3,7 +3,7 @@ submitted together, so a cluster trains as many seeds as it has GPUs instead of 
 cell's seeds at a time.
 
     dvc repro merge                                   # train and test sets
-    RAY_ADDRESS=<head>:6379 python -m fer.fill_grid   # with train.executor: ray
+    FER_EXECUTOR=ray RAY_ADDRESS=<head>:6379 python -m fer.fill_grid
     dvc repro                                         # assembles every cell from the cache
 
 This process (the driver) writes each finished seed into its cell's resume cache
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .dataset import load_dataset
-from .executor import from_params, run_groups
+from .executor import configured, run_groups
 from .grid import cell_spec, check_cell, portable_seed, prepare_cache, record_seed, train_seed
 from .layout import set_dir
 from .params import load_params
@@ -65,10 +65,10 @@ def main(argv=None) -> int:
     params = load_params()
     cells = pending_groups(params, argv)
     total = sum(len(g[3][1]) for g in cells)
-    print(f"fill_grid: {total} seeds to train over {len(cells)} cells "
-          f"(train.executor={params['train'].get('executor', 'local')})")
-    trained = run_groups(from_params(params), train_seed, [g[3] for g in cells],
-                         portable_seed)
+    runner = configured()
+    print(f"fill_grid: {total} seeds to train over {len(cells)} cells (FER_EXECUTOR="
+          f"{runner.kind})")
+    trained = run_groups(runner, train_seed, [g[3] for g in cells], portable_seed)
     for n, (g, _, (result, model)) in enumerate(trained, 1):
         spec, cache, recorded, _ = cells[g]
         record_seed(spec, cache, result, model, recorded)

@@ -22,6 +22,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
+from . import settings
 from .activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from .dataset import Dataset
 from .feed import BatchFeed, fit as fit_epochs
@@ -39,13 +40,12 @@ class TrainSpec:
     batch_size: int = 32
     val_fraction: float = 0.1    # source subjects held out: val curves and seed selection
     fast_path: bool = False      # train on cached frozen activations (fer.activations)
-    cache_dir: str = ".cache/activations"
+    cache_dir: str | None = None     # None: the FER_CACHE_DIR execution setting
     cache_dtype: str = "float32"
     cache_limit_gb: float = 20.0
     mixed_precision: str = "off"     # off | mixed_bfloat16 | mixed_float16 (Keras policy)
     jit_compile: bool = False        # XLA
     deterministic: bool = True       # TensorFlow op determinism
-    gpu_memory_growth: bool = True   # allocate GPU memory as needed (stages share a GPU)
 
     def __post_init__(self):
         if self.mixed_precision not in PRECISIONS:
@@ -54,12 +54,14 @@ class TrainSpec:
 
     @property
     def cache(self) -> CacheSpec:
-        return CacheSpec(self.cache_dir, self.cache_dtype, self.cache_limit_gb)
+        """Where (FER_CACHE_DIR, an execution setting) and how activations are cached."""
+        return CacheSpec(self.cache_dir or settings.load().cache_dir, self.cache_dtype,
+                         self.cache_limit_gb)
 
 
 PRECISIONS = ("off", "mixed_bfloat16", "mixed_float16")
-SWITCHES = ("fast_path", "cache_dir", "cache_dtype", "cache_limit_gb", "mixed_precision",
-            "jit_compile", "deterministic", "gpu_memory_growth")
+SWITCHES = ("fast_path", "cache_dtype", "cache_limit_gb", "mixed_precision", "jit_compile",
+            "deterministic")
 
 
 def switches(train_params: dict) -> dict:
@@ -89,10 +91,11 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def configure(train: TrainSpec) -> None:
-    """Process-wide switches: precision policy and GPU memory growth."""
+    """Process-wide switches: precision policy and GPU memory growth (FER_GPU_MEMORY_GROWTH,
+    an execution setting)."""
     keras.mixed_precision.set_global_policy(
         "float32" if train.mixed_precision == "off" else train.mixed_precision)
-    if train.gpu_memory_growth:
+    if settings.load().gpu_memory_growth:
         for gpu in tf.config.list_physical_devices("GPU"):
             try:
                 tf.config.experimental.set_memory_growth(gpu, True)

@@ -174,7 +174,7 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
     images for every seed: drawn with the cell's first seed), score its validation subjects
     and every test set. Returns (seed record, trained model: the process's shared
     classifier of `train_two_step(reuse=True)`, to save before the next seed trains).
-    Runs in the stage process (`train.executor: local`) or as a Ray task (`ray`)."""
+    Runs in the stage process (FER_EXECUTOR=local) or as a Ray task (`ray`)."""
     data = stratified_subset(full, spec.max_images, spec.seeds[0])
     model, history, seconds = train_two_step(spec.model, spec.train, data, seed, reuse=True)
     _, va = validation_split(data, spec.train, seed)

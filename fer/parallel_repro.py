@@ -22,7 +22,7 @@ process wait for the lock instead of failing). This module does that for the DAG
 
 With `--gpus 0,1` each running stage holds one of N slots and sees only the GPU of its
 slot (`CUDA_VISIBLE_DEVICES`): `-j 4 --gpus 0,1` puts two stages on each GPU, which
-TensorFlow's memory growth lets them share (`train.gpu_memory_growth`, on by default;
+TensorFlow's memory growth lets them share (FER_GPU_MEMORY_GROWTH, on by default;
 with N > 1 every stage gets `TF_FORCE_GPU_ALLOW_GROWTH=true` unless it is set).
 
 Every stage's output is passed through, each line prefixed with the stage's name when
@@ -286,8 +286,8 @@ def _wait_any(running: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-j", "--jobs", type=int, default=1,
-                    help="stages at a time (default 1, as `dvc repro`)")
+    ap.add_argument("-j", "--jobs", type=int, default=None,
+                    help="stages at a time (default: the FER_JOBS execution setting, 2)")
     ap.add_argument("--save", help="also write the per-stage times JSON to this file")
     beside = Path(sys.executable).with_name("dvc")     # this environment's dvc
     ap.add_argument("--dvc", default=str(beside) if beside.is_file()
@@ -298,6 +298,9 @@ def main(argv=None) -> int:
                          "GPU i mod len (CUDA_VISIBLE_DEVICES); default: every stage sees all")
     ap.add_argument("targets", nargs="*", help="stages to bring up to date (default: all)")
     args = ap.parse_args(argv)
+    if args.jobs is None:
+        from .settings import load
+        args.jobs = load().jobs
     if args.jobs < 1:
         ap.error(f"-j must be 1 or more, not {args.jobs}")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]

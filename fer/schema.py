@@ -135,13 +135,6 @@ class SelectedModel(Section):
     name: str
 
 
-class RaySettings(Section):
-    cpus_per_seed: float = Field(gt=0)
-    gpus_per_seed: float = Field(ge=0)
-    max_retries: int = Field(ge=0)
-    shared_dir: Optional[str] = None
-
-
 class Train(Section):
     epochs_step1: PositiveInt
     epochs_step2: PositiveInt
@@ -153,16 +146,12 @@ class Train(Section):
     seeds: PositiveInt
     max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
     select_on: str                     # 'val' or a test set
-    executor: Literal["local", "ray"]  # where seeds train; results identical either way
-    ray: RaySettings
     fast_path: bool                    # train on cached frozen activations (fer.activations)
-    cache_dir: str
     cache_dtype: Literal["float32", "float16"]
     cache_limit_gb: float = Field(gt=0)
     mixed_precision: Literal["off", "mixed_bfloat16", "mixed_float16"]
     jit_compile: bool
     deterministic: bool
-    gpu_memory_growth: bool
 
 
 class Grid(Section):

@@ -5,7 +5,7 @@ from fer.atomic import atomic_file, write_json
 from fer.dataset import concat_datasets, load_dataset, stratified_subset
 from fer.evaluate import pm, summarize
 from fer.crossval import PROTOCOLS, RESULT_KEYS, folds, leakage_note
-from fer.executor import from_params, run_tasks
+from fer.executor import configured, run_tasks
 from fer.grid import holdout_accuracy, model_spec, train_spec
 from fer.layout import set_dir
 from fer.params import load_params
@@ -23,8 +23,8 @@ def main() -> None:
              for name in cv["models"] for protocol in PROTOCOLS
              for i, (tr, va) in enumerate(folds(union.manifest, protocol, cv["folds"],
                                                 cv["seed"]))]
-    # every (model, protocol, fold) one task under train.executor, in this order
-    accs = run_tasks(from_params(params), holdout_accuracy, (train, union),
+    # every (model, protocol, fold) one task under FER_EXECUTOR, in this order
+    accs = run_tasks(configured(), holdout_accuracy, (train, union),
                      [t[-1] for t in tasks])
     fold_accs = {}
     for (name, protocol, i, _), acc in zip(tasks, accs):

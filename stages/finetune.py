@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fer.atomic import atomic_dir, write_json
 from fer.evaluate import confusion_png, pm
-from fer.executor import from_params
+from fer.executor import configured
 from fer.grid import cell_spec, prepare_cache, run_cell
 from fer.labels import EMOTIONS
 from fer.layout import set_dir
@@ -41,7 +41,7 @@ def main(model: str, train_set: str) -> None:
             print(f"{spec.name} seed {r['seed']}{' (cached)' if r['resumed'] else ''}: {accs}")
 
         cell = run_cell(spec, sets, cache_dir, log_seed, prepared=True,
-                        runner=from_params(params))
+                        runner=configured())
         sel = cell["selection"]["key"]
         for t, s in cell["summary"].items():
             acc = s["accuracy"]

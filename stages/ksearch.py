@@ -5,7 +5,7 @@ holdout was over images, which lets copies of a held-out face train)."""
 
 from fer.atomic import atomic_file, write_json
 from fer.dataset import load_dataset, stratified_subset
-from fer.executor import from_params, run_tasks
+from fer.executor import configured, run_tasks
 from fer.grid import holdout_accuracy, model_spec, train_spec
 from fer.layout import set_dir
 from fer.params import load_params
@@ -21,8 +21,8 @@ def main() -> None:
     train = train_spec(params, val_fraction=0.0)
     rows, k_values = [], ks["k_values"][name]
     specs = [(model_spec(params, name, k=k), tr, va, ks["seed"]) for k in k_values]
-    accs = run_tasks(from_params(params), holdout_accuracy, (train, data), specs)
-    for k, acc in zip(k_values, accs):              # each k one task under train.executor
+    accs = run_tasks(configured(), holdout_accuracy, (train, data), specs)
+    for k, acc in zip(k_values, accs):              # each k one task under FER_EXECUTOR
         rows.append({"k": k, "val_accuracy": acc})
         print(f"ksearch {name} on {ks['train_set']}: k={k} val accuracy {acc:.3f}")
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["k"]))

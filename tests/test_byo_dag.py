@@ -85,6 +85,15 @@ def test_readme_own_data_example_runs_to_the_report(tmp_path, demo_root):
     second = run([dvc, "repro"], repo, env)
     assert ran(second) == set() and "up to date" in second
 
+    # execution settings are no params and change no number: with the activation cache
+    # moved (FER_CACHE_DIR) a stage re-run from scratch writes the same bytes, and the
+    # pipeline stays up to date with the settings switched (FER_EXECUTOR=ray)
+    moved = {**env, "FER_CACHE_DIR": str(tmp_path / "moved_cache")}
+    before = _outs(repo, "ksearch")
+    run([dvc, "repro", "-f", "-s", "ksearch"], repo, moved)
+    assert any((tmp_path / "moved_cache").iterdir()) and _outs(repo, "ksearch") == before
+    assert "up to date" in run([dvc, "status"], repo, {**moved, "FER_EXECUTOR": "ray"})
+
     # a label edited in the web set's csv: its chain re-runs (the csv is inside the
     # database folder, hence part of data.dvc), nothing of the test side's crops
     csv = repo / "data/web/labels.csv"

@@ -1,4 +1,4 @@
-"""train.executor=ray: a cell's seeds as Ray tasks on a local two-node cluster give the
+"""FER_EXECUTOR=ray: a cell's seeds as Ray tasks on a local two-node cluster give the
 very results the local executor gives, also when a worker is killed mid-seed; a task's
 own error fails the caller with that error."""
 import json
@@ -146,9 +146,9 @@ def test_ksearch_k_values_as_ray_tasks_match_local(tiny, cluster, monkeypatch):
     params["model"]["name"] = "vgg16"
     params["ksearch"].update(train_set="TINY", max_images=None, k_values={"vgg16": [1, 5]})
     out = {}
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     for kind in ("local", "ray"):
-        params["train"]["executor"] = kind
-        (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+        monkeypatch.setenv("FER_EXECUTOR", kind)          # an execution setting
         ksearch.main()
         out[kind] = (tmp / "metrics/ksearch.json").read_text()
     assert json.loads(out["ray"])["sweep"][1]["k"] == 5
@@ -166,9 +166,10 @@ def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluste
     monkeypatch.chdir(tmp)
     params = yaml.safe_load((tmp / "params.yaml").read_text())
     params["grid"].update(models=["vgg16"], train_sets=["TINY"])
-    params["train"]["executor"] = "ray"
-    params["train"]["ray"] = {"cpus_per_seed": 1, "gpus_per_seed": 1, "max_retries": 2}
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    for var, value in (("FER_EXECUTOR", "ray"), ("FER_RAY_CPUS_PER_SEED", "1"),
+                       ("FER_RAY_GPUS_PER_SEED", "1"), ("FER_RAY_MAX_RETRIES", "2")):
+        monkeypatch.setenv(var, value)
     assert fill_grid.main([]) == 0
     assert sorted(p.name for p in (tmp / ".cache/finetune/vgg16-TINY").glob("seed_*.json")) \
         == [f"seed_{s}.json" for s in range(SEEDS)]
@@ -184,13 +185,15 @@ def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluste
     _same_cell(cell, reference)
 
 
-def test_bad_executor_settings_name_the_key():
-    from fer.executor import from_params
+def test_bad_executor_settings_name_the_key(monkeypatch):
+    from fer.executor import configured
     from fer.fill_grid import pending_groups
-    with pytest.raises(ValueError,
-                       match=r"train.executor='dask': must be one of \['local', 'ray'\]"):
-        from_params({"train": {"executor": "dask"}})
-    assert from_params({"train": {}}) == Executor()                  # absent: local
+    from fer.settings import SettingsError
+    monkeypatch.setenv("FER_EXECUTOR", "dask")
+    with pytest.raises(SettingsError, match=r"FER_EXECUTOR = 'dask': expected one of local"):
+        configured()
+    monkeypatch.delenv("FER_EXECUTOR")
+    assert configured() == Executor()                                # unset: local
     grid = {"grid": {"models": ["vgg16"], "train_sets": ["KDEF_Q"], "test_sets": ["CK+"]}}
     with pytest.raises(ValueError, match=r"cells \['vgg16-KDEF_OL'\] are not in the grid"):
         pending_groups(grid, ["vgg16-KDEF_OL"])

@@ -1,0 +1,52 @@
+"""Execution settings (fer.settings) live outside params.yaml: environment over local.yaml
+over defaults, bad values named; switching them changes no tracked param."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fer.params import ROOT, compose
+from fer.schema import ConfigError, validate
+from fer.settings import Settings, SettingsError, load
+
+
+def test_environment_over_local_file_over_defaults(tmp_path):
+    assert load({}, tmp_path / "absent.yaml") == Settings()
+    local = tmp_path / "local.yaml"
+    local.write_text("executor: ray\nray_gpus_per_seed: 0\ncache_dir: /fast/cache\n")
+    s = load({}, local)
+    assert (s.executor, s.ray_gpus_per_seed, s.cache_dir) == ("ray", 0.0, "/fast/cache")
+    s = load({"FER_EXECUTOR": "local", "FER_JOBS": "3", "FER_GPU_MEMORY_GROWTH": "false"},
+             local)
+    assert (s.executor, s.jobs, s.gpu_memory_growth, s.cache_dir) == \
+        ("local", 3, False, "/fast/cache")
+
+
+def test_bad_settings_name_the_variable_or_file(tmp_path):
+    with pytest.raises(SettingsError, match=r"FER_JOBS: 'two' is not a valid int"):
+        load({"FER_JOBS": "two"}, tmp_path / "absent.yaml")
+    with pytest.raises(SettingsError, match=r"FER_EXECUTOR = 'dask'"):
+        load({"FER_EXECUTOR": "dask"}, tmp_path / "absent.yaml")
+    local = tmp_path / "local.yaml"
+    local.write_text("executer: ray\n")
+    with pytest.raises(SettingsError, match=r"local\.yaml: unknown setting\(s\) \['executer'\]"):
+        load({}, local)
+
+
+def test_settings_are_no_params():
+    # the keys that used to be tracked are refused, so no stage can depend on them
+    params = compose(["profile=demo"])
+    for key, value in (("executor", "ray"), ("cache_dir", "x"), ("gpu_memory_growth", True)):
+        bad = {**params, "train": {**params["train"], key: value}}
+        with pytest.raises(ConfigError, match=f"train.{key}: unknown key"):
+            validate(bad)
+    # and params.yaml comes out byte-identical whatever the settings say
+    def composed(env):
+        out = subprocess.run([sys.executable, "-c", "import sys, yaml; from fer.params import "
+                              "compose; sys.stdout.write(yaml.safe_dump(compose(['profile="
+                              "demo'])))"], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
+        return out.stdout
+    assert composed({}) == composed({"FER_EXECUTOR": "ray", "FER_CACHE_DIR": "/elsewhere",
+                                     "FER_GPU_MEMORY_GROWTH": "0", "FER_JOBS": "4"})
