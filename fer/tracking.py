@@ -81,6 +81,11 @@ def store_lock(uri: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+# MLflow 3's UI opens an experiment in its model-training view (not the GenAI one) when
+# it carries this kind
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def open_experiment(experiment: str) -> str:
     """Point MLflow at the store, creating and migrating it if new, and get or create
     `experiment`; both under the store lock, so concurrent first users cannot race.
@@ -95,7 +100,8 @@ def open_experiment(experiment: str) -> str:
         if exp is None:
             try:
                 client.create_experiment(
-                    experiment, artifact_location=(store_root() / "mlartifacts").as_uri())
+                    experiment, artifact_location=(store_root() / "mlartifacts").as_uri(),
+                    tags=EXPERIMENT_TAGS)
             except mlflow.exceptions.MlflowException as e:
                 # a tracking server has no lock we can take: another client created it
                 # between our lookup and our create; theirs is the one to use
@@ -247,16 +253,19 @@ def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> str:
                                 **process_tags()}) as child:
         log = metric_logger(child.info.run_id)
         mlflow.log_params({"seed": result["seed"], "train_images": result["train_images"]})
+        # one log_batch per epoch with every curve's value of that epoch, then one with
+        # the seed's final metrics
         for step, history in result["history"].items():
             first = 0 if step == "step1" else first_step2_epoch
-            for name_, values in history.items():
-                for i, v in enumerate(values):
-                    log({f"{step}_{name_}": v}, step=first + i + 1)
-        if result.get("val"):
-            log({f"val_{k}": result["val"][k]
-                 for k in ("accuracy", "balanced_accuracy", "macro_f1")})
+            epochs = max((len(v) for v in history.values()), default=0)
+            for i in range(epochs):
+                log({f"{step}_{k}": v[i] for k, v in history.items() if i < len(v)},
+                    step=first + i + 1)
+        final = {f"val_{k}": result["val"][k] for k in ("accuracy", "balanced_accuracy",
+                                                         "macro_f1")} if result.get("val") else {}
         for test, m in result["tests"].items():
-            log({f"{metric_key(test)}_{k}": m[k]
-                 for k in ("accuracy", "balanced_accuracy", "macro_f1")})
+            final.update({f"{metric_key(test)}_{k}": m[k]
+                          for k in ("accuracy", "balanced_accuracy", "macro_f1")})
             mlflow.log_dict(m, f"tests/{metric_key(test)}.json")
+        log(final)
     return child.info.run_id

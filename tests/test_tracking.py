@@ -159,3 +159,27 @@ def test_seed_child_runs_are_logged_once(tmp_path, store):
     assert steps == [1, 2] and [m.step for m in store.get_metric_history(
         first, "step2_loss")] == [3]
     assert store.get_run(first).data.metrics["CKplus_macro_f1"] == 0.3
+    # the UI opens the experiment in its model-training view
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
+
+
+def test_a_seed_logs_one_batch_per_epoch(tmp_path, store, monkeypatch):
+    import mlflow
+    from fer.tracking import log_seed_run, mlflow_run
+    calls = []
+    batch = mlflow.MlflowClient.log_batch
+
+    def counted(self, run_id, metrics=(), *a, **kw):
+        if metrics:                          # (params and tags go through log_batch too)
+            calls.append(len(metrics))
+        return batch(self, run_id, metrics, *a, **kw)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", counted)
+    result = _seed_result(0)
+    result["history"]["step1"]["accuracy"] = [0.2, 0.3]
+    with mlflow_run("grid", "cell"):
+        child = log_seed_run("cell", result, 2)
+    # 2 step-1 epochs (loss and accuracy in one call each), 1 step-2 epoch, then the
+    # seed's 3 test metrics: 4 calls instead of one per value
+    assert calls == [2, 2, 1, 3]
+    assert [m.step for m in store.get_metric_history(child, "step1_loss")] == [1, 2]
