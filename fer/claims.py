@@ -109,8 +109,8 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float,
             reason = (f"at {r['n']} seeds the smallest attainable p is {r['min_p']:.3g}"
                       if r["min_p"] >= alpha else
                       f"Holm p {r['p_holm']:.3g} ≥ {alpha}")
-        out.append({**c, "family": r["family"], "n": r["n"], "diff": diff, "ci": ci,
-                    "p": r["p"], "p_holm": r["p_holm"], "verdict": v, "reason": reason})
+        out.append({**c, "index": i, "family": r["family"], "n": r["n"], "diff": diff,
+                    "ci": ci, "p": r["p"], "p_holm": r["p_holm"], "verdict": v, "reason": reason})
     return out
 
 

@@ -60,8 +60,7 @@ class Detection:
 @dataclass
 class FaceSearch:
     """What the detector said about one image: the chosen face (None when no box
-    qualified) and how many boxes that outscored it were rejected for leaving the frame
-    (the highest-scoring box was out of frame when this is > 0)."""
+    qualified) and how many boxes that outscored it were rejected for leaving the frame."""
     detection: Detection | None
     out_of_frame: int = 0
 
@@ -73,12 +72,16 @@ def in_frame(box, width: int, height: int, tolerance: float) -> tuple | None:
     clipped: the part of it inside the image is a cheek or a collar, not a face."""
     x0, y0, x1, y1 = (int(v) for v in np.round(np.asarray(box, dtype=np.float64)))
     w, h = x1 - x0, y1 - y0
-    if w < 8 or h < 8:
-        return None
-    if max(-x0, x1 - width) > tolerance * w or max(-y0, y1 - height) > tolerance * h:
+    if w < 8 or h < 8 or _leaves_frame((x0, y0, x1, y1), width, height, tolerance):
         return None
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     return None if x1 - x0 < 8 or y1 - y0 < 8 else (x0, y0, x1, y1)
+
+
+def _leaves_frame(box, width, height, tolerance) -> bool:
+    x0, y0, x1, y1 = box
+    return (max(-x0, x1 - width) > tolerance * (x1 - x0)
+            or max(-y0, y1 - height) > tolerance * (y1 - y0))
 
 
 def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
@@ -87,7 +90,8 @@ def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
     to `tolerance`, see in_frame). `pad` > 0 first adds a border of pad x the image's
     height (top, bottom) and width (left, right) in its mean colour: the SSD was trained
     on faces with context around them, which a tight crop lacks. Boxes are judged
-    against the image itself, never the border."""
+    against the image itself, never the border; `out_of_frame` counts the higher-scoring
+    boxes rejected for leaving it (not those rejected for being under 8 px)."""
     h, w = rgb.shape[:2]
     py, px = int(round(pad * h)), int(round(pad * w))
     canvas = rgb
@@ -102,11 +106,14 @@ def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
     out = net.forward()[0, 0]                       # (K, 7): _, _, score, x0, y0, x1, y1
     out = out[out[:, 2] >= confidence]
     out = out[np.argsort(-out[:, 2], kind="stable")]
-    for rejected, row in enumerate(out):
-        box = in_frame(row[3:7] * [cw, ch, cw, ch] - [px, py, px, py], w, h, tolerance)
+    left = 0
+    for row in out:
+        raw = row[3:7] * [cw, ch, cw, ch] - [px, py, px, py]
+        box = in_frame(raw, w, h, tolerance)
         if box is not None:
-            return FaceSearch(Detection(box, float(row[2])), rejected)
-    return FaceSearch(None, len(out))
+            return FaceSearch(Detection(box, float(row[2])), left)
+        left += int(bool(_leaves_frame(np.round(raw), w, h, tolerance)))
+    return FaceSearch(None, left)
 
 
 def detect_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,

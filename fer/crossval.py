@@ -37,14 +37,14 @@ def leakage_note(manifest, augment_part: str) -> str:
     derived from another database's people, frames of one person, train-only images)."""
     source = manifest["source_subject"].astype(str)
     database = manifest["database"].astype(str)
-    kinds = []
-    if (manifest["part"] == augment_part).any():
-        kinds.append("an image and its augmented copies")
-    derived = (source != "") & (source.str.split("/").str[0] != database)
+    copies = (manifest["part"] == augment_part).to_numpy()
+    kinds = ["an image and its augmented copies"] if copies.any() else []
+    own = np.array([s.startswith(d + "/") for s, d in zip(source, database)], dtype=bool)
+    derived = (source != "").to_numpy() & ~copies & ~own
     if derived.any():
         kinds.append("a photo and the faces derived from it in "
                      + ", ".join(sorted(set(database[derived]))))
-    real = source[source != ""]
+    real = source[(source != "").to_numpy() & ~copies]
     if real.duplicated().any():
         kinds.append("several images of one person")
     train_only = int((source == "").sum())

@@ -79,7 +79,7 @@ def connect():
         ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False,
                  runtime_env={"py_modules": [str(Path(__file__).resolve().parent)],
-                              "env_vars": dict(WORKER_ENV)})
+                              "env_vars": {**WORKER_ENV, **settings.worker_env()}})
     return ray
 
 

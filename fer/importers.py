@@ -446,9 +446,11 @@ def database_options(kind: str, options: dict, where: str) -> dict:
         if key in options and not ok(options[key]):
             raise DatasetError(f"{where}.{key} = {options[key]!r}: expected {expected}")
     merged = {**known, **{k: v for k, v in options.items() if k in known}}
-    if kind == "csv" and isinstance(merged["csv"], str):
+    if kind == "csv":
+        if not isinstance(merged["csv"], str) or not merged["csv"].strip():
+            raise DatasetError(f"{where}.csv = {merged['csv']!r}: expected a file name")
         csv = PurePosixPath(merged["csv"].replace("\\", "/"))
-        if csv.is_absolute() or ".." in csv.parts:
+        if csv.is_absolute() or ".." in csv.parts or ":" in csv.parts[0]:
             raise DatasetError(f"{where}.csv = {merged['csv']!r}: the labels csv must lie "
                                "inside the database folder (its path), so that DVC tracks "
                                "it with the images and a label edit re-runs the database's "

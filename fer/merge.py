@@ -31,6 +31,11 @@ def load_part(name: str, params: dict, root=".") -> Dataset:
     elif name == params["gan"]["part"]:      # one directory per emotion's gan stage
         path = root / DERIVED_DIR / name
         ds = concat_datasets([load_dataset(path / e) for e in params["gan"]["emotions"]])
+        # a DCGAN learns from every subject of its emotion: its images only ever train
+        named = ds.manifest["source_subject"].astype(str) != ""
+        if named.any():
+            raise ValueError(f"{path}: {int(named.sum())} generated images name a source "
+                             "subject; DCGAN images must have none (they only ever train)")
     else:
         raise ValueError(f"unknown dataset part {name!r}: a part is a database of "
                          f"data.databases {sorted(params['data']['databases'])}, "

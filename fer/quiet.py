@@ -3,11 +3,12 @@
 TensorFlow 2.19's wheel registers its cuDNN/cuFFT/cuBLAS factories twice and writes
 "Unable to register ... factory", "computation placer already registered" and, with no
 GPU driver, "failed call to cuInit" straight to file descriptor 2 from C++, before
-TF_CPP_MIN_LOG_LEVEL is read (tensorflow/tensorflow#62075: harmless). `install()` wraps
+TF_CPP_MIN_LOG_LEVEL is read (tensorflow/tensorflow#62075: harmless; cuInit only where
+no NVIDIA driver exists). `install()` wraps
 the process's first `import tensorflow` (and its device discovery) so that those lines,
 and only those, are dropped: everything else written meanwhile is passed on unchanged.
 The stage scripts install it (stages/__init__.py); TF_CPP_MIN_LOG_LEVEL defaults to 2
-(warnings and errors shown).
+(TensorFlow's C++ errors shown, its info and warning lines not, as `make` always set).
 """
 from __future__ import annotations
 
@@ -15,34 +16,65 @@ import importlib.abc
 import importlib.util
 import os
 import re
+import subprocess
 import sys
-import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 NOISE = re.compile(rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer "
                    rb"already registered|All log messages before absl::InitializeLog\(\) "
-                   rb"is called|failed call to cuInit")
+                   rb"is called")
+# with no NVIDIA driver on this machine, TensorFlow's failed CUDA start is noise too; with
+# one, it is the line that says why training runs on the CPU, so it stays
+NO_GPU_NOISE = re.compile(NOISE.pattern + rb"|failed call to cuInit")
+
+
+def noise() -> re.Pattern:
+    return NOISE if Path("/dev/nvidiactl").exists() else NO_GPU_NOISE
+
+
+# the filter runs in a process of its own, so that what the importing process wrote
+# before a crash (an abort, a segfault) still reaches the terminal
+FILTER = """
+import os, re, sys
+noise, pending = re.compile(sys.argv[1].encode("latin-1")), b""
+while chunk := os.read(0, 65536):
+    *lines, pending = (pending + chunk).split(b"\\n")
+    for line in lines:
+        if not noise.search(line):
+            os.write(1, line + b"\\n")
+if pending and not noise.search(pending):
+    os.write(1, pending)
+"""
 
 
 @contextmanager
 def native_stderr_filtered(noise: re.Pattern = NOISE):
-    """Within the block, file descriptor 2 (C++ and Python alike) goes to a temporary
-    file; afterwards its lines are written to the real stderr, less those matching
-    `noise`."""
+    """Within the block, file descriptor 2 (C++ and Python alike) goes through a pipe to
+    a small filter process that writes each line on to the real stderr as it arrives,
+    less those matching `noise`. Without a usable fd 2 the block runs unfiltered."""
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    read_end, write_end = os.pipe()
+    filt = subprocess.Popen([sys.executable, "-c", FILTER, noise.pattern.decode("latin-1")],
+                            stdin=read_end, stdout=saved)
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)                  # closes the pipe's last write end: EOF
+        os.close(saved)
         try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().splitlines(keepends=True):
-                if not noise.search(line):
-                    os.write(2, line)
+            filt.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # something still holds the pipe: the filter
+            pass                           # ends when that does
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
@@ -56,9 +88,12 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         run = spec.loader.exec_module
 
         def exec_module(module):
-            with native_stderr_filtered():
+            with native_stderr_filtered(noise()):
                 run(module)
-                module.config.list_physical_devices("GPU")   # cuInit, before any op
+                try:
+                    module.config.list_physical_devices("GPU")   # cuInit, before any op
+                except Exception:              # a broken device setup shows up later,
+                    pass                       # when TensorFlow first needs it
         spec.loader.exec_module = exec_module
         return spec
 

@@ -76,23 +76,40 @@ def load(environ=None, local_file: Path = LOCAL_FILE) -> Settings:
     local = {}
     if Path(local_file).is_file():
         local = yaml.safe_load(Path(local_file).read_text()) or {}
+        if not isinstance(local, dict):
+            raise SettingsError(f"{local_file}: expected a mapping of settings")
         unknown = sorted(set(local) - {f.name for f in fields(Settings)})
-        if not isinstance(local, dict) or unknown:
+        if unknown:
             raise SettingsError(f"{local_file}: unknown setting(s) {unknown}; known: "
                                 f"{', '.join(f.name for f in fields(Settings))}")
-    values = {}
+    values, sources = {}, {}
     for f in fields(Settings):
         kind = {"float": float, "int": int, "bool": bool}.get(str(f.type).split(" ")[0], str)
         var = f"FER_{f.name.upper()}"
-        for raw, source in ((environ.get(var), var), (local.get(f.name), str(local_file))):
+        for raw, source in ((environ.get(var), var),
+                            (local.get(f.name), f"{local_file}: {f.name}")):
             value = _convert(var, kind, raw, source)
             if value is not None:
-                values[f.name] = value
+                values[f.name], sources[f.name] = value, source
                 break
-    settings = Settings(**values)
-    if settings.executor not in EXECUTORS:
-        raise SettingsError(f"FER_EXECUTOR = {settings.executor!r}: expected one of "
-                            f"{', '.join(EXECUTORS)}")
-    if settings.jobs < 1:
-        raise SettingsError(f"FER_JOBS = {settings.jobs}: expected at least 1")
-    return settings
+    s = Settings(**values)
+    where = {f.name: sources.get(f.name, f"FER_{f.name.upper()} (default)")
+             for f in fields(Settings)}
+    for name, ok, expected in (
+            ("executor", s.executor in EXECUTORS, f"one of {', '.join(EXECUTORS)}"),
+            ("jobs", s.jobs >= 1, "at least 1"),
+            ("ray_cpus_per_seed", s.ray_cpus_per_seed > 0, "more than 0"),
+            ("ray_gpus_per_seed", s.ray_gpus_per_seed >= 0, "0 or more"),
+            ("ray_max_retries", s.ray_max_retries >= 0, "0 or more")):
+        if not ok:
+            raise SettingsError(f"{where[name]} = {getattr(s, name)!r}: expected {expected}")
+    return s
+
+
+def worker_env(s: Settings | None = None) -> dict:
+    """The driver's settings as FER_* variables for a Ray worker, which has neither the
+    driver's environment nor its local.yaml (the cache folder made absolute)."""
+    s = s or load()
+    values = {**{f.name: getattr(s, f.name) for f in fields(Settings)},
+              "cache_dir": str((ROOT / s.cache_dir).resolve())}
+    return {f"FER_{k.upper()}": str(v) for k, v in values.items() if v is not None}

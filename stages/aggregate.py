@@ -53,10 +53,10 @@ def main() -> None:
             f"accuracy_{key}_bootstrap_high": round(iv["bootstrap"][1], 4)}
             for t in tests for iv in [intervals[c["cell"]][t]["accuracy"]]}
     if judged:
-        summary["claims"] = {f"claim{i + 1}": {"better_minus_worse": round(j["diff"], 4),
-                                               "p_holm": round(j["p_holm"], 4),
-                                               "supported": int(j["verdict"] == "supported")}
-                             for i, j in enumerate(judged)}
+        # keyed by the claim's place in report.claims, whichever of them this grid holds
+        summary["claims"] = {f"claim{j['index'] + 1}": {
+            "better_minus_worse": round(j["diff"], 4), "p_holm": round(j["p_holm"], 4),
+            "supported": int(j["verdict"] == "supported")} for j in judged}
     write_json("metrics/summary.json", summary)
     import mlflow
     with mlflow_run("aggregate", "aggregate", params={"report": {k: v for k, v in cfg.items()

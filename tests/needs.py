@@ -28,7 +28,8 @@ PIP = "pip install -r requirements.txt; make install does"
 
 
 def in_ci() -> bool:
-    return os.environ.get("CI") == "true"
+    """CI set to anything truthy (true, True, 1, yes): what CI services set."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes", "on")
 
 
 def need(available, reason: str) -> None:

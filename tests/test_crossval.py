@@ -105,8 +105,10 @@ def test_leakage_note_names_only_what_the_union_holds():
     note = leakage_note(paper, "kdef_da_ol")
     assert "augmented copies" in note and "derived from it in KDEF_GAN_PFA" in note
     assert "only train on the 1 images without one" in note
-    own = pd.DataFrame({"part": ["web", "web", "jaffe"], "database": ["WEB", "WEB", "JAFFE"],
-                        "source_subject": ["WEB/P01", "WEB/P02", "JAFFE/KA"]})
+    own = pd.DataFrame({"part": ["web", "web", "jaffe", "web_da"],
+                        "database": ["WEB", "WEB", "JAFFE", "WEB_DA"],
+                        "source_subject": ["WEB/P01", "WEB/P02", "JAFFE/KA", "WEB/P01"]})
     note = leakage_note(own, "web_da")
     assert "PFA" not in note and "DCGAN" not in note and "derived" not in note
-    assert "augmented" not in note and note.endswith("source subject on one side.")
+    assert "several images of one person" not in note       # a copy is not a second photo
+    assert "augmented copies" in note and note.endswith("source subject on one side.")

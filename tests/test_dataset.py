@@ -73,6 +73,35 @@ def test_build_set_and_counts(tmp_path):
     assert table.splitlines()[2] == "| A | 1 | 0 | 0 | 2 | 0 | 0 | 0 | 3 |"
 
 
+def test_generated_images_only_ever_train(tmp_path):
+    """The GAN part is one dataset directory per gan.emotions entry; its rows must carry
+    no source subject (fer.splits then never validates on them): a manifest that names
+    one, written here by hand, is refused."""
+    import pandas as pd
+    from fer.params import compose
+    params = compose(["profile=demo"])
+    params["crop"]["size"] = 8
+    params["gan"]["emotions"] = ["sad", "happy"]
+    for e in params["gan"]["emotions"]:
+        m = pd.DataFrame({"path": [f"gan_q/{e}/0", f"gan_q/{e}/1"], "label": e, "subject": "",
+                          "database": "KDEF_GAN_Q", "source": "generated",
+                          "source_subject": ""})
+        save_dataset(tmp_path / "build/derived/gan_q" / e, np.zeros((2, 8, 8, 3), np.uint8), m)
+    ds = build_set("KDEF_Q", ["gan_q"], params, root=tmp_path)
+    assert ds.manifest["label"].tolist() == ["sad"] * 2 + ["happy"] * 2
+    assert (ds.manifest["source_subject"] == "").all()
+    bad = pd.read_csv(tmp_path / "build/derived/gan_q/happy/manifest.csv",
+                      keep_default_na=False)
+    bad.loc[0, "source_subject"] = "KDEF/F01"
+    save_dataset(tmp_path / "build/derived/gan_q/happy", np.zeros((2, 8, 8, 3), np.uint8),
+                 bad.drop(columns=["label_id"]))
+    with pytest.raises(ValueError, match="1 generated images name a source subject"):
+        build_set("KDEF_Q", ["gan_q"], params, root=tmp_path)
+    params["gan"]["emotions"] = ["sad", "fear"]                # a missing gan stage's output
+    with pytest.raises(FileNotFoundError, match="gan_q/fear/images.npy: missing"):
+        build_set("KDEF_Q", ["gan_q"], params, root=tmp_path)
+
+
 def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", ""])
     p.wait()                                             # reaped: the pid runs nothing now

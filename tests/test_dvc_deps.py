@@ -171,14 +171,6 @@ def params_read(tmp_path_factory):
             if stage in ("baselines", "edge_eval", "report") and \
                     not (ROOT / "web/node_modules/@tensorflow").is_dir():
                 continue                          # no TF.js here: checked by the static test
-            if stage == "merge":                  # gan ran for one emotion: the other six
-                for e in EMOTIONS[1:]:                # get stand-in images (its interface)
-                    _noise_folders(tmp / "build/derived/gan_q" / e, 1, 2, size=32, only=e)
-            if stage == "report":                 # and stand-in sample grids and KID curves
-                for e in EMOTIONS[1:]:
-                    shutil.copytree(tmp / "reports/gan/angry", tmp / f"reports/gan/{e}")
-                    shutil.copy(tmp / "reports/gan/angry_kid.csv",
-                                tmp / f"reports/gan/{e}_kid.csv")
             log = tmp / f"{stage}.reads"
             mp.setenv(PARAMS_LOG_ENV, str(log))
             run()

@@ -63,7 +63,7 @@ def _run(tmp_path, ci, *tests):
 MISSING = "needs fer-no-such-tool (apt-get install fer-no-such-tool)"
 
 
-@pytest.mark.parametrize("ci", [None, "false", "1"])
+@pytest.mark.parametrize("ci", [None, "false", "0", ""])
 def test_missing_tool_skips_outside_ci(tmp_path, ci):
     r, counts = _run(tmp_path, ci, "test_marked", "test_in_body")
     assert counts == {"skipped": 2}, r.stdout
@@ -73,8 +73,9 @@ def test_missing_tool_skips_outside_ci(tmp_path, ci):
     assert not (tmp_path / "fixture-was-built").exists()      # skipped before set-up
 
 
-def test_missing_tool_fails_under_ci(tmp_path):
-    r, counts = _run(tmp_path, "true", "test_marked", "test_in_body")
+@pytest.mark.parametrize("ci", ["true", "True", "1"])      # what CI services set
+def test_missing_tool_fails_under_ci(tmp_path, ci):
+    r, counts = _run(tmp_path, ci, "test_marked", "test_in_body")
     # the mark fails the test at set-up (pytest counts an error), need() in its body fails it
     assert counts == {"error": 1, "failed": 1}, r.stdout
     assert r.returncode == 1

@@ -32,3 +32,28 @@ def test_stage_processes_start_tensorflow_quietly():
     assert not NOISE.search(quiet.encode()), quiet
     assert "a warning of our own" in quiet
     assert len(quiet.splitlines()) <= 2, quiet
+
+
+CRASH = """
+import os
+from fer.quiet import native_stderr_filtered
+with native_stderr_filtered():
+    os.write(2, b"Unable to register cuDNN factory: noise\\nF a fatal line\\n")
+    os.abort()
+"""
+
+
+def test_a_crash_inside_the_filter_keeps_its_message():
+    out = subprocess.run([sys.executable, "-c", CRASH], cwd=ROOT, capture_output=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert out.returncode != 0
+    assert b"F a fatal line" in out.stderr and not NOISE.search(out.stderr)
+
+
+def test_no_usable_stderr_still_imports(tmp_path):
+    # fd 2 closed: the filter steps aside instead of failing the import
+    script = ("import os; os.close(2)\nimport stages\nimport tensorflow as tf\n"
+              "tf.constant(1) + 1\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0

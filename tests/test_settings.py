@@ -50,3 +50,23 @@ def test_settings_are_no_params():
         return out.stdout
     assert composed({}) == composed({"FER_EXECUTOR": "ray", "FER_CACHE_DIR": "/elsewhere",
                                      "FER_GPU_MEMORY_GROWTH": "0", "FER_JOBS": "4"})
+
+
+def test_ranges_and_what_a_ray_worker_receives(tmp_path, monkeypatch):
+    with pytest.raises(SettingsError, match=r"FER_RAY_MAX_RETRIES = -1: expected 0 or more"):
+        load({"FER_RAY_MAX_RETRIES": "-1"}, tmp_path / "absent.yaml")
+    local = tmp_path / "local.yaml"
+    local.write_text("- executor: ray\n")
+    with pytest.raises(SettingsError, match="expected a mapping"):
+        load({}, local)
+    local.write_text("executor: dask\n")
+    with pytest.raises(SettingsError, match=r"local\.yaml: executor = 'dask'"):
+        load({}, local)
+    # a worker has neither the driver's environment nor its local.yaml: it gets the
+    # driver's settings as variables, the cache folder absolute
+    from fer.settings import worker_env
+    env = worker_env(load({"FER_CACHE_DIR": "rel/cache", "FER_EXECUTOR": "ray"},
+                          tmp_path / "absent.yaml"))
+    assert env["FER_EXECUTOR"] == "ray" and env["FER_CACHE_DIR"] == str(ROOT / "rel/cache")
+    assert load(env, tmp_path / "absent.yaml") == load(
+        {"FER_CACHE_DIR": str(ROOT / "rel/cache"), "FER_EXECUTOR": "ray"}, tmp_path / "x")

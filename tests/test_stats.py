@@ -138,7 +138,7 @@ def test_bad_claims_and_unpaired_seeds_are_errors():
               {"claim": "Q beats OL", "better": "vgg19-KDEF_Q", "worse": "vgg19-KDEF_OL",
                "test_set": "CK+"}]
     judged = judge_claims(claims, rows, 0.05, grid=grid)
-    assert [j["claim"] for j in judged] == ["Q beats OL"]
+    assert [(j["claim"], j["index"]) for j in judged] == [("Q beats OL", 2)]  # its place
     md = claims_markdown(judged, rows, CFG, left_out=2)
     assert "2 configured claims (`report.claims`) concern cells or test sets outside" in md
     assert "| x |" not in md and "| Q beats OL | CK+ |" in md

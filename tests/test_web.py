@@ -65,7 +65,7 @@ def test_page_predicts_like_the_python_model(exported, tmp_path):
     assert res["backend"] in ("webgl", "wasm", "cpu") and not res["statusIsError"]
     # an export without crop rules: the raw detection, as the pipeline's defaults crop
     assert res["rules"] == {"margin": 0, "square": False, "confidence": 0.5,
-                            "frame_tolerance": 0.1}
+                            "frame_tolerance": None}             # Infinity, as JSON
     assert res["box"] == res["detection"]
     crop = assert_pipeline_crop(res, data.astronaut(), 0.0, False)
     ref = model.predict(normalize(crop[None], "caffe"), verbose=0)[0]

@@ -25,7 +25,8 @@ export function preprocess(tf, images, meta) {
 // The pipeline's crop rules (model.json userDefinedMetadata.fer.crop, from the training
 // params); exports made before they travelled there were cropped with these defaults.
 export function cropRules(meta) {
-  return { margin: 0, square: false, confidence: 0.5, frame_tolerance: 0.1,
+  // (those exports' pipeline clipped every box: no frame tolerance)
+  return { margin: 0, square: false, confidence: 0.5, frame_tolerance: Infinity,
            ...(meta.crop || {}) };
 }
 
