@@ -70,3 +70,10 @@ def test_ranges_and_what_a_ray_worker_receives(tmp_path, monkeypatch):
     assert env["FER_EXECUTOR"] == "ray" and env["FER_CACHE_DIR"] == str(ROOT / "rel/cache")
     assert load(env, tmp_path / "absent.yaml") == load(
         {"FER_CACHE_DIR": str(ROOT / "rel/cache"), "FER_EXECUTOR": "ray"}, tmp_path / "x")
+
+
+def test_a_stage_refuses_bad_settings_before_any_work(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "stages.merge"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "FER_JOBS": "0"})
+    assert out.returncode != 0 and "FER_JOBS = 0: expected at least 1" in out.stderr
