@@ -132,7 +132,8 @@ def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
     each epoch's rows in `epoch_order` (fit takes them with steps_per_epoch); without:
     `rows` in order, once. Rows are read per batch (sorted, for the memory map) by a
     `tf.numpy_function` one batch ahead of the step: a train set is never copied whole
-    into memory or into the graph."""
+    into memory or into the graph (which, even for a 44 MB fast-path set, made epochs
+    slower and stalled `fit` after them: bench/feed_teardown.py)."""
     arrays, rows = list(arrays), np.asarray(rows)
     if seed is None:           # a known length: Keras's evaluate and predict read it all
         ds = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
