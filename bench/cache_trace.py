@@ -30,23 +30,24 @@ def build_once(name: str, size: int, images: int, one_trace: bool, out: str) -> 
     import keras
 
     from fer.activations import CacheSpec, activations, model_key
-    from fer.models import ModelSpec, build_base, normalize, split_at_cut
+    from fer.finetune import _fast_models
+    from fer.models import ModelSpec, build_classifier
     from finetune_speed import PRE
 
     keras.utils.set_random_seed(0)
     spec = ModelSpec(name, DEMO_K[name], PRE[name], "none", size)
-    prefix = split_at_cut(build_base(spec), spec.k).prefix
+    prefix = _fast_models(*build_classifier(spec), spec.k)[1].prefix   # normalisation first
     x = np.random.default_rng(1).integers(0, 256, (images, size, size, 3), dtype=np.uint8)
     start = time.perf_counter()
     if one_trace:
         with tempfile.TemporaryDirectory() as tmp:
             arrays, _ = activations(prefix, [x], model_key(prefix, {}, "float32"),
-                                    CacheSpec(tmp), spec.preprocess, log=lambda _: None)
+                                    CacheSpec(tmp), log=lambda _: None)
             first = np.array(arrays[0])
     else:                            # as the cache computed them before
         parts = []
         for i in range(0, images, 32):
-            ys = prefix.predict_on_batch(normalize(x[i:i + 32], spec.preprocess))
+            ys = prefix.predict_on_batch(x[i:i + 32].astype(np.float32))
             parts.append(np.asarray(ys[0] if isinstance(ys, (list, tuple)) else ys))
         first = np.concatenate(parts)
     seconds = time.perf_counter() - start

@@ -1,29 +1,30 @@
-"""Where a fast-path epoch lost time inside Keras's `fit`: the PyDataset feed fer.finetune
-used until c369c23 vs the same batches through a plain tf.data pipeline, a bare
-`train_on_batch` loop, and `fer.feed.fit`, the epoch loop that replaced `Model.fit`.
+"""How a fast-path epoch is fed to `Model.fit`: the time per epoch, and the time `fit`
+takes after an epoch's last batch (where a feed's iterator teardown once stalled it:
+1.4-2.0 s in half of the epochs with the PyDataset feed used until c369c23).
 
-On VGG16's fast-path step-2 trainer (80 px, k = 5, cached cut activations of 224
-synthetic images, batch 32), measured in one process, variants interleaved:
-  epoch_s           wall time of one `fit(epochs=1)` / one loop over the batches
-  after_epoch_s     from the end of the epoch (`on_epoch_end`) until `fit` returns: for
-                    Keras's fit, the feed's iterator being torn down
-  stalls            calls whose after_epoch_s exceeds 0.5 s
-The feeds yield identical batches (`fer.feed.BatchFeed`); only the wrapper differs.
+The VGG16 step-2 trainer (suffix + head, demo size 80 px, 224 images, batch 32) trains
+one epoch at a time on its cut activations, read from a memory-mapped .npy as the
+activation cache holds them, the same batches in the same order each way:
+  numpy_function    `fer.finetune.batches`: rows gathered per batch from the memory map
+                    by a `tf.numpy_function`, one batch ahead (what training uses)
+  in_graph          the whole array copied into the graph (`from_tensor_slices`) and
+                    gathered there: the alternative for sets small enough to copy
+  train_on_batch    a bare loop over the same batches: no tf.data, no fit
 Usage: PYTHONPATH=. python bench/feed_teardown.py [--rounds 10]
 """
 import argparse
 import json
 import statistics
+import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from fer import feed as fer_feed
-from fer.feed import BatchFeed, PyDatasetView
-from fer.finetune import _compile, _fast_models, seed_everything
-from fer.models import ModelSpec, build_classifier, normalize, unfreeze_last
+from fer.activations import CacheSpec, activations, model_key
+from fer.finetune import Cell, TrainSpec, batches, epoch_order, seed_everything
+from fer.models import ModelSpec, unfreeze_last
 
 
 class EpochEnd(keras.callbacks.Callback):
@@ -31,16 +32,14 @@ class EpochEnd(keras.callbacks.Callback):
         self.at = time.perf_counter()
 
 
-def as_tf_data(feed):
-    """The batches of `feed`, in its order, through `tf.data.Dataset.from_generator`."""
-    x = tf.TensorSpec((None,) + feed.arrays[0].shape[1:], tf.float32)
-    y = tf.TensorSpec((None,), tf.as_dtype(feed.labels.dtype))
-
-    def batches():
-        for i in range(len(feed)):
-            yield feed[i]
-    return tf.data.Dataset.from_generator(batches, output_signature=(x, y)).prefetch(
-        tf.data.AUTOTUNE)
+def in_graph(arrays, labels, rows, batch_size, seed, epoch):
+    """`batches`' batches of one epoch, gathered from tensors held whole in the graph."""
+    data = tf.data.Dataset.from_tensors((tf.constant(arrays[0]), tf.constant(labels)))
+    order = np.array_split(epoch_order(rows, seed, epoch),
+                           range(batch_size, len(rows), batch_size))
+    idx = tf.data.Dataset.from_tensor_slices(tf.ragged.constant([np.sort(o) for o in order]))
+    return tf.data.Dataset.zip((idx, data.repeat())).map(
+        lambda i, d: (tf.gather(d[0], i), tf.gather(d[1], i))).prefetch(1)
 
 
 def main():
@@ -49,45 +48,48 @@ def main():
     args = p.parse_args()
     seed_everything(0)
     spec = ModelSpec("vgg16", 5, "caffe", "none", 80)
-    model, base = build_classifier(spec, 0)
-    (_, trainer), cut = _fast_models(spec, model, base)
-    unfreeze_last(base, spec.k)
-    _compile(trainer, 1e-4)
+    cell = Cell(spec, TrainSpec(), 0, fast=True)
+    trainer, prefix = cell.steps[1], cell.cut.prefix
+    unfreeze_last(cell.base, spec.k)
+    trainer.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (224, 80, 80, 3), dtype=np.uint8)
     labels = rng.integers(0, 7, 224)
-    at_cut = np.concatenate([cut.prefix.predict_on_batch(normalize(images[i:i + 32], "caffe"))
-                             for i in range(0, len(images), 32)])
-    feed = BatchFeed(at_cut, labels, np.arange(len(images)), 32, None, seed=0)
+    rows = np.arange(len(images))
+    with tempfile.TemporaryDirectory() as tmp:
+        (at_cut,), _ = activations(prefix, [images], model_key(prefix, {}, "float32"),
+                                   CacheSpec(tmp), log=lambda _: None)
+        epoch = [0]
 
-    def fit(data, fit=None):
-        end, start = EpochEnd(), time.perf_counter()
-        if fit is None:
-            trainer.fit(data, epochs=1, verbose=0, callbacks=[end])
-        else:
-            fit(trainer, data, epochs=1, callbacks=[end])
-        now = time.perf_counter()
-        return now - start, now - end.at
+        def fit(make):
+            end, start = EpochEnd(), time.perf_counter()
+            trainer.fit(make(epoch[0]), epochs=1, verbose=0, callbacks=[end], shuffle=False)
+            now = time.perf_counter()
+            return now - start, now - end.at
 
-    def loop():
-        start = time.perf_counter()
-        for i in range(len(feed)):
-            trainer.train_on_batch(*feed[i])
-        return time.perf_counter() - start, 0.0
+        def loop():
+            start = time.perf_counter()
+            for x, y in batches([at_cut], labels, rows, 32, 0, (epoch[0], epoch[0] + 1)):
+                trainer.train_on_batch(x, y)
+            return time.perf_counter() - start, 0.0
 
-    variants = {"pydataset": lambda: fit(PyDatasetView(feed)),
-                "tf_data": lambda: fit(as_tf_data(feed)),
-                "train_on_batch": loop, "fer_feed_fit": lambda: fit(feed, fer_feed.fit)}
-    for run in variants.values():          # trace and warm up
-        run()
-    times = {k: [] for k in variants}
-    for _ in range(args.rounds):
-        for k, run in variants.items():
-            times[k].append(run())
-    out = {"rounds": args.rounds, "batches": len(feed)}
+        variants = {
+            "numpy_function": lambda: fit(lambda e: batches([at_cut], labels, rows, 32, 0,
+                                                            (e, e + 1))),
+            "in_graph": lambda: fit(lambda e: in_graph([at_cut], labels, rows, 32, 0, e)),
+            "train_on_batch": loop}
+        for run in variants.values():          # trace and warm up
+            run()
+        times = {k: [] for k in variants}
+        for r in range(args.rounds):
+            epoch[0] = r + 1
+            for k, run in variants.items():
+                times[k].append(run())
+    out = {"rounds": args.rounds, "batches": -(-len(rows) // 32),
+           "cut_mb": round(at_cut.nbytes / 2**20, 1)}
     for k, ts in times.items():
-        out[k] = {"epoch_s": round(statistics.median(t for t, _ in ts), 2),
-                  "after_epoch_s": [round(a, 2) for _, a in ts],
+        out[k] = {"epoch_s": round(statistics.median(t for t, _ in ts), 3),
+                  "after_epoch_s": [round(a, 3) for _, a in ts],
                   "stalls": sum(a > 0.5 for _, a in ts)}
     print(json.dumps(out, indent=1))
 

@@ -32,7 +32,7 @@ def bench(name, size, images, epochs, seeds):
         for way in ("fresh", "reused"):
             t = time.perf_counter()
             model, history, _ = train_two_step(spec, train, data, seed, reuse=way == "reused")
-            out[way] = (history, predict(model, test, spec.preprocess))
+            out[way] = (history, predict(model, test))
             secs[way].append(round(time.perf_counter() - t, 2))
         same &= out["fresh"][0] == out["reused"][0]
         diff = max(diff, float(np.abs(out["fresh"][1] - out["reused"][1]).max()))

@@ -34,7 +34,6 @@ import tensorflow as tf
 
 from . import models
 from .atomic import atomic_dir
-from .models import normalize_graph
 
 DTYPES = ("float32", "float16")
 
@@ -81,58 +80,41 @@ def array_key(arrays) -> str:
     return h.hexdigest()[:24]
 
 
-def _batches(inputs, preprocess, batch_size):
-    """uint8 images as they are (`forward` normalises them), anything else as float32."""
-    n = len(inputs[0])
-    for i in range(0, n, batch_size):
-        xs = [np.asarray(a[i:i + batch_size]) for a in inputs]
-        yield i, (xs if preprocess else [np.asarray(x, np.float32) for x in xs])
-
-
 _FORWARD = weakref.WeakKeyDictionary()
 
 
-def forward(model: keras.Model, jit_compile: bool = False, preprocess: str | None = None):
+def forward(model: keras.Model, jit_compile: bool = False):
     """`model`'s inference pass as one graph for any batch size: a tf.function whose
     input signature leaves the batch dimension open, so it is traced once per model
-    (and `jit_compile`: XLA, as Keras's `predict` for a model compiled with it; and
-    `preprocess`: it takes uint8 images and normalises them in the graph,
-    `fer.models.normalize_graph`).
-    Keras's `predict_on_batch` traces again for a short last batch (and then once more
-    with a relaxed shape): a second trace took 6 of InceptionResNetV2's 12.6 s demo
-    entry, and padding the last batch instead computes up to batch_size - 1 rows for
-    nothing (VGG19: slower than the retrace). Returns a list of output tensors."""
+    (and `jit_compile`: XLA). Keras's `predict_on_batch` traces again for a short last
+    batch (and then once more with a relaxed shape): a second trace took 6 of
+    InceptionResNetV2's 12.6 s demo entry, and padding the last batch instead computes
+    up to batch_size - 1 rows for nothing (VGG19: slower than the retrace). Takes
+    float32 arrays (images as 0-255 pixels: the prefix's first layer normalises them,
+    `fer.models.Normalize`); returns a list of output tensors."""
     fns = _FORWARD.setdefault(model, {})
-    key = (jit_compile, preprocess)
-    if key not in fns:
-        spec = [tf.TensorSpec((None, *t.shape[1:]), tf.uint8 if preprocess else t.dtype)
-                for t in model.inputs]
+    if jit_compile not in fns:
+        spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
         ref = weakref.ref(model)     # the entry must not keep its own key alive
 
         def run(*xs):
-            if preprocess:
-                xs = [normalize_graph(x, preprocess) for x in xs]
             ys = ref()(list(xs) if len(xs) > 1 else xs[0], training=False)
             return list(ys) if isinstance(ys, (list, tuple)) else [ys]
 
-        fns[key] = tf.function(run, input_signature=spec, jit_compile=jit_compile)
-    return fns[key]
+        fns[jit_compile] = tf.function(run, input_signature=spec, jit_compile=jit_compile)
+    return fns[jit_compile]
 
 
 def entry_size(model, n: int, dtype: str) -> int:
     return int(n * sum(np.prod(t.shape[1:]) for t in model.outputs) * np.dtype(dtype).itemsize)
 
 
-def activations(model, inputs, key: str, cache: CacheSpec, preprocess: str | None = None,
-                log=print):
-    """`model`'s outputs for `inputs` (a list of arrays; uint8 images if `preprocess`
-    names their normalisation), as read-only memory-mapped arrays, computed once per
-    content key `key` (`model_key`) and input content. Returns (arrays, info);
-    raises CacheTooLarge before computing anything if the entry would exceed the limit."""
+def activations(model, inputs, key: str, cache: CacheSpec, log=print):
+    """`model`'s outputs for `inputs` (a list of arrays: uint8 images, or activations),
+    as read-only memory-mapped arrays, computed once per content key `key` (`model_key`)
+    and input content. Returns (arrays, info); raises CacheTooLarge before computing
+    anything if the entry would exceed the limit."""
     inputs = list(inputs)
-    if preprocess and any(a.dtype != np.uint8 for a in inputs):
-        raise ValueError(f"activations normalising their inputs ({preprocess}) take uint8 "
-                         f"images, got {[str(a.dtype) for a in inputs]}")
     path = Path(cache.root) / key / array_key(inputs)
     names = [f"t{i}.npy" for i in range(len(model.outputs))]
     if (path / "meta.json").is_file():
@@ -147,8 +129,9 @@ def activations(model, inputs, key: str, cache: CacheSpec, preprocess: str | Non
         out = [np.lib.format.open_memmap(tmp / f, mode="w+", dtype=cache.dtype,
                                          shape=(len(inputs[0]), *t.shape[1:]))
                for f, t in zip(names, model.outputs)]
-        run = forward(model, preprocess=preprocess)
-        for i, xs in _batches(inputs, preprocess, cache.batch_size):
+        run = forward(model)
+        for i in range(0, len(inputs[0]), cache.batch_size):
+            xs = [np.asarray(a[i:i + cache.batch_size], np.float32) for a in inputs]
             for o, y in zip(out, run(*xs)):
                 o[i:i + len(y)] = np.asarray(y, dtype=np.float32)
         for o in out:

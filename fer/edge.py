@@ -8,8 +8,9 @@ rather than stored, because its bytes differ on every save; the TF.js files are
 byte-identical for the same model.keras (model.json is rewritten with sorted keys: the
 converter writes protobuf map fields, e.g. node attributes, in no fixed order).
 Variants: float32, uint16 and uint8 affine weight quantization (the paper's
-"int16"/"int8") and float16. The model's preprocessing travels in model.json as
-`userDefinedMetadata.fer`, which `web/fer.js` reads.
+"int16"/"int8") and float16. The model takes 0-255 RGB pixels (its first layer
+normalises them, `fer.models.Normalize`, converted as plain ops); its metadata (labels,
+crop rules) travels in model.json as `userDefinedMetadata.fer`, which `web/fer.js` reads.
 JS numbers come from `node web/run_model.mjs` (@tensorflow/tfjs + WASM backend, no
 native tfjs-node binary) or `web/bench.mjs` (headless Chromium), never from dequantizing
 weights in Python; each runs every variant one after another in one process.
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_dir
-from .models import normalize
+from .models import Normalize
 
 VARIANTS = {"float32": None, "uint16": {"uint16": "*"}, "uint8": {"uint8": "*"},
             "float16": {"float16": "*"}}
@@ -91,7 +92,8 @@ def export_variants(keras_file, out_root, variants, meta: dict) -> dict:
         raise ValueError(f"unknown TF.js variant(s) {unknown}; expected {sorted(VARIANTS)}")
     with tempfile.TemporaryDirectory() as tmp:
         saved_model, float32 = Path(tmp) / "saved_model", Path(tmp) / "float32"
-        keras.models.load_model(keras_file).export(str(saved_model), verbose=False)
+        model = keras.models.load_model(keras_file, custom_objects={"Normalize": Normalize})
+        model.export(str(saved_model), verbose=False)
         export_tfjs(saved_model, float32, "float32", meta)
         return {v: quantize_variant(float32, Path(out_root) / v, v, meta) for v in variants}
 
@@ -142,10 +144,10 @@ def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
     return run_js_models([model_dir], images, backend, runs, where, warmup, classify)[0]
 
 
-def server_latency(model, image: np.ndarray, preprocess: str, runs: int = 30,
-                   warmup: int = 3) -> list:
-    """Python TF batch-1 latencies (ms) of a Keras model after `warmup` runs."""
-    x = normalize(image[None], preprocess)
+def server_latency(model, image: np.ndarray, runs: int = 30, warmup: int = 3) -> list:
+    """Python TF batch-1 latencies (ms) of a Keras model on one image (0-255 pixels)
+    after `warmup` runs."""
+    x = np.asarray(image[None], np.float32)
     for _ in range(warmup):
         model(x, training=False)
     ms = []

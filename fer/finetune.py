@@ -2,8 +2,10 @@
 
 Step 1: base frozen, `epochs_step1` epochs of Adam(lr_step1) on the new head.
 Step 2: the last k base layers trainable, `epochs_step2` epochs of Adam(lr_step2).
-A seed fixes the weight initialisation, the validation split and every epoch's
-shuffling; with TensorFlow's op determinism on, a CPU run is bit-reproducible.
+Both are Keras's `Model.fit` on a `tf.data` pipeline (`batches`) reading rows of
+memory-mapped arrays. A seed fixes the weight initialisation, the validation split and
+every epoch's order (`epoch_order`: a function of (seed, epoch) alone); with
+TensorFlow's op determinism on, a CPU run is bit-reproducible.
 
 `TrainSpec.fast_path` trains on cached frozen activations (`fer.activations`): step 1
 trains the head on the base's outputs, step 2 the base's suffix after the cut
@@ -25,7 +27,6 @@ import tensorflow as tf
 from . import settings
 from .activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from .dataset import Dataset
-from .feed import BatchFeed, fit as fit_epochs
 from .models import (ModelSpec, build_classifier, freeze_base, initial_head,
                      split_at_cut, unfreeze_last)
 from .splits import holdout_by_source
@@ -82,12 +83,11 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; `deterministic` turns TF op determinism on
+    (TensorFlow has no public switch back: off leaves it as this process has it)."""
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    else:      # TensorFlow has no public switch back (tf.config.experimental lacks it)
-        from tensorflow.python.framework.config import disable_op_determinism
-        disable_op_determinism()
 
 
 def configure(train: TrainSpec) -> None:
@@ -101,11 +101,6 @@ def configure(train: TrainSpec) -> None:
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:      # already initialised by an earlier model
                 pass
-
-
-def _compile(model, lr, jit_compile=False):
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=jit_compile)
 
 
 def validation_split(data: Dataset, train: TrainSpec, seed: int, rows=None):
@@ -127,6 +122,46 @@ def _sorted_rows(rows) -> np.ndarray:
     return rows
 
 
+def epoch_order(rows, seed: int, epoch: int) -> np.ndarray:
+    """The order of `rows` in training epoch `epoch` (counted from 0 over both steps)."""
+    return np.random.default_rng([seed, epoch]).permutation(np.asarray(rows))
+
+
+def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
+            epochs: tuple = (0, 1)) -> tf.data.Dataset:
+    """(x, y) batches of `rows` of `arrays` (one array per model input: uint8 images,
+    which the model normalises, or cached activations; memory-mapped) as float32, and
+    of `labels`. With `seed`: the batches of epochs range(*epochs) one after another,
+    each epoch's rows in `epoch_order` (fit takes them with steps_per_epoch); without:
+    `rows` in order, once. Rows are read per batch (sorted, for the memory map) by a
+    `tf.numpy_function` one batch ahead of the step: a train set is never copied whole
+    into memory or into the graph (which, even for a 44 MB fast-path set, made epochs
+    slower and stalled `fit` after them: bench/feed_teardown.py)."""
+    arrays, rows = list(arrays), np.asarray(rows)
+    if seed is None:           # a known length: Keras's evaluate and predict read it all
+        ds = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
+    else:
+        order = np.array([epoch_order(rows, seed, e) for e in range(*epochs)],
+                         rows.dtype).reshape(-1, len(rows))
+        ds = tf.data.Dataset.from_tensor_slices(order).flat_map(
+            lambda o: tf.data.Dataset.from_tensor_slices(o).batch(batch_size))
+    dtypes = [tf.as_dtype(a.dtype) for a in arrays] + [tf.as_dtype(labels.dtype)]
+
+    def read(idx):
+        idx = np.sort(idx)
+        return (*[np.asarray(a[idx]) for a in arrays], np.asarray(labels[idx]))
+
+    def gather(idx):
+        *xs, y = tf.numpy_function(read, [idx], dtypes, stateful=False)
+        xs = [tf.cast(tf.ensure_shape(x, (None, *a.shape[1:])), tf.float32)
+              for x, a in zip(xs, arrays)]
+        return (xs[0] if len(xs) == 1 else tuple(xs)), tf.ensure_shape(y, (None,))
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.map(gather).prefetch(1).with_options(options)
+
+
 def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
                    callbacks=(), verbose: int = 0, reuse: bool = False, rows=None):
     """Fine-tune one model on `data` minus its validation subjects
@@ -136,17 +171,18 @@ def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
     `data.subset(rows)` (the naive path) while the activation cache is that of the whole
     of `data`, shared by every subset of it (folds, k values, seeds).
 
-    `model` is always the full classifier. With `train.fast_path` the training runs on
-    cached activations (falling back to the naive path, with a message, when the cache
-    would exceed `train.cache_limit_gb`), and `seconds["cache"]` describes the cache.
+    `model` is always the full classifier (it takes 0-255 pixels). With
+    `train.fast_path` the training runs on cached activations (falling back to the naive
+    path, with a message, when the cache would exceed `train.cache_limit_gb`), and
+    `seconds["cache"]` describes the cache.
 
     `reuse`: train (on either path) on this process's classifier for (spec, train),
-    whose two training steps were compiled and traced by an earlier call, after loading
-    this seed's initial weights into it and rewinding its optimizers (`_Traced`): the
-    same weights, batches and graph as a fresh build, so the same numbers, without
-    building the backbone (unless its weights are `none`) or tracing its training graph
-    again. The returned model is then that shared classifier: use it (predict, save)
-    before the next `reuse` call changes it.
+    whose two step models were compiled and traced by an earlier call, after loading
+    this seed's initial weights into it and resetting its optimizers (`Cell`): the same
+    weights, batches and graph as a fresh build, so the same numbers, without building
+    the backbone (unless its weights are `none`) or tracing its training graph again.
+    The returned model is then that shared classifier: use it (predict, save) before
+    the next `reuse` call changes it.
     """
     configure(train)
     seed_everything(seed, train.deterministic)
@@ -158,113 +194,102 @@ def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
         except CacheTooLarge as e:
             fallback = str(e)
             print(f"{e}: training {spec.name} the naive way", file=sys.stderr)
-    if reuse:
-        traced = _Traced.take(spec, train, seed, _step_models)
-        model, base, fits, compile_step = (traced.model, traced.base, traced.steps,
-                                           traced.compile_step)
-    else:
-        model, base = build_classifier(spec, seed)     # this seed's initial weights
-        fits, compile_step = (model, model), _compile_step
-    feed = BatchFeed(data.images, data.labels, tr, train.batch_size, spec.preprocess, seed)
-    val = (BatchFeed(data.images, data.labels, va, train.batch_size, spec.preprocess)
-           if len(va) else None)
-    history, seconds = _two_steps(spec, train, base, (fits[0], feed, val),
-                                  lambda: (fits[1], feed, val), callbacks, verbose,
-                                  compile_step)
+    cell = Cell.take(spec, train, seed, fast=False, reuse=reuse)
+    history, seconds = _two_steps(spec, train, cell, ([data.images], [data.images]),
+                                  data.labels, tr, va, seed, callbacks, verbose)
     if fallback:
         seconds["cache"] = {"fast_path": False, "fallback": fallback}
-    return model, history, seconds
+    return cell.model, history, seconds
 
 
-def _compile_step(step, model, lr, jit_compile):
-    _compile(model, lr, jit_compile)
-
-
-def _two_steps(spec, train, base, step1, step2, callbacks, verbose,
-               compile_step=_compile_step):
-    """Step 1 then step 2: `step1` is (model to fit, feed, validation feed or None),
-    `step2` a function returning the same, called once step 1 is done;
-    `compile_step(step, model, lr, jit_compile)` compiles the step's model."""
-    history, seconds = {}, {}
-    for step, epochs, lr, stage in ((1, train.epochs_step1, train.lr_step1, lambda: step1),
-                                    (2, train.epochs_step2, train.lr_step2, step2)):
-        model, feed, val = stage()
+def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbose):
+    """Step 1 then step 2, each `Model.fit` of the cell's step model on its `arrays`
+    (step 1's, step 2's); epochs are counted on across both steps, so step 2's batches
+    go on from where step 1's ended."""
+    history, seconds, first = {}, {}, 0
+    bs, steps = train.batch_size, -(-len(tr) // train.batch_size)
+    for step, epochs, lr in ((1, train.epochs_step1, train.lr_step1),
+                             (2, train.epochs_step2, train.lr_step2)):
         if step == 1:
-            freeze_base(base)
+            freeze_base(cell.base)
         else:
-            unfreeze_last(base, spec.k)
-        compile_step(step, model, lr, train.jit_compile)
+            unfreeze_last(cell.base, spec.k)
+        model, xs = cell.compile(step, lr, train.jit_compile), arrays[step - 1]
         timer = EpochTimer()
-        start = train.epochs_step1 if step == 2 else 0
-        history[f"step{step}"] = fit_epochs(model, feed, val, epochs=start + epochs,
-                                            initial_epoch=start,
-                                            callbacks=[timer, *callbacks], verbose=verbose)
+        fit = model.fit(batches(xs, labels, tr, bs, seed, (first, first + epochs)),
+                        validation_data=batches(xs, labels, va, bs) if len(va) else None,
+                        epochs=first + epochs, initial_epoch=first, steps_per_epoch=steps,
+                        shuffle=False, callbacks=[timer, *callbacks], verbose=verbose)
+        history[f"step{step}"] = fit.history
         seconds[f"step{step}"] = timer.seconds
+        first += epochs
     return history, seconds
 
 
-class _Traced:
-    """One classifier per process whose step-1 and step-2 training graphs are traced once
-    and reused by every seed of a cell (and every fold of a cross-validation).
+class Cell:
+    """A classifier and its two step models (step 1's and step 2's trainable sets
+    differ, so each is its own `keras.Model` over the same layers with its own Adam),
+    each compiled once; `Cell.take(..., reuse=True)` keeps one per process and every
+    seed of a cell (and fold of a cross-validation) trains on it.
 
-    Keras traces `fit`'s graph again after every `compile`, and the two steps need two
-    compiles (their trainable sets differ), so a fresh model per seed traces the whole
-    backbone twice per seed: most of a demo cell's time (InceptionResNetV2: ~65 of
-    ~90 s per seed). Here each step is its own `keras.Model` over the same layers
-    (`make_steps`: the classifier twice on the naive path, head and cut trainer on the
-    fast path), compiled once with its own Adam; its graph fixes the trainable set it
-    was traced with. A seed loads its freshly built initial weights into these layers
-    and rewinds both optimizers to their state before their first step (Adam's zeros),
-    so it runs the graph a fresh build would trace, on the same weights and batches.
+    Keras traces `fit`'s graph again after every `compile`, so a fresh model per seed
+    traces the whole backbone twice per seed: most of a demo cell's time
+    (InceptionResNetV2: ~65 of ~90 s per seed). Here a seed loads its freshly drawn
+    initial weights (`set_weights`) and resets both optimizers' variables to their
+    values before their first update (`assign`), so it runs the graph a fresh build
+    would trace, on the same weights and batches.
     """
-    _current = None         # the last (spec, train)'s: backbones are large, keep one
+    current = None          # the last (spec, train, fast)'s: backbones are large, keep one
 
-    def __init__(self, key, model, base, make_steps):
-        self.key, self.model, self.base = key, model, base
-        self.steps, self.cut = make_steps(key[0], model, base)
-        self.initial_optimizer_state = {}
+    def __init__(self, spec: ModelSpec, train: TrainSpec, seed: int, fast: bool):
+        self.key = (spec, train, fast)
+        self.model, self.base = build_classifier(spec, seed)
+        self.steps, self.cut = (_fast_models if fast else _step_models)(self.model, self.base,
+                                                                      spec.k)
+        self.optimizer_start = {}
         # a base that does not depend on the seed is kept as built; a new seed then only
         # draws a head (fer.models.initial_head) instead of building a whole backbone
-        self.initial_base = (None if key[0].weights == "none"
-                             else [w.numpy() for w in base.weights])
+        self.initial_base = None if spec.weights == "none" else self.base.get_weights()
 
     @classmethod
-    def take(cls, spec: ModelSpec, train: TrainSpec, seed: int, make_steps) -> "_Traced":
-        """The process's traced classifier for (spec, train, make_steps) holding the
-        initial weights of `build_classifier(spec, seed)`; `make_steps(spec, model, base)`
-        gives its ((step-1 model, step-2 model), cut or None)."""
-        key = (spec, train, make_steps)
-        if cls._current is None or cls._current.key != key:
-            cls._current = cls(key, *build_classifier(spec, seed), make_steps)
+    def take(cls, spec: ModelSpec, train: TrainSpec, seed: int, fast: bool,
+             reuse: bool) -> "Cell":
+        """A cell holding the initial weights of `build_classifier(spec, seed)`: with
+        `reuse`, this process's for (spec, train, fast) if it has one, else a new one."""
+        if not reuse:
+            return cls(spec, train, seed, fast)
+        if cls.current is None or cls.current.key != (spec, train, fast):
+            cls.current = None          # free the old backbone before building another
+            cls.current = cls(spec, train, seed, fast)
         else:
-            cls._current.load_initial_weights(seed)
-        return cls._current
+            cls.current.load_initial_weights(seed)
+        return cls.current
 
     def load_initial_weights(self, seed: int) -> None:
-        spec, model = self.key[0], self.model
+        spec = self.key[0]
         if self.initial_base is None:
-            fresh, _ = build_classifier(spec, seed)
-            pairs = zip(model.weights, fresh.weights)
-        else:
-            head = initial_head(spec, self.base.output.shape[1:], seed)
-            mine = [w for n in ("fc", "emotion") for w in model.get_layer(n).weights]
-            pairs = [*zip(self.base.weights, self.initial_base), *zip(mine, head.weights)]
-        for w, value in pairs:
-            w.assign(value)
+            self.model.set_weights(build_classifier(spec, seed)[0].get_weights())
+            return
+        self.base.set_weights(self.initial_base)
+        head = initial_head(spec, self.base.output.shape[1:], seed)
+        for name in ("fc", "emotion"):
+            self.model.get_layer(name).set_weights(head.get_layer(name).get_weights())
 
-    def compile_step(self, step, model, lr, jit_compile):
-        """`_two_steps`' compile: the first time for real, later a rewind of the step's
-        optimizer to its state before its first update."""
-        if step not in self.initial_optimizer_state:
-            _compile(model, lr, jit_compile)
+    def compile(self, step: int, lr: float, jit_compile: bool) -> keras.Model:
+        """The step's model, compiled the first time, its optimizer reset later."""
+        model = self.steps[step - 1]
+        if step not in self.optimizer_start:
+            model.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=jit_compile,
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             model.optimizer.build(model.trainable_variables)
-            self.initial_optimizer_state[step] = [v.numpy() for v in model.optimizer.variables]
+            self.optimizer_start[step] = [v.numpy() for v in model.optimizer.variables]
         else:
-            for v, value in zip(model.optimizer.variables, self.initial_optimizer_state[step]):
+            for v, value in zip(model.optimizer.variables, self.optimizer_start[step]):
                 v.assign(value)
+        return model
 
 
-def _step_models(spec, model, base):
+def _step_models(model, base, k):
     """The naive path's two step models: the classifier, wrapped twice; no cut."""
     return tuple(keras.Model(model.inputs, model.outputs, name=f"{model.name}_step{i}")
                  for i in (1, 2)), None
@@ -281,15 +306,11 @@ class _Fast:
     cache: CacheSpec
 
 
-def _model_parts(spec: ModelSpec, cut) -> dict:
-    return {"backbone": spec.name, "input_size": spec.input_size,
-            "preprocess": spec.preprocess, "cut": cut.positions}
-
-
-def _fast_models(spec: ModelSpec, model, base):
+def _fast_models(model, base, k):
     """The fast path's step models over `model`'s layers: ((head on the base output,
-    suffix + head on the cut tensors), cut)."""
-    cut = split_at_cut(base, spec.k)
+    suffix + head on the cut tensors), cut), the cut's prefix from the classifier's
+    input (normalisation included) to the cut tensors."""
+    cut = split_at_cut(base, k)
     head = [model.get_layer(n) for n in ("gap", "fc", "emotion")]
 
     def on(inputs, x):
@@ -300,35 +321,25 @@ def _fast_models(spec: ModelSpec, model, base):
     feat_in = keras.Input(base.output.shape[1:], name="base_output")
     cut_in = [keras.Input(t.shape[1:], name=f"cut_{i}") for i, t in enumerate(cut.prefix.outputs)]
     trainer = on(cut_in, cut.suffix(cut_in if len(cut_in) > 1 else cut_in[0], training=False))
+    cut.prefix = keras.Model(model.input, cut.prefix(model.get_layer("normalize").output),
+                             name=f"{model.name}_prefix")
     return (on(feat_in, feat_in), trainer), cut
 
 
 def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
-    if reuse:
-        traced = _Traced.take(spec, train, seed, _fast_models)
-        model, base, compile_step = traced.model, traced.base, traced.compile_step
-        (head_model, trainer), cut = traced.steps, traced.cut
-    else:
-        model, base = build_classifier(spec, seed)     # this seed's initial weights
-        (head_model, trainer), cut = _fast_models(spec, model, base)
-        compile_step = _compile_step
+    cell = Cell.take(spec, train, seed, fast=True, reuse=reuse)
+    trainer, cut = cell.steps[1], cell.cut
     cache = train.cache
-    key = model_key(cut.prefix, _model_parts(spec, cut), cache.dtype)
-    at_cut, info = activations(cut.prefix, [data.images], key, cache, spec.preprocess)
+    key = model_key(cut.prefix, {"backbone": spec.name, "input_size": spec.input_size,
+                                 "preprocess": spec.preprocess, "cut": cut.positions},
+                    cache.dtype)
+    at_cut, info = activations(cut.prefix, [data.images], key, cache)
     # step 1's base output: the suffix is frozen until step 2, so compute it once too
     out_key = model_key(cut.suffix, {"of": key}, cache.dtype)
     base_out, info1 = activations(cut.suffix, at_cut, out_key, cache)
-    labels, bs = data.labels, train.batch_size
-    feed1 = BatchFeed(base_out, labels, tr, bs, None, seed)
-    val1 = BatchFeed(base_out, labels, va, bs, None) if len(va) else None
-
-    def step2():       # the naive path's single feed goes on shuffling where step 1 ended
-        return (trainer, BatchFeed(at_cut, labels, tr, bs, None, seed, epoch=feed1.epoch),
-                BatchFeed(at_cut, labels, va, bs, None) if len(va) else None)
-
-    history, seconds = _two_steps(spec, train, base, (head_model, feed1, val1), step2,
-                                  callbacks, verbose, compile_step)
-    _FAST[model] = _Fast(cut.prefix, key, trainer, cache)
+    history, seconds = _two_steps(spec, train, cell, (base_out, at_cut), data.labels,
+                                  tr, va, seed, callbacks, verbose)
+    _FAST[cell.model] = _Fast(cut.prefix, key, trainer, cache)
     total = info["bytes"] + info1["bytes"]
     print(f"{spec.name}: activation cache {total / 2**20:.1f} MiB "
           f"({'reused' if info['hit'] else 'built'}; cut at {', '.join(cut.tensors)})",
@@ -337,31 +348,23 @@ def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
         "fast_path": True, "bytes": total, "hit": info["hit"], "cut": cut.tensors,
         "build_s": round((0 if info["hit"] else info["build_s"])
                          + (0 if info1["hit"] else info1["build_s"]), 3)}
-    return model, history, seconds
+    return cell.model, history, seconds
 
 
-def predict(model, data: Dataset, preprocess: str, batch_size: int = 64,
-            rows=None) -> np.ndarray:
+def predict(model, data: Dataset, batch_size: int = 64, rows=None) -> np.ndarray:
     """Class probabilities of `data` (of its `rows`, sorted, if given) by `model`; a model
     trained on the fast path reads the frozen prefix's activations from the cache
-    (computed once per image set: with `rows`, the whole of `data`'s)."""
+    (computed once per image set: with `rows`, the whole of `data`'s). One graph per
+    model whatever the batch sizes (`fer.activations.forward`; Keras's `predict` traces
+    twice, for the first batch's shape and then a relaxed one)."""
     rows = np.arange(len(data)) if rows is None else _sorted_rows(rows)
-    fast = _FAST.get(model)
+    arrays, fast = [data.images], _FAST.get(model)
     if fast is not None:
         try:
-            at_cut, _ = activations(fast.prefix, [data.images], fast.key, fast.cache,
-                                    preprocess)
-            return _predict(fast.trainer, BatchFeed(at_cut, data.labels, rows, batch_size,
-                                                    None, pad=True))[:len(rows)]
+            arrays, _ = activations(fast.prefix, arrays, fast.key, fast.cache)
+            model = fast.trainer
         except CacheTooLarge as e:
             print(f"{e}: predicting the naive way", file=sys.stderr)
-    feed = BatchFeed(data.images, data.labels, rows, batch_size, preprocess, pad=True)
-    return _predict(model, feed)[:len(rows)]
-
-
-def _predict(model, feed: BatchFeed) -> np.ndarray:
-    """`model`'s inference pass over `feed`'s batches, traced once
-    (`fer.activations.forward`, with XLA if the model was compiled with it); what
-    `Model.predict` computed on the same batches."""
-    run = forward(model, bool(getattr(model, "jit_compile", False)), feed.preprocess)
-    return np.concatenate([run(*tf.nest.flatten(x))[0].numpy() for x, _ in feed.batches()])
+    run = forward(model, bool(getattr(model, "jit_compile", False)))
+    return np.concatenate([run(*tf.nest.flatten(x))[0].numpy()
+                           for x, _ in batches(arrays, data.labels, rows, batch_size)])

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (activations, dataset, evaluate, executor, feed, finetune, keras_io, labels,
-               models, schema, splits)
+from . import (activations, dataset, evaluate, executor, finetune, keras_io, labels, models,
+               schema, splits)
 from .atomic import atomic_file, write_json
 from .dataset import Dataset, load_dataset, stratified_subset
 from .evaluate import classification_metrics, summarize
@@ -35,8 +35,7 @@ from .schema import BACKBONES, NAMED_WEIGHTS
 
 VAL = "val"
 # what computes a seed's record and writes its model (+ this module)
-CODE = (activations, dataset, evaluate, feed, finetune, keras_io, labels, models, schema,
-        splits)
+CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, schema, splits)
 
 
 @dataclass(frozen=True)
@@ -185,10 +184,10 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
               "val_subjects": int(data.manifest["source_subject"].iloc[va].nunique()),
               "history": history, "epoch_seconds": seconds, "tests": {},
               "val": (classification_metrics(data.labels[va], predict(
-                  model, data, spec.model.preprocess, rows=va)) if len(va) else None)}
+                  model, data, rows=va)) if len(va) else None)}
     for name, ds in tests.items():
         result["tests"][name] = classification_metrics(
-            ds.labels, predict(model, ds, spec.model.preprocess))
+            ds.labels, predict(model, ds))
     return result, model
 
 
@@ -200,7 +199,7 @@ def holdout_accuracy(train: TrainSpec, data: Dataset, spec: ModelSpec, fit_idx, 
     fit_idx, held_idx = np.sort(fit_idx), np.sort(held_idx)
     model, _, _ = train_two_step(spec, train, data, seed, reuse=True, rows=fit_idx)
     return classification_metrics(data.labels[held_idx], predict(
-        model, data, spec.preprocess, rows=held_idx))["accuracy"]
+        model, data, rows=held_idx))["accuracy"]
 
 
 def portable_seed(outcome):

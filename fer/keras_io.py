@@ -26,7 +26,7 @@ def keras_bytes(model: keras.Model) -> bytes:
     """The deterministic .keras archive of `model` (architecture + weights, no optimizer)."""
     # a compiled model is rebuilt from its config, uncompiled: no optimizer state, no
     # compile_config (keras.models.clone_model would compile the copy as the original
-    # is); an uncompiled one (the grid's, fer.finetune._Traced) is saved as it is, which
+    # is); an uncompiled one (the grid's, fer.finetune.Cell) is saved as it is, which
     # skips rebuilding a backbone (InceptionResNetV2: ~3 s a save) and writes the same
     # bytes once `_plain_config` drops what a rebuilt model would not carry
     plain = model

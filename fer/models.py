@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import keras
-from keras import layers
+from keras import layers, ops, tree
 
 from .labels import EMOTIONS
 from .schema import BACKBONES
@@ -54,35 +54,33 @@ class ModelSpec:
             raise ValueError(f"model {self.name}: k must be >= 0, got {self.k}")
 
 
-def normalize(images: np.ndarray, mode: str) -> np.ndarray:
-    """uint8 RGB (N, H, W, 3) -> float32 network input, per section 4.4."""
-    x = np.asarray(images, dtype=np.float32)
-    if mode == "scale01":
-        return x / 255.0
-    if mode == "tf":
-        return x / 127.5 - 1.0
-    if mode == "caffe":
-        return x[..., ::-1] - IMAGENET_BGR_MEAN
-    raise ValueError(f"unknown preprocess {mode!r}; expected one of {PREPROCESS}")
+@keras.saving.register_keras_serializable(package="fer")
+class Normalize(layers.Layer):
+    """0-255 RGB pixels (uint8 or float) -> the backbone's input, per section 4.4:
+    `caffe` RGB -> BGR minus the ImageNet means (no scaling), `scale01` x / 255, `tf`
+    x / 127.5 - 1. The classifier's first layer, so a saved or exported model takes raw
+    pixels; plain ops (cast, reverse, subtract, divide), which the TF.js converter
+    converts. Computed in float32 also under a mixed-precision policy."""
 
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**{"dtype": "float32", **kwargs})
+        if mode not in PREPROCESS:
+            raise ValueError(f"unknown preprocess {mode!r}; expected one of {PREPROCESS}")
+        self.mode = mode
 
-def _levels(mode: str) -> np.ndarray:
-    """`normalize`'s value of each uint8 level in each output channel: (256, 3)."""
-    grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-    return normalize(grey[:, None, None, :], mode)[:, 0, 0, :]
+    def call(self, images):
+        x = ops.cast(images, self.compute_dtype)
+        if self.mode == "scale01":
+            return x / 255.0
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        return ops.flip(x, axis=-1) - IMAGENET_BGR_MEAN
 
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
-def normalize_graph(images, mode: str):
-    """`normalize` as TensorFlow ops on a uint8 (N, H, W, 3) tensor, bit for bit: each
-    value is looked up in a table `normalize` itself computed for the 256 levels of each
-    channel (a division in a graph rounds differently: x / 255 and x / 127.5 - 1 came out
-    one float32 ulp off NumPy's in up to half the values, measured), after the RGB -> BGR
-    swap for `caffe`. The training feed, predictions and the activation cache normalise
-    this way, inside their graphs, and move uint8 batches."""
-    import tensorflow as tf
-    x = tf.reverse(images, [-1]) if mode == "caffe" else images
-    index = tf.cast(x, tf.int32) * 3 + tf.range(3)
-    return tf.gather(tf.constant(_levels(mode).ravel()), index)
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
 
 
 def build_base(spec: ModelSpec) -> keras.Model:
@@ -127,7 +125,8 @@ def build_base(spec: ModelSpec) -> keras.Model:
 
 def build_classifier(spec: ModelSpec, seed: int | None = None
                      ) -> tuple[keras.Model, keras.Model]:
-    """(model, base): base -> GlobalAveragePooling -> Dense(256, relu) -> Dense(7, softmax).
+    """(model, base): 0-255 RGB pixels -> `Normalize(spec.preprocess)` -> base ->
+    GlobalAveragePooling -> Dense(256, relu) -> Dense(7, softmax).
 
     `seed` (`keras.utils.set_random_seed`) draws a `none` base and then the head; with
     any other weights the base does not depend on it and the head is drawn after seeding
@@ -142,7 +141,8 @@ def build_classifier(spec: ModelSpec, seed: int | None = None
         keras.utils.set_random_seed(seed)      # the head: from the seed alone (initial_head)
     batchnorm_inference(base)
     inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
-    outputs = _head(spec, base(inputs, training=False))
+    x = Normalize(spec.preprocess, name="normalize")(inputs)
+    outputs = _head(spec, base(x, training=False))
     return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
 
 
@@ -203,7 +203,7 @@ def unfreeze_last(base: keras.Model, k: int) -> None:
 class Cut:
     """A base split where step 2's trainable layers begin.
 
-    `prefix` maps the normalised image to `tensors`, every tensor that a layer outside the
+    `prefix` maps the normalised image (the base's input) to `tensors`, every tensor that a layer outside the
     frozen prefix reads from inside it (one for VGG, several where the cut crosses the
     parallel branches of an Inception block); `suffix` maps those tensors to the base
     output. Both share the base's layer objects, so training `suffix` trains the base.
@@ -215,41 +215,37 @@ class Cut:
                              # Keras per process, positions are not (used in cache keys)
 
 
-def _producers(layer) -> list:
-    return [t._keras_history.operation for t in layer._inbound_nodes[0].input_tensors]
-
-
 def split_at_cut(base: keras.Model, k: int) -> Cut:
     """Split `base` before its last k layers (`base.layers[-k:]`, as `unfreeze_last`).
 
     The prefix holds every layer that is frozen in step 2 and reads only from frozen
     layers; it stays frozen in both steps, so its output is a pure function of the
     image. With k = 0 the prefix is the whole base and the suffix the identity.
+    Read from each layer's public `input` / `output` tensors (a backbone's layers are
+    called once each).
     """
     n = len(base.layers)
+    index = {id(l): i for i, l in enumerate(base.layers)}
+    made_by = {id(t): (layer, i) for layer in base.layers
+               for i, t in enumerate(tree.flatten(layer.output))}
+    reads = {id(l): ([] if isinstance(l, layers.InputLayer) else tree.flatten(l.input))
+             for l in base.layers}
     trainable = {id(l) for l in base.layers[n - k:]} if k else set()
     prefix = set()
     for layer in base.layers:              # functional layer order is topological
-        if id(layer) in trainable:
-            continue
-        if isinstance(layer, layers.InputLayer) or all(id(p) in prefix
-                                                        for p in _producers(layer)):
+        if id(layer) not in trainable and all(id(made_by[id(t)][0]) in prefix
+                                              for t in reads[id(layer)]):
             prefix.add(id(layer))
     tensors, seen = [], set()
     for layer in base.layers:
-        if id(layer) in prefix:
-            continue
-        for t in layer._inbound_nodes[0].input_tensors:
-            if id(t._keras_history.operation) in prefix and id(t) not in seen:
+        for t in reads[id(layer)] if id(layer) not in prefix else ():
+            if id(made_by[id(t)][0]) in prefix and id(t) not in seen:
                 seen.add(id(t))
                 tensors.append(t)
     if not tensors:                        # k = 0: nothing trains in the base
         tensors = [base.output]
-    names = [f"{t._keras_history.operation.name}:{t._keras_history.tensor_index}"
-             for t in tensors]
-    index = {id(l): i for i, l in enumerate(base.layers)}
-    positions = [[index[id(t._keras_history.operation)], t._keras_history.tensor_index]
-                 for t in tensors]
+    names = [f"{made_by[id(t)][0].name}:{made_by[id(t)][1]}" for t in tensors]
+    positions = [[index[id(made_by[id(t)][0])], made_by[id(t)][1]] for t in tensors]
     prefix_model = keras.Model(base.input, tensors, name=f"{base.name}_prefix")
     if tensors == [base.output]:
         inp = keras.Input(base.output.shape[1:], name="cut_0")

@@ -30,7 +30,6 @@ def main() -> None:
     params = load_params()
     e, edge = params["export"], params["edge"]
     src = f"build/models/{e['model']}/{e['train_set']}"
-    meta = json.loads(Path(f"{src}/meta.json").read_text())
     model = keras.models.load_model(f"{src}/model.keras")
     sizes = json.loads(Path("metrics/export.json").read_text())["size_mb"]
     cap = edge.get("max_images")
@@ -38,13 +37,12 @@ def main() -> None:
              for t in params["grid"]["test_sets"]}
     images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
-    reference = {t: predict(model, ds, meta["preprocess"]) for t, ds in tests.items()}
+    reference = {t: predict(model, ds) for t, ds in tests.items()}
     rows = [{"model": f"{e['model']} (Keras)", "size_mb": sizes["keras"],
              **{t: float((reference[t].argmax(1) == ds.labels).mean())
                 for t, ds in tests.items()},
              "max_abs_diff": 0.0, "location": "server (Python TF, this machine)",
-             **latency(server_latency(model, images[0], meta["preprocess"], edge["runs"],
-                                      edge["warmup"]))}]
+             **latency(server_latency(model, images[0], edge["runs"], edge["warmup"]))}]
     has_chromium = shutil.which("chromium") is not None
     measured = {}                  # (variant, runtime index) -> row
     for r, rt in enumerate(edge["runtimes"]):

@@ -58,7 +58,6 @@ def main(model: str, train_set: str) -> None:
     meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],
             "selected_on": spec.select_on, "test_selected": cell["selection"]["test_selected"],
             "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
-            "bgr_mean": [103.939, 116.779, 123.68] if spec.model.preprocess == "caffe" else None,
             "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
             "crop": {k: params["crop"][k]
                      for k in ("margin", "square", "confidence", "frame_tolerance")},

@@ -1,6 +1,5 @@
 """DVC stage gan_quality: models trained on KDEF_OL (no synthetic faces) classify each
 emotion's DCGAN images; per-emotion accuracy = paper Table 8."""
-import json
 
 import keras
 import numpy as np
@@ -27,9 +26,8 @@ def main() -> None:
     results = {}
     for name in q["models"]:
         folder = f"build/models/{name}/{q['train_set']}"
-        meta = json.loads(open(f"{folder}/meta.json").read())
         model = keras.models.load_model(f"{folder}/model.keras")
-        pred = predict(model, gan, meta["preprocess"]).argmax(1)
+        pred = predict(model, gan).argmax(1)
         y = gan.labels
         results[name] = {e: float((pred[y == i] == i).mean()) for i, e in enumerate(EMOTIONS)
                          if (y == i).any()}

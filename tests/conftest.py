@@ -11,7 +11,7 @@ from fer.edge import export_variants  # noqa: E402
 from fer.finetune import seed_everything  # noqa: E402
 from fer.keras_io import save_model  # noqa: E402
 from fer.labels import EMOTIONS  # noqa: E402
-from fer.models import ModelSpec, build_classifier, normalize  # noqa: E402
+from fer.models import ModelSpec, build_classifier  # noqa: E402
 # tests/needs.py's hooks: @needs(...) marks skip, or under CI=true fail, before set-up
 from needs import (pytest_collection_modifyitems, pytest_configure,  # noqa: E402,F401
                    pytest_runtest_setup)
@@ -38,8 +38,8 @@ def exported(tmp_path_factory):
     head.set_weights([kernel * 40, bias])            # confident outputs: stable argmax
     save_model(model, tmp / "model.keras")           # what the export stage reads
     meta = {"model": "vgg16", "train_set": "TINY", "input_size": 32, "preprocess": "caffe",
-            "bgr_mean": [103.939, 116.779, 123.68], "labels": list(EMOTIONS)}
+            "labels": list(EMOTIONS)}
     sizes = export_variants(tmp / "model.keras", tmp, list(BOUNDS), meta)
     images = np.random.default_rng(1).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
-    reference = model.predict(normalize(images, "caffe"), verbose=0)
+    reference = model.predict(images.astype(np.float32), verbose=0)     # 0-255 pixels
     return tmp, sizes, images, reference, model

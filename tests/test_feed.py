@@ -1,183 +1,121 @@
-"""fer.feed: its epoch loop gives what Keras's `Model.fit` gave the same feed as a
-`keras.utils.PyDataset` (what fer.finetune used until c369c23), bit for bit; its batches
-cover every row once per epoch, in an order that changes with the epoch and the seed."""
-import gc
-import random
-import weakref
+"""The training input (`fer.finetune.batches` into `Model.fit`): every train row once per
+epoch, in an order that is a function of (seed, epoch) alone and changes with both;
+`fit` takes each epoch's batches in turn, step 2 going on where step 1 ended; validation
+rows never train; two runs give the same bytes."""
+import dataclasses
 
-import keras
 import numpy as np
 import pytest
 
-from fer import feed as feed_module
-from fer.feed import BatchFeed, PyDatasetView, fit
-from fer.finetune import EpochTimer, seed_everything
+from fer import finetune
+from fer.finetune import TrainSpec, batches, epoch_order, train_two_step, validation_split
+from fer.models import ModelSpec
+from tests.test_models import tiny_dataset
 
 
-def _data(n=45, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8), rng.integers(0, 7, n)
+def _rows_of(ds, steps=None):
+    """The row ids of each batch, read as `fit` reads them (one iterator)."""
+    return [x.numpy()[:, 0].astype(int) for x, _ in ds.take(-1 if steps is None else steps)]
 
 
-def _model(two_inputs=False):
-    keras.utils.set_random_seed(0)
-    inputs = [keras.Input((8, 8, 3)) for _ in range(1 + two_inputs)]
-    x = keras.layers.Concatenate()(inputs) if two_inputs else inputs[0]
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.Flatten()(x)
-    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x))
-    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+def _ids(n):                # row i holds i: a batch shows which rows it read
+    return np.arange(n, dtype=np.float32)[:, None]
 
 
-def _train(way, two_inputs=False, initial_epoch=0, epochs=3):
-    images, labels = _data()
-    arrays = [images, images[::-1].copy()] if two_inputs else images
-    model = _model(two_inputs)
-    seed_everything(7)
-    feed = BatchFeed(arrays, labels, np.arange(5, 45), 8, "scale01", seed=7, epoch=2)
-    val = BatchFeed(arrays, labels, np.arange(5), 8, "scale01")
-    timer = EpochTimer()
-    if way == "keras":
-        h = model.fit(PyDatasetView(feed), validation_data=PyDatasetView(val), epochs=epochs,
-                      initial_epoch=initial_epoch, callbacks=[timer], verbose=0).history
-        history = {k: [float(v) for v in vs] for k, vs in h.items()}
-    else:
-        history = fit(model, feed, val, epochs=epochs, initial_epoch=initial_epoch,
-                      callbacks=[timer])
-    return history, [w.numpy() for w in model.weights], feed.epoch, random.random(), timer
+def test_batches_cover_every_row_once_per_epoch_in_an_order_of_seed_and_epoch():
+    rows = np.arange(3, 40, 2)                                   # 19 rows of 40
+    ds = batches([_ids(40)], np.zeros(40, np.int64), rows, 4, seed=7, epochs=(2, 5))
+    got = _rows_of(ds)
+    assert [len(b) for b in got] == [4, 4, 4, 4, 3] * 3        # 3 epochs, no carry-over
+    epochs = [np.concatenate(got[i:i + 5]) for i in (0, 5, 10)]
+    for e, seen in zip((2, 3, 4), epochs):
+        assert sorted(seen) == list(rows)                        # each row once
+        # the epoch's order (each batch read sorted, for the memory map)
+        want = epoch_order(rows, 7, e)
+        assert [sorted(b) for b in got[(e - 2) * 5:(e - 1) * 5]] == [
+            sorted(want[i:i + 4]) for i in range(0, 19, 4)]
+    assert not np.array_equal(epochs[0], epochs[1])              # reshuffled every epoch
+    # a function of (seed, epoch): the same from another pipeline, another with the seed
+    assert np.array_equal(np.concatenate(_rows_of(batches(
+        [_ids(40)], np.zeros(40, np.int64), rows, 4, seed=7, epochs=(3, 4)))), epochs[1])
+    assert not np.array_equal(epoch_order(rows, 8, 3), epoch_order(rows, 7, 3))
 
 
-@pytest.mark.parametrize("two_inputs, initial_epoch", [(False, 0), (True, 2)])
-def test_fit_gives_what_keras_fit_gave_the_feed_as_a_pydataset(two_inputs, initial_epoch):
-    ours = _train("fer", two_inputs, initial_epoch, epochs=initial_epoch + 3)
-    keras_ = _train("keras", two_inputs, initial_epoch, epochs=initial_epoch + 3)
-    assert ours[0] == keras_[0]          # losses, accuracies, val_ metrics: every bit
-    assert set(ours[0]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert all(len(v) == 3 for v in ours[0].values())
-    assert len(ours[0]["loss"]) == len(set(ours[0]["loss"]))      # it trained
-    assert all(np.array_equal(a, b) for a, b in zip(ours[1], keras_[1]))
-    assert ours[2] == keras_[2] == 2 + 1 + 3     # the epoch: +1 as fit starts, +1 an epoch
-    assert ours[3] == keras_[3]          # Python's generator drawn from alike
-    assert len(ours[4].seconds) == 3
+def test_unshuffled_batches_keep_row_order_and_several_inputs_come_as_float32():
+    images = np.random.default_rng(0).integers(0, 256, (9, 2, 2, 3), dtype=np.uint8)
+    acts = np.random.default_rng(1).random((9, 5), np.float32)
+    labels = np.arange(9) % 7
+    (x, y), = list(batches([images, acts], labels, [1, 4, 8], 3))
+    assert x[0].dtype.name == "float32" and x[0].shape == (3, 2, 2, 3)
+    np.testing.assert_array_equal(x[0], images[[1, 4, 8]].astype(np.float32))
+    np.testing.assert_array_equal(x[1], acts[[1, 4, 8]])
+    np.testing.assert_array_equal(y, labels[[1, 4, 8]])
+    assert batches([images], labels, np.arange(9), 4).cardinality() == 3
 
 
-def _two_compiles(way):
-    """fer.finetune's naive path on a fresh model: fit, freeze a layer, compile again
-    (a new optimizer, loss tracker and metrics), fit on; no validation."""
-    images, labels = _data()
-    model = _model()
-    seed_everything(3)
-    feed = BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=3)
-    histories = []
-    for step, epochs in ((1, 2), (2, 4)):
-        if step == 2:
-            model.layers[1].trainable = False
-            model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
-                          metrics=["accuracy"])
-        start = 2 if step == 2 else 0
-        if way == "keras":
-            h = model.fit(PyDatasetView(feed), epochs=epochs, initial_epoch=start,
-                          verbose=0).history
-            histories.append({k: [float(v) for v in vs] for k, vs in h.items()})
-        else:
-            histories.append(fit(model, feed, epochs=epochs, initial_epoch=start))
-    return histories, [w.numpy() for w in model.weights]
+class Recorder:
+    """An image array that records the rows each batch reads from it."""
+
+    def __init__(self, images, log):
+        self.images, self.log = images, log
+        self.dtype, self.shape = images.dtype, images.shape
+
+    def __getitem__(self, idx):
+        self.log.append(np.asarray(idx))
+        return self.images[idx]
 
 
-def test_a_model_compiled_again_trains_its_new_graph_as_keras_fit_does():
-    ours, keras_ = _two_compiles("fer"), _two_compiles("keras")
-    assert ours[0] == keras_[0]
-    assert [set(h) for h in ours[0]] == [{"loss", "accuracy"}] * 2
-    assert all(np.array_equal(a, b) for a, b in zip(ours[1], keras_[1]))
+@pytest.mark.parametrize("fast_path", [False, True])
+def test_fit_trains_on_each_epochs_batches_in_turn_and_step2_goes_on(fast_path, tmp_path,
+                                                                     monkeypatch):
+    """What `Model.fit` consumed: epoch e's batches, e counted on across both steps, on
+    either path (one iterator per fit, `steps_per_epoch` batches an epoch)."""
+    data = tiny_dataset(3)                                       # 21 images
+    train = TrainSpec(2, 3, batch_size=4, val_fraction=0.2, fast_path=fast_path,
+                      cache_dir=str(tmp_path))
+    log, real = [], finetune.batches
+
+    def recording(arrays, labels, rows, batch_size, seed=None, epochs=(0, 1)):
+        if seed is not None:
+            arrays = [Recorder(a, log) for a in arrays]
+        return real(arrays, labels, rows, batch_size, seed, epochs)
+
+    monkeypatch.setattr(finetune, "batches", recording)
+    _, history, _ = train_two_step(ModelSpec("vgg16", 5, "caffe", "fixed_random", 32),
+                                   train, data, seed=3)
+    tr, va = validation_split(data, train, 3)
+    per_epoch = -(-len(tr) // 4)
+
+    def want(epochs):                  # each batch is read sorted (for the memory map)
+        return sorted(tuple(sorted(epoch_order(tr, 3, e)[i:i + 4]))
+                      for e in epochs for i in range(0, len(tr), 4))
+
+    # tf.data may run reads side by side, so the log's order is not the batches': what
+    # each fit read, as a whole (its batches reach fit in order: the test above)
+    got = [tuple(b) for b in log]
+    assert len(got) == 5 * per_epoch
+    assert sorted(got[:2 * per_epoch]) == want([0, 1])        # step 1: epochs 0, 1
+    assert sorted(got[2 * per_epoch:]) == want([2, 3, 4])     # step 2 goes on: 2, 3, 4
+    assert not set(np.concatenate(log)) & set(va)
+    assert [len(history[s]["loss"]) for s in ("step1", "step2")] == [2, 3]
 
 
-def test_a_models_traced_steps_go_with_it():
-    images, labels = _data()
-    model = _model()
-    fit(model, BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=0))
-    assert set(feed_module._STEPS[model]) == {"train"}
-    gone = weakref.ref(model)
-    del model
-    gc.collect()
-    assert gone() is None        # and so its entry (a weak key) with it
-
-
-def test_stop_training_ends_the_epoch_and_the_fit():
-    images, labels = _data()
-
-    class StopAfterFirst(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            self.model.stop_training = True
-
-    class StopAtBatch2(keras.callbacks.Callback):
-        seen = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen += 1
-            if batch == 1:
-                self.model.stop_training = True
-
-    history = fit(_model(), BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=1),
-                  epochs=5, callbacks=[StopAfterFirst()])
-    assert {k: len(v) for k, v in history.items()} == {"loss": 1, "accuracy": 1}
-    mid = StopAtBatch2()
-    history = fit(_model(), BatchFeed(images, labels, np.arange(45), 8, "scale01", seed=1),
-                  epochs=5, callbacks=[mid])
-    assert mid.seen == 2 and len(history["loss"]) == 1
-
-
-def test_batches_cover_every_row_once_in_an_order_keyed_by_seed_and_epoch():
-    images, labels = _data()
-    rows = np.arange(3, 40)
-
-    def epoch_rows(seed, epoch):
-        feed = BatchFeed(images, np.arange(len(images)), rows, 8, None, seed=seed,
-                         epoch=epoch)
-        random.seed(0)
-        batches = list(feed.batches(feed.batch_order()))
-        assert [len(y) for _, y in batches].count(8) == 4 and len(batches) == 5
-        for x, y in batches:
-            np.testing.assert_array_equal(x, images[y].astype(np.float32))
-        return np.concatenate([y for _, y in batches])
-
-    a = epoch_rows(1, 0)
-    assert sorted(a) == list(rows)
-    assert not np.array_equal(a, epoch_rows(1, 1))
-    assert not np.array_equal(a, epoch_rows(2, 0))
-    np.testing.assert_array_equal(a, epoch_rows(1, 0))
-
-
-def test_unshuffled_feed_pads_its_last_batch_and_keeps_row_order():
-    images, labels = _data()
-    feed = BatchFeed(images, labels, np.arange(10), 4, "scale01", pad=True)
-    assert feed.batch_order() == [0, 1, 2]
-    ys = [y for _, y in feed.batches()]
-    np.testing.assert_array_equal(np.concatenate(ys), labels[[*range(10), 9, 9]])
-
-
-@pytest.mark.parametrize("mode", ["caffe", "scale01", "tf"])
-def test_normalisation_in_the_graph_equals_numpys_bit_for_bit(mode):
-    # a plain division in a graph came out one ulp off for scale01 and tf
-    import tensorflow as tf
-    from fer.models import normalize, normalize_graph
-    rng = np.random.default_rng(0)
-    images = np.concatenate([rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
-                             np.arange(256 * 3, dtype=np.int64).reshape(1, 16, 16, 3)
-                             .astype(np.uint8)])        # every level in every channel
-    graph = tf.function(lambda x: normalize_graph(x, mode))
-    np.testing.assert_array_equal(graph(images).numpy(), normalize(images, mode))
-    assert graph(images).dtype == tf.float32
-
-
-def test_a_normalising_feed_moves_uint8_and_refuses_float_images():
-    images, labels = _data()
-    x, _ = BatchFeed(images, labels, np.arange(10), 4, "caffe")[0]
-    assert x.dtype == np.uint8
-    with pytest.raises(ValueError, match="uint8"):
-        BatchFeed(images.astype(np.float32), labels, np.arange(10), 4, "caffe")
-    from fer.activations import CacheSpec, activations
-    net = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten()])
-    with pytest.raises(ValueError, match="uint8"):
-        activations(net, [images.astype(np.float32)], "k", CacheSpec("/nonexistent"), "caffe")
+def test_validation_rows_never_train_and_two_runs_give_the_same_bytes():
+    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    train = TrainSpec(1, 1, batch_size=4, val_fraction=0.2)
+    data = tiny_dataset(3)
+    _, va = validation_split(data, train, 0)
+    runs = []
+    for images in (data.images, data.images, 255 - data.images):
+        changed = images.copy()
+        changed[np.setdiff1d(np.arange(len(data)), va)] = data.images[
+            np.setdiff1d(np.arange(len(data)), va)]           # train rows as they are
+        model, history, _ = train_two_step(spec, train, dataclasses.replace(
+            data, images=changed), seed=0)
+        runs.append((history, [w.numpy() for w in model.weights]))
+    (h0, w0), (h1, w1), (h2, w2) = runs
+    assert h0 == h1 and all(np.array_equal(a, b) for a, b in zip(w0, w1))
+    # other validation images: the same weights and train losses, other val losses
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w2))
+    assert h2["step2"]["loss"] == h0["step2"]["loss"]
+    assert h2["step2"]["val_loss"] != h0["step2"]["val_loss"]

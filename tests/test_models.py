@@ -3,7 +3,7 @@ import pytest
 
 from fer.finetune import seed_everything, train_two_step, TrainSpec
 from fer.schema import BACKBONES
-from fer.models import (ModelSpec, build_base, build_classifier, normalize, table2,
+from fer.models import (ModelSpec, Normalize, build_base, build_classifier, table2,
                         unfreeze_last)
 from fer.dataset import Dataset
 from fer.labels import EMOTIONS
@@ -40,6 +40,7 @@ def test_table2_layer_counts_and_params():
 
 def test_normalization_exact_values():
     px = np.array([[[[10, 20, 30], [255, 51, 0]]]], np.uint8)
+    normalize = lambda x, mode: np.asarray(Normalize(mode)(x))         # noqa: E731
     caffe = normalize(px, "caffe")
     np.testing.assert_allclose(caffe[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68],
                                rtol=0, atol=1e-4)
@@ -49,8 +50,27 @@ def test_normalization_exact_values():
     # Keras's InceptionV3/InceptionResNetV2 ImageNet weights expect [-1, 1]
     np.testing.assert_allclose(normalize(px, "tf")[0, 0, 1], [1.0, 51 / 127.5 - 1, -1.0],
                                atol=1e-7)
+    # float 0-255 pixels give what uint8 ones do
+    np.testing.assert_array_equal(normalize(px.astype(np.float32), "caffe"), caffe)
     with pytest.raises(ValueError, match="preprocess"):
-        normalize(px, "torch")
+        Normalize("torch")
+
+
+def test_the_classifier_takes_pixels_and_loads_back(tmp_path):
+    """The first layer normalises: model.keras (and so the TF.js export) takes 0-255
+    pixels, and loads back with its normalisation."""
+    import keras
+    from fer.keras_io import save_model
+    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    model, base = build_classifier(spec, 0)
+    assert model.layers[1].name == "normalize" and model.layers[2] is base
+    x = tiny_dataset().images[:3]
+    want = base(Normalize("caffe")(x), training=False)
+    np.testing.assert_array_equal(model.get_layer("gap")(want),
+                                  model.get_layer("gap")(base(model.layers[1](x))))
+    save_model(model, tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_bad_model_specs():
@@ -102,7 +122,7 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
                                                ("fixed_random", True)])
 def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
         weights, fast_path, tmp_path):
-    from fer.finetune import _Traced, predict
+    from fer.finetune import Cell, predict
     spec = ModelSpec("vgg16", 5, "caffe", weights, 32)
     data = tiny_dataset()
     train = TrainSpec(2, 2, batch_size=7, val_fraction=0.2, fast_path=fast_path,
@@ -111,19 +131,18 @@ def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
     for seed in (0, 1):
         model, history, _ = train_two_step(spec, train, data, seed)
         fresh[seed] = (history, [w.numpy() for w in model.weights],
-                       predict(model, data, spec.preprocess))
+                       predict(model, data))
     traces = []
     for seed in (1, 0, 1):               # a seed after another one, and again
         model, history, _ = train_two_step(spec, train, data, seed, reuse=True)
         assert history == fresh[seed][0], seed
         for a, b in zip(model.weights, fresh[seed][1]):
             assert np.array_equal(a.numpy(), b), (seed, a.path)
-        assert np.array_equal(predict(model, data, spec.preprocess), fresh[seed][2])
-        steps = _Traced._current.steps
-        traces.append([s.train_function for s in steps])
+        assert np.array_equal(predict(model, data), fresh[seed][2])
+        traces.append([s.train_function for s in Cell.current.steps])
     # the graphs the first seed traced, never rebuilt (a compile per seed would)
     assert all(a is b for t in traces[1:] for a, b in zip(traces[0], t))
-    assert model is _Traced._current.model
+    assert model is Cell.current.model
 
 
 def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():
@@ -150,18 +169,16 @@ def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():
         initial_head(ModelSpec("vgg16", 5, "caffe", "none", 32), (1, 1, 512), 0)
 
 
-def test_predict_traces_once_and_pads_the_last_batch():
+def test_predict_traces_once_whatever_the_last_batch():
     from fer.activations import forward
     from fer.finetune import predict
-    from fer.models import build_classifier
     spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
     seed_everything(0)
     model, _ = build_classifier(spec)
     sets = [tiny_dataset(n, seed=n) for n in (1, 2, 10)]        # 7, 14, 70 images
-    probs = [predict(model, d, spec.preprocess, batch_size=16) for d in sets]
-    assert [len(p) for p in probs] == [7, 14, 70]               # padding rows dropped
-    assert forward(model, preprocess=spec.preprocess).experimental_get_tracing_count() == 1
-    # each row is the model's answer for that image alone, whatever batch it sat in
-    for d, p in zip(sets, probs):
-        one = model(normalize(d.images[-1:], spec.preprocess), training=False).numpy()
+    probs = [predict(model, d, batch_size=16) for d in sets]
+    assert [len(p) for p in probs] == [7, 14, 70]
+    assert forward(model).experimental_get_tracing_count() == 1
+    for d, p in zip(sets, probs):                # each row is its own image's answer
+        one = model(d.images[-1:].astype(np.float32), training=False).numpy()
         np.testing.assert_allclose(p[-1:], one, rtol=0, atol=1e-6)

@@ -1,16 +1,17 @@
-"""web/fer.js (run by node through web/check.mjs) against the Python pipeline: input
-normalisation (fer/models.py normalize), the crop box (fer/crop.py expand_box and
-in_frame, the detected box rule) and the crop pixels (fer/crop.py crop_resize)."""
+"""web/fer.js (run by node through web/check.mjs) against the Python pipeline: the crop
+box (fer/crop.py expand_box and in_frame, the detected box rule) and the crop pixels
+(fer/crop.py crop_resize); and the input normalisation, which the exported TF.js model
+does itself (fer/models.py Normalize, every mode), as Keras does."""
 import json
 import subprocess
 
 import cv2
 import numpy as np
-import pytest
 
 from fer.crop import crop_resize, expand_box, in_frame
-from fer.edge import WEB
-from fer.models import normalize
+from fer.edge import WEB, export_variants, run_js_models
+from fer.keras_io import save_model
+from fer.models import Normalize
 
 from needs import NPM_WEB, needs, web_module
 
@@ -29,22 +30,29 @@ def js(tmp_path, job):
     return out
 
 
-@pytest.mark.parametrize("backend", ["wasm", "cpu"])
-def test_preprocess_matches_python_normalize(tmp_path, backend):
-    images = np.random.default_rng(0).integers(0, 256, (3, 17, 19, 3), dtype=np.uint8)
+def test_exported_models_take_pixels_and_normalise_as_keras_does(tmp_path):
+    """A model whose first layer is Normalize(mode), converted to TF.js: the same
+    outputs for the same 0-255 pixels, channel order included (caffe's RGB -> BGR)."""
+    import keras
+    images = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
     images[0, 0, 0], images[0, 0, 1] = 0, 255
-    images.tofile(tmp_path / "images.u8")
-    out = js(tmp_path, {"op": "preprocess", "backend": backend, "shape": list(images.shape),
-                        "images": str(tmp_path / "images.u8"), "modes": list(MODES)})
-    got = np.fromfile(out, np.float32).reshape(len(MODES), *images.shape)
-    for mode, x in zip(MODES, got):
-        ref = normalize(images, mode)
-        # float32 rounding of the same two operations: at most 1 ulp of the largest value
-        # (caffe: |x| < 152 -> 1.5e-5; scale01/tf: |x| <= 1 -> 1.2e-7); measured 0 here
-        tol = 1.6e-5 if mode == "caffe" else 1.2e-7
-        assert np.abs(x - ref).max() <= tol, mode
-    assert got[2].min() == -1.0 and got[2].max() == 1.0
-    assert got[1].min() == 0.0 and got[1].max() == 1.0
+    keras.utils.set_random_seed(0)
+    dense = keras.layers.Dense(7, kernel_initializer="identity")     # first 7 values
+    refs, dirs = [], []
+    for mode in MODES:
+        inp = keras.Input((4, 4, 3))
+        model = keras.Model(inp, dense(keras.layers.Flatten()(Normalize(mode)(inp))))
+        save_model(model, tmp_path / f"{mode}.keras")
+        export_variants(tmp_path / f"{mode}.keras", tmp_path / mode, ["float32"],
+                        {"mode": mode})
+        refs.append(model.predict(images, verbose=0))
+        dirs.append(tmp_path / mode / "float32")
+    for mode, ref, js in zip(MODES, refs, run_js_models(dirs, images, runs=1, warmup=0)):
+        # float32 rounding of the same operations (caffe's |x| < 152: 1 ulp 1.5e-5)
+        np.testing.assert_allclose(js["probs"], ref, rtol=0, atol=2e-5, err_msg=mode)
+    np.testing.assert_allclose(refs[0][0, :6], [-103.939, -116.779, -123.68,  # 0, then 255
+                                                255 - 103.939, 255 - 116.779, 255 - 123.68],
+                               atol=1e-4)
 
 
 def random_boxes(rng, n):

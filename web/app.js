@@ -49,7 +49,7 @@ async function classify(frame, name) {
   const image = frame.getContext("2d").getImageData(0, 0, w, h);
   const pixels = cropResize(image, box, meta.input_size);
   const input = tf.tensor4d(pixels, [1, meta.input_size, meta.input_size, 3], "int32");
-  const out = predict(tf, model, input, meta);
+  const out = predict(tf, model, input);
   const probs = Array.from(await out.data());
   tf.dispose([input, out]);
   const top = probs.indexOf(Math.max(...probs));

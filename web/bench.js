@@ -19,7 +19,7 @@ window.runBench = async (backend, n, size, runs, warmup, classify, file, modelUr
   for (const url of modelUrls) {
     const model = await tf.loadGraphModel(url);
     const meta = ferMeta(model);
-    models.push({ ...(await measure(tf, model, images, meta, runs, warmup, classify)),
+    models.push({ ...(await measure(tf, model, images, runs, warmup, classify)),
                   meta });
     model.dispose();
   }

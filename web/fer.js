@@ -1,25 +1,10 @@
-// Shared by the web page and the Node checks: preprocessing travels with the model as
-// model.json's userDefinedMetadata.fer (written by the export stage), so no caller
-// re-implements it.
+// Shared by the web page and the Node checks: the model's metadata (labels, crop rules)
+// travels with it as model.json's userDefinedMetadata.fer (written by the export stage).
+// The model normalises its input itself (fer/models.py Normalize): it takes 0-255 pixels.
 export function ferMeta(model) {
   const meta = model.metadata && model.metadata.fer;
   if (!meta) throw new Error("model.json has no userDefinedMetadata.fer (not exported by fer)");
   return meta;
-}
-
-// uint8 RGB [N, S, S, 3] (0-255) -> float32 network input, per the model's metadata;
-// the same three modes as fer/models.py normalize().
-export function preprocess(tf, images, meta) {
-  return tf.tidy(() => {
-    const x = tf.cast(images, "float32");
-    if (meta.preprocess === "scale01") return tf.div(x, 255);
-    if (meta.preprocess === "tf") return tf.sub(tf.div(x, 127.5), 1);
-    if (meta.preprocess === "caffe") {
-      const bgr = tf.reverse(x, -1);
-      return tf.sub(bgr, tf.tensor1d(meta.bgr_mean));
-    }
-    throw new Error(`unknown preprocess ${meta.preprocess}`);
-  });
 }
 
 // The pipeline's crop rules (model.json userDefinedMetadata.fer.crop, from the training
@@ -208,8 +193,9 @@ function cubicTaps(src, dst) {
   return taps;
 }
 
-export function predict(tf, model, images, meta) {
-  return tf.tidy(() => model.predict(preprocess(tf, images, meta)));
+// uint8 RGB [N, S, S, 3] (0-255) -> class probabilities [N, 7]
+export function predict(tf, model, images) {
+  return tf.tidy(() => model.predict(tf.cast(images, "float32")));
 }
 
 // The command line both runners (run_model.mjs, bench.mjs) share, checked:
@@ -228,26 +214,26 @@ export function runnerArgs(argv) {
 // latency-only runtime) and batch-1 latencies in ms of the first image after `warmup`
 // batch-1 runs (3 by default; how many ran is returned): the measurement both the Node
 // runner and the browser bench use.
-export async function measure(tf, model, images, meta, runs, warmup = 3, classify = true) {
+export async function measure(tf, model, images, runs, warmup = 3, classify = true) {
   const [n, h, w] = images.shape;
   const probs = classify ? [] : null;
   for (let i = 0; classify && i < n; i += 16) {
     const batch = images.slice([i, 0, 0, 0], [Math.min(16, n - i), h, w, 3]);
-    const out = predict(tf, model, batch, meta);
+    const out = predict(tf, model, batch);
     probs.push(...(await out.array()));
     tf.dispose([batch, out]);
   }
   const one = images.slice([0, 0, 0, 0], [1, h, w, 3]);
   let warmed = 0;
   for (; warmed < warmup; warmed++) {
-    const out = predict(tf, model, one, meta);
+    const out = predict(tf, model, one);
     await out.data();
     out.dispose();
   }
   const ms = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
-    const out = predict(tf, model, one, meta);
+    const out = predict(tf, model, one);
     await out.data();
     ms.push(performance.now() - t);
     out.dispose();

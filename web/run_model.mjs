@@ -38,7 +38,7 @@ const models = [];
 for (const dir of dirs) {
   const model = await loadFromDisk(dir);
   const meta = ferMeta(model);
-  models.push({ ...(await measure(tf, model, images, meta, Number(runs), Number(warmup),
+  models.push({ ...(await measure(tf, model, images, Number(runs), Number(warmup),
                                  classify === "1")),
                 meta });
   model.dispose();
