@@ -59,7 +59,7 @@ def main() -> None:
         t = time.perf_counter()
         connect()
         out["ray_connect_s"] = round(time.perf_counter() - t, 1)
-        runner = Executor("ray", cpus_per_task=1, gpus_per_task=1)
+        runner = Executor("ray", ray_cpus_per_seed=1, ray_gpus_per_seed=1)
         list(run_tasks(runner, _noop, (), [()] * 4))             # warm workers
         n, t = 50, time.perf_counter()
         list(run_tasks(runner, _noop, (), [()] * n))

@@ -40,27 +40,20 @@ os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
-@dataclass(frozen=True)
-class Executor:
-    kind: str = "local"
-    cpus_per_task: float = 1
-    gpus_per_task: float = 1
-    max_retries: int = 3
-    shared_dir: str | None = None
+# where the work runs is the execution settings themselves (fer.settings)
+Executor = settings.Settings
 
 
-def configured(s: settings.Settings | None = None) -> Executor:
-    """The executor the execution settings name (fer.settings)."""
-    s = s or settings.load()
-    return Executor(s.executor, s.ray_cpus_per_seed, s.ray_gpus_per_seed, s.ray_max_retries,
-                    s.ray_shared_dir)
+def configured() -> Executor:
+    """The executor the execution settings name (environment or local.yaml)."""
+    return settings.load()
 
 
 def run_tasks(executor: Executor, fn, shared: tuple, tasks: list, portable=None):
     """Yield `fn(*shared, *task)` for each task, in order. Under Ray every task is
     submitted at once and `portable(result)` (if given) runs on the worker to turn the
     result into something that crosses processes (e.g. a Keras model into file bytes)."""
-    if executor.kind == "local":
+    if executor.executor == "local":
         for task in tasks:
             yield fn(*shared, *task)
         return
@@ -94,14 +87,14 @@ def _submit(executor: Executor, fn, groups, portable):
     """Ray, and the ObjectRefs of every task of every group [(shared, tasks)]: each
     group's shared values put once into the object store (or the shared directory)."""
     ray = connect()
-    gpus = executor.gpus_per_task if ray.cluster_resources().get("GPU", 0) else 0
+    gpus = executor.ray_gpus_per_seed if ray.cluster_resources().get("GPU", 0) else 0
     remote = ray.remote(_ray_call).options(
-        name=getattr(fn, "__name__", "task"), num_cpus=executor.cpus_per_task, num_gpus=gpus,
-        max_retries=executor.max_retries, retry_exceptions=False)
+        name=getattr(fn, "__name__", "task"), num_cpus=executor.ray_cpus_per_seed, num_gpus=gpus,
+        max_retries=executor.ray_max_retries, retry_exceptions=False)
     refs, put = [], {}                  # a value shared by several groups is put once
     for shared, tasks in groups:
         refs_shared = [put.get(id(a)) or put.setdefault(
-            id(a), ray.put(_share(a, executor.shared_dir))) for a in shared]
+            id(a), ray.put(_share(a, executor.ray_shared_dir))) for a in shared]
         refs.append([remote.remote(fn, portable, *refs_shared, *task) for task in tasks])
     return ray, refs
 
@@ -124,7 +117,7 @@ def run_groups(executor: Executor, fn, groups: list, portable=None):
     """Yield (group index, task index, result) for every task of every group
     [(shared, tasks)] -- e.g. every pending seed of every grid cell. Local: one after
     another; Ray: all submitted at once, yielded as they finish."""
-    if executor.kind == "local":
+    if executor.executor == "local":
         for g, (shared, tasks) in enumerate(groups):
             for i, task in enumerate(tasks):
                 yield g, i, fn(*shared, *task)

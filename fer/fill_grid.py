@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     total = sum(len(g[3][1]) for g in cells)
     runner = configured()
     print(f"fill_grid: {total} seeds to train over {len(cells)} cells (FER_EXECUTOR="
-          f"{runner.kind})")
+          f"{runner.executor})")
     trained = run_groups(runner, train_seed, [g[3] for g in cells], portable_seed)
     for n, (g, _, (result, model)) in enumerate(trained, 1):
         spec, cache, recorded, _ = cells[g]

@@ -75,7 +75,7 @@ def _same_cell(cell, reference):
 
 def test_seeds_on_a_two_node_ray_cluster_are_bit_identical_to_local(tiny, reference, cluster):
     tmp, spec = tiny
-    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2)
+    runner = Executor("ray", ray_cpus_per_seed=1, ray_gpus_per_seed=1, ray_max_retries=2)
     cell = run_cell(spec, tmp / "build/datasets", tmp / "cache_ray", runner=runner)
     _same_cell(cell, reference)
     # the work was spread over both worker nodes (the head has no CPU for tasks)
@@ -116,8 +116,8 @@ def test_a_worker_killed_mid_seed_is_retried_with_identical_results(tiny, refere
     killer = threading.Thread(target=_kill_one_worker_mid_seed, args=(killed, stop))
     killer.start()
     # data through a shared directory this time instead of the object store
-    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2,
-                      shared_dir=str(tmp / "shared"))
+    runner = Executor("ray", ray_cpus_per_seed=1, ray_gpus_per_seed=1, ray_max_retries=2,
+                      ray_shared_dir=str(tmp / "shared"))
     try:
         cell = run_cell(spec, tmp / "build/datasets", tmp / "cache_killed", runner=runner)
     finally:
@@ -129,7 +129,7 @@ def test_a_worker_killed_mid_seed_is_retried_with_identical_results(tiny, refere
 
 
 def test_a_task_error_fails_the_caller_with_that_error(cluster):
-    runner = Executor("ray", cpus_per_task=1, gpus_per_task=1, max_retries=2)
+    runner = Executor("ray", ray_cpus_per_seed=1, ray_gpus_per_seed=1, ray_max_retries=2)
     start = time.monotonic()
     with pytest.raises(ValueError, match="invalid literal for int"):
         list(run_tasks(runner, int, (), [("7",), ("seven",)]))
