@@ -163,9 +163,10 @@ def _cwd(pid):
 
 
 def test_one_job_runs_the_stages_one_after_another(project):
-    root, _ = project
+    root, env = project
     (root / "wait_b").unlink()                     # one at a time: b cannot wait for c
-    p, report = repro(project)
+    # no -j: the FER_JOBS execution setting decides (default 2)
+    p, report = repro((root, {**env, "FER_JOBS": "1"}))
     assert p.returncode == 0, p.stderr
     spans = sorted(interval(root, s) for s in "abcd")
     assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))
