@@ -28,21 +28,21 @@ $(VENV)/.installed: requirements.txt
 # Demo data only where data/ is empty (your licensed databases are never touched),
 # record data/ in data.dvc, compose params.yaml with the demo profile, run the DAG with
 # FER_JOBS stages at a time (an execution setting: environment or local.yaml, default 2;
-# `make demo JOBS=1` for one at a time). DVC itself runs one stage at a time; fer.parallel_repro is this
+# `make demo JOBS=1` for one at a time). DVC itself runs one stage at a time; fer.train.parallel_repro is this
 # project's scheduler: it reads the DAG and the changed stages from `dvc dag --dot` and
 # `dvc status`, and runs each stage, once its upstream stages are done, as its own
 # `dvc --wait-for-lock repro --single-item <stage>` process, up to that many at once
 # (docs/scale-out.md).
 demo: install
-	$(BIN)/python -m fer.demo_data data --if-empty
+	$(BIN)/python -m fer.data.demo data --if-empty
 	$(BIN)/dvc add data -q
-	$(BIN)/python -m fer.params profile=demo
-	$(BIN)/python -m fer.parallel_repro $(if $(JOBS),-j $(JOBS)) --save demo_stage_times.json
+	$(BIN)/python -m fer.core.params profile=demo
+	$(BIN)/python -m fer.train.parallel_repro $(if $(JOBS),-j $(JOBS)) --save demo_stage_times.json
 	@echo; cat reports/datasets.md
 
 # Compose params.yaml from conf/ (paper profile); add Hydra overrides with ARGS="...".
 params: install
-	$(BIN)/python -m fer.params $(ARGS)
+	$(BIN)/python -m fer.core.params $(ARGS)
 
 # The suite on 2 workers (test files kept whole: module fixtures build once), without the
 # tests marked heavy (each covered by a faster one; docs/tests.md); test-all runs them too.

@@ -1,4 +1,4 @@
-"""Activation cache entry build: `fer.activations.forward` (one graph traced once, open
+"""Activation cache entry build: `fer.train.activations.forward` (one graph traced once, open
 batch dimension) vs Keras's `predict_on_batch`, which the cache used before (traced
 again for the short last batch, then once more with a relaxed shape).
 
@@ -25,13 +25,13 @@ DEMO_K = {"vgg16": 5, "vgg19": 5, "inception_v3": 40, "inception_resnet_v2": 40}
 
 def build_once(name: str, size: int, images: int, one_trace: bool, out: str) -> None:
     """In this process: the prefix's activations of `images` synthetic images, by
-    `fer.activations.activations` (one trace) or `predict_on_batch`; writes them to
+    `fer.train.activations.activations` (one trace) or `predict_on_batch`; writes them to
     `out` (.npy) and prints the seconds taken."""
     import keras
 
-    from fer.activations import CacheSpec, activations, model_key
-    from fer.finetune import _fast_models
-    from fer.models import ModelSpec, build_classifier
+    from fer.train.activations import CacheSpec, activations, model_key
+    from fer.train.finetune import _fast_models
+    from fer.train.backbones import ModelSpec, build_classifier
     from finetune_speed import PRE
 
     keras.utils.set_random_seed(0)

@@ -1,7 +1,7 @@
 """Overhead share of each fine-tune cell of a DAG run: the part of the stage's wall
 time that is not steady training epochs.
 
-Reads the per-stage wall times saved by `python -m fer.parallel_repro --save` or
+Reads the per-stage wall times saved by `python -m fer.train.parallel_repro --save` or
 `bench/stage_times.py --save` (`make demo` writes demo_stage_times.json) and each
 cell's `metrics/finetune/<cell>.json`. A cell's steady training time is its number of
 seeds times the last seed's step-1 + step-2 epoch seconds (a later seed reuses the
@@ -59,7 +59,7 @@ def main(times_file, metrics_dir) -> dict:
         total["overhead_share"] = round(1 - total["steady_training_s"] / total["wall_s"], 3)
         total["wall_s"] = round(total["wall_s"], 1)
         total["steady_training_s"] = round(total["steady_training_s"], 1)
-    # stages run side by side (fer.parallel_repro -j N, make demo's default) share the
+    # stages run side by side (fer.train.parallel_repro -j N, make demo's default) share the
     # cores: their wall times, and so these shares, are not a single stage's
     return {"concurrent_stages": times.get("jobs", 1), "cells": cells, "backbones": backbones}
 

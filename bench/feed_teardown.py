@@ -5,7 +5,7 @@ takes after an epoch's last batch (where a feed's iterator teardown once stalled
 The VGG16 step-2 trainer (suffix + head, demo size 80 px, 224 images, batch 32) trains
 one epoch at a time on its cut activations, read from a memory-mapped .npy as the
 activation cache holds them, the same batches in the same order each way:
-  numpy_function    `fer.finetune.batches`: rows gathered per batch from the memory map
+  numpy_function    `fer.train.finetune.batches`: rows gathered per batch from the memory map
                     by a `tf.numpy_function`, one batch ahead (what training uses)
   in_graph          the whole array copied into the graph (`from_tensor_slices`) and
                     gathered there: the alternative for sets small enough to copy
@@ -22,9 +22,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fer.activations import CacheSpec, activations, model_key
-from fer.finetune import Cell, TrainSpec, batches, epoch_order, seed_everything
-from fer.models import ModelSpec, unfreeze_last
+from fer.train.activations import CacheSpec, activations, model_key
+from fer.train.finetune import Cell, TrainSpec, batches, epoch_order, seed_everything
+from fer.train.backbones import ModelSpec, unfreeze_last
 
 
 class EpochEnd(keras.callbacks.Callback):

@@ -41,12 +41,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from fer.dataset import Dataset
-from fer import finetune
-from fer.finetune import (TrainSpec, configure, predict, seed_everything, train_two_step,
+from fer.data.dataset import Dataset
+from fer.train import finetune
+from fer.train.finetune import (TrainSpec, configure, predict, seed_everything, train_two_step,
                           validation_split)
-from fer.labels import EMOTIONS
-from fer.models import ModelSpec, build_base, build_classifier
+from fer.data.labels import EMOTIONS
+from fer.train.backbones import ModelSpec, build_base, build_classifier
 
 K = {"vgg16": 5, "vgg19": 9, "inception_v3": 140, "inception_resnet_v2": 371}
 PRE = {"vgg16": "caffe", "vgg19": "caffe", "inception_v3": "scale01",

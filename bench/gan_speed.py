@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from fer.gan import GanSpec, make_gan  # noqa: E402
+from fer.gan.dcgan import GanSpec, make_gan  # noqa: E402
 
 
 def epoch_time(spec: GanSpec, n: int, batch: int, epochs: int) -> dict:

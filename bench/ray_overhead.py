@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.dataset import save_dataset
-from fer.executor import Executor, connect, run_tasks
-from fer.grid import cell_spec, run_cell
-from fer.labels import EMOTIONS
-from fer.params import compose
+from fer.data.dataset import save_dataset
+from fer.train.executor import Executor, connect, run_tasks
+from fer.train.grid import cell_spec, run_cell
+from fer.data.labels import EMOTIONS
+from fer.core.params import compose
 
 
 def _demo_sets(root: Path, size: int) -> None:
@@ -73,7 +73,7 @@ def main() -> None:
 
 def project(seconds_per_seed: float, gpus: int, trainings: int = 160) -> float:
     """Paper grid wall time (hours) on `gpus` GPUs, one seed per GPU: the 160 (cell, seed)
-    trainings in ceil(160 / gpus) rounds (fer.fill_grid submits them all at once)."""
+    trainings in ceil(160 / gpus) rounds (fer.train.fill_grid submits them all at once)."""
     return math.ceil(trainings / gpus) * seconds_per_seed / 3600
 
 

@@ -1,4 +1,4 @@
-"""Epoch read time: one memory-mapped uint8 array (fer.dataset) vs decoding image files.
+"""Epoch read time: one memory-mapped uint8 array (fer.data.dataset) vs decoding image files.
 
 Writes N face images at 224x224 both as JPEG files and as a dataset directory, then
 times one pass over each in batches of 32. Prints JSON; the ratio is what matters.
@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fer.dataset import load_dataset, save_dataset
-from fer.faces import STYLES, expression_for, random_identity, render_face
-from fer.images import read_rgb
-from fer.labels import EMOTIONS
+from fer.data.dataset import load_dataset, save_dataset
+from fer.data.faces import STYLES, expression_for, random_identity, render_face
+from fer.data.images import read_rgb
+from fer.data.labels import EMOTIONS
 
 
 def main() -> None:

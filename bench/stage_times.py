@@ -2,7 +2,7 @@
 "Running stage '<name>':" lines): runs the command, passes its output through, and
 prints the seconds from each stage's line to the next (the last to the command's end)
 as JSON (also to FILE with --save FILE, which bench/cell_overhead.py reads). Exits with
-the command's status. `make demo` runs `python -m fer.parallel_repro`, which writes the
+the command's status. `make demo` runs `python -m fer.train.parallel_repro`, which writes the
 same JSON itself (plus each stage's start and end, and how many ran at a time).
 Usage: python bench/stage_times.py [--save FILE] dvc repro [args...]
 """

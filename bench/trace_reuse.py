@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from fer.finetune import TrainSpec, predict, train_two_step
-from fer.models import ModelSpec
+from fer.train.finetune import TrainSpec, predict, train_two_step
+from fer.train.backbones import ModelSpec
 
 from finetune_speed import K, PRE, synthetic
 

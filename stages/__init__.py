@@ -1,7 +1,8 @@
 """DVC stage scripts (`python -m stages.<name>`): each parses params, calls fer/, writes
-its outputs. Importing the package quiets TensorFlow's start-up noise (fer.quiet) and
-checks the execution settings (fer.settings) before any work."""
-from fer import quiet, settings
+its outputs. Importing the package quiets TensorFlow's start-up noise (fer.core.quiet) and
+checks the execution settings (fer.core.settings) before any work."""
+from fer.core import quiet
+from fer.core import settings
 
 quiet.install()
 settings.load()

@@ -5,13 +5,13 @@ Table 3's confidence intervals and reference rows, the paired tests of the paper
 import json
 from pathlib import Path
 
-from fer.atomic import atomic_file, write_json
-from fer.claims import claims_markdown, comparisons, comparisons_csv, judge_claims
-from fer.params import load_params
-from fer.report import (table2_markdown, table3_markdown, table3_rows,
+from fer.core.atomic import atomic_file, write_json
+from fer.evaluate.claims import claims_markdown, comparisons, comparisons_csv, judge_claims
+from fer.core.params import load_params
+from fer.evaluate.tables import (table2_markdown, table3_markdown, table3_rows,
                         table6_markdown, table9_markdown, to_csv)
-from fer.stats import cell_intervals
-from fer.tracking import flat, metric_key, mlflow_run
+from fer.evaluate.stats import cell_intervals
+from fer.core.tracking import flat, metric_key, mlflow_run
 
 BASELINES = Path("metrics/baselines.json")
 
@@ -32,7 +32,7 @@ def main() -> None:
         "table3.csv": to_csv(table3_rows(cells, tests, intervals, refs)),
         "table6.md": "\n".join(table6_markdown(cells, t) for t in tests),
         "table9.md": table9_markdown(cells),
-        # each backbone's row as its cells recorded it (fer.grid): no Keras here
+        # each backbone's row as its cells recorded it (fer.train.grid): no Keras here
         "table2.md": table2_markdown([next(c["architecture"] for c in cells if c["model"] == m)
                                       for m in grid["models"]]),
         "claims.md": claims_markdown(judged, rows, cfg, len(cfg["claims"]) - len(judged)),

@@ -2,11 +2,11 @@
 (`augment.source`, KDEF) -> the part `augment.part` (kdef_da_ol = KDEF_DA_OL)."""
 from PIL import Image
 
-from fer.atomic import atomic_file, write_json
-from fer.augment import AugmentSpec, augment_images, describe, sample_grid
-from fer.dataset import load_dataset, save_dataset
-from fer.layout import CROP_DIR, DERIVED_DIR
-from fer.params import load_params
+from fer.core.atomic import atomic_file, write_json
+from fer.data.augment import AugmentSpec, augment_images, describe, sample_grid
+from fer.data.dataset import load_dataset, save_dataset
+from fer.data.layout import CROP_DIR, DERIVED_DIR
+from fer.core.params import load_params
 
 
 def main() -> None:

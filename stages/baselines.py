@@ -6,17 +6,17 @@ import json
 
 import numpy as np
 
-from fer.atomic import atomic_dir, atomic_file, write_json
-from fer.baselines import LABEL_MAPS, run_reference
-from fer.dataset import load_dataset
-from fer.edge import latency
-from fer.evaluate import classification_metrics, confusion_png
-from fer.labels import EMOTIONS
-from fer.layout import set_dir
-from fer.params import load_params
-from fer.stats import bootstrap_ci
-from fer.timing import concurrent_stages, shared_note
-from fer.tracking import metric_key, mlflow_run
+from fer.core.atomic import atomic_dir, atomic_file, write_json
+from fer.evaluate.baselines import LABEL_MAPS, run_reference
+from fer.data.dataset import load_dataset
+from fer.edge.tfjs import latency
+from fer.evaluate.metrics import classification_metrics, confusion_png
+from fer.data.labels import EMOTIONS
+from fer.data.layout import set_dir
+from fer.core.params import load_params
+from fer.evaluate.stats import bootstrap_ci
+from fer.core.timing import concurrent_stages, shared_note
+from fer.core.tracking import metric_key, mlflow_run
 
 
 def main() -> None:

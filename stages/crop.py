@@ -3,10 +3,10 @@ import sys
 
 import pandas as pd
 
-from fer.atomic import atomic_file, write_json
-from fer.crop import CropSpec, crop_faces, detection_summary
-from fer.dataset import save_dataset
-from fer.params import load_params
+from fer.core.atomic import atomic_file, write_json
+from fer.data.crop import CropSpec, crop_faces, detection_summary
+from fer.data.dataset import save_dataset
+from fer.core.params import load_params
 
 
 def main(db: str) -> None:

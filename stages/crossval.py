@@ -1,14 +1,14 @@
 """DVC stage crossval: 5-fold CV on the union of every set (paper 5.2, Table 7), in the
 paper's random protocol and the leakage-free grouped one."""
 
-from fer.atomic import atomic_file, write_json
-from fer.dataset import concat_datasets, load_dataset, stratified_subset
-from fer.evaluate import pm, summarize
-from fer.crossval import PROTOCOLS, RESULT_KEYS, folds, leakage_note
-from fer.executor import configured, run_tasks
-from fer.grid import holdout_accuracy, model_spec, train_spec
-from fer.layout import set_dir
-from fer.params import load_params
+from fer.core.atomic import atomic_file, write_json
+from fer.data.dataset import concat_datasets, load_dataset, stratified_subset
+from fer.evaluate.metrics import pm, summarize
+from fer.data.crossval import PROTOCOLS, RESULT_KEYS, folds, leakage_note
+from fer.train.executor import configured, run_tasks
+from fer.train.grid import holdout_accuracy, model_spec, train_spec
+from fer.data.layout import set_dir
+from fer.core.params import load_params
 
 
 def main() -> None:

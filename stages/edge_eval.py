@@ -9,14 +9,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fer.atomic import atomic_file, write_json
-from fer.baselines import edge_rows
-from fer.dataset import load_dataset, stratified_subset
-from fer.edge import latency, run_js_models, server_latency
-from fer.finetune import predict
-from fer.layout import set_dir
-from fer.params import load_params
-from fer.timing import concurrent_stages, shared_note
+from fer.core.atomic import atomic_file, write_json
+from fer.evaluate.baselines import edge_rows
+from fer.data.dataset import load_dataset, stratified_subset
+from fer.edge.tfjs import latency, run_js_models, server_latency
+from fer.train.finetune import predict
+from fer.data.layout import set_dir
+from fer.core.params import load_params
+from fer.core.timing import concurrent_stages, shared_note
 
 BASELINES = Path("metrics/baselines.json")
 

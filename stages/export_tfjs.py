@@ -1,12 +1,12 @@
 """DVC stage export: the chosen cell's best model -> TF.js graph models in four weight
 precisions (paper 6.2), preprocessing metadata inside model.json. The SavedModel the
-converter reads is rebuilt from model.keras in a temporary directory (fer.edge)."""
+converter reads is rebuilt from model.keras in a temporary directory (fer.edge.tfjs)."""
 import json
 from pathlib import Path
 
-from fer.atomic import write_json
-from fer.edge import export_variants
-from fer.params import load_params
+from fer.core.atomic import write_json
+from fer.edge.tfjs import export_variants
+from fer.core.params import load_params
 
 
 def main() -> None:

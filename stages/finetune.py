@@ -1,21 +1,21 @@
 """DVC stage finetune@<model>-<train_set>: one cell of the cross-database grid (paper 5.1):
 every seed fine-tuned in two steps and tested on every test set; the seed selected on
-validation subjects (train.select_on) is kept as a deterministic Keras file (fer.keras_io),
+validation subjects (train.select_on) is kept as a deterministic Keras file (fer.train.keras_io),
 with the preprocessing it needs in meta.json."""
 import json
 import shutil
 import sys
 from pathlib import Path
 
-from fer.atomic import atomic_dir, write_json
-from fer.evaluate import confusion_png, pm
-from fer.executor import configured
-from fer.grid import cell_spec, prepare_cache, run_cell
-from fer.labels import EMOTIONS
-from fer.layout import set_dir
-from fer.params import load_params
-from fer.timing import concurrent_stages
-from fer.tracking import log_seed_run, metric_key, metric_logger, mlflow_run
+from fer.core.atomic import atomic_dir, write_json
+from fer.evaluate.metrics import confusion_png, pm
+from fer.train.executor import configured
+from fer.train.grid import cell_spec, prepare_cache, run_cell
+from fer.data.labels import EMOTIONS
+from fer.data.layout import set_dir
+from fer.core.params import load_params
+from fer.core.timing import concurrent_stages
+from fer.core.tracking import log_seed_run, metric_key, metric_logger, mlflow_run
 
 
 def main(model: str, train_set: str) -> None:
@@ -64,7 +64,7 @@ def main(model: str, train_set: str) -> None:
             "val_accuracy": best["val"]["accuracy"] if best["val"] else None,
             "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
-        # already a deterministic .keras file (fer.keras_io): loading and saving it
+        # already a deterministic .keras file (fer.train.keras_io): loading and saving it
         # again writes the same bytes (tests/test_keras_io.py), so copy it
         shutil.copyfile(cell["selected_model"], tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -76,7 +76,7 @@ def main(model: str, train_set: str) -> None:
             (tmp / f"confusion_{metric_key(t)}.json").write_text(
                 json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")
     cell.pop("selected_model")
-    # stages run side by side (fer.parallel_repro -j N) share the machine: say so beside
+    # stages run side by side (fer.train.parallel_repro -j N) share the machine: say so beside
     # the epoch seconds, which Table 9 reports
     cell["concurrent_stages"] = concurrent_stages()
     write_json(f"metrics/finetune/{spec.name}.json", cell)

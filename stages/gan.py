@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.atomic import atomic_dir, atomic_file, write_json
-from fer.dataset import load_dataset, save_dataset
-from fer.gan import GanSpec, generate, generated_manifest
-from fer.gan_train import (GanTrainSpec, fingerprint, image_grid, resize_all, save_png,
+from fer.core.atomic import atomic_dir, atomic_file, write_json
+from fer.data.dataset import load_dataset, save_dataset
+from fer.gan.dcgan import GanSpec, generate, generated_manifest
+from fer.gan.train import (GanTrainSpec, fingerprint, image_grid, resize_all, save_png,
                            train_emotion_gan)
-from fer.keras_io import save_model
-from fer.kid import FeatureExtractor
-from fer.layout import CROP_DIR, DERIVED_DIR
-from fer.params import load_params
-from fer.tracking import metric_logger, mlflow_run
+from fer.train.keras_io import save_model
+from fer.gan.kid import FeatureExtractor
+from fer.data.layout import CROP_DIR, DERIVED_DIR
+from fer.core.params import load_params
+from fer.core.tracking import metric_logger, mlflow_run
 
 
 def training_images(emotion: str, sources: list[str]) -> np.ndarray:

@@ -4,12 +4,12 @@ emotion's DCGAN images; per-emotion accuracy = paper Table 8."""
 import keras
 import numpy as np
 
-from fer.atomic import atomic_file, write_json
-from fer.dataset import load_dataset
-from fer.finetune import predict
-from fer.labels import EMOTIONS
-from fer.layout import set_dir
-from fer.params import load_params
+from fer.core.atomic import atomic_file, write_json
+from fer.data.dataset import load_dataset
+from fer.train.finetune import predict
+from fer.data.labels import EMOTIONS
+from fer.data.layout import set_dir
+from fer.core.params import load_params
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ import sys
 
 from PIL import Image
 
-from fer.atomic import atomic_dir, write_json
-from fer.importers import import_entry
-from fer.params import load_params
+from fer.core.atomic import atomic_dir, write_json
+from fer.data.importers import import_entry
+from fer.core.params import load_params
 
 
 def main(db: str) -> None:

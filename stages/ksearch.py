@@ -3,13 +3,13 @@
 train) and sweep k, the number of base layers tuned in step 2 (paper 4.3; the paper's
 holdout was over images, which lets copies of a held-out face train)."""
 
-from fer.atomic import atomic_file, write_json
-from fer.dataset import load_dataset, stratified_subset
-from fer.executor import configured, run_tasks
-from fer.grid import holdout_accuracy, model_spec, train_spec
-from fer.layout import set_dir
-from fer.params import load_params
-from fer.splits import holdout_by_source
+from fer.core.atomic import atomic_file, write_json
+from fer.data.dataset import load_dataset, stratified_subset
+from fer.train.executor import configured, run_tasks
+from fer.train.grid import holdout_accuracy, model_spec, train_spec
+from fer.data.layout import set_dir
+from fer.core.params import load_params
+from fer.data.splits import holdout_by_source
 
 
 def main() -> None:

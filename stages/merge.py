@@ -1,11 +1,11 @@
 """DVC stage merge: build every train set (merge.train_sets, e.g. KDEF_OL, KDEF_PFA, KDEF_Q,
 KDEF_PFA_Q) under build/datasets/ and every test set (merge.test_sets, e.g. CK+, JAFFE)
 under build/testsets/ (paper Table 1)."""
-from fer.atomic import atomic_file, write_json
-from fer.dataset import save_dataset
-from fer.layout import TEST_DIR, TRAIN_DIR
-from fer.merge import build_set, check_classes, counts_table
-from fer.params import load_params
+from fer.core.atomic import atomic_file, write_json
+from fer.data.dataset import save_dataset
+from fer.data.layout import TEST_DIR, TRAIN_DIR
+from fer.data.merge import build_set, check_classes, counts_table
+from fer.core.params import load_params
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ reports/training_curves.csv, every cell's per-epoch history for `dvc plots show`
 import json
 from pathlib import Path
 
-from fer.atomic import atomic_file
-from fer.html_report import build, training_curves_csv
-from fer.params import load_params
+from fer.core.atomic import atomic_file
+from fer.evaluate.page import build, training_curves_csv
+from fer.core.params import load_params
 
 
 def main() -> None:

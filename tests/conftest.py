@@ -6,12 +6,12 @@ import pytest  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from fer.demo_data import make_demo_data  # noqa: E402
-from fer.edge import export_variants  # noqa: E402
-from fer.finetune import seed_everything  # noqa: E402
-from fer.keras_io import save_model  # noqa: E402
-from fer.labels import EMOTIONS  # noqa: E402
-from fer.models import ModelSpec, build_classifier  # noqa: E402
+from fer.data.demo import make_demo_data  # noqa: E402
+from fer.edge.tfjs import export_variants  # noqa: E402
+from fer.train.finetune import seed_everything  # noqa: E402
+from fer.train.keras_io import save_model  # noqa: E402
+from fer.data.labels import EMOTIONS  # noqa: E402
+from fer.train.backbones import ModelSpec, build_classifier  # noqa: E402
 # tests/needs.py's hooks: @needs(...) marks skip, or under CI=true fail, before set-up
 from needs import (pytest_collection_modifyitems, pytest_configure,  # noqa: E402,F401
                    pytest_runtest_setup)

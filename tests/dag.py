@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fer.params import ROOT
+from fer.core.params import ROOT
 
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
@@ -53,11 +53,11 @@ def demo_repo(repo: Path, *overrides: str, data: Path | None = None,
     py = sys.executable
     run(["git", "init", "-q"], repo, env)
     if data is None:
-        run([py, "-m", "fer.demo_data", "data"], repo, env)
+        run([py, "-m", "fer.data.demo", "data"], repo, env)
     else:
         shutil.copytree(data, repo / "data")
     run([DVC, "add", "-q", "data"], repo, env)
-    run([py, "-m", "fer.params", "profile=demo", *overrides], repo, env)
+    run([py, "-m", "fer.core.params", "profile=demo", *overrides], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "demo"], repo, env)
     return env

@@ -1,4 +1,4 @@
-"""The activation cache (fer.activations) and the fast path it feeds (fer.finetune).
+"""The activation cache (fer.train.activations) and the fast path it feeds (fer.train.finetune).
 
 Exactness: for the same seed the fast path starts from the same weights and sees the same
 batches in the same order as the naive path; only the frozen layers' forward pass runs
@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-from fer.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
-from fer.finetune import TrainSpec, predict, seed_everything, train_two_step
-from fer.models import (ModelSpec, build_base, build_classifier, split_at_cut,
+from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
+from fer.train.finetune import TrainSpec, predict, seed_everything, train_two_step
+from fer.train.backbones import (ModelSpec, build_base, build_classifier, split_at_cut,
                         unfreeze_last)
 from test_models import PAPER_K, PRE, tiny_dataset
 
@@ -55,7 +55,7 @@ def test_batchnorm_stays_in_inference_mode_when_step2_trains_it():
 
 
 def _demo_k() -> dict:
-    from fer.params import compose
+    from fer.core.params import compose
     return {n: m["k"] for n, m in compose(["profile=demo"])["models"].items()}
 
 
@@ -184,7 +184,7 @@ def test_deterministic_switch_turns_op_determinism_on_and_off_leaves_it():
     import subprocess
     import sys
     check = ("from tensorflow.python.framework.config import is_op_determinism_enabled as on\n"
-             "from fer.finetune import seed_everything\n"
+             "from fer.train.finetune import seed_everything\n"
              "seed_everything(0, deterministic=False); a = on()\n"
              "seed_everything(0); b = on()\n"
              "seed_everything(0, deterministic=False); print(a, b, on())\n")

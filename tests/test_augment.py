@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fer.augment import AugmentSpec, Draw, apply, augment_images, draw, sample_grid
+from fer.data.augment import AugmentSpec, Draw, apply, augment_images, draw, sample_grid
 
 
 def _images(n=3, s=32):

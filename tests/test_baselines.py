@@ -9,11 +9,11 @@ import pytest
 import yaml
 from skimage import data
 
-from fer.baselines import LABEL_MAPS, edge_rows, run_reference, to_emotions
-from fer.crop import crop_resize, detect_face, load_detector
-from fer.dataset import save_dataset
-from fer.labels import EMOTIONS
-from fer.params import compose
+from fer.evaluate.baselines import LABEL_MAPS, edge_rows, run_reference, to_emotions
+from fer.data.crop import crop_resize, detect_face, load_detector
+from fer.data.dataset import save_dataset
+from fer.data.labels import EMOTIONS
+from fer.core.params import compose
 
 from needs import APT_NODE, NPM_WEB, needs, node, web_module
 

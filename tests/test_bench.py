@@ -54,7 +54,7 @@ def test_stage_times_saves_its_json_and_cell_overhead_splits_a_cell(tmp_path):
     assert out["backbones"] == {"vgg16": {"wall_s": 20.0, "steady_training_s": 6.0,
                                           "overhead_share": 0.7}}
     assert out["concurrent_stages"] == 1                     # a dvc repro: one at a time
-    saved.write_text(json.dumps({**times, "jobs": 2}))       # fer.parallel_repro -j 2
+    saved.write_text(json.dumps({**times, "jobs": 2}))       # fer.train.parallel_repro -j 2
     p = subprocess.run([sys.executable, ROOT / "bench/cell_overhead.py", saved,
                         "--metrics", tmp_path / "metrics"], capture_output=True, text=True,
                        timeout=60)

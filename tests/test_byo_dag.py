@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from dag import DVC as dvc, demo_repo, ran, run
-from fer.demo_data import write_labelled_csv, write_tight_crops
-from fer.params import ROOT
+from fer.data.demo import write_labelled_csv, write_tight_crops
+from fer.core.params import ROOT
 from test_resume import KILL_HOOK, _kill_midway, _leftovers, _outs
 
 # CPU sizes on top of the README's overrides (the demo profile comes first)
@@ -29,7 +29,7 @@ ALL_STAGES = {"import@jaffe", "import@ck48", "import@web", "crop@jaffe", "crop@c
 
 
 def readme_example() -> tuple[str, str, list[str]]:
-    """(conf/data/mine.yaml, conf/merge/mine.yaml, fer.params overrides) as README.md
+    """(conf/data/mine.yaml, conf/merge/mine.yaml, fer.core.params overrides) as README.md
     shows them."""
     text = (ROOT / "README.md").read_text()
     yaml_block = re.search(r"```yaml\n(# conf/data/mine\.yaml.*?)```", text, re.S).group(1)
@@ -37,7 +37,7 @@ def readme_example() -> tuple[str, str, list[str]]:
     command = re.search(r"```bash\n(python -m fer\.params data=mine.*?)\n(?:dvc repro)",
                         text, re.S).group(1)
     words = shlex.split(command.replace("\\\n", " "))
-    assert words[:3] == ["python", "-m", "fer.params"]
+    assert words[:3] == ["python", "-m", "fer.core.params"]
     return data, merge, words[3:]
 
 
@@ -111,7 +111,7 @@ def test_readme_own_data_example_runs_to_the_report(tmp_path, demo_root):
 
     # a test database's option changes: its chain re-runs (import@jaffe too: it reads the
     # whole entry, and writes the same bytes), the train side's does not
-    run([py, "-m", "fer.params", "profile=demo", *overrides, "+data.databases.jaffe.square=false"],
+    run([py, "-m", "fer.core.params", "profile=demo", *overrides, "+data.databases.jaffe.square=false"],
         repo, env)
     third = run([dvc, "repro"], repo, env)
     assert {"crop@jaffe", "merge", "finetune@vgg16-WEB_DA", "report"} <= ran(third)

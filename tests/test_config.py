@@ -1,13 +1,13 @@
-"""The configuration is checked before any work: at composition (`python -m fer.params`,
+"""The configuration is checked before any work: at composition (`python -m fer.core.params`,
 nothing written when it is bad) and at the start of every stage (`load_params`)."""
 import copy
 
 import pytest
 import yaml
 
-from fer import params as fer_params
-from fer.params import RecordingDict, compose, load_params
-from fer.schema import BACKBONES, ConfigError, validate
+from fer.core import params as fer_params
+from fer.core.params import RecordingDict, compose, load_params
+from fer.core.schema import BACKBONES, ConfigError, validate
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +43,9 @@ def test_issue_overrides_are_rejected_all_at_once_and_write_nothing(tmp_path):
 def test_cli_prints_one_line_errors_and_keeps_params_yaml(capsys):
     before = (fer_params.ROOT / "params.yaml").read_bytes()
     cases = {
-        "profile=nope": "fer.params: In 'config': Could not find 'profile/nope'; Available "
+        "profile=nope": "fer.core.params: In 'config': Could not find 'profile/nope'; Available "
                         "options in 'profile': demo, paper\n",
-        "crop.siz=3": "fer.params: Could not override 'crop.siz'; To append to your config "
+        "crop.siz=3": "fer.core.params: Could not override 'crop.siz'; To append to your config "
                       "use +crop.siz=3\n",
     }
     for override, message in cases.items():
@@ -205,7 +205,7 @@ def test_recording_params_logs_every_key_read(demo, tmp_path, monkeypatch):
 def test_backbone_table_matches_keras():
     import keras
 
-    from fer.models import APPLICATIONS
+    from fer.train.backbones import APPLICATIONS
     builders = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19,
                 "inception_v3": keras.applications.InceptionV3,
                 "inception_resnet_v2": keras.applications.InceptionResNetV2}

@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
-from fer.html_report import training_curves_csv
-from fer.tracking import flat, metric_key
+from fer.evaluate.page import training_curves_csv
+from fer.core.tracking import flat, metric_key
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_grid import _tiny_params  # noqa: E402  (the grid tests' tiny data sets)

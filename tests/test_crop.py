@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fer.crop import CropSpec, NoFaceError, crop_faces, detect_face, detector_files, \
+from fer.data.crop import CropSpec, NoFaceError, crop_faces, detect_face, detector_files, \
     load_detector
 
 
@@ -53,8 +53,8 @@ def test_two_workers_match_one(demo_root):
 
 # --- pre-cropped faces (issue 9) ------------------------------------------------------
 
-from fer.crop import detection_summary, expand_box  # noqa: E402
-from fer.demo_data import write_tight_crops  # noqa: E402
+from fer.data.crop import detection_summary, expand_box  # noqa: E402
+from fer.data.demo import write_tight_crops  # noqa: E402
 
 
 def test_square_box_stays_square_at_the_image_border():
@@ -135,7 +135,7 @@ def test_crop_stage_per_database_pad_and_metrics(tight, tmp_path, monkeypatch):
     import yaml
 
     from stages import crop, import_data
-    from fer.params import compose
+    from fer.core.params import compose
     root = Path(tight[0]).parent.parent
     params = compose(["profile=demo"])               # a whole, valid configuration ...
     params["data"]["databases"]["tight"] = {        # ... with the user's database
@@ -162,9 +162,9 @@ def test_every_kept_demo_crop_is_the_drawn_face(tmp_path, style_name):
     and without padding, so no demo crop is a fragment."""
     from dataclasses import replace
 
-    from fer.demo_data import TIGHT_STYLE
-    from fer.faces import STYLES, draw_face, expression_for, random_identity
-    from fer.labels import EMOTIONS
+    from fer.data.demo import TIGHT_STYLE
+    from fer.data.faces import STYLES, draw_face, expression_for, random_identity
+    from fer.data.labels import EMOTIONS
     from test_real_faces import iou
     style = TIGHT_STYLE if style_name == "tight" else STYLES[style_name]
     if style_name != "tight":                                   # --scale demo: half size

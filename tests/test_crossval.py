@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer.crossval import folds
-from fer.splits import holdout_by_source
+from fer.data.crossval import folds
+from fer.data.splits import holdout_by_source
 
 
 def union_manifest():
@@ -97,7 +97,7 @@ def test_random_folds_are_the_papers_and_leak():
 
 def test_leakage_note_names_only_what_the_union_holds():
     import pandas as pd
-    from fer.crossval import leakage_note
+    from fer.data.crossval import leakage_note
     paper = pd.DataFrame({
         "part": ["kdef", "kdef_da_ol", "pfa", "gan_q", "ck"],
         "database": ["KDEF", "KDEF", "KDEF_GAN_PFA", "DCGAN", "CK+"],

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer.atomic import atomic_dir, clean_stale, pid_alive, write_json
-from fer.dataset import Dataset, load_dataset, save_dataset, stratified_subset
-from fer.labels import EMOTIONS
-from fer.merge import build_set, check_classes, counts_table
+from fer.core.atomic import atomic_dir, clean_stale, pid_alive, write_json
+from fer.data.dataset import Dataset, load_dataset, save_dataset, stratified_subset
+from fer.data.labels import EMOTIONS
+from fer.data.merge import build_set, check_classes, counts_table
 
 
 def _manifest(labels):
@@ -48,7 +48,7 @@ def test_failure_leaves_nothing(tmp_path):
 
 
 def test_build_set_and_counts(tmp_path):
-    from fer.params import compose
+    from fer.core.params import compose
     params = compose(["profile=demo"])
     params["crop"]["size"] = 8
     for part, labels in {"build/crop/kdef": ["sad", "happy"],
@@ -75,10 +75,10 @@ def test_build_set_and_counts(tmp_path):
 
 def test_generated_images_only_ever_train(tmp_path):
     """The GAN part is one dataset directory per gan.emotions entry; its rows must carry
-    no source subject (fer.splits then never validates on them): a manifest that names
+    no source subject (fer.data.splits then never validates on them): a manifest that names
     one, written here by hand, is refused."""
     import pandas as pd
-    from fer.params import compose
+    from fer.core.params import compose
     params = compose(["profile=demo"])
     params["crop"]["size"] = 8
     params["gan"]["emotions"] = ["sad", "happy"]
@@ -196,7 +196,7 @@ def test_a_content_keyed_entry_keeps_the_first_writers_copy(tmp_path):
     """Two stages side by side may build the same activation cache entry: the second to
     finish must not move the first one's away from under its readers."""
     target = tmp_path / "entry"
-    other_writer = ("import sys; from pathlib import Path; from fer.atomic import atomic_dir\n"
+    other_writer = ("import sys; from pathlib import Path; from fer.core.atomic import atomic_dir\n"
                     "with atomic_dir(Path(sys.argv[1]), keep_existing=True) as tmp:\n"
                     "    (tmp / 't0.npy').write_bytes(b'first')\n")
     with atomic_dir(target, keep_existing=True) as tmp:

@@ -4,9 +4,9 @@ import re
 import numpy as np
 from PIL import Image
 
-from fer.demo_data import (SIZES, make_demo_data, write_labelled_csv,
+from fer.data.demo import (SIZES, make_demo_data, write_labelled_csv,
                             write_tight_crops)
-from fer.labels import JAFFE_SUBJECTS
+from fer.data.labels import JAFFE_SUBJECTS
 
 
 def test_native_layouts_and_counts(demo_root):

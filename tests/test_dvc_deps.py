@@ -14,8 +14,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from fer.labels import EMOTIONS
-from fer.params import PARAMS_LOG_ENV, ROOT, compose
+from fer.data.labels import EMOTIONS
+from fer.core.params import PARAMS_LOG_ENV, ROOT, compose
 
 from needs import NPM_WEB, need
 
@@ -80,7 +80,7 @@ def project_imports(module: str) -> set[str]:
 def test_a_package_init_with_code_is_followed(tmp_path):
     # stages/__init__.py runs before every stage (it quiets TensorFlow): a dependency
     assert "stages/__init__.py" in project_imports("stages.crop")
-    assert "fer/quiet.py" in project_imports("stages.crop")
+    assert "fer/core/quiet.py" in project_imports("stages.crop")
     assert "fer/__init__.py" not in project_imports("stages.crop")     # docstring only
 
 
@@ -164,7 +164,7 @@ def params_read(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.chdir(tmp)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
-    mp.setenv("FER_CONCURRENT_STAGES", "2")      # as under fer.parallel_repro -j 2
+    mp.setenv("FER_CONCURRENT_STAGES", "2")      # as under fer.train.parallel_repro -j 2
     reads = {}
     try:
         for stage, run in _runs():
@@ -270,6 +270,15 @@ def test_new_weights_bytes_make_exactly_their_stages_stale(tmp_path):
     (repo / "weights/vgg16/notop.h5").write_bytes(b"vgg16 weights")      # back: clean again
     (repo / "kid_weights/inception.h5").write_bytes(b"other kid weights")
     assert _stale(repo) == {f"gan@{e}" for e in EMOTIONS}
+    (repo / "kid_weights/inception.h5").write_bytes(b"kid weights")
+    # a change in fer/edge re-runs the stages that export or run models in the browser,
+    # never a GAN nor a grid cell
+    with open(repo / "fer/edge/tfjs.py", "a") as f:
+        f.write("# edited\n")
+    stale = _stale(repo)
+    assert stale and not {s for s in stale if s.startswith(("gan@", "finetune@", "import@",
+                                                            "crop@"))}, stale
+    assert stale == {n for n, (_, deps, _) in stages.items() if "fer/edge/tfjs.py" in deps}
 
 
 def stages_train_sets(stages: dict) -> list:

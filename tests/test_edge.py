@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from fer.edge import dir_bytes, export_variants, latency, run_js, run_js_models
-from fer.labels import EMOTIONS
+from fer.edge.tfjs import dir_bytes, export_variants, latency, run_js, run_js_models
+from fer.data.labels import EMOTIONS
 
 from conftest import BOUNDS
 
@@ -84,7 +84,7 @@ def test_runners_reject_a_command_line_without_classify(script, tmp_path):
     """The old argument order (a model folder where <classify 1|0> goes) is a usage error,
     not a silently latency-only run missing its first model."""
     import subprocess
-    from fer.edge import WEB
+    from fer.edge.tfjs import WEB
     r = subprocess.run(["node", str(WEB / script), "x.u8", "1", "8", str(tmp_path / "o.json"),
                         "wasm", "1", "1", str(tmp_path / "model")],
                        capture_output=True, text=True, timeout=120)
@@ -97,7 +97,7 @@ def test_each_variant_is_byte_identical_to_its_direct_conversion(exported, tmp_p
     every file equals what the converter writes converting that variant directly (the
     two kinds of quantization: affine uint8, as uint16, and float16)."""
     import keras
-    from fer.edge import export_tfjs
+    from fer.edge.tfjs import export_tfjs
     tmp = exported[0]
     meta = json.loads((tmp / "uint8" / "model.json").read_text())["userDefinedMetadata"]["fer"]
     meta.pop("variant")

@@ -1,4 +1,4 @@
-"""The training input (`fer.finetune.batches` into `Model.fit`): every train row once per
+"""The training input (`fer.train.finetune.batches` into `Model.fit`): every train row once per
 epoch, in an order that is a function of (seed, epoch) alone and changes with both;
 `fit` takes each epoch's batches in turn, step 2 going on where step 1 ended; validation
 rows never train; two runs give the same bytes."""
@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fer import finetune
-from fer.finetune import TrainSpec, batches, epoch_order, train_two_step, validation_split
-from fer.models import ModelSpec
+from fer.train import finetune
+from fer.train.finetune import TrainSpec, batches, epoch_order, train_two_step, validation_split
+from fer.train.backbones import ModelSpec
 from tests.test_models import tiny_dataset
 
 

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from keras import layers
 
-import fer.kid
-from fer.dataset import save_dataset
-from fer.gan import GanSpec, build_discriminator, build_generator, generate, make_gan
-from fer.gan_train import CODE_FILES, GanTrainSpec, fingerprint, saved_state, train_emotion_gan
-from fer.kid import FeatureExtractor, kid, pixel_features
-from fer.params import ROOT, compose
+import fer.gan.kid
+from fer.data.dataset import save_dataset
+from fer.gan.dcgan import GanSpec, build_discriminator, build_generator, generate, make_gan
+from fer.gan.train import CODE_FILES, GanTrainSpec, fingerprint, saved_state, train_emotion_gan
+from fer.gan.kid import FeatureExtractor, kid, pixel_features
+from fer.core.params import ROOT, compose
 
 
 def test_paper_architecture_at_224():
@@ -71,7 +71,7 @@ def test_generate_count_shape_range_and_seed():
 
 
 def test_kid_self_and_noise(demo_root):
-    from fer.images import read_rgb
+    from fer.data.images import read_rgb
     root, _ = demo_root
     faces = np.stack([read_rgb(p) for p in sorted((root / "jaffe").glob("*.tiff"))])
     noise = np.random.default_rng(0).integers(0, 256, faces.shape, dtype=np.uint8)
@@ -96,7 +96,7 @@ def test_kid_features_are_explicit_and_missing_weights_fail(tmp_path, monkeypatc
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(fer.kid, "INCEPTION_URL", f"http://127.0.0.1:{port}/notop.h5")
+    monkeypatch.setattr(fer.gan.kid, "INCEPTION_URL", f"http://127.0.0.1:{port}/notop.h5")
     with pytest.raises(RuntimeError, match="gan.kid_weights=imagenet: the InceptionV3 "
                                            "ImageNet weights are not cached"):
         FeatureExtractor("inception", weights="imagenet", cache_dir=tmp_path / "keras")
@@ -186,7 +186,7 @@ def test_resume_state_is_keyed_by_content_params_and_code(tmp_path):
     assert epoch("sad", real, spec, train, ex.identity, {"n_generate": 21}) == 0
     assert epoch("sad", real, spec, train, {**ex.identity, "kid_features": "inception",
                                            "kid_weights_md5": "0" * 32}, extra) == 0
-    # the bytes of the GAN code: a one-character edit of a copy of fer/gan.py
+    # the bytes of the GAN code: a one-character edit of a copy of fer/gan/dcgan.py
     code = [tmp_path / f.name for f in CODE_FILES]
     for f, c in zip(CODE_FILES, code):
         shutil.copy(f, c)
@@ -275,7 +275,7 @@ def test_gan_stage_killed_and_resumed_keeps_one_whole_mlflow_run(tmp_path, monke
     assert summary["train_images"] == 8 and summary["generated"] == 5
     losses = (tmp_path / "reports/gan/sad_losses.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in losses[1:]] == ["1", "2", "3", "4", "5", "6"]
-    from fer.dataset import load_dataset
+    from fer.data.dataset import load_dataset
     generated = load_dataset(tmp_path / "build/derived/gan_q/sad")    # like every producer
     assert generated.images.shape[0] == 5 and set(generated.manifest["label"]) == {"sad"}
     assert (generated.manifest["source_subject"] == "").all()          # train-only rows

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from fer.dataset import save_dataset
-from fer.evaluate import classification_metrics, pm, summarize
-from fer.grid import cell_spec, run_cell
-from fer.labels import EMOTIONS
-from fer.params import ROOT, compose, load_params
-from fer.report import table3_markdown, table3_rows, table9_markdown
+from fer.data.dataset import save_dataset
+from fer.evaluate.metrics import classification_metrics, pm, summarize
+from fer.train.grid import cell_spec, run_cell
+from fer.data.labels import EMOTIONS
+from fer.core.params import ROOT, compose, load_params
+from fer.evaluate.tables import table3_markdown, table3_rows, table9_markdown
 
 
 def test_metrics_and_aggregation_math():
@@ -114,12 +114,12 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
     _tiny_params(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("FER_CONCURRENT_STAGES", "2")     # as fer.parallel_repro -j 2 sets
+    monkeypatch.setenv("FER_CONCURRENT_STAGES", "2")     # as fer.train.parallel_repro -j 2 sets
     from stages import finetune
 
     # kill the cell after its first seed, then re-run: seed 0 comes from the cache
-    import fer.grid
-    real = fer.grid.train_two_step
+    import fer.train.grid
+    real = fer.train.grid.train_two_step
     calls = []
 
     def counting(*a, **kw):
@@ -128,10 +128,10 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
             raise KeyboardInterrupt("killed")
         return real(*a, **kw)
 
-    monkeypatch.setattr(fer.grid, "train_two_step", counting)
+    monkeypatch.setattr(fer.train.grid, "train_two_step", counting)
     with pytest.raises(KeyboardInterrupt):
         finetune.main("vgg16", "TINY")
-    monkeypatch.setattr(fer.grid, "train_two_step", real)
+    monkeypatch.setattr(fer.train.grid, "train_two_step", real)
     finetune.main("vgg16", "TINY")
     assert calls == [0, 1]
     cell = json.loads((tmp_path / "metrics/finetune/vgg16-TINY.json").read_text())
@@ -157,7 +157,7 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
     assert "max" not in acc and "selected" not in acc
     # Table 2's row of the trained base (aggregate builds no model): Keras's counts for
     # VGG16 with the cell's k, as a freshly built base gives them
-    from fer.models import table2
+    from fer.train.backbones import table2
     spec = cell_spec(load_params(tmp_path / "params.yaml"), "vgg16", "TINY").model
     assert cell["architecture"] == table2([spec])[0] == {
         "model": "vgg16", "layers": 19, "k": spec.k, "params": 14714688,
@@ -191,7 +191,7 @@ def test_finetune_stage_outputs_mlflow_and_resume(tmp_path, monkeypatch, capsys)
 
 
 def test_queued_experiments_log_to_the_repository_store(tmp_path):
-    from fer.tracking import store_root
+    from fer.core.tracking import store_root
     repo = tmp_path / "repo"
     copy = repo / ".dvc" / "tmp" / "exps" / "standalone" / "tmpabc123"
     copy.mkdir(parents=True)
@@ -200,8 +200,8 @@ def test_queued_experiments_log_to_the_repository_store(tmp_path):
 
 
 def test_empty_or_incomplete_train_sets_fail_before_training(tmp_path):
-    from fer.dataset import Dataset
-    from fer.grid import check_cell
+    from fer.data.dataset import Dataset
+    from fer.train.grid import check_cell
     params = _tiny_params(tmp_path)
     spec = cell_spec(params, "vgg16", "TINY")
     tests = {}
@@ -219,7 +219,7 @@ def test_test_set_selection_is_the_papers_protocol_and_says_so(tmp_path):
     params["train"]["select_on"] = "CK+"
     spec = cell_spec(params, "vgg16", "TINY")
     assert spec.select_on == "CK+"
-    from fer.grid import selected, selection_key
+    from fer.train.grid import selected, selection_key
     assert selection_key("CK+") == "test_selected" and selection_key("val") == "val_selected"
     rs = [{"seed": 0, "val": {"accuracy": 0.9}, "tests": {"CK+": {"accuracy": 0.2}}},
           {"seed": 1, "val": {"accuracy": 0.1}, "tests": {"CK+": {"accuracy": 0.7}}}]
@@ -235,7 +235,7 @@ def test_test_set_selection_is_the_papers_protocol_and_says_so(tmp_path):
 
 def test_resume_cache_is_keyed_by_content_not_size(tmp_path):
     """The stale-seed bug: same-size images.npy with other bytes must not resume."""
-    from fer.grid import fingerprint, prepare_cache
+    from fer.train.grid import fingerprint, prepare_cache
     params = _tiny_params(tmp_path)
     spec = cell_spec(params, "vgg16", "TINY")
     datasets, cache = tmp_path / "build/datasets", tmp_path / "cache"

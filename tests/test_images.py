@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer.images import ImageError, read_rgb
+from fer.data.images import ImageError, read_rgb
 
 
 def _save(path, img, **kw):

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer.importers import (DatasetError, import_ck, import_fer2013, import_jaffe,
+from fer.data.importers import (DatasetError, import_ck, import_fer2013, import_jaffe,
                            import_kdef, import_label_folders)
-from fer.labels import EMOTIONS
+from fer.data.labels import EMOTIONS
 
 
 def test_kdef_frontal_only(demo_root):
@@ -119,9 +119,9 @@ from pathlib import Path  # noqa: E402
 import yaml  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
-from fer.demo_data import write_labelled_csv, write_tight_crops  # noqa: E402
-from fer.importers import import_entry  # noqa: E402
-from fer.params import ROOT  # noqa: E402
+from fer.data.demo import write_labelled_csv, write_tight_crops  # noqa: E402
+from fer.data.importers import import_entry  # noqa: E402
+from fer.core.params import ROOT  # noqa: E402
 
 SUBJECT = r"^(?P<subject>S\d+)_"
 
@@ -305,7 +305,7 @@ def test_every_configured_database_has_source_subjects(demo_root):
 def test_import_stage_writes_the_counts(byod, tmp_path, monkeypatch):
     from stages import import_data
     root, _, _ = byod
-    from fer.params import compose
+    from fer.core.params import compose
     params = compose(["profile=demo"])
     params["data"]["databases"]["mine"] = _csv_spec(root)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -338,8 +338,8 @@ def test_csv_subject_column_and_paths(byod, tmp_path):
         with pytest.raises(DatasetError, match=r"data\.databases\.mine\.csv = .*inside the "
                            r"database folder"):
             import_entry("mine", _csv_spec(root, csv=outside))
-    from fer.params import compose
-    from fer.schema import ConfigError, validate
+    from fer.core.params import compose
+    from fer.core.schema import ConfigError, validate
     params = compose(["profile=demo"])
     params["data"]["databases"]["mine"] = _csv_spec(root, csv="../labels.csv")
     with pytest.raises(ConfigError, match=r"data\.databases\.mine\.csv"):

@@ -7,9 +7,9 @@ import h5py
 import keras
 import numpy as np
 
-from fer.finetune import seed_everything
-from fer.gan import GanSpec, build_generator
-from fer.keras_io import ZIP_EPOCH, save_model
+from fer.train.finetune import seed_everything
+from fer.gan.dcgan import GanSpec, build_generator
+from fer.train.keras_io import ZIP_EPOCH, save_model
 
 
 def test_same_model_same_bytes_and_loads_back(tmp_path):
@@ -44,8 +44,8 @@ def test_same_model_same_bytes_and_loads_back(tmp_path):
 def test_a_saved_classifier_loaded_and_saved_again_is_the_same_file(tmp_path):
     # the finetune stage publishes the selected seed's file as it is (a copy), which is
     # what loading it and saving it again would write
-    from fer.keras_io import keras_bytes
-    from fer.models import ModelSpec, build_classifier
+    from fer.train.keras_io import keras_bytes
+    from fer.train.backbones import ModelSpec, build_classifier
     seed_everything(0)
     model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32))
     save_model(model, tmp_path / "seed.keras")
@@ -57,8 +57,8 @@ def test_an_uncompiled_classifier_is_saved_as_it_is_with_a_rebuilt_ones_bytes():
     # the grid's classifier is never compiled (its step models are): saved without the
     # rebuild, its config still carries no per-process `shared_object_id` (a memory
     # address), so it has the bytes of the compiled-and-rebuilt path, in any process
-    from fer.keras_io import keras_bytes
-    from fer.models import ModelSpec, build_classifier
+    from fer.train.keras_io import keras_bytes
+    from fer.train.backbones import ModelSpec, build_classifier
     model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "fixed_random", 32), 0)
     direct = keras_bytes(model)
     with zipfile.ZipFile(io.BytesIO(direct)) as z_:

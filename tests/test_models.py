@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from fer.finetune import seed_everything, train_two_step, TrainSpec
-from fer.schema import BACKBONES
-from fer.models import (ModelSpec, Normalize, build_base, build_classifier, table2,
+from fer.train.finetune import seed_everything, train_two_step, TrainSpec
+from fer.core.schema import BACKBONES
+from fer.train.backbones import (ModelSpec, Normalize, build_base, build_classifier, table2,
                         unfreeze_last)
-from fer.dataset import Dataset
-from fer.labels import EMOTIONS
+from fer.data.dataset import Dataset
+from fer.data.labels import EMOTIONS
 
 PAPER_K = {"vgg16": 5, "vgg19": 9, "inception_v3": 140, "inception_resnet_v2": 371}
 PRE = {"vgg16": "caffe", "vgg19": "caffe", "inception_v3": "scale01",
@@ -30,7 +30,7 @@ def test_table2_layer_counts_and_params():
                                            for n in PAPER_K])}
     assert {n: r["layers"] for n, r in rows.items()} == {
         "vgg16": 19, "vgg19": 22, "inception_v3": 311, "inception_resnet_v2": 780}
-    # the table the config validation and fer.grid.check_cell count on, without Keras
+    # the table the config validation and fer.train.grid.check_cell count on, without Keras
     assert {n: BACKBONES[n].layers for n in rows} == {n: r["layers"] for n, r in rows.items()}
     assert rows["vgg16"]["params"] == 14714688 and rows["vgg19"]["params"] == 20024384
     assert rows["inception_v3"]["params"] == 21802784
@@ -60,7 +60,7 @@ def test_the_classifier_takes_pixels_and_loads_back(tmp_path):
     """The first layer normalises: model.keras (and so the TF.js export) takes 0-255
     pixels, and loads back with its normalisation."""
     import keras
-    from fer.keras_io import save_model
+    from fer.train.keras_io import save_model
     spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
     model, base = build_classifier(spec, 0)
     assert model.layers[1].name == "normalize" and model.layers[2] is base
@@ -122,7 +122,7 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
                                                ("fixed_random", True)])
 def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
         weights, fast_path, tmp_path):
-    from fer.finetune import Cell, predict
+    from fer.train.finetune import Cell, predict
     spec = ModelSpec("vgg16", 5, "caffe", weights, 32)
     data = tiny_dataset()
     train = TrainSpec(2, 2, batch_size=7, val_fraction=0.2, fast_path=fast_path,
@@ -146,7 +146,7 @@ def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
 
 
 def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():
-    from fer.models import initial_head
+    from fer.train.backbones import initial_head
     spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
     (a, base_a), (b, base_b) = build_classifier(spec, 0), build_classifier(spec, 1)
     assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(base_a.weights,
@@ -170,8 +170,8 @@ def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():
 
 
 def test_predict_traces_once_whatever_the_last_batch():
-    from fer.activations import forward
-    from fer.finetune import predict
+    from fer.train.activations import forward
+    from fer.train.finetune import predict
     spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
     seed_everything(0)
     model, _ = build_classifier(spec)

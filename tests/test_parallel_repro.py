@@ -1,4 +1,4 @@
-"""`python -m fer.parallel_repro` on a real four-stage DVC project (a -> b, c -> d): stages
+"""`python -m fer.train.parallel_repro` on a real four-stage DVC project (a -> b, c -> d): stages
 that do not depend on each other run side by side, none starts before its upstream
 stages end, a failure stops the run and names the stage, and `dvc.lock` lists stages
 in `dvc.yaml` order whatever order they finished in."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fer.parallel_repro import priorities, read_dag, stop, to_run
+from fer.train.parallel_repro import priorities, read_dag, stop, to_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -69,7 +69,7 @@ def project(tmp_path):
 
 def repro(project, *args):
     root, env = project
-    p = subprocess.run([sys.executable, "-m", "fer.parallel_repro", *args], cwd=root, env=env,
+    p = subprocess.run([sys.executable, "-m", "fer.train.parallel_repro", *args], cwd=root, env=env,
                        capture_output=True, text=True, timeout=180)
     report = json.loads(p.stdout[p.stdout.rindex("\n{") + 1:])
     return p, report
@@ -127,7 +127,7 @@ def test_a_failed_stage_stops_the_run_and_is_named(project):
 def test_a_signal_stops_the_running_stages_and_keeps_nothing(project, sig):
     root, env = project
     (root / "sleep_a").write_text("60")
-    p = subprocess.Popen([sys.executable, "-m", "fer.parallel_repro", "-j", "2"], cwd=root,
+    p = subprocess.Popen([sys.executable, "-m", "fer.train.parallel_repro", "-j", "2"], cwd=root,
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     while not (root / "started/a").exists() and time.time() < deadline:
@@ -176,7 +176,7 @@ def test_one_job_runs_the_stages_one_after_another(project):
 
 def test_unknown_target_is_refused_before_anything_runs(project):
     root, env = project
-    p = subprocess.run([sys.executable, "-m", "fer.parallel_repro", "e"], cwd=root, env=env,
+    p = subprocess.run([sys.executable, "-m", "fer.train.parallel_repro", "e"], cwd=root, env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "no stage named e" in p.stderr
     assert not (root / "a.txt").exists()

@@ -1,7 +1,7 @@
 import yaml
 
-from fer.params import ROOT, compose, load_params
-from fer.labels import EMOTIONS
+from fer.core.params import ROOT, compose, load_params
+from fer.data.labels import EMOTIONS
 
 
 def test_params_yaml_is_in_sync_with_conf():

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from fer.labels import EMOTIONS
+from fer.data.labels import EMOTIONS
 
 from dag import DVC as dvc, demo_repo, ran as _ran, run as _run
 

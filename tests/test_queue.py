@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fer.params import ROOT
+from fer.core.params import ROOT
 from tests.test_tracking_server import _free_port, _start_server, _stop
 
 EXPERIMENTS, STEPS = 3, 20
@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 STAGE = '''
 import yaml
 import mlflow
-from fer.tracking import mlflow_run
+from fer.core.tracking import mlflow_run
 n = yaml.safe_load(open("params.yaml"))["n"]
 with mlflow_run("queue", f"exp{n}", params={"n": n}):
     with mlflow.start_run(run_name=f"exp{n}-child", nested=True):

@@ -1,11 +1,11 @@
-"""Stages print no CUDA/absl registration lines on a CPU machine (fer.quiet), and
+"""Stages print no CUDA/absl registration lines on a CPU machine (fer.core.quiet), and
 nothing else written to stderr is lost."""
 import os
 import subprocess
 import sys
 
-from fer.params import ROOT
-from fer.quiet import NOISE
+from fer.core.params import ROOT
+from fer.core.quiet import NOISE
 
 SCRIPT = """
 import os, sys
@@ -36,7 +36,7 @@ def test_stage_processes_start_tensorflow_quietly():
 
 CRASH = """
 import os
-from fer.quiet import native_stderr_filtered
+from fer.core.quiet import native_stderr_filtered
 with native_stderr_filtered():
     os.write(2, b"Unable to register cuDNN factory: noise\\nF a fatal line\\n")
     os.abort()

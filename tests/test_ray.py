@@ -19,8 +19,8 @@ except ImportError:
     ray = None
 pytestmark = needs(ray is not None, f"needs the Python package ray ({PIP})")
 
-from fer.executor import Executor, run_tasks  # noqa: E402
-from fer.grid import cell_spec, run_cell  # noqa: E402
+from fer.train.executor import Executor, run_tasks  # noqa: E402
+from fer.train.grid import cell_spec, run_cell  # noqa: E402
 from tests.test_grid import _tiny_params  # noqa: E402
 
 SEEDS = 4                  # the issue's cell: 4 seeds over 2 one-CPU worker nodes
@@ -157,11 +157,11 @@ def test_ksearch_k_values_as_ray_tasks_match_local(tiny, cluster, monkeypatch):
 
 def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluster,
                                                          monkeypatch):
-    """fer.fill_grid trains every pending (cell, seed) on the cluster into the resume
+    """fer.train.fill_grid trains every pending (cell, seed) on the cluster into the resume
     caches; the cell run afterwards trains nothing and equals a serial local run."""
     import yaml
-    from fer import fill_grid
-    import fer.grid
+    from fer.train import fill_grid
+    import fer.train.grid
     tmp, spec = tiny
     monkeypatch.chdir(tmp)
     params = yaml.safe_load((tmp / "params.yaml").read_text())
@@ -177,7 +177,7 @@ def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluste
     def no_training(*a, **kw):
         raise AssertionError("trained although every seed was cached")
 
-    monkeypatch.setattr(fer.grid, "train_two_step", no_training)
+    monkeypatch.setattr(fer.train.grid, "train_two_step", no_training)
     resumed = []                     # the cell's outputs do not say (an uninterrupted
     cell = run_cell(spec, tmp / "build/datasets", tmp / ".cache/finetune/vgg16-TINY",
                     on_seed=lambda r: resumed.append(r["resumed"]))    # run writes the same)
@@ -186,9 +186,9 @@ def test_whole_grid_at_once_then_the_cell_only_assembles(tiny, reference, cluste
 
 
 def test_bad_executor_settings_name_the_key(monkeypatch):
-    from fer.executor import configured
-    from fer.fill_grid import pending_groups
-    from fer.settings import SettingsError
+    from fer.train.executor import configured
+    from fer.train.fill_grid import pending_groups
+    from fer.core.settings import SettingsError
     monkeypatch.setenv("FER_EXECUTOR", "dask")
     with pytest.raises(SettingsError, match=r"FER_EXECUTOR = 'dask': expected one of local"):
         configured()

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fer.crop import CropSpec, crop_faces, detection_summary, find_face, load_detector
+from fer.data.crop import CropSpec, crop_faces, detection_summary, find_face, load_detector
 
 FACE = (180, 72, 270, 168)          # marked by hand on data.astronaut()
 CUTS = {                            # region of the photograph, output side, grey

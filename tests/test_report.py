@@ -13,10 +13,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from fer.edge import WEB
-from fer.html_report import build, markdown_to_html
-from fer.params import compose
-from fer.tracking import metric_key
+from fer.edge.tfjs import WEB
+from fer.evaluate.page import build, markdown_to_html
+from fer.core.params import compose
+from fer.core.tracking import metric_key
 
 from needs import APT_CHROMIUM, APT_NODE, NPM_WEB, chromium, needs, node, web_module
 
@@ -87,7 +87,7 @@ def outputs(tmp_path, monkeypatch):
 
 
 def test_large_images_are_scaled_small_ones_kept():
-    from fer.html_report import fit
+    from fer.evaluate.page import fit
     buf = io.BytesIO()
     Image.fromarray(np.zeros((1200, 1800, 3), np.uint8)).save(buf, "PNG")
     assert Image.open(io.BytesIO(fit(buf.getvalue()))).size == (900, 600)

@@ -1,4 +1,4 @@
-"""Execution settings (fer.settings) live outside params.yaml: environment over local.yaml
+"""Execution settings (fer.core.settings) live outside params.yaml: environment over local.yaml
 over defaults, bad values named; switching them changes no tracked param."""
 import os
 import subprocess
@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from fer.params import ROOT, compose
-from fer.schema import ConfigError, validate
-from fer.settings import Settings, SettingsError, load
+from fer.core.params import ROOT, compose
+from fer.core.schema import ConfigError, validate
+from fer.core.settings import Settings, SettingsError, load
 
 
 def test_environment_over_local_file_over_defaults(tmp_path):
@@ -43,7 +43,7 @@ def test_settings_are_no_params():
             validate(bad)
     # and params.yaml comes out byte-identical whatever the settings say
     def composed(env):
-        out = subprocess.run([sys.executable, "-c", "import sys, yaml; from fer.params import "
+        out = subprocess.run([sys.executable, "-c", "import sys, yaml; from fer.core.params import "
                               "compose; sys.stdout.write(yaml.safe_dump(compose(['profile="
                               "demo'])))"], cwd=ROOT, capture_output=True, text=True,
                              env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
@@ -64,7 +64,7 @@ def test_ranges_and_what_a_ray_worker_receives(tmp_path, monkeypatch):
         load({}, local)
     # a worker has neither the driver's environment nor its local.yaml: it gets the
     # driver's settings as variables, the cache folder absolute
-    from fer.settings import worker_env
+    from fer.core.settings import worker_env
     env = worker_env(load({"FER_CACHE_DIR": "rel/cache", "FER_EXECUTOR": "ray"},
                           tmp_path / "absent.yaml"))
     assert env["FER_EXECUTOR"] == "ray" and env["FER_CACHE_DIR"] == str(ROOT / "rel/cache")

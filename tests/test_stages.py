@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fer.dataset import load_dataset
-from fer.labels import EMOTIONS
-from fer.params import compose
+from fer.data.dataset import load_dataset
+from fer.data.labels import EMOTIONS
+from fer.core.params import compose
 from stages import crop, import_data
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fer.claims import claims_markdown, comparisons, judge_claims
-from fer.evaluate import classification_metrics
-from fer.report import table3_markdown, table3_rows
-from fer.stats import (bootstrap_ci, cell_intervals, holm, mean_ci, metrics_from_confusion,
+from fer.evaluate.claims import claims_markdown, comparisons, judge_claims
+from fer.evaluate.metrics import classification_metrics
+from fer.evaluate.tables import table3_markdown, table3_rows
+from fer.evaluate.stats import (bootstrap_ci, cell_intervals, holm, mean_ci, metrics_from_confusion,
                        paired_test)
 
 CFG = {"level": 0.95, "bootstrap_resamples": 2000, "permutation_resamples": 10000,
@@ -185,7 +185,7 @@ def test_table3_shows_intervals_and_reference_rows():
 
 
 def test_comparisons_csv_has_a_header_even_without_pairs():
-    from fer.claims import COLUMNS, comparisons_csv
+    from fer.evaluate.claims import COLUMNS, comparisons_csv
     assert comparisons_csv([]) == ",".join(COLUMNS) + "\n"     # a one-cell grid
     rows = comparisons(_grid(), ["CK+"], CFG)
     lines = comparisons_csv(rows).splitlines()
@@ -193,8 +193,8 @@ def test_comparisons_csv_has_a_header_even_without_pairs():
 
 
 def test_table6_says_n_a_for_an_absent_class():
-    from fer.evaluate import classification_metrics
-    from fer.report import table6_markdown
+    from fer.evaluate.metrics import classification_metrics
+    from fer.evaluate.tables import table6_markdown
     # CK48-like: no neutral image, and no image predicted neutral either; one sad image
     # predicted disgust
     y = [0, 1, 2, 3, 5, 5, 6]

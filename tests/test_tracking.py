@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fer.params import ROOT
+from fer.core.params import ROOT
 
 # Each writer imports everything first, says it is ready, then waits for the go file,
 # so that all of them reach the fresh store within milliseconds of each other.
@@ -15,7 +15,7 @@ WRITER = """
 import os, sys, time
 from pathlib import Path
 import mlflow
-from fer.tracking import mlflow_run
+from fer.core.tracking import mlflow_run
 tmp, i = Path(sys.argv[1]), int(sys.argv[2])
 (tmp / f"ready{i}").touch()
 while not (tmp / "go").exists():
@@ -68,7 +68,7 @@ def test_four_concurrent_first_writers_on_a_fresh_store(tmp_path):
 # Starts a resumable run, logs epochs 1..3 and is SIGKILLed inside the run.
 KILLED_WRITER = """
 import os, signal, sys
-from fer.tracking import metric_logger, mlflow_run
+from fer.core.tracking import metric_logger, mlflow_run
 with mlflow_run("resume", "job", params={"epochs": 5}, resume_file=sys.argv[1],
                 resume_key="k1") as run:
     log = metric_logger(run.info.run_id)
@@ -87,7 +87,7 @@ def store(tmp_path, monkeypatch):
 
 
 def test_killed_run_is_marked_killed_then_continued_with_whole_history(tmp_path, store):
-    from fer.tracking import metric_logger, mlflow_run
+    from fer.core.tracking import metric_logger, mlflow_run
     resume = tmp_path / "cache" / "mlflow_run.json"
     p = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(resume)],
                        env=_env(tmp_path / "mlflow.db"), capture_output=True, text=True,
@@ -128,7 +128,7 @@ def test_killed_run_is_marked_killed_then_continued_with_whole_history(tmp_path,
 
 
 def test_live_runs_are_not_marked_killed(store):
-    from fer.tracking import mlflow_run
+    from fer.core.tracking import mlflow_run
     with mlflow_run("live", "outer") as outer:
         with mlflow_run("live", "inner", nested=True):
             assert store.get_run(outer.info.run_id).info.status == "RUNNING"
@@ -141,7 +141,7 @@ def _seed_result(seed, resumed=False):
 
 
 def test_seed_child_runs_are_logged_once(tmp_path, store):
-    from fer.tracking import log_seed_run, mlflow_run
+    from fer.core.tracking import log_seed_run, mlflow_run
     resume = tmp_path / "cell_run.json"
     with mlflow_run("grid", "cell", resume_file=resume, resume_key="c") as parent:
         first = log_seed_run("cell", _seed_result(0), 2)
@@ -165,7 +165,7 @@ def test_seed_child_runs_are_logged_once(tmp_path, store):
 
 def test_a_seed_logs_one_batch_per_epoch(tmp_path, store, monkeypatch):
     import mlflow
-    from fer.tracking import log_seed_run, mlflow_run
+    from fer.core.tracking import log_seed_run, mlflow_run
     calls = []
     batch = mlflow.MlflowClient.log_batch
 

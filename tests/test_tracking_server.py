@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fer.params import ROOT
+from fer.core.params import ROOT
 from tests.test_grid import _tiny_params
 
 from needs import APT_POSTGRESQL, PIP, need, needs, pg_bin

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fer.crop import crop_resize, detect_face, expand_box, load_detector
-from fer.edge import WEB
+from fer.data.crop import crop_resize, detect_face, expand_box, load_detector
+from fer.edge.tfjs import WEB
 
 from conftest import BOUNDS
 
@@ -42,7 +42,7 @@ EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
 def assert_pipeline_crop(res, rgb, margin, square):
     """The page's box is the pipeline's rule applied to its detection, and the pixels it
-    fed the model are fer/crop.py crop_resize's for that box."""
+    fed the model are fer/data/crop.py crop_resize's for that box."""
     assert res["box"] == list(expand_box(res["detection"], rgb.shape, margin, square))
     pixels = np.array(res["pixels"], np.uint8).reshape(32, 32, 3)
     diff = np.abs(pixels.astype(int) - crop_resize(rgb, res["box"], 32))
@@ -120,7 +120,7 @@ def test_bad_files_show_a_message(exported, tmp_path):
 @pytest.mark.parametrize("backend,bound", [
     ("wasm", 1e-4), pytest.param("webgl", 1e-3, marks=pytest.mark.heavy)])
 def test_browser_runtime_matches_keras(exported, backend, bound):
-    from fer.edge import run_js_models
+    from fer.edge.tfjs import run_js_models
     tmp, _, images, reference, _ = exported
     # two variants one after another in one page, as edge_eval runs them
     res, res8 = run_js_models([tmp / "float32", tmp / "uint8"], images, backend, runs=3,

@@ -1,17 +1,17 @@
 """web/fer.js (run by node through web/check.mjs) against the Python pipeline: the crop
-box (fer/crop.py expand_box and in_frame, the detected box rule) and the crop pixels
-(fer/crop.py crop_resize); and the input normalisation, which the exported TF.js model
-does itself (fer/models.py Normalize, every mode), as Keras does."""
+box (fer/data/crop.py expand_box and in_frame, the detected box rule) and the crop pixels
+(fer/data/crop.py crop_resize); and the input normalisation, which the exported TF.js model
+does itself (fer/train/backbones.py Normalize, every mode), as Keras does."""
 import json
 import subprocess
 
 import cv2
 import numpy as np
 
-from fer.crop import crop_resize, expand_box, in_frame
-from fer.edge import WEB, export_variants, run_js_models
-from fer.keras_io import save_model
-from fer.models import Normalize
+from fer.data.crop import crop_resize, expand_box, in_frame
+from fer.edge.tfjs import WEB, export_variants, run_js_models
+from fer.train.keras_io import save_model
+from fer.train.backbones import Normalize
 
 from needs import NPM_WEB, needs, web_module
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from fer.edge import WEB
+from fer.edge.tfjs import WEB
 
 from needs import APT_NODE, needs, node
 

@@ -1,6 +1,6 @@
 // node web/check.mjs <job.json> <out>
 // Runs web/fer.js's box and crop functions on the test's inputs, so
-// tests/test_web_parity.py can compare them with fer/crop.py. Jobs:
+// tests/test_web_parity.py can compare them with fer/data/crop.py. Jobs:
 //   {op: "boxes", cases: [{box, shape: [H, W], margin, square}]}          -> out: JSON
 //   {op: "detections", cases: [{box: {x, y, width, height}, width, height}]} -> out: JSON
 //   {op: "crop", image: <uint8 RGB file>, width, height, cases: [{box, size}]}

@@ -1,13 +1,13 @@
 // Shared by the web page and the Node checks: the model's metadata (labels, crop rules)
 // travels with it as model.json's userDefinedMetadata.fer (written by the export stage).
-// The model normalises its input itself (fer/models.py Normalize): it takes 0-255 pixels.
+// The model normalises its input itself (fer/train/backbones.py Normalize): it takes 0-255 pixels.
 export function ferMeta(model) {
   const meta = model.metadata && model.metadata.fer;
   if (!meta) throw new Error("model.json has no userDefinedMetadata.fer (not exported by fer)");
   return meta;
 }
 
-// The pipeline's crop rules (model.json userDefinedMetadata.fer.crop, from the training
+// The pipeline's crop rules (model.json userDefinedMetadata.fer.data.crop, from the training
 // params); exports made before they travelled there were cropped with these defaults.
 export function cropRules(meta) {
   // (those exports' pipeline clipped every box: no frame tolerance)
@@ -24,7 +24,7 @@ export function roundHalfEven(x) {
 
 // A detector's box {x, y, width, height} (pixels) -> integer [x0, y0, x1, y1] clipped to
 // the image, or null for a box under 8 px or one with an edge further outside the image
-// than `tolerance` x its side (rejected, never clipped), as fer/crop.py in_frame() does.
+// than `tolerance` x its side (rejected, never clipped), as fer/data/crop.py in_frame() does.
 export function detectionBox(box, width, height, tolerance = 0.1) {
   let x0 = roundHalfEven(box.x), y0 = roundHalfEven(box.y);
   let x1 = roundHalfEven(box.x + box.width), y1 = roundHalfEven(box.y + box.height);
@@ -37,7 +37,7 @@ export function detectionBox(box, width, height, tolerance = 0.1) {
 }
 
 // The highest-scoring detection ({box, score} list) whose box detectionBox() accepts, as
-// fer/crop.py find_face() chooses: {box: [x0, y0, x1, y1], score}, or null when none does.
+// fer/data/crop.py find_face() chooses: {box: [x0, y0, x1, y1], score}, or null when none does.
 export function bestInFrame(detections, width, height, tolerance = 0.1) {
   const ranked = [...detections].sort((a, b) => b.score - a.score);
   for (const d of ranked) {
@@ -48,7 +48,7 @@ export function bestInFrame(detections, width, height, tolerance = 0.1) {
 }
 
 // [lo, hi) of length `size` around `centre` within [0, limit]: clipped, or (keepSize)
-// shifted inside so the length is kept -- fer/crop.py _span().
+// shifted inside so the length is kept -- fer/data/crop.py _span().
 function span(centre, size, limit, keepSize) {
   if (keepSize) {
     const n = roundHalfEven(size);
@@ -59,7 +59,7 @@ function span(centre, size, limit, keepSize) {
           roundHalfEven(Math.min(limit, centre + size / 2))];
 }
 
-// fer/crop.py expand_box(): enlarged by `margin` of its size on each side and clipped to
+// fer/data/crop.py expand_box(): enlarged by `margin` of its size on each side and clipped to
 // the image [height, width]; square: the longer side (times the margin, capped at the
 // image's shorter side), shifted inside the image; same operations in the same order.
 export function expandBox([x0, y0, x1, y1], [H, W], margin, square) {
@@ -75,7 +75,7 @@ export function expandBox([x0, y0, x1, y1], [H, W], margin, square) {
   return [nx0, ny0, nx1, ny1];
 }
 
-// fer/crop.py crop_resize(): the box of an RGB or RGBA image {data, width, height} resized
+// fer/data/crop.py crop_resize(): the box of an RGB or RGBA image {data, width, height} resized
 // to size x size RGB as cv2.resize does, INTER_AREA when both sides shrink, else
 // INTER_CUBIC, with cv2's own arithmetic: float32 sums, integer cubic weights (x 2048),
 // replicated border, round half to even.

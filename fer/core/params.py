@@ -1,0 +1,142 @@
+"""params.yaml: read it (stages) and compose it from conf/ (as `dvc exp run` does).
+
+Stages never use @hydra.main: DVC composes conf/ into params.yaml before each
+`dvc exp run` (applying -S overrides), and the stages read that file. Both ways the
+configuration is checked against fer.core.schema before anything is written or computed.
+
+  python -m fer.core.params                 # params.yaml from conf/ defaults (profile=paper)
+  python -m fer.core.params profile=demo    # the demo profile
+
+With FER_PARAMS_LOG=<file> set, load_params returns a mapping that appends the dotted
+path of every key a stage reads to <file> (tests/test_dvc_deps.py compares them with
+the params each stage declares in dvc.yaml).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from fer.core.atomic import atomic_file
+from fer.core.schema import ConfigError, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMS_LOG_ENV = "FER_PARAMS_LOG"
+
+
+def load_params(path="params.yaml") -> dict:
+    """The composed parameters, validated; stages run from the repository root, as DVC
+    runs them (relative weights paths are looked up next to params.yaml)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `python -m fer.core.params` to compose it")
+    with open(path) as f:
+        params = yaml.safe_load(f)
+    validate(params, str(path), root=path.parent)
+    log = os.environ.get(PARAMS_LOG_ENV)
+    return RecordingDict(params, log) if log else params
+
+
+class RecordingDict(dict):
+    """A dict that appends the dotted path of every value read from it to a log file."""
+
+    def __init__(self, data=(), log=None, prefix=""):
+        super().__init__(data)
+        self._log, self._prefix = log, prefix
+
+    def _record(self, key, path=None) -> None:
+        with open(self._log, "a") as f:
+            f.write(f"{path or self._prefix + str(key)}\n")
+
+    def _record_keys(self) -> None:
+        """The set of keys was read (`in`, len, iteration): the whole mapping counts."""
+        if self._prefix:
+            self._record(None, path=self._prefix[:-1])
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key) if super().__contains__(key) else None
+        if isinstance(value, dict):
+            return RecordingDict(value, self._log, f"{self._prefix}{key}.")
+        self._record(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        return self[key] if super().__contains__(key) else (self._record(key), default)[1]
+
+    def __contains__(self, key):
+        self._record_keys()
+        return super().__contains__(key)
+
+    def __len__(self):
+        self._record_keys()
+        return super().__len__()
+
+    def keys(self):
+        self._record_keys()
+        return list(super().keys())
+
+    def __iter__(self):           # not dict's own iterator: dict(d), {**d} call __getitem__
+        self._record_keys()
+        return iter(list(super().keys()))
+
+    def items(self):
+        self._record_keys()
+        return [(k, self[k]) for k in super().keys()]
+
+    def values(self):
+        self._record_keys()
+        return [self[k] for k in super().keys()]
+
+
+def compose(overrides=(), output=None, config_dir=None) -> dict:
+    """Compose conf/ with Hydra overrides exactly as DVC does, check it, and only then
+    write it to `output` (a rejected configuration leaves `output` untouched)."""
+    import tempfile
+
+    from dvc.utils.hydra import compose_and_dump
+
+    config_dir = str(Path(config_dir or ROOT / "conf").resolve())
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "params.yaml"
+        compose_and_dump(out, config_dir, None, "config", str(Path(tmp) / "plugins"),
+                         list(overrides))
+        text = out.read_text()
+    params = yaml.safe_load(text)
+    validate(params, "composed configuration", root=Path(output).parent if output else ROOT)
+    if output:
+        with atomic_file(output) as f:
+            f.write(text)
+    return params
+
+
+def hydra_message(error: Exception) -> str:
+    """Hydra's error on one line, without the config search path it appends."""
+    text = str(error).split("Config search path:")[0].strip()
+    text = re.sub(r":\n\t", ": ", text)           # "Available options in 'profile':"
+    text = re.sub(r"\n\t", ", ", text)            # ... one option per line
+    return re.sub(r"\.?\s*\n\s*", "; ", text)
+
+
+def main(argv=None) -> int:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        params = compose(argv, output=ROOT / "params.yaml")
+    except (HydraException, OmegaConfBaseException) as e:
+        print(f"fer.core.params: {hydra_message(e)}", file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print(f"fer.core.params: {e}\nparams.yaml left unchanged.", file=sys.stderr)
+        return 2
+    print(f"params.yaml composed from conf/ (profile={params['profile']['name']}; "
+          f"overrides: {' '.join(argv) or 'none'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

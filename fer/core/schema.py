@@ -1,0 +1,493 @@
+"""The schema of params.yaml: every known key, its type and range, and the rules between
+keys, checked before any stage does work (`python -m fer.core.params` and `load_params`).
+
+Per-key types and ranges are pydantic models (strict: no silent "10" -> 10; unknown
+keys are errors, so a typo such as `crop.siz` is caught). Rules that span sections
+(names of sets, backbones and databases; input size vs backbone; k vs layer count) are
+plain checks in `cross_field_problems`. Every problem is reported at once, naming the
+key, the value and the rule. To add a key, add a field to its section's model below.
+
+No keras/tensorflow here (the import and crop stages stay light): the backbones' layer
+counts and minimum input sizes are a table, checked against keras.applications by
+tests/test_config.py.
+"""
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+# The seven canonical emotions (index = class id everywhere; fer.data.labels has every
+# database's own codes for them).
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    layers: int      # len(base.layers) of keras.applications.<Net>(include_top=False)
+    min_size: int    # smallest input Keras accepts, in px
+
+
+BACKBONES = {
+    "vgg16": Backbone(layers=19, min_size=32),
+    "vgg19": Backbone(layers=22, min_size=32),
+    "inception_v3": Backbone(layers=311, min_size=75),
+    "inception_resnet_v2": Backbone(layers=780, min_size=75),
+}
+# `models.<m>.weights` values that name no file (fer.train.backbones.build_base says what each is).
+NAMED_WEIGHTS = ("imagenet", "none", "fixed_random")
+# Importers (fer.data.importers.import_database) by `data.databases.<db>.kind`.
+DATABASE_KINDS = ("kdef", "ck", "jaffe", "folders", "fer2013", "csv")
+# Local weights files live under weights/<name>/ (`dvc add` them): the stages that load
+# them depend on that folder in dvc.yaml, so new bytes re-run exactly those stages.
+WEIGHTS_DIR = "weights"
+# The KID extractor's weights sit apart (kid_weights/), so stages that depend on every
+# backbone folder (crossval: weights/) do not re-run for them.
+KID_WEIGHTS_DIR = "kid_weights"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+PositiveInt = typing.Annotated[int, Field(ge=1)]
+Fraction = typing.Annotated[float, Field(ge=0, lt=1)]
+
+
+class Database(BaseModel):
+    # kind-specific options (frontal_only, peak_frames, name, require_all, detect, csv
+    # columns, patterns, ...) are the importer's to check
+    model_config = ConfigDict(strict=True, extra="allow")
+    kind: Literal[DATABASE_KINDS]
+    path: str = Field(min_length=1)
+
+
+class Data(Section):
+    root: str
+    databases: dict[str, Database] = Field(min_length=1)
+
+
+class Crop(Section):
+    size: PositiveInt
+    confidence: float = Field(gt=0, le=1)
+    no_face: Literal["center", "skip", "fail"]
+    margin: float = Field(ge=0)
+    square: bool
+    workers: PositiveInt
+    pad: float = Field(ge=0, le=2)
+    frame_tolerance: float = Field(ge=0, le=1)
+    min_detection_rate: float = Field(ge=0, le=1)
+    max_out_of_frame_share: float = Field(ge=0, le=1)
+
+
+class Augment(Section):
+    source: str                        # a database of data.databases
+    part: str                          # the merge part its copies form
+    copies: PositiveInt
+    rotation: float = Field(ge=0, le=0.5)
+    zoom: Fraction
+    flip: bool
+    height: Fraction
+    width: Fraction
+    contrast: Fraction
+    fill_mode: Literal["reflect", "constant", "nearest", "wrap"]
+    seed: int = Field(ge=0)
+    grid_rows: PositiveInt
+
+
+class Gan(Section):
+    emotions: list[Literal[EMOTIONS]]  # [] when no merge set uses `part`
+    source: str                        # databases whose faces the GANs learn from
+    extra_source: str
+    part: str                          # the merge part the generated images form
+    image_size: PositiveInt
+    blocks: PositiveInt
+    latent_dim: PositiveInt
+    variant: Literal["flatten", "bn_gap"]
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: float = Field(gt=0)
+    beta_1: Fraction
+    sample_every: PositiveInt
+    keep_from: int = Field(ge=1)
+    keep_every: PositiveInt
+    n_generate: PositiveInt
+    kid_features: Literal["pixels", "inception"]
+    kid_images: int = Field(ge=2)      # unbiased KID needs two samples per set
+    kid_weights: Optional[str] = None  # imagenet | kid_weights/<file>
+    seed: int = Field(ge=0)
+
+
+class Merge(Section):
+    train_sets: dict[str, list[str]] = Field(min_length=1)
+    test_sets: dict[str, list[str]] = Field(min_length=1)
+    allow_missing_classes: list[str] = []   # train sets that may lack some of the seven
+
+
+class Model(Section):
+    k: int = Field(ge=0)
+    preprocess: Literal["caffe", "scale01", "tf"]
+    weights: str                       # imagenet | none | weights/<model>/<file>
+
+
+class SelectedModel(Section):
+    name: str
+
+
+class Train(Section):
+    epochs_step1: PositiveInt
+    epochs_step2: PositiveInt
+    lr_step1: float = Field(gt=0)
+    lr_step2: float = Field(gt=0)
+    batch_size: PositiveInt
+    val_fraction: Fraction
+    seed: int = Field(ge=0)
+    seeds: PositiveInt
+    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+    select_on: str                     # 'val' or a test set
+    fast_path: bool                    # train on cached frozen activations (fer.train.activations)
+    cache_dtype: Literal["float32", "float16"]
+    cache_limit_gb: float = Field(gt=0)
+    mixed_precision: Literal["off", "mixed_bfloat16", "mixed_float16"]
+    jit_compile: bool
+    deterministic: bool
+
+
+class Grid(Section):
+    models: list[str] = Field(min_length=1)
+    train_sets: list[str] = Field(min_length=1)
+    test_sets: list[str] = Field(min_length=1)
+
+
+class KSearch(Section):
+    train_set: str
+    holdout: float = Field(gt=0, lt=1)
+    seed: int = Field(ge=0)
+    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+    k_values: dict[str, list[typing.Annotated[int, Field(ge=0)]]]
+
+
+class CrossVal(Section):
+    sets: list[str] = Field(min_length=1)
+    folds: int = Field(ge=2)
+    seed: int = Field(ge=0)
+    models: list[str] = Field(min_length=1)
+    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+
+
+class GanQuality(Section):
+    train_set: str
+    gan_set: str
+    models: list[str]                  # [] when no set uses the DCGAN images
+
+
+class Export(Section):
+    model: str
+    train_set: str
+    variants: list[Literal["float32", "uint16", "uint8", "float16"]] = Field(min_length=1)
+
+
+class Runtime(Section):
+    where: Literal["node", "chromium"]
+    backend: Literal["wasm", "webgl", "cpu"]
+    accuracy: bool
+
+
+class Edge(Section):
+    runs: PositiveInt
+    warmup: PositiveInt                    # batch-1 runs before the timed ones
+    max_images: Optional[int] = Field(default=None, ge=7)   # per test set, stratified
+    runtimes: list[Runtime] = Field(min_length=1)
+
+
+class Claim(Section):
+    claim: str
+    better: str                        # <model>-<train_set>
+    worse: str
+    test_set: str
+
+
+class Report(Section):
+    level: float = Field(gt=0, lt=1)
+    bootstrap_resamples: PositiveInt
+    permutation_resamples: PositiveInt
+    seed: int = Field(ge=0)
+    alpha: float = Field(gt=0, lt=1)
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1"]
+    reference_models: list[str]
+    latency_runs: PositiveInt
+    claims: list[Claim]                # claims about cells outside the grid: not evaluated
+
+
+class Profile(Section):
+    name: str
+
+
+class Params(Section):
+    """params.yaml: one field per top-level key."""
+    data: Data
+    crop: Crop
+    augment: Augment
+    gan: Gan
+    merge: Merge
+    models: dict[str, Model] = Field(min_length=1)
+    model: SelectedModel
+    train: Train
+    grid: Grid
+    ksearch: KSearch
+    crossval: CrossVal
+    gan_quality: GanQuality
+    export: Export
+    edge: Edge
+    report: Report
+    profile: Profile
+
+
+class ConfigError(ValueError):
+    """The configuration breaks one or more rules; `problems` lists them all."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        n = len(problems)
+        super().__init__(f"{source}: {n} configuration problem{'s' * (n != 1)}:\n"
+                         + "\n".join(f"  {p}" for p in problems))
+
+
+def validate(params, source: str = "params.yaml", root=".") -> None:
+    """Raise ConfigError listing every problem of `params`; `root` is where relative
+    weights paths are looked up (the repository root, where stages run)."""
+    problems = []
+    try:
+        Params.model_validate(params)
+    except ValidationError as e:
+        problems += [_describe(err) for err in e.errors()]
+    if isinstance(params, dict):
+        problems += cross_field_problems(params, Path(root))
+    if problems:
+        raise ConfigError(source, problems)
+
+
+def _describe(err: dict) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "missing":
+        return f"{key}: missing (required key)"
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(err["loc"][:-1])
+        return f"{key}: unknown key" + (f" (known here: {', '.join(known)})" if known else "")
+    return f"{key} = {err['input']!r}: {err['msg'][0].lower()}{err['msg'][1:]}"
+
+
+def _known_keys(loc) -> list[str]:
+    """Field names of the section at `loc` (for the unknown-key message)."""
+    node = Params
+    for part in loc:
+        origin = typing.get_origin(node)
+        if origin is dict:
+            node = typing.get_args(node)[1]
+        elif origin is list:
+            node = typing.get_args(node)[0]
+        elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
+            node = node.model_fields[part].annotation
+        else:
+            return []
+        while typing.get_origin(node) is typing.Annotated:
+            node = typing.get_args(node)[0]
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) \
+        else []
+
+
+def _get(params: dict, dotted: str, kind):
+    """The value at `dotted` if it has type `kind`, else None (its own error is reported
+    by the per-key check)."""
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, kind) and not (kind is int and isinstance(node, bool)) \
+        else None
+
+
+def _names(params: dict, dotted: str) -> list:
+    value = _get(params, dotted, list)
+    return [v for v in value if isinstance(v, str)] if value else []
+
+
+def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
+    """Rules between keys: every name refers to something defined, every backbone fits."""
+    out = []
+    databases = _get(params, "data.databases", dict) or {}
+    merge = {**(_get(params, "merge.train_sets", dict) or {}),
+             **(_get(params, "merge.test_sets", dict) or {})}
+    models = _get(params, "models", dict) or {}
+    grid_models = _names(params, "grid.models")
+    grid_train = _names(params, "grid.train_sets")
+    test_sets = _names(params, "grid.test_sets")
+
+    derived = [p for p in (_get(params, "augment.part", str), _get(params, "gan.part", str))
+               if p]
+    for key in ("augment.part", "gan.part"):
+        if _get(params, key, str) in databases:
+            out.append(f"{key} = {_get(params, key, str)!r}: is also a database name")
+    gan_runs = bool(_get(params, "gan.emotions", list))
+    for key in ("augment.source", *(("gan.source", "gan.extra_source") if gan_runs else ())):
+        value = _get(params, key, str)
+        if value is not None and databases and value not in databases:
+            out.append(f"{key} = {value!r}: not a database of data.databases "
+                       f"({', '.join(sorted(databases))})")
+    parts = sorted(databases) + derived
+    gan_used = False
+    for group in ("train_sets", "test_sets"):
+        for name, members in (_get(params, f"merge.{group}", dict) or {}).items():
+            for part in members if isinstance(members, list) else []:
+                gan_used |= part == _get(params, "gan.part", str)
+                if part not in parts:
+                    out.append(f"merge.{group}.{name} = {members!r}: part {part!r} is neither "
+                               f"a database (data.databases: {', '.join(sorted(databases))}) "
+                               f"nor a derived part ({', '.join(derived)})")
+    train_sets = _get(params, "merge.train_sets", dict) or {}
+    test_sets_ = _get(params, "merge.test_sets", dict) or {}
+    both = set(train_sets) & set(test_sets_)
+    for name in _get(params, "merge.allow_missing_classes", list) or []:
+        if train_sets and name not in train_sets:
+            out.append(f"merge.allow_missing_classes: {name!r} is not a train set "
+                       f"(merge.train_sets: {', '.join(train_sets)})")
+    if both:
+        out.append(f"merge: {', '.join(sorted(both))} is both a train and a test set")
+    # no test image (nor a face derived from one) may train: a test set's parts never
+    # appear in a train set, nor feed the augmentation or the DCGANs
+    def parts_of(sets):
+        return {p for ps in sets.values() if isinstance(ps, list) for p in ps}
+    test_parts = parts_of(test_sets_)
+    for part in sorted(parts_of(train_sets) & test_parts):
+        out.append(f"merge: part {part!r} is in a train set and in a test set (test images "
+                   "would train)")
+    for key in ("augment.source", *(("gan.source", "gan.extra_source") if gan_runs else ())):
+        if _get(params, key, str) in test_parts:
+            out.append(f"{key} = {_get(params, key, str)!r}: a test set's part; its faces "
+                       "would reach the train sets through the derived images")
+    if _get(params, "ksearch.train_set", str) and train_sets and \
+            _get(params, "ksearch.train_set", str) not in train_sets:
+        out.append(f"ksearch.train_set = {_get(params, 'ksearch.train_set', str)!r}: k is "
+                   f"chosen on a held-out part of a train set ({', '.join(train_sets)}), never "
+                   "on a test set")
+    if _get(params, "train.select_on", str) == "val" and \
+            (_get(params, "train", dict) or {}).get("val_fraction") == 0:
+        out.append("train.val_fraction = 0: train.select_on=val needs held-out validation "
+                   "subjects; for the paper's protocol set train.select_on=<a test set>")
+    for db, opts in databases.items():
+        if isinstance(opts, dict) and opts.get("kind") in DATABASE_KINDS:
+            from fer.data.importers import DatasetError, database_options
+            rest = {k: v for k, v in opts.items() if k not in ("kind", "path")}
+            try:
+                database_options(opts["kind"], rest, f"data.databases.{db}")
+            except DatasetError as e:
+                out.append(str(e))
+    emotions = _get(params, "gan.emotions", list)
+    if emotions is not None and gan_used != bool(emotions):
+        out.append(f"gan.emotions = {emotions!r}: " + (
+            "a merge set uses gan.part, so list the emotions to generate" if gan_used else
+            "no merge set uses gan.part: set gan.emotions=[] so the GAN stages do not run "
+            "(and gan_quality.models=[])"))
+    if not gan_used and _names(params, "gan_quality.models"):
+        out.append("gan_quality.models: no merge set uses gan.part, so there are no DCGAN "
+                   "images to classify: set gan_quality.models=[]")
+
+    def known_set(key, value, shown=None):
+        if isinstance(value, str) and merge and value not in merge:
+            out.append(f"{key} = {shown if shown is not None else value!r}: {value!r} is not a "
+                       f"merge set (merge.train_sets/test_sets: {', '.join(merge)})")
+
+    def known_model(key, value, among=None, where="models", shown=None):
+        among = models if among is None else among
+        if isinstance(value, str) and among and value not in among:
+            out.append(f"{key} = {shown if shown is not None else value!r}: {value!r} is not "
+                       f"a backbone of {where} ({', '.join(among)})")
+
+    for group in ("grid.train_sets", "grid.test_sets", "crossval.sets"):
+        for name in _names(params, group):
+            known_set(group, name, _get(params, group, list))
+    # gan_quality.train_set / gan_set mean something only while gan_quality.models does
+    gan_quality = ("gan_quality.train_set", "gan_quality.gan_set") \
+        if _names(params, "gan_quality.models") else ()
+    for key in ("ksearch.train_set", *gan_quality, "export.train_set"):
+        known_set(key, _get(params, key, str))
+    for key in (*gan_quality[:1], "export.train_set"):  # models the grid trains
+        value = _get(params, key, str)
+        if value and grid_train and value not in grid_train:
+            out.append(f"{key} = {value!r}: the grid trains no model on it (grid.train_sets: "
+                       f"{', '.join(grid_train)})")
+    select_on = _get(params, "train.select_on", str)
+    if select_on is not None and select_on != "val" and test_sets and select_on not in test_sets:
+        out.append(f"train.select_on = {select_on!r}: must be 'val' or one of grid.test_sets "
+                   f"({', '.join(test_sets)})")
+
+    for name in models:
+        if name not in BACKBONES:
+            out.append(f"models.{name}: unknown backbone (known: {', '.join(BACKBONES)})")
+    for group in ("grid.models", "crossval.models"):
+        for name in _names(params, group):
+            known_model(group, name, shown=_get(params, group, list))
+    known_model("model.name", _get(params, "model.name", str))
+    for name in _names(params, "gan_quality.models"):
+        known_model("gan_quality.models", name, grid_models, "grid.models",
+                    shown=_get(params, "gan_quality.models", list))
+    known_model("export.model", _get(params, "export.model", str), grid_models, "grid.models")
+
+    for name, m in models.items():
+        k = _get(m, "k", int) if isinstance(m, dict) else None
+        if name in BACKBONES and k is not None and k > BACKBONES[name].layers:
+            out.append(f"models.{name}.k = {k}: exceeds the {BACKBONES[name].layers} layers of "
+                       f"{name} (InputLayer included)")
+        weights = _get(m, "weights", str) if isinstance(m, dict) else None
+        if weights is not None and weights not in NAMED_WEIGHTS:
+            out += _weights_problems(f"models.{name}.weights", weights, name, root)
+    k_values = _get(params, "ksearch.k_values", dict) or {}
+    for name, ks in k_values.items():
+        if models and name not in models:
+            out.append(f"ksearch.k_values.{name}: not a backbone of models "
+                       f"({', '.join(models)})")
+        for k in ks if name in BACKBONES and isinstance(ks, list) else []:
+            if isinstance(k, int) and k > BACKBONES[name].layers:
+                out.append(f"ksearch.k_values.{name} = {ks!r}: k = {k} exceeds the "
+                           f"{BACKBONES[name].layers} layers of {name}")
+    selected = _get(params, "model.name", str)
+    if selected and k_values and selected not in k_values:
+        out.append(f"ksearch.k_values: no k values for model.name = {selected!r}")
+
+    size = _get(params, "crop.size", int)
+    used = set(grid_models) | set(_names(params, "crossval.models")) | \
+        set(_names(params, "gan_quality.models")) | \
+        {_get(params, "model.name", str), _get(params, "export.model", str)}
+    small = [f"{n} {BACKBONES[n].min_size} px" for n in sorted(used - {None})
+             if n in BACKBONES and size is not None and size < BACKBONES[n].min_size]
+    if small:
+        out.append(f"crop.size = {size}: below the minimum input size of the backbones it "
+                   f"feeds ({', '.join(small)})")
+
+    image_size, blocks = _get(params, "gan.image_size", int), _get(params, "gan.blocks", int)
+    if image_size and blocks and image_size % 2 ** blocks:
+        out.append(f"gan.image_size = {image_size}: must be divisible by 2 ** gan.blocks "
+                   f"= {2 ** blocks}")
+    kid_weights = _get(params, "gan.kid_weights", str)
+    if kid_weights is not None and kid_weights != "imagenet":
+        out += _weights_problems("gan.kid_weights", kid_weights, None, root)
+    return out
+
+
+def _weights_problems(key: str, value: str, name: str | None, root: Path) -> list[str]:
+    """A local weights file must be under weights/<backbone name>/, or kid_weights/ for the
+    KID extractor (name None): dvc.yaml depends on that folder."""
+    folder = PurePosixPath(WEIGHTS_DIR, name) if name else PurePosixPath(KID_WEIGHTS_DIR)
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or folder not in path.parents:
+        return [f"{key} = {value!r}: a local weights file must be inside {folder}/ (put it "
+                f"there and `dvc add` it, so the stages that load it depend on its bytes); "
+                f"or use imagenet" + (", none or fixed_random" if name else "")]
+    if not (root / path).is_file():
+        return [f"{key} = {value!r}: file not found"]
+    return []

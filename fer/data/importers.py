@@ -1,0 +1,501 @@
+"""Parse each face database's native layout into a manifest (one row per sample).
+
+Manifest columns: path (absolute to the file read), label (canonical emotion),
+subject, database, source (database-specific detail: angle, session, frame, ...),
+source_subject ("<database>/<subject>" of the real person the image shows or derives
+from; empty when the file names do not say: such rows are train-only).
+
+Rules for bad input (docs/configuration.md "Bad input"):
+- a missing database folder, or one with no usable file: error naming the folder;
+- a missing required option or an unknown option of a kind: error naming the key;
+- a file name that matches the database's naming scheme but carries an unknown
+  emotion code, or a CK+ label file with an unknown code: error naming the file;
+- a label outside the seven (contempt, ...): `class_policy` skip (counted) or fail;
+- files that are not part of the scheme at all (Thumbs.db, README, non-images):
+  skipped and counted under `skipped` in the import report;
+- a file name that does not match a configured `subject_pattern`/`source_pattern`:
+  error naming the file and the option;
+- a canonical emotion with no sample in a database that must have all seven: error
+  naming the database, the missing classes and `require_all`.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from fer.data.labels import (CK_EMOTIONS, EMOTIONS, FER2013_EMOTIONS, JAFFE_EMOTIONS,
+                     KDEF_EMOTIONS, KDEF_FRONTAL, lookup_label)
+from fer.data.images import is_image_name
+
+COLUMNS = ["path", "label", "subject", "database", "source", "source_subject"]
+CLASS_POLICIES = ("skip", "fail")
+REQUIRED = object()          # marks an option without a default
+NAMING = {"subject_pattern": None, "source_pattern": None, "source_database": None,
+          "unknown_subjects": "per_image"}
+UNKNOWN_SUBJECTS = ("per_image", "train_only")
+# Options of each kind and their defaults. STAGE_OPTIONS are read by the crop stage.
+KIND_OPTIONS = {
+    "kdef": {"frontal_only": True, "require_all": True},
+    "ck": {"peak_frames": 3, "neutral_frames": 1, "class_policy": "skip", "require_all": True},
+    "jaffe": {"require_all": True},
+    "fer2013": {"usage": None, "require_all": True},
+    "folders": {"name": REQUIRED, "require_all": True, "class_policy": "fail", **NAMING},
+    "csv": {"name": REQUIRED, "csv": REQUIRED, "file_column": "file", "label_column": "label",
+            "subject_column": None, "require_all": True, "class_policy": "fail", **NAMING},
+}
+# per-database crop options (stages/crop.py); None: the crop section's value
+STAGE_OPTIONS = {"detect": True, "pad": None, "square": None}
+
+
+class DatasetError(ValueError):
+    """The database on disk does not match the layout its importer expects."""
+
+
+@dataclass
+class ImportResult:
+    manifest: pd.DataFrame
+    skipped: Counter = field(default_factory=Counter)   # reason -> count
+    examples: dict = field(default_factory=dict)         # reason -> first file
+    pixels: np.ndarray | None = None                     # decoded images (FER2013 csv)
+    details: dict = field(default_factory=dict)          # kind-specific report entries
+
+    def skip(self, reason: str, path, n: int = 1) -> None:
+        self.skipped[reason] += n
+        self.examples.setdefault(reason, str(path))
+
+    def report(self) -> dict:
+        m = self.manifest
+        source = m["source_subject"] if len(m) else pd.Series([], dtype=str)
+        return {"images": int(len(m)),
+                "subjects": int(m["subject"].nunique()) if len(m) else 0,
+                "source_subjects": int(source[source != ""].nunique()),
+                "train_only": int((source == "").sum()),
+                "classes": {e: int((m["label"] == e).sum()) for e in EMOTIONS},
+                "skipped": dict(self.skipped),
+                "skipped_examples": self.examples,
+                **self.details}
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f"{path}: {what} folder not found (see docs/configuration.md, 'Real data layout')")
+    return path
+
+
+def _finish(rows: list, result: ImportResult, database: str, root: Path,
+            require_all: bool, where: str = "") -> ImportResult:
+    if not rows:
+        raise DatasetError(f"{root}: no usable {database} images found")
+    m = pd.DataFrame(rows, columns=COLUMNS).sort_values("path", kind="stable")
+    result.manifest = m.reset_index(drop=True)
+    missing = [e for e in EMOTIONS if e not in set(m["label"])]
+    if require_all and missing:
+        option = f"{where}.require_all" if where else "require_all"
+        raise DatasetError(f"{root}: {database} has no images of class(es) "
+                           f"{', '.join(missing)}; every one of the seven emotions is needed "
+                           f"(set {option}: false if the database lacks them by design)")
+    return result
+
+
+def _outside_seven(result: ImportResult, label: str, path, policy: str, where: str,
+                   n: int = 1) -> None:
+    """Apply the class policy to `n` images labelled `label` (not one of the seven)."""
+    if policy == "fail":
+        raise DatasetError(f"{path}: label {label!r} is not one of the seven emotions "
+                           f"({', '.join(EMOTIONS)}) or an alias of one; set "
+                           f"{where}.class_policy: skip to skip and count such images")
+    result.skip(f"{label.strip().lower()} (not one of the seven)", path, n)
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Subjects from file names (folders and csv kinds).
+
+    subject_pattern: regex with a named group `subject`, searched in each file name
+      (`^(?P<subject>S\\d+)_` gives S010 for S010_004_00000017.png); source_subject is
+      then "<database>/<subject>". Without it each file is its own subject
+      ("<database>:<stem>"), and `unknown_subjects` decides its source_subject:
+      `per_image` (default, "<database>/<stem>": every image its own person, so it and its
+      augmented copies validate together) or `train_only` (empty: derived faces whose
+      source person is unknown, e.g. a PFA copy named otherwise, never validate).
+    source_pattern + source_database: for faces derived from another database's people
+      (the PFA set from KDEF): source_subject = "<source_database>/<subject>".
+    """
+    database: str
+    where: str
+    subject_pattern: re.Pattern | None = None
+    source_pattern: re.Pattern | None = None
+    source_database: str | None = None
+    unknown_subjects: str = "per_image"
+
+    @classmethod
+    def from_options(cls, database: str, where: str, subject_pattern=None,
+                     source_pattern=None, source_database=None,
+                     unknown_subjects="per_image") -> "Naming":
+        if unknown_subjects not in UNKNOWN_SUBJECTS:
+            raise DatasetError(f"{where}.unknown_subjects = {unknown_subjects!r}: expected one "
+                               f"of {', '.join(UNKNOWN_SUBJECTS)}")
+        if (source_pattern is None) != (source_database is None):
+            given, needed = (("source_pattern", "source_database") if source_database is None
+                             else ("source_database", "source_pattern"))
+            raise DatasetError(f"{where}: {given} needs {needed} too (source_subject = "
+                               "<source_database>/<subject matched by source_pattern>)")
+        return cls(database, where, _compile(subject_pattern, f"{where}.subject_pattern"),
+                   _compile(source_pattern, f"{where}.source_pattern"), source_database,
+                   unknown_subjects)
+
+    def _match(self, pattern: re.Pattern, option: str, f: Path) -> str:
+        m = pattern.search(f.name)
+        if not m or not m.group("subject"):
+            raise DatasetError(f"{f}: file name does not match {self.where}.{option} "
+                               f"{pattern.pattern!r}")
+        return m.group("subject")
+
+    def ids(self, f: Path) -> tuple[str, str]:
+        """(subject, source_subject) of file `f`."""
+        if self.subject_pattern is not None:
+            subject = self._match(self.subject_pattern, "subject_pattern", f)
+            source = f"{self.database}/{subject}"
+        else:
+            subject = f"{self.database}:{f.stem}"
+            source = f"{self.database}/{f.stem}" if self.unknown_subjects == "per_image" else ""
+        if self.source_pattern is not None:
+            source = (f"{self.source_database}/"
+                      f"{self._match(self.source_pattern, 'source_pattern', f)}")
+        return subject, source
+
+
+def _compile(pattern, option: str) -> re.Pattern | None:
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(str(pattern))
+    except re.error as e:
+        raise DatasetError(f"{option}: not a regular expression: {pattern!r} ({e})") from None
+    if "subject" not in compiled.groupindex:
+        raise DatasetError(f"{option}: {pattern!r} has no named group (?P<subject>...)")
+    return compiled
+
+
+KDEF_NAME = re.compile(r"^([AB])([FM])(\d\d)([A-Z]{2})(FL|FR|HL|HR|S)\.(JPE?G)$", re.I)
+
+
+def import_kdef(root, frontal_only: bool = True, require_all: bool = True,
+                where: str = "") -> ImportResult:
+    """KDEF/<AF01>/<AF01ANS.JPG>: session A/B, sex F/M, id, emotion, angle."""
+    root = _require_dir(root, "KDEF")
+    result, rows = ImportResult(pd.DataFrame()), []
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        m = KDEF_NAME.match(f.name)
+        if not m:
+            result.skip("not a KDEF file name", f)
+            continue
+        session, sex, sid, code, angle = (g.upper() for g in m.groups()[:5])
+        if code not in KDEF_EMOTIONS:
+            raise DatasetError(f"{f}: unknown KDEF emotion code {code!r}; expected one of "
+                               f"{sorted(KDEF_EMOTIONS)}")
+        if frontal_only and angle != KDEF_FRONTAL:
+            result.skip(f"non-frontal angle (kept: {KDEF_FRONTAL})", f)
+            continue
+        rows.append((str(f), KDEF_EMOTIONS[code], f"{sex}{sid}", "KDEF",
+                     f"session={session};angle={angle}", f"KDEF/{sex}{sid}"))
+    return _finish(rows, result, "KDEF", root, require_all, where)
+
+
+CK_FRAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.png$", re.I)
+
+
+def _read_ck_label(path: Path) -> str:
+    text = path.read_text().strip()
+    try:
+        code = float(text)
+    except ValueError:
+        raise DatasetError(f"{path}: CK+ label file does not hold a number: {text[:40]!r}")
+    if code != int(code) or int(code) not in CK_EMOTIONS:
+        raise DatasetError(f"{path}: unknown CK+ emotion code {text!r}; expected 0-7")
+    return CK_EMOTIONS[int(code)]
+
+
+def import_ck(root, peak_frames: int = 3, neutral_frames: int = 1,
+              class_policy: str = "skip", require_all: bool = True,
+              where: str = "data.databases.ck") -> ImportResult:
+    """CK+: labelled sequences only; the last `peak_frames` frames get the sequence's
+    label and the first `neutral_frames` frames are neutral. Contempt sequences follow
+    `class_policy` (skip: dropped and counted per sequence)."""
+    if peak_frames < 1 or neutral_frames < 0:
+        raise ValueError("ck.peak_frames must be >= 1 and ck.neutral_frames >= 0")
+    root = _require_dir(root, "CK+")
+    images = _require_dir(root / "cohn-kanade-images", "CK+ cohn-kanade-images")
+    labels = _require_dir(root / "Emotion", "CK+ Emotion")
+    result, rows = ImportResult(pd.DataFrame()), []
+    for seq in sorted(p for p in images.glob("*/*") if p.is_dir()):
+        subject, seq_id = seq.parent.name, seq.name
+        frames = sorted(f for f in seq.iterdir() if CK_FRAME.match(f.name))
+        for f in seq.iterdir():
+            if f.is_file() and not CK_FRAME.match(f.name):
+                result.skip("not a CK+ frame name", f)
+        label_files = sorted((labels / subject / seq_id).glob("*_emotion.txt"))
+        if not label_files:
+            result.skip("unlabelled sequence", seq)
+            continue
+        emotion = _read_ck_label(label_files[-1])
+        if emotion not in EMOTIONS:
+            _outside_seven(result, emotion, label_files[-1], class_policy, where)
+            continue
+        if len(frames) < peak_frames + neutral_frames:
+            raise DatasetError(f"{seq}: {len(frames)} frames, fewer than ck.peak_frames + "
+                               f"ck.neutral_frames = {peak_frames + neutral_frames}")
+        for i, f in enumerate(frames[:neutral_frames]):
+            rows.append((str(f), "neutral", subject, "CK+", f"sequence={seq_id};frame={i + 1}",
+                         f"CK+/{subject}"))
+        for f in frames[-peak_frames:]:
+            n = int(CK_FRAME.match(f.name).group(3))
+            rows.append((str(f), emotion, subject, "CK+", f"sequence={seq_id};frame={n}",
+                         f"CK+/{subject}"))
+    return _finish(rows, result, "CK+", root, require_all, where)
+
+
+JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})(\d+)\.(\d+)\.tiff?$", re.I)
+
+
+def import_jaffe(root, require_all: bool = True, where: str = "") -> ImportResult:
+    """JAFFE: flat folder of <subject>.<EMOTION><n>.<id>.tiff."""
+    root = _require_dir(root, "JAFFE")
+    result, rows = ImportResult(pd.DataFrame()), []
+    for f in sorted(p for p in root.iterdir() if p.is_file()):
+        m = JAFFE_NAME.match(f.name)
+        if not m:
+            result.skip("not a JAFFE file name", f)
+            continue
+        subject, code, rep, image_id = m.groups()
+        if code.upper() not in JAFFE_EMOTIONS:
+            raise DatasetError(f"{f}: unknown JAFFE emotion code {code!r}; expected one of "
+                               f"{sorted(JAFFE_EMOTIONS)}")
+        rows.append((str(f), JAFFE_EMOTIONS[code.upper()], subject.upper(), "JAFFE",
+                     f"repeat={rep};id={image_id}", f"JAFFE/{subject.upper()}"))
+    return _finish(rows, result, "JAFFE", root, require_all, where)
+
+
+def import_label_folders(root, database: str, require_all: bool = True,
+                         class_policy: str = "fail", naming: Naming | None = None,
+                         where: str = "") -> ImportResult:
+    """Generic `<label>/<file>` layout (PFA set, actor photos, your own data).
+
+    Folder names are mapped through `labels.LABEL_ALIASES` (angry/anger, fear/afraid, ...);
+    a folder outside the seven follows `class_policy`. Subjects come from `naming`
+    (default: each file its own subject, source_subject empty).
+    """
+    where = where or f"the {database} options"
+    naming = naming or Naming(database, where)
+    root = _require_dir(root, database)
+    result, rows = ImportResult(pd.DataFrame()), []
+    for folder in sorted(p for p in root.iterdir()):
+        if not folder.is_dir():
+            result.skip("file outside a label folder", folder)
+            continue
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        images = [f for f in files if is_image_name(f)]
+        for f in files:
+            if not is_image_name(f):
+                result.skip("not an image file name", f)
+        label = lookup_label(folder.name)
+        if label is None:
+            if images:
+                _outside_seven(result, folder.name, images[0], class_policy, where,
+                               len(images))
+            continue
+        for f in images:
+            subject, source = naming.ids(f)
+            rows.append((str(f), label, subject, database, f"folder={folder.name}", source))
+    return _finish(rows, result, database, root, require_all, where)
+
+
+def _csv_relative(name: str, csv_path: Path, row: int) -> str:
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise DatasetError(f"{csv_path}: row {row}: file {name!r} must be a path relative to "
+                           "the database folder")
+    return rel.as_posix()
+
+
+def import_csv(root, database: str, csv: str, file_column: str = "file",
+               label_column: str = "label", require_all: bool = True,
+               class_policy: str = "fail", naming: Naming | None = None,
+               where: str = "", subject_column: str | None = None) -> ImportResult:
+    """An image folder plus a labels csv (`csv`, relative to `root`) with one row per
+    image: `file_column` (path relative to `root`), `label_column` (an emotion name or
+    alias) and optionally `subject_column` (the person; source_subject
+    "<database>/<value>"). Duplicate rows are collapsed; a file listed with two different
+    labels is skipped; images not listed and listed files that do not exist are
+    counted; a file listed with two different subjects is an error."""
+    where = where or f"the {database} options"
+    naming = naming or Naming(database, where)
+    root = _require_dir(root, database)
+    csv_path = root / csv
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: labels csv not found ({where}.csv)")
+    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    columns = [("file_column", file_column), ("label_column", label_column)]
+    for option, column in columns + ([("subject_column", subject_column)]
+                                     if subject_column else []):
+        if column not in table.columns:
+            raise DatasetError(f"{csv_path}: no column {column!r} ({where}.{option}); the "
+                               f"columns are {list(table.columns)}")
+    listed: dict[str, dict[str, list[int]]] = {}      # file -> label -> csv rows
+    person: dict[str, str] = {}                       # file -> subject_column value
+    people = table[subject_column] if subject_column else [""] * len(table)
+    for i, (name, raw, who) in enumerate(zip(table[file_column], table[label_column], people)):
+        row, name, raw, who = i + 2, name.strip(), raw.strip(), who.strip()
+        if not name or not raw or (subject_column and not who):
+            raise DatasetError(f"{csv_path}: row {row}: empty {file_column!r}, "
+                               f"{label_column!r}" + (f" or {subject_column!r}"
+                                                      if subject_column else "") + " cell")
+        label = lookup_label(raw) or raw.lower()
+        rel = _csv_relative(name, csv_path, row)
+        listed.setdefault(rel, {}).setdefault(label, []).append(row)
+        if person.setdefault(rel, who) != who:
+            raise DatasetError(f"{csv_path}: row {row}: {rel} is listed with two subjects, "
+                               f"{person[rel]!r} and {who!r} ({where}.subject_column)")
+
+    result, rows = ImportResult(pd.DataFrame()), []
+    duplicates, conflicts = 0, {}
+    for rel, by_label in sorted(listed.items()):
+        f = root / rel
+        duplicates += sum(len(r) - 1 for r in by_label.values())
+        if len(by_label) > 1:
+            conflicts[rel] = sorted(by_label)
+            result.skip("conflicting labels in the csv", f)
+            continue
+        (label, csv_rows), = by_label.items()
+        if not f.is_file():
+            result.skip("listed in the csv, no such file", f)
+        elif not is_image_name(f):
+            result.skip("not an image file name", f)
+        elif label not in EMOTIONS:
+            _outside_seven(result, label, f"{csv_path}: row {csv_rows[0]}: {rel}",
+                           class_policy, where)
+        else:
+            subject, source = naming.ids(f)
+            if subject_column:
+                subject = person[rel]
+                source = (source if naming.source_pattern is not None
+                          else f"{database}/{subject}")
+            rows.append((str(f), label, subject, database, f"row={csv_rows[0]}", source))
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and p != csv_path):
+        if is_image_name(f) and f.relative_to(root).as_posix() not in listed:
+            result.skip("image not listed in the csv", f)
+    result.details["csv"] = {"rows": int(len(table)), "duplicate_rows_collapsed": duplicates,
+                             "conflicts": dict(list(conflicts.items())[:10])}
+    return _finish(rows, result, database, root, require_all, where)
+
+
+def import_fer2013(csv_path, usage: str | None = None,
+                   require_all: bool = True) -> tuple[ImportResult, np.ndarray]:
+    """FER2013 csv (emotion, pixels, Usage): returns the manifest and (N, 48, 48) uint8.
+    No subject information: every row is its own subject and source person."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: FER2013 csv not found")
+    df = pd.read_csv(csv_path)
+    for col in ("emotion", "pixels"):
+        if col not in df.columns:
+            raise DatasetError(f"{csv_path}: FER2013 csv has no {col!r} column")
+    if usage is not None:
+        df = df[df["Usage"] == usage]
+    result, rows, pixels = ImportResult(pd.DataFrame()), [], []
+    for i, (code, px) in enumerate(zip(df["emotion"], df["pixels"])):
+        if int(code) not in FER2013_EMOTIONS:
+            raise DatasetError(f"{csv_path}: row {i + 2}: unknown FER2013 emotion code {code}")
+        values = np.array(str(px).split(), dtype=np.int64)
+        if values.size != 48 * 48 or values.min() < 0 or values.max() > 255:
+            raise DatasetError(f"{csv_path}: row {i + 2}: pixels must be 2304 values 0-255")
+        pixels.append(values.reshape(48, 48).astype(np.uint8))
+        rows.append((f"{csv_path}#{i}", FER2013_EMOTIONS[int(code)], f"fer2013:{i}",
+                     "FER2013", f"row={i}", f"FER2013/{i}"))
+    return _finish(rows, result, "FER2013", csv_path, require_all), np.stack(pixels)
+
+
+def database_options(kind: str, options: dict, where: str) -> dict:
+    """The options of one database entry with defaults filled in, or an error naming
+    the unknown kind, a missing required option or unknown options."""
+    if kind not in KIND_OPTIONS:
+        raise DatasetError(f"{where}.kind: unknown database kind {kind!r}; expected one of "
+                           f"{', '.join(KIND_OPTIONS)}")
+    known = KIND_OPTIONS[kind]
+    unknown = sorted(set(options) - set(known) - set(STAGE_OPTIONS))
+    if unknown:
+        raise DatasetError(f"{where}: unknown option(s) {', '.join(unknown)} for kind "
+                           f"{kind!r}; known: {', '.join(sorted([*known, *STAGE_OPTIONS]))}")
+    missing = [k for k, v in known.items() if v is REQUIRED and k not in options]
+    if missing:
+        raise DatasetError(f"{where}: missing required option(s) {', '.join(missing)} for "
+                           f"kind {kind!r}")
+    for key, ok, expected in (("detect", lambda v: isinstance(v, bool), "true or false"),
+                              ("square", lambda v: v is None or isinstance(v, bool),
+                               "true or false"),
+                              ("pad", lambda v: v is None or (isinstance(v, (int, float))
+                                                              and not isinstance(v, bool)
+                                                              and 0 <= v <= 2),
+                               "a number in [0, 2]")):
+        if key in options and not ok(options[key]):
+            raise DatasetError(f"{where}.{key} = {options[key]!r}: expected {expected}")
+    merged = {**known, **{k: v for k, v in options.items() if k in known}}
+    if kind == "csv":
+        if not isinstance(merged["csv"], str) or not merged["csv"].strip():
+            raise DatasetError(f"{where}.csv = {merged['csv']!r}: expected a file name")
+        csv = PurePosixPath(merged["csv"].replace("\\", "/"))
+        if csv.is_absolute() or ".." in csv.parts or ":" in csv.parts[0]:
+            raise DatasetError(f"{where}.csv = {merged['csv']!r}: the labels csv must lie "
+                               "inside the database folder (its path), so that DVC tracks "
+                               "it with the images and a label edit re-runs the database's "
+                               "stages")
+    if kind == "csv" and merged["subject_column"] is not None and \
+            merged["subject_pattern"] is not None:
+        raise DatasetError(f"{where}: subject_column and subject_pattern both name the "
+                           "subjects; keep one")
+    if "class_policy" in merged and merged["class_policy"] not in CLASS_POLICIES:
+        raise DatasetError(f"{where}.class_policy: must be one of {', '.join(CLASS_POLICIES)}, "
+                           f"got {merged['class_policy']!r}")
+    return merged
+
+
+def import_database(kind: str, path, key: str | None = None, **options) -> ImportResult:
+    """Dispatch on the `kind` named in params.yaml (`data.databases.<key>.kind`)."""
+    where = f"data.databases.{key}" if key else "database options"
+    o = database_options(kind, options, where)
+    if kind == "kdef":
+        return import_kdef(path, o["frontal_only"], o["require_all"], where)
+    if kind == "ck":
+        return import_ck(path, o["peak_frames"], o["neutral_frames"], o["class_policy"],
+                         o["require_all"], where)
+    if kind == "jaffe":
+        return import_jaffe(path, o["require_all"], where)
+    if kind == "fer2013":
+        result, pixels = import_fer2013(path, o["usage"], o["require_all"])
+        result.pixels = pixels
+        return result
+    naming = Naming.from_options(o["name"], where, o["subject_pattern"], o["source_pattern"],
+                                 o["source_database"], o["unknown_subjects"])
+    if kind == "folders":
+        return import_label_folders(path, o["name"], o["require_all"], o["class_policy"],
+                                    naming, where)
+    return import_csv(path, o["name"], o["csv"], o["file_column"], o["label_column"],
+                      o["require_all"], o["class_policy"], naming, where, o["subject_column"])
+
+
+def import_entry(key: str, spec: dict) -> ImportResult:
+    """Import `data.databases.<key>` as written in params.yaml."""
+    where = f"data.databases.{key}"
+    if not isinstance(spec, dict):
+        raise DatasetError(f"{where}: expected a mapping of options, got {spec!r}")
+    missing = [k for k in ("kind", "path") if k not in spec]
+    if missing:
+        raise DatasetError(f"{where}: missing required option(s) {', '.join(missing)}")
+    options = {k: v for k, v in spec.items() if k not in ("kind", "path")}
+    return import_database(spec["kind"], spec["path"], key, **options)

@@ -1,0 +1,68 @@
+"""Reference models: pretrained facial-expression networks that ship inside registry
+packages, run offline on the project's own face crops with their own preprocessing, and
+scored exactly like the grid's models (fer.evaluate.metrics.classification_metrics).
+
+face-api (`@vladmandic/face-api`, npm, weights in its `model/` folder) runs in TF.js on
+Node's WASM backend through `web/baseline.mjs`. Its label set maps one to one onto the
+seven emotions (LABEL_MAPS, documented in docs/evidence.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fer.edge.tfjs import run_node_script
+from fer.data.labels import EMOTIONS
+
+# Each reference model's own label order -> the project's emotion names.
+LABEL_MAPS = {
+    "face-api": {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry",
+                 "fearful": "fear", "disgusted": "disgust", "surprised": "surprise"},
+}
+RUNNERS = {"face-api": "baseline.mjs"}
+
+
+def to_emotions(probs: np.ndarray, labels: list[str], mapping: dict) -> np.ndarray:
+    """Reorder (N, len(labels)) probabilities into the project's EMOTIONS order.
+
+    Every model label must map to exactly one emotion and every emotion must be covered;
+    anything else is an error naming the label, not a silent drop.
+    """
+    unknown = [lab for lab in labels if lab not in mapping]
+    if unknown:
+        raise ValueError(f"reference model labels {unknown} have no emotion mapping")
+    targets = [mapping[lab] for lab in labels]
+    missing = [e for e in EMOTIONS if e not in targets]
+    if missing or len(set(targets)) != len(targets):
+        raise ValueError(f"label map {mapping} must cover each of {list(EMOTIONS)} once "
+                         f"(missing {missing})")
+    out = np.zeros((len(probs), len(EMOTIONS)), np.float32)
+    for j, e in enumerate(targets):
+        out[:, EMOTIONS.index(e)] = np.asarray(probs)[:, j]
+    return out
+
+
+def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
+    """Run reference model `name` on uint8 RGB crops (N, S, S, 3) in TF.js (Node, WASM):
+    probs (N, 7) in EMOTIONS order, batch-1 latencies (ms), size_mb, backend, package."""
+    if name not in RUNNERS:
+        raise ValueError(f"unknown reference model {name!r}; expected one of {sorted(RUNNERS)}")
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
+        raise ValueError(f"expected (N, S, S, 3) uint8 crops, got shape {images.shape}")
+    res = run_node_script(RUNNERS[name], images,
+                          lambda raw, n, s, out: [raw, n, s, out, runs],
+                          f"reference model {name} in Node", package="@vladmandic/face-api")
+    return {"probs": to_emotions(np.asarray(res["probs"], np.float32), res["labels"],
+                                 LABEL_MAPS[name]),
+            "ms": res["ms"], "size_mb": res["weight_bytes"] / 1e6, "backend": res["backend"],
+            "package": res["package"], "labels": res["labels"]}
+
+
+def edge_rows(models: list[dict], test_sets: list[str]) -> list[dict]:
+    """Table 10 rows (stages/edge_eval.py) of the reference models in
+    metrics/baselines.json: size, accuracy per test set, latency, runtime; no Keras twin,
+    so no probability-difference column."""
+    return [{"model": f"{r['name']} ({r['package']}), reference, not trained here",
+             "size_mb": r["size_mb"], "location": r["runtime"],
+             **{t: r["tests"][t]["accuracy"] for t in test_sets},
+             **{k: r[k] for k in ("median_ms", "p90_ms", "runs")}} for r in models]

@@ -1,0 +1,332 @@
+"""reports/index.html: every table, figure and curve of the pipeline on one self-contained
+page (images inlined as data URIs, no script, no network), each section with the DVC
+stage, parameters and dependency hashes it came from (read from dvc.lock).
+
+Sections are derived from params (grid cells, GAN emotions, databases, reference models);
+a missing input is an error naming the file, so the page is never silently partial.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fer.core.tracking import metric_key
+
+CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:.6em 0;font-size:12px}td,th{border:1px solid #bbb;
+padding:2px 6px;text-align:left}th{background:#eef}img{max-width:100%;border:1px solid #ddd;
+margin:4px}section{border-top:2px solid #ccd;margin-top:1.6em}details{font-size:12px;color:#555}
+code{font-size:11px}nav a{margin-right:.8em}
+.figs{display:flex;flex-wrap:wrap;align-items:flex-start}
+figure{margin:4px}figcaption{font-size:11px;color:#555}"""
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    sources: list                   # files the section shows or is computed from
+    tables: list = field(default_factory=list)     # Markdown / HTML strings
+    images: list = field(default_factory=list)     # (caption, png bytes)
+    text: str = ""
+
+
+def need(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"report: {path} is missing (run its stage first: `dvc repro`)")
+    return path
+
+
+def _inline(s: str) -> str:
+    s = html.escape(s, quote=False)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+
+def markdown_to_html(md: str) -> str:
+    """The Markdown the stages write: '#' headings, pipe tables, paragraphs."""
+    out, rows = [], []
+
+    def flush():
+        if rows:
+            head, body = rows[0], [r for r in rows[1:] if not set("".join(r)) <= set("-: ")]
+            out.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                       + "</tr>" + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r)
+                                           + "</tr>" for r in body) + "</table>")
+            rows.clear()
+
+    for line in md.splitlines():
+        s = line.strip()
+        if s.startswith("|"):
+            rows.append([c.strip() for c in s.strip("|").split("|")])
+            continue
+        flush()
+        if s.startswith("#"):
+            level = min(len(s) - len(s.lstrip("#")) + 2, 6)
+            out.append(f"<h{level}>{_inline(s.lstrip('#').strip())}</h{level}>")
+        elif s:
+            out.append(f"<p>{_inline(s)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
+
+
+def training_curves_csv(cells: list[dict]) -> str:
+    """Every cell's per-epoch history, one row per (cell, seed, epoch), for `dvc plots`:
+    epoch counts on from step 1 into step 2, as the MLflow child runs' step numbers do."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["cell", "seed", "step", "epoch", *CURVE_KEYS])
+    for c in cells:
+        for r in c["per_seed"]:
+            epoch = 0
+            for step in ("step1", "step2"):
+                h = r["history"][step]
+                for i in range(len(h.get("loss", h.get("accuracy", [])))):
+                    epoch += 1
+                    w.writerow([f"{c['model']}-{c['train_set']}", r["seed"], step, epoch,
+                                *(repr(h[k][i]) if k in h else "" for k in CURVE_KEYS)])
+    return buf.getvalue()
+
+
+def training_curves_png(cells: list[dict], models: list, train_sets: list) -> bytes:
+    """Per cell (rows: train sets, columns: backbones) the per-epoch train (dashed) and
+    validation (solid) accuracy of every seed, step 1 then step 2."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(train_sets), len(models), squeeze=False,
+                             figsize=(3.2 * len(models), 2.4 * len(train_sets)), sharey=True)
+    by = {(c["model"], c["train_set"]): c for c in cells}
+    for i, t in enumerate(train_sets):
+        for j, m in enumerate(models):
+            ax = axes[i][j]
+            for k, r in enumerate(by[(m, t)]["per_seed"]):
+                h = r["history"]
+                for key, style in (("accuracy", "--"), ("val_accuracy", "-")):
+                    y = h["step1"].get(key, []) + h["step2"].get(key, [])
+                    if y:
+                        ax.plot(range(1, len(y) + 1), y, style, color=f"C{k}", lw=1)
+                ax.axvline(len(h["step1"].get("accuracy", [])) + 0.5, color="#999", lw=0.5)
+            ax.set_title(f"{m} / {t}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.supxlabel("epoch (step 1 | step 2); dashed train, solid validation; colour = seed",
+                  fontsize=8)
+    fig.supylabel("accuracy", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def curves_png(series: dict, xlabel: str, ylabel: str) -> bytes:
+    """One line per name from {name: (x, y)}."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker=".", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _read_xy(path, x: str, y: str):
+    rows = list(csv.DictReader(need(path).open()))
+    return [float(r[x]) for r in rows], [float(r[y]) for r in rows]
+
+
+def _crop_row(db: str, c: dict) -> str:
+    if c["detection_rate"] is None:                       # detect: false
+        return f"| {db} | {c['images']} | not run (detect: false) | — | — | — |"
+    return (f"| {db} | {c['images']} | {c['detected']} | {c['detection_rate'] * 100:.1f} | "
+            f"{c.get('out_of_frame_share', 0) * 100:.1f} | {c['no_face_policy']} |")
+
+
+def sections(params: dict) -> list[Section]:
+    """Every section of the page, in reading order, from the files the stages wrote: only
+    the sections of the parts this configuration has (no GAN section without GAN stages,
+    no reference-model section without reference models, ...)."""
+    grid, tests = params["grid"], params["grid"]["test_sets"]
+    cells = [f"{m}-{t}" for t in grid["train_sets"] for m in grid["models"]]
+    dbs = list(params["data"]["databases"])
+    tables = Path("reports/tables")
+    crop_rows = ["| database | images | detected | detection rate (%) | best box out of frame "
+                 "(% of images, rejected) | no-face policy |", "|---|---|---|---|---|---|"]
+    crop_rows += [_crop_row(db, json.loads(need(f"metrics/crop/{db}.json").read_text()))
+                  for db in dbs]
+    cell_records = [json.loads(need(f"metrics/finetune/{c}.json").read_text()) for c in cells]
+    refs = params["report"]["reference_models"]
+    emotions = params["gan"]["emotions"]
+    out = [
+        Section("datasets", "Datasets (paper Table 1) and face detection rates",
+                ["reports/datasets.md"] + [f"metrics/crop/{db}.json" for db in dbs],
+                [need("reports/datasets.md").read_text(), "\n".join(crop_rows)]),
+        Section("table2", "Table 2: backbones", [tables / "table2.md"]),
+        Section("table3", "Table 3: cross-database accuracy, intervals, reference rows",
+                [tables / "table3.md"]),
+        Section("claims", "Claims, tested", [tables / "claims.md"]),
+        Section("table6", "Table 6: per-class precision and recall", [tables / "table6.md"]),
+        Section("table7", "Table 7: cross-validation", ["reports/table7_crossval.md"]),
+    ]
+    if params["gan_quality"]["models"]:
+        out.append(Section("table8", "Table 8: GAN images classified",
+                           ["reports/gan/table8.md"]))
+    out += [
+        Section("table9", "Table 9: seconds per epoch", [tables / "table9.md"]),
+        Section("table10", "Table 10: edge inference", ["reports/table10.md"]),
+    ]
+    if refs:
+        out.append(Section(
+            "baselines", "Reference models (not trained here)",
+            ["reports/baselines.md"] + [f"reports/baselines/{r}" for r in refs],
+            [need("reports/baselines.md").read_text()],
+            images=[(f"{r} on {t}",
+                     need(f"reports/baselines/{r}/confusion_{metric_key(t)}.png").read_bytes())
+                    for r in refs for t in tests]))
+    out += [
+        Section("confusion", "Confusion matrices of each cell's selected seed",
+                [f"reports/finetune/{c}" for c in cells],
+                images=[(f"{c} on {t}",
+                         need(f"reports/finetune/{c}/confusion_{metric_key(t)}.png").read_bytes())
+                        for c in cells for t in tests]),
+        Section("curves", "Per-epoch training curves",
+                [f"metrics/finetune/{c}.json" for c in cells],
+                images=[("accuracy per epoch, every cell and seed",
+                         training_curves_png(cell_records, grid["models"], grid["train_sets"]))]),
+        Section("ksearch", "k search (section 4.3)", ["reports/ksearch.csv"],
+                images=[("validation accuracy vs k", curves_png(
+                    {params["model"]["name"]: _read_xy("reports/ksearch.csv", "k", "val_accuracy")},
+                    "k (trainable base layers)", "validation accuracy"))]),
+        Section("augment", "Offline augmentation (each original beside its copies)",
+                ["reports/augment_grid.png"],
+                images=[("augmentation grid", need("reports/augment_grid.png").read_bytes())]),
+    ]
+    if emotions:
+        out.append(Section(
+            "gan", "GAN sample grids and KID curves",
+            [f"reports/gan/{e}" for e in emotions] + [f"reports/gan/{e}_kid.csv" for e in emotions],
+            images=[("KID per kept checkpoint (lower is better)", curves_png(
+                {e: _read_xy(f"reports/gan/{e}_kid.csv", "epoch", "kid") for e in emotions},
+                "epoch", "KID"))]
+            + [(f"{e}: {p.stem}", p.read_bytes()) for e in emotions
+               for p in sorted(need(f"reports/gan/{e}").glob("*.png"))]))
+    for s in out:
+        if not s.tables and not s.images:
+            s.tables = [need(s.sources[0]).read_text()]
+    return out
+
+
+def lock_index(lock_path="dvc.lock") -> dict:
+    """{output path: (stage name, stage lock entry)} from dvc.lock (empty if absent)."""
+    p = Path(lock_path)
+    if not p.is_file():
+        return {}
+    stages = (yaml.safe_load(p.read_text()) or {}).get("stages", {})
+    return {o["path"]: (name, st) for name, st in stages.items() for o in st.get("outs", [])}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def provenance(sources: list, index: dict) -> list[dict]:
+    """For each producing stage of `sources`: its name, params and dependency hashes."""
+    found = {}
+    for src in map(str, sources):
+        hit = next(((n, st) for path, (n, st) in index.items()
+                    if src == path or src.startswith(path.rstrip("/") + "/")), None)
+        if hit and hit[0] not in found:
+            n, st = hit
+            params = {k: v for f in st.get("params", {}).values() for k, v in _flat(f).items()}
+            found[n] = {"stage": n, "params": params,
+                        "deps": {d["path"]: d.get("md5", "") for d in st.get("deps", [])}}
+    return list(found.values())
+
+
+def _provenance_html(sources, index) -> str:
+    prov = provenance(sources, index)
+    if not prov:
+        return ("<details><summary>provenance</summary>not recorded in dvc.lock (run the "
+                "pipeline with <code>dvc repro</code>)</details>")
+    parts = []
+    for p in prov:
+        params = "; ".join(f"{k} = {json.dumps(v, sort_keys=True)}" for k, v in p["params"].items())
+        deps = "<br>".join(f"<code>{html.escape(k)}</code> md5 {v}" for k, v in p["deps"].items())
+        parts.append(f"<p><strong>stage {html.escape(p['stage'])}</strong><br>params: "
+                     f"<code>{html.escape(params) or 'none'}</code><br>{deps}</p>")
+    return "<details><summary>provenance: " + ", ".join(p["stage"] for p in prov) \
+        + "</summary>" + "".join(parts) + "</details>"
+
+
+MAX_PX = 900      # longest side of an inlined image: keeps the paper-scale page small
+
+
+def fit(png: bytes, max_px: int = MAX_PX) -> bytes:
+    """The PNG itself, or a copy scaled so its longest side is `max_px`."""
+    from PIL import Image
+    im = Image.open(io.BytesIO(png))
+    if max(im.size) <= max_px:
+        return png
+    im.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def render(params: dict, secs: list[Section], index: dict, data_md5: str) -> str:
+    nav = " ".join(f'<a href="#{s.id}">{html.escape(s.title.split(":")[0])}</a>' for s in secs)
+    body = []
+    for s in secs:
+        figs = "".join(f'<figure><img alt="{html.escape(cap)}" src="data:image/png;base64,'
+                       f'{base64.b64encode(fit(png)).decode()}"><figcaption>{html.escape(cap)}'
+                       "</figcaption></figure>" for cap, png in s.images)
+        body.append(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2>'
+                    + "".join(markdown_to_html(t) for t in s.tables)
+                    + (f'<div class="figs">{figs}</div>' if figs else "")
+                    + _provenance_html(s.sources, index) + "</section>")
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>FER report</title><style>" + CSS + "</style></head><body>"
+            f"<h1>FER with offline and GAN data augmentation: report</h1>"
+            f"<p>Profile <strong>{html.escape(params['profile']['name'])}</strong>; data "
+            f"(<code>data.dvc</code>) md5 <code>{html.escape(data_md5)}</code>. Every section "
+            "says which DVC stage produced it, with the parameters and dependency hashes "
+            "recorded in <code>dvc.lock</code>.</p><nav>" + nav + "</nav>"
+            + "\n".join(body) + "</body></html>\n")
+
+
+def build(params: dict, lock_path="dvc.lock", data_dvc="data.dvc") -> str:
+    p = Path(data_dvc)
+    data_md5 = (yaml.safe_load(p.read_text())["outs"][0]["md5"] if p.is_file()
+                else "not recorded")
+    return render(params, sections(params), lock_index(lock_path), data_md5)

@@ -1,0 +1,179 @@
+"""Per-emotion DCGAN (paper section 3.2).
+
+Discriminator: Conv2D, then `blocks` stride-2 Conv2D layers (filters 32, 64, ...) with
+LeakyReLU, Flatten (or GlobalAveragePooling2D in the `bn_gap` variant), Dense(1, sigmoid).
+Generator: latent(100) -> Dense -> Reshape(s0, s0, C) -> `blocks` x [Conv2DTranspose
+stride 2 + LeakyReLU] (BatchNormalization after the first two in `bn_gap`) -> Conv2D tanh.
+At 224 with 5 blocks, s0 = 7.
+
+Training (`DCGAN.train_step`): the discriminator learns on real + generated images, then
+the generator learns through the discriminator, whose weights it does not update. Noise
+comes from `tf.random.stateless_normal` keyed by (seed, step), so a run resumed from a
+saved state draws exactly the noise an uninterrupted run would.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class GanSpec:
+    image_size: int = 224
+    blocks: int = 5
+    latent_dim: int = 100
+    variant: str = "flatten"       # flatten | bn_gap
+    base_filters: int = 32
+
+    def __post_init__(self):
+        if self.variant not in ("flatten", "bn_gap"):
+            raise ValueError(f"gan.variant must be flatten or bn_gap, got {self.variant!r}")
+        if self.image_size % (2 ** self.blocks):
+            raise ValueError(f"gan.image_size {self.image_size} is not divisible by "
+                             f"2**gan.blocks = {2 ** self.blocks}")
+
+    @property
+    def start_size(self) -> int:
+        return self.image_size // 2 ** self.blocks
+
+
+def build_discriminator(spec: GanSpec) -> keras.Model:
+    s = spec.image_size
+    x = inputs = keras.Input((s, s, 3), name="image")
+    x = layers.Conv2D(spec.base_filters, 3, padding="same", name="conv_in")(x)
+    x = layers.LeakyReLU(0.2)(x)
+    for i in range(spec.blocks):
+        x = layers.Conv2D(spec.base_filters * 2 ** i, 4, strides=2, padding="same",
+                          name=f"down_{i + 1}")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    if spec.variant == "bn_gap":
+        x = layers.GlobalAveragePooling2D()(x)
+    else:
+        x = layers.Flatten()(x)
+    out = layers.Dense(1, activation="sigmoid", name="real_prob")(x)
+    return keras.Model(inputs, out, name="discriminator")
+
+
+def build_generator(spec: GanSpec) -> keras.Model:
+    top = spec.base_filters * 2 ** (spec.blocks - 1)
+    s0 = spec.start_size
+    z = inputs = keras.Input((spec.latent_dim,), name="latent")
+    x = layers.Dense(s0 * s0 * top)(z)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.Reshape((s0, s0, top))(x)
+    for i in range(spec.blocks):
+        x = layers.Conv2DTranspose(top // 2 ** i, 4, strides=2, padding="same",
+                                   name=f"up_{i + 1}")(x)
+        if spec.variant == "bn_gap" and i < 2:
+            x = layers.BatchNormalization()(x)
+        x = layers.LeakyReLU(0.2)(x)
+    out = layers.Conv2D(3, 5, padding="same", activation="tanh", name="image")(x)
+    return keras.Model(inputs, out, name="generator")
+
+
+class DCGAN(keras.Model):
+    def __init__(self, discriminator, generator, latent_dim: int, seed: int):
+        super().__init__()
+        self.discriminator = discriminator
+        self.generator = generator
+        self.latent_dim = latent_dim
+        self.seed = seed
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="noise_step")
+        self.d_loss_metric = keras.metrics.Mean(name="d_loss")
+        self.g_loss_metric = keras.metrics.Mean(name="g_loss")
+
+    def compile(self, d_optimizer, g_optimizer):
+        super().compile()
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = keras.losses.BinaryCrossentropy()
+
+    @property
+    def metrics(self):
+        return [self.d_loss_metric, self.g_loss_metric]
+
+    def _noise(self, n, salt):
+        seed = tf.stack([tf.cast(self.seed, tf.int64) * 1000003 + salt, self.step])
+        return tf.random.stateless_normal((n, self.latent_dim), seed=seed)
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data  # fit() or train_on_batch()
+        n = tf.shape(real)[0]
+        fake = self.generator(self._noise(n, 1), training=True)
+        images = tf.concat([real, fake], axis=0)
+        labels = tf.concat([tf.ones((n, 1)), tf.zeros((n, 1))], axis=0)
+        with tf.GradientTape() as tape:
+            d_loss = self.loss_fn(labels, self.discriminator(images, training=True))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+
+        with tf.GradientTape() as tape:  # discriminator frozen: only G's weights move
+            fake = self.generator(self._noise(n, 2), training=True)
+            g_loss = self.loss_fn(tf.ones((n, 1)), self.discriminator(fake, training=True))
+        grads = tape.gradient(g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+        self.step.assign_add(1)
+        self.d_loss_metric.update_state(d_loss)
+        self.g_loss_metric.update_state(g_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def make_gan(spec: GanSpec, lr: float = 2e-4, beta_1: float = 0.5, seed: int = 0) -> DCGAN:
+    keras.utils.set_random_seed(seed)
+    gan = DCGAN(build_discriminator(spec), build_generator(spec), spec.latent_dim, seed)
+    gan.compile(keras.optimizers.Adam(lr, beta_1=beta_1),
+                keras.optimizers.Adam(lr, beta_1=beta_1))
+    # build optimizer slots now so a saved state can be restored before training
+    gan.d_optimizer.build(gan.discriminator.trainable_weights)
+    gan.g_optimizer.build(gan.generator.trainable_weights)
+    return gan
+
+
+def to_tanh_range(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def to_uint8(images) -> np.ndarray:
+    return np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+
+
+def generate(generator: keras.Model, n: int, seed: int, batch: int = 64) -> np.ndarray:
+    """`n` images as uint8 (n, S, S, 3), from noise fixed by `seed`."""
+    z = np.random.default_rng(seed).standard_normal((n, generator.input_shape[-1]))
+    out = [to_uint8(generator(z[i:i + batch].astype(np.float32), training=False))
+           for i in range(0, n, batch)]
+    return np.concatenate(out) if out else np.zeros((0, *generator.output_shape[1:]), np.uint8)
+
+
+def state_arrays(gan: DCGAN) -> dict:
+    """Every variable a resumed run needs: both networks, both optimizers, the step."""
+    groups = {"g": gan.generator.weights, "d": gan.discriminator.weights,
+              "go": gan.g_optimizer.variables, "do": gan.d_optimizer.variables}
+    out = {f"{k}_{i}": np.asarray(v) for k, vs in groups.items() for i, v in enumerate(vs)}
+    out["step"] = np.asarray(gan.step.numpy())
+    return out
+
+
+def load_state_arrays(gan: DCGAN, arrays) -> None:
+    groups = {"g": gan.generator.weights, "d": gan.discriminator.weights,
+              "go": gan.g_optimizer.variables, "do": gan.d_optimizer.variables}
+    for k, vs in groups.items():
+        for i, v in enumerate(vs):
+            v.assign(arrays[f"{k}_{i}"])
+    gan.step.assign(int(arrays["step"]))
+
+
+def generated_manifest(emotion: str, n: int, part: str, source: str) -> pd.DataFrame:
+    """The manifest of one emotion's `n` generated images (the part `part`): a DCGAN
+    learns from every subject of its emotion, so an image has no single source subject
+    (empty source_subject): these rows only ever train (fer.data.splits)."""
+    return pd.DataFrame({"path": [f"{part}/{emotion}/{i:04d}" for i in range(n)],
+                         "label": emotion, "subject": "",
+                         "database": f"{source}_{part}".upper(),
+                         "source": [f"generated={i}" for i in range(n)],
+                         "source_subject": ""})

@@ -1,0 +1,146 @@
+"""On-disk, memory-mapped, content-keyed cache of frozen activations (issue 8).
+
+In step 1 the whole base is frozen, in step 2 every layer before the cut
+(`fer.train.backbones.split_at_cut`); BatchNorm runs in inference mode and the images are fixed
+(augmentation is offline), so these activations are a pure function of the image and are
+computed once instead of every epoch.
+
+An entry is a directory `<root>/<model key>/<images key>/` holding one `.npy` file per
+cut tensor (opened with `np.load(..., mmap_mode="r")`) and `meta.json`. It is written
+under a temporary name and renamed when complete (`fer.core.atomic`), so a killed run leaves
+no half entry; of concurrent writers of one entry (stages run side by side,
+`fer.train.parallel_repro`) the first to finish publishes it and the others drop their
+copy, so a reader never sees it moved away.
+
+- model key: sha256 of the backbone name, input size, normalisation, cut position,
+  storage dtype, compute precision policy, every weight of the model that computes the
+  activations (so a seeded random initialisation, ImageNet weights or a local file are all told apart by content)
+  and the code of this module and `fer.train.backbones`.
+- images key: sha256 of the uint8 image array (shape and bytes).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fer.train import backbones as models
+from fer.core.atomic import atomic_dir
+
+DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    root: str = ".cache/activations"
+    dtype: str = "float32"          # float16 halves the size; effect: docs/benchmarks.md
+    limit_gb: float = 20.0          # larger entries fall back to the naive path
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"train.cache_dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+
+class CacheTooLarge(Exception):
+    """An entry would exceed `CacheSpec.limit_gb`; the caller trains the naive way."""
+
+
+def _code_digest() -> bytes:
+    return b"".join(Path(m.__file__).read_bytes() for m in (models, sys.modules[__name__]))
+
+
+def model_key(model, parts: dict, dtype: str) -> str:
+    """Content key of the network that computes the activations (see module doc)."""
+    policy = keras.mixed_precision.global_policy().name      # the compute precision
+    h = hashlib.sha256(json.dumps({**parts, "dtype": dtype, "policy": policy},
+                                  sort_keys=True).encode())
+    h.update(_code_digest())
+    for i, w in enumerate(model.weights):    # by position: Keras numbers names per process
+        v = np.ascontiguousarray(w.numpy())
+        h.update(f"{i}:{v.dtype}:{v.shape}".encode())
+        h.update(v.tobytes())
+    return h.hexdigest()[:24]
+
+
+def array_key(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}:{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:24]
+
+
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def forward(model: keras.Model, jit_compile: bool = False):
+    """`model`'s inference pass as one graph for any batch size: a tf.function whose
+    input signature leaves the batch dimension open, so it is traced once per model
+    (and `jit_compile`: XLA). Keras's `predict_on_batch` traces again for a short last
+    batch (and then once more with a relaxed shape): a second trace took 6 of
+    InceptionResNetV2's 12.6 s demo entry, and padding the last batch instead computes
+    up to batch_size - 1 rows for nothing (VGG19: slower than the retrace). Takes
+    float32 arrays (images as 0-255 pixels: the prefix's first layer normalises them,
+    `fer.train.backbones.Normalize`); returns a list of output tensors."""
+    fns = _FORWARD.setdefault(model, {})
+    if jit_compile not in fns:
+        spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+        ref = weakref.ref(model)     # the entry must not keep its own key alive
+
+        def run(*xs):
+            ys = ref()(list(xs) if len(xs) > 1 else xs[0], training=False)
+            return list(ys) if isinstance(ys, (list, tuple)) else [ys]
+
+        fns[jit_compile] = tf.function(run, input_signature=spec, jit_compile=jit_compile)
+    return fns[jit_compile]
+
+
+def entry_size(model, n: int, dtype: str) -> int:
+    return int(n * sum(np.prod(t.shape[1:]) for t in model.outputs) * np.dtype(dtype).itemsize)
+
+
+def activations(model, inputs, key: str, cache: CacheSpec, log=print):
+    """`model`'s outputs for `inputs` (a list of arrays: uint8 images, or activations),
+    as read-only memory-mapped arrays, computed once per content key `key` (`model_key`)
+    and input content. Returns (arrays, info); raises CacheTooLarge before computing
+    anything if the entry would exceed the limit."""
+    inputs = list(inputs)
+    path = Path(cache.root) / key / array_key(inputs)
+    names = [f"t{i}.npy" for i in range(len(model.outputs))]
+    if (path / "meta.json").is_file():
+        arrays = [np.load(path / f, mmap_mode="r") for f in names]
+        return arrays, {**json.loads((path / "meta.json").read_text()), "hit": True}
+    size = entry_size(model, len(inputs[0]), cache.dtype)
+    if size > cache.limit_gb * 2**30:
+        raise CacheTooLarge(f"activation cache entry {path} would take {size / 2**30:.2f} GB, "
+                            f"over train.cache_limit_gb = {cache.limit_gb}")
+    start = time.perf_counter()
+    with atomic_dir(path, keep_existing=True) as tmp:
+        out = [np.lib.format.open_memmap(tmp / f, mode="w+", dtype=cache.dtype,
+                                         shape=(len(inputs[0]), *t.shape[1:]))
+               for f, t in zip(names, model.outputs)]
+        run = forward(model)
+        for i in range(0, len(inputs[0]), cache.batch_size):
+            xs = [np.asarray(a[i:i + cache.batch_size], np.float32) for a in inputs]
+            for o, y in zip(out, run(*xs)):
+                o[i:i + len(y)] = np.asarray(y, dtype=np.float32)
+        for o in out:
+            o.flush()
+        del out
+        meta = {"images": len(inputs[0]), "bytes": size, "dtype": cache.dtype,
+                "shapes": [list(t.shape[1:]) for t in model.outputs],
+                "build_s": round(time.perf_counter() - start, 3)}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+    log(f"activation cache: wrote {path} ({size / 2**20:.1f} MiB, {meta['build_s']} s)")
+    arrays = [np.load(path / f, mmap_mode="r") for f in names]
+    return arrays, {**meta, "hit": False}

@@ -1,0 +1,276 @@
+"""Backbones, classification head and input normalisation (paper sections 4.1, 4.4).
+
+Layer counting: `len(base.layers)` of `keras.applications.<Net>(include_top=False)`,
+the InputLayer included. This gives Table 2's 19 / 22 / 311 / 780 exactly, and "the
+last k layers" are `base.layers[-k:]`. Total base parameters match Table 2 too. The
+trainable-parameter column of Table 2 does not follow from its own k for VGG19
+(14,158,848 is what k = 8 gives; k = 9 gives 16,518,656) nor for the Inception models;
+`fer.train.backbones.table2_row()` reports what Keras computes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import keras
+from keras import layers, ops, tree
+
+from fer.data.labels import EMOTIONS
+from fer.core.schema import BACKBONES
+
+APPLICATIONS = {           # layer counts and minimum sizes: fer.core.schema.BACKBONES
+    "vgg16": keras.applications.VGG16,
+    "vgg19": keras.applications.VGG19,
+    "inception_v3": keras.applications.InceptionV3,
+    "inception_resnet_v2": keras.applications.InceptionResNetV2,
+}
+PREPROCESS = ("caffe", "scale01", "tf")
+FIXED_RANDOM_SEED = 0
+IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    k: int                       # base layers trainable in step 2
+    preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
+                                 # | tf (x/127.5 - 1, what Keras's Inception weights expect)
+    weights: str = "imagenet"    # imagenet | none | fixed_random | <path to a .h5 file>
+    input_size: int = 224
+    head_units: int = 256
+
+    def __post_init__(self):
+        if self.name not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.name!r}; expected one of "
+                             f"{sorted(BACKBONES)}")
+        if self.preprocess not in PREPROCESS:
+            raise ValueError(f"model {self.name}: preprocess must be one of {PREPROCESS}")
+        minimum = BACKBONES[self.name].min_size
+        if self.input_size < minimum:
+            raise ValueError(f"model {self.name}: input size {self.input_size} is below the "
+                             f"backbone's minimum of {minimum} px")
+        if self.k < 0:
+            raise ValueError(f"model {self.name}: k must be >= 0, got {self.k}")
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class Normalize(layers.Layer):
+    """0-255 RGB pixels (uint8 or float) -> the backbone's input, per section 4.4:
+    `caffe` RGB -> BGR minus the ImageNet means (no scaling), `scale01` x / 255, `tf`
+    x / 127.5 - 1. The classifier's first layer, so a saved or exported model takes raw
+    pixels; plain ops (cast, reverse, subtract, divide), which the TF.js converter
+    converts. Computed in float32 also under a mixed-precision policy."""
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**{"dtype": "float32", **kwargs})
+        if mode not in PREPROCESS:
+            raise ValueError(f"unknown preprocess {mode!r}; expected one of {PREPROCESS}")
+        self.mode = mode
+
+    def call(self, images):
+        x = ops.cast(images, self.compute_dtype)
+        if self.mode == "scale01":
+            return x / 255.0
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        return ops.flip(x, axis=-1) - IMAGENET_BGR_MEAN
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def build_base(spec: ModelSpec) -> keras.Model:
+    """The backbone without its top, with `spec.weights`:
+
+    - `imagenet`: Keras's ImageNet weights (cached in ~/.keras/models/ or downloaded);
+    - a path: a local weights file;
+    - `none`: a random initialisation drawn from the global seed, so every training seed
+      gets its own base (and no activation cache is shared between seeds);
+    - `fixed_random`: one random initialisation, drawn with seed `FIXED_RANDOM_SEED`
+      whatever the global seed: the same base for every seed, cell and stage, as
+      pretrained weights would be (the demo profile and the tests, where ImageNet weights
+      cannot be had). It seeds the global generators with `FIXED_RANDOM_SEED`: seed them
+      again afterwards (`build_classifier(spec, seed)` does).
+    """
+    fn = APPLICATIONS[spec.name]
+    shape = (spec.input_size, spec.input_size, 3)
+    if spec.weights == "none":
+        base = fn(include_top=False, weights=None, input_shape=shape)
+    elif spec.weights == "fixed_random":
+        keras.utils.set_random_seed(FIXED_RANDOM_SEED)
+        base = fn(include_top=False, weights=None, input_shape=shape)
+    elif spec.weights == "imagenet":
+        try:
+            base = fn(include_top=False, weights="imagenet", input_shape=shape)
+        except Exception as e:  # no network, proxy, corrupt cache ...
+            raise RuntimeError(
+                f"model {spec.name}: could not load ImageNet weights ({type(e).__name__}: "
+                f"{e}). Offline, put the file in ~/.keras/models/, pass its path as "
+                "weights, or use weights=none") from None
+    else:
+        path = Path(spec.weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"model {spec.name}: weights file {path} not found")
+        base = fn(include_top=False, weights=None, input_shape=shape)
+        base.load_weights(path)
+    if spec.k > len(base.layers):
+        raise ValueError(f"model {spec.name}: k = {spec.k} exceeds its {len(base.layers)} "
+                         "layers")
+    return base
+
+
+def build_classifier(spec: ModelSpec, seed: int | None = None
+                     ) -> tuple[keras.Model, keras.Model]:
+    """(model, base): 0-255 RGB pixels -> `Normalize(spec.preprocess)` -> base ->
+    GlobalAveragePooling -> Dense(256, relu) -> Dense(7, softmax).
+
+    `seed` (`keras.utils.set_random_seed`) draws a `none` base and then the head; with
+    any other weights the base does not depend on it and the head is drawn after seeding
+    again (so `initial_head(spec, ..., seed)` draws the same head).
+    None: the global generators as they are. Its BatchNormalization layers always run in
+    inference mode (`batchnorm_inference`), also when step 2 makes them trainable.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    base = build_base(spec)
+    if seed is not None and spec.weights != "none":
+        keras.utils.set_random_seed(seed)      # the head: from the seed alone (initial_head)
+    batchnorm_inference(base)
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
+    x = Normalize(spec.preprocess, name="normalize")(inputs)
+    outputs = _head(spec, base(x, training=False))
+    return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
+
+
+def _head(spec: ModelSpec, features):
+    x = layers.GlobalAveragePooling2D(name="gap")(features)
+    x = layers.Dense(spec.head_units, activation="relu", name="fc")(x)
+    # float32 softmax also under a mixed-precision policy (train.mixed_precision)
+    return layers.Dense(len(EMOTIONS), activation="softmax", name="emotion",
+                        dtype="float32")(x)
+
+
+def initial_head(spec: ModelSpec, features_shape, seed: int) -> keras.Model:
+    """The head of `build_classifier(spec, seed)` alone, with the same initial weights,
+    for a base that does not depend on the seed (weights other than `none`): a new seed
+    on an already built classifier needs only this."""
+    if spec.weights == "none":
+        raise ValueError("a `none` base is drawn from the seed: build the whole classifier")
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(tuple(features_shape), name="base_output")
+    return keras.Model(inputs, _head(spec, inputs))
+
+
+def batchnorm_inference(base: keras.Model) -> None:
+    """Make every BatchNormalization layer of `base` run in inference mode (moving mean
+    and variance, never updated) whatever `training` it is called with; its gamma and
+    beta still train when the layer is trainable.
+
+    Calling the base with `training=False` is not enough in Keras 3: `fit` calls the
+    model with training=True and a functional model passes that value on to every
+    nested layer, overriding the training=False of the nested call
+    (keras-team/keras#20285), so step 2's trainable BatchNorm layers would normalise
+    with batch statistics and update their moving averages.
+    """
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.call = _inference_call(layer.call)
+
+
+def _inference_call(call):
+    def inference(inputs, training=None, mask=None):
+        return call(inputs, training=False, mask=mask)
+    return inference
+
+
+def freeze_base(base: keras.Model) -> None:
+    """Step 1: every base layer frozen."""
+    base.trainable = False
+
+
+def unfreeze_last(base: keras.Model, k: int) -> None:
+    """Step 2: the last k layers of the base trainable, the rest frozen."""
+    base.trainable = True
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= len(base.layers) - k
+
+
+@dataclass
+class Cut:
+    """A base split where step 2's trainable layers begin.
+
+    `prefix` maps the normalised image (the base's input) to `tensors`, every tensor that a layer outside the
+    frozen prefix reads from inside it (one for VGG, several where the cut crosses the
+    parallel branches of an Inception block); `suffix` maps those tensors to the base
+    output. Both share the base's layer objects, so training `suffix` trains the base.
+    """
+    prefix: keras.Model
+    suffix: keras.Model
+    tensors: list            # names "<producing layer>:<output index>", in suffix input order
+    positions: list          # [index in base.layers, output index]: names are numbered by
+                             # Keras per process, positions are not (used in cache keys)
+
+
+def split_at_cut(base: keras.Model, k: int) -> Cut:
+    """Split `base` before its last k layers (`base.layers[-k:]`, as `unfreeze_last`).
+
+    The prefix holds every layer that is frozen in step 2 and reads only from frozen
+    layers; it stays frozen in both steps, so its output is a pure function of the
+    image. With k = 0 the prefix is the whole base and the suffix the identity.
+    Read from each layer's public `input` / `output` tensors (a backbone's layers are
+    called once each).
+    """
+    n = len(base.layers)
+    index = {id(l): i for i, l in enumerate(base.layers)}
+    made_by = {id(t): (layer, i) for layer in base.layers
+               for i, t in enumerate(tree.flatten(layer.output))}
+    reads = {id(l): ([] if isinstance(l, layers.InputLayer) else tree.flatten(l.input))
+             for l in base.layers}
+    trainable = {id(l) for l in base.layers[n - k:]} if k else set()
+    prefix = set()
+    for layer in base.layers:              # functional layer order is topological
+        if id(layer) not in trainable and all(id(made_by[id(t)][0]) in prefix
+                                              for t in reads[id(layer)]):
+            prefix.add(id(layer))
+    tensors, seen = [], set()
+    for layer in base.layers:
+        for t in reads[id(layer)] if id(layer) not in prefix else ():
+            if id(made_by[id(t)][0]) in prefix and id(t) not in seen:
+                seen.add(id(t))
+                tensors.append(t)
+    if not tensors:                        # k = 0: nothing trains in the base
+        tensors = [base.output]
+    names = [f"{made_by[id(t)][0].name}:{made_by[id(t)][1]}" for t in tensors]
+    positions = [[index[id(made_by[id(t)][0])], made_by[id(t)][1]] for t in tensors]
+    prefix_model = keras.Model(base.input, tensors, name=f"{base.name}_prefix")
+    if tensors == [base.output]:
+        inp = keras.Input(base.output.shape[1:], name="cut_0")
+        suffix_model = keras.Model(inp, inp, name=f"{base.name}_suffix")
+    else:
+        suffix_model = keras.Model(tensors, base.output, name=f"{base.name}_suffix")
+    return Cut(prefix_model, suffix_model, names, positions)
+
+
+def count_params(weights) -> int:
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
+    """Paper Table 2's row of `spec`'s backbone `base` as Keras computes it: layers, k,
+    params, trainable params in step 2. Leaves `base` in its step-2 state
+    (`unfreeze_last(base, spec.k)`), the state training ends in."""
+    unfreeze_last(base, spec.k)
+    return {"model": spec.name, "layers": len(base.layers), "k": spec.k,
+            "params": count_params(base.weights),
+            "trainable_params": count_params(base.trainable_weights)}
+
+
+def table2(specs: list[ModelSpec]) -> list[dict]:
+    """Table 2's rows, each from a freshly built random base (the grid records the same
+    row of the base it trained: `fer.train.grid`)."""
+    return [table2_row(spec, build_base(ModelSpec(spec.name, spec.k, spec.preprocess, "none",
+                                                  spec.input_size))) for spec in specs]

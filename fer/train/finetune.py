@@ -1,0 +1,370 @@
+"""Two-step transfer learning (paper section 4.2).
+
+Step 1: base frozen, `epochs_step1` epochs of Adam(lr_step1) on the new head.
+Step 2: the last k base layers trainable, `epochs_step2` epochs of Adam(lr_step2).
+Both are Keras's `Model.fit` on a `tf.data` pipeline (`batches`) reading rows of
+memory-mapped arrays. A seed fixes the weight initialisation, the validation split and
+every epoch's order (`epoch_order`: a function of (seed, epoch) alone); with
+TensorFlow's op determinism on, a CPU run is bit-reproducible.
+
+`TrainSpec.fast_path` trains on cached frozen activations (`fer.train.activations`): step 1
+trains the head on the base's outputs, step 2 the base's suffix after the cut
+(`fer.train.backbones.split_at_cut`) plus the head on the activations at the cut. Initial weights,
+batches and their order are those of the naive path, so both give the same losses and
+predictions up to float rounding (tests/test_activations.py).
+"""
+from __future__ import annotations
+
+import sys
+import time
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from fer.core import settings
+from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
+from fer.data.dataset import Dataset
+from fer.train.backbones import (ModelSpec, build_classifier, freeze_base, initial_head,
+                     split_at_cut, unfreeze_last)
+from fer.data.splits import holdout_by_source
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs_step1: int = 10
+    epochs_step2: int = 65
+    lr_step1: float = 1e-3
+    lr_step2: float = 1e-4
+    batch_size: int = 32
+    val_fraction: float = 0.1    # source subjects held out: val curves and seed selection
+    fast_path: bool = False      # train on cached frozen activations (fer.train.activations)
+    cache_dir: str | None = None     # None: the FER_CACHE_DIR execution setting
+    cache_dtype: str = "float32"
+    cache_limit_gb: float = 20.0
+    mixed_precision: str = "off"     # off | mixed_bfloat16 | mixed_float16 (Keras policy)
+    jit_compile: bool = False        # XLA
+    deterministic: bool = True       # TensorFlow op determinism
+
+    def __post_init__(self):
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"train.mixed_precision must be one of {PRECISIONS}, got "
+                             f"{self.mixed_precision!r}")
+
+    @property
+    def cache(self) -> CacheSpec:
+        """Where (FER_CACHE_DIR, an execution setting) and how activations are cached."""
+        return CacheSpec(self.cache_dir or settings.load().cache_dir, self.cache_dtype,
+                         self.cache_limit_gb)
+
+
+PRECISIONS = ("off", "mixed_bfloat16", "mixed_float16")
+SWITCHES = ("fast_path", "cache_dtype", "cache_limit_gb", "mixed_precision", "jit_compile",
+            "deterministic")
+
+
+def switches(train_params: dict) -> dict:
+    """The speed switches present in params.yaml's `train` (TrainSpec keyword args)."""
+    return {k: train_params[k] for k in SWITCHES if k in train_params}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._t)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; `deterministic` turns TF op determinism on
+    (TensorFlow has no public switch back: off leaves it as this process has it)."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def configure(train: TrainSpec) -> None:
+    """Process-wide switches: precision policy and GPU memory growth (FER_GPU_MEMORY_GROWTH,
+    an execution setting)."""
+    keras.mixed_precision.set_global_policy(
+        "float32" if train.mixed_precision == "off" else train.mixed_precision)
+    if settings.load().gpu_memory_growth:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:      # already initialised by an earlier model
+                pass
+
+
+def validation_split(data: Dataset, train: TrainSpec, seed: int, rows=None):
+    """(train_idx, val_idx) of `data`: `val_fraction` of its source subjects validate.
+    `rows`: split only these rows of `data` (sorted), as `data.subset(rows)` would be
+    split; the indices returned are `data`'s."""
+    if rows is None:
+        return holdout_by_source(data.manifest, train.val_fraction, seed)
+    rows = _sorted_rows(rows)
+    tr, va = holdout_by_source(data.manifest.iloc[rows].reset_index(drop=True),
+                               train.val_fraction, seed)
+    return rows[tr], rows[va]
+
+
+def _sorted_rows(rows) -> np.ndarray:
+    rows = np.asarray(rows)
+    if np.any(np.diff(rows) <= 0):
+        raise ValueError("rows must be sorted and unique")
+    return rows
+
+
+def epoch_order(rows, seed: int, epoch: int) -> np.ndarray:
+    """The order of `rows` in training epoch `epoch` (counted from 0 over both steps)."""
+    return np.random.default_rng([seed, epoch]).permutation(np.asarray(rows))
+
+
+def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
+            epochs: tuple = (0, 1)) -> tf.data.Dataset:
+    """(x, y) batches of `rows` of `arrays` (one array per model input: uint8 images,
+    which the model normalises, or cached activations; memory-mapped) as float32, and
+    of `labels`. With `seed`: the batches of epochs range(*epochs) one after another,
+    each epoch's rows in `epoch_order` (fit takes them with steps_per_epoch); without:
+    `rows` in order, once. Rows are read per batch (sorted, for the memory map) by a
+    `tf.numpy_function` one batch ahead of the step: a train set is never copied whole
+    into memory or into the graph (which, even for a 44 MB fast-path set, made epochs
+    slower and stalled `fit` after them: bench/feed_teardown.py)."""
+    arrays, rows = list(arrays), np.asarray(rows)
+    if seed is None:           # a known length: Keras's evaluate and predict read it all
+        ds = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
+    else:
+        order = np.array([epoch_order(rows, seed, e) for e in range(*epochs)],
+                         rows.dtype).reshape(-1, len(rows))
+        ds = tf.data.Dataset.from_tensor_slices(order).flat_map(
+            lambda o: tf.data.Dataset.from_tensor_slices(o).batch(batch_size))
+    dtypes = [tf.as_dtype(a.dtype) for a in arrays] + [tf.as_dtype(labels.dtype)]
+
+    def read(idx):
+        idx = np.sort(idx)
+        return (*[np.asarray(a[idx]) for a in arrays], np.asarray(labels[idx]))
+
+    def gather(idx):
+        *xs, y = tf.numpy_function(read, [idx], dtypes, stateful=False)
+        xs = [tf.cast(tf.ensure_shape(x, (None, *a.shape[1:])), tf.float32)
+              for x, a in zip(xs, arrays)]
+        return (xs[0] if len(xs) == 1 else tuple(xs)), tf.ensure_shape(y, (None,))
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.map(gather).prefetch(1).with_options(options)
+
+
+def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
+                   callbacks=(), verbose: int = 0, reuse: bool = False, rows=None):
+    """Fine-tune one model on `data` minus its validation subjects
+    (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch).
+
+    `rows` (sorted): train on these rows of `data` only, with the same numbers as on
+    `data.subset(rows)` (the naive path) while the activation cache is that of the whole
+    of `data`, shared by every subset of it (folds, k values, seeds).
+
+    `model` is always the full classifier (it takes 0-255 pixels). With
+    `train.fast_path` the training runs on cached activations (falling back to the naive
+    path, with a message, when the cache would exceed `train.cache_limit_gb`), and
+    `seconds["cache"]` describes the cache.
+
+    `reuse`: train (on either path) on this process's classifier for (spec, train),
+    whose two step models were compiled and traced by an earlier call, after loading
+    this seed's initial weights into it and resetting its optimizers (`Cell`): the same
+    weights, batches and graph as a fresh build, so the same numbers, without building
+    the backbone (unless its weights are `none`) or tracing its training graph again.
+    The returned model is then that shared classifier: use it (predict, save) before
+    the next `reuse` call changes it.
+    """
+    configure(train)
+    seed_everything(seed, train.deterministic)
+    tr, va = validation_split(data, train, seed, rows)
+    fallback = None
+    if train.fast_path:
+        try:
+            return _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse)
+        except CacheTooLarge as e:
+            fallback = str(e)
+            print(f"{e}: training {spec.name} the naive way", file=sys.stderr)
+    cell = Cell.take(spec, train, seed, fast=False, reuse=reuse)
+    history, seconds = _two_steps(spec, train, cell, ([data.images], [data.images]),
+                                  data.labels, tr, va, seed, callbacks, verbose)
+    if fallback:
+        seconds["cache"] = {"fast_path": False, "fallback": fallback}
+    return cell.model, history, seconds
+
+
+def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbose):
+    """Step 1 then step 2, each `Model.fit` of the cell's step model on its `arrays`
+    (step 1's, step 2's); epochs are counted on across both steps, so step 2's batches
+    go on from where step 1's ended."""
+    history, seconds, first = {}, {}, 0
+    bs, steps = train.batch_size, -(-len(tr) // train.batch_size)
+    for step, epochs, lr in ((1, train.epochs_step1, train.lr_step1),
+                             (2, train.epochs_step2, train.lr_step2)):
+        if step == 1:
+            freeze_base(cell.base)
+        else:
+            unfreeze_last(cell.base, spec.k)
+        model, xs = cell.compile(step, lr, train.jit_compile), arrays[step - 1]
+        timer = EpochTimer()
+        fit = model.fit(batches(xs, labels, tr, bs, seed, (first, first + epochs)),
+                        validation_data=batches(xs, labels, va, bs) if len(va) else None,
+                        epochs=first + epochs, initial_epoch=first, steps_per_epoch=steps,
+                        shuffle=False, callbacks=[timer, *callbacks], verbose=verbose)
+        history[f"step{step}"] = fit.history
+        seconds[f"step{step}"] = timer.seconds
+        first += epochs
+    return history, seconds
+
+
+class Cell:
+    """A classifier and its two step models (step 1's and step 2's trainable sets
+    differ, so each is its own `keras.Model` over the same layers with its own Adam),
+    each compiled once; `Cell.take(..., reuse=True)` keeps one per process and every
+    seed of a cell (and fold of a cross-validation) trains on it.
+
+    Keras traces `fit`'s graph again after every `compile`, so a fresh model per seed
+    traces the whole backbone twice per seed: most of a demo cell's time
+    (InceptionResNetV2: ~65 of ~90 s per seed). Here a seed loads its freshly drawn
+    initial weights (`set_weights`) and resets both optimizers' variables to their
+    values before their first update (`assign`), so it runs the graph a fresh build
+    would trace, on the same weights and batches.
+    """
+    current = None          # the last (spec, train, fast)'s: backbones are large, keep one
+
+    def __init__(self, spec: ModelSpec, train: TrainSpec, seed: int, fast: bool):
+        self.key = (spec, train, fast)
+        self.model, self.base = build_classifier(spec, seed)
+        self.steps, self.cut = (_fast_models if fast else _step_models)(self.model, self.base,
+                                                                      spec.k)
+        self.optimizer_start = {}
+        # a base that does not depend on the seed is kept as built; a new seed then only
+        # draws a head (fer.train.backbones.initial_head) instead of building a whole backbone
+        self.initial_base = None if spec.weights == "none" else self.base.get_weights()
+
+    @classmethod
+    def take(cls, spec: ModelSpec, train: TrainSpec, seed: int, fast: bool,
+             reuse: bool) -> "Cell":
+        """A cell holding the initial weights of `build_classifier(spec, seed)`: with
+        `reuse`, this process's for (spec, train, fast) if it has one, else a new one."""
+        if not reuse:
+            return cls(spec, train, seed, fast)
+        if cls.current is None or cls.current.key != (spec, train, fast):
+            cls.current = None          # free the old backbone before building another
+            cls.current = cls(spec, train, seed, fast)
+        else:
+            cls.current.load_initial_weights(seed)
+        return cls.current
+
+    def load_initial_weights(self, seed: int) -> None:
+        spec = self.key[0]
+        if self.initial_base is None:
+            self.model.set_weights(build_classifier(spec, seed)[0].get_weights())
+            return
+        self.base.set_weights(self.initial_base)
+        head = initial_head(spec, self.base.output.shape[1:], seed)
+        for name in ("fc", "emotion"):
+            self.model.get_layer(name).set_weights(head.get_layer(name).get_weights())
+
+    def compile(self, step: int, lr: float, jit_compile: bool) -> keras.Model:
+        """The step's model, compiled the first time, its optimizer reset later."""
+        model = self.steps[step - 1]
+        if step not in self.optimizer_start:
+            model.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=jit_compile,
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.optimizer.build(model.trainable_variables)
+            self.optimizer_start[step] = [v.numpy() for v in model.optimizer.variables]
+        else:
+            for v, value in zip(model.optimizer.variables, self.optimizer_start[step]):
+                v.assign(value)
+        return model
+
+
+def _step_models(model, base, k):
+    """The naive path's two step models: the classifier, wrapped twice; no cut."""
+    return tuple(keras.Model(model.inputs, model.outputs, name=f"{model.name}_step{i}")
+                 for i in (1, 2)), None
+
+
+_FAST = weakref.WeakKeyDictionary()     # full classifier -> how `predict` reaches its cache
+
+
+@dataclass
+class _Fast:
+    prefix: keras.Model
+    key: str
+    trainer: keras.Model                # cut tensors -> class probabilities
+    cache: CacheSpec
+
+
+def _fast_models(model, base, k):
+    """The fast path's step models over `model`'s layers: ((head on the base output,
+    suffix + head on the cut tensors), cut), the cut's prefix from the classifier's
+    input (normalisation included) to the cut tensors."""
+    cut = split_at_cut(base, k)
+    head = [model.get_layer(n) for n in ("gap", "fc", "emotion")]
+
+    def on(inputs, x):
+        for layer in head:
+            x = layer(x)
+        return keras.Model(inputs, x)
+
+    feat_in = keras.Input(base.output.shape[1:], name="base_output")
+    cut_in = [keras.Input(t.shape[1:], name=f"cut_{i}") for i, t in enumerate(cut.prefix.outputs)]
+    trainer = on(cut_in, cut.suffix(cut_in if len(cut_in) > 1 else cut_in[0], training=False))
+    cut.prefix = keras.Model(model.input, cut.prefix(model.get_layer("normalize").output),
+                             name=f"{model.name}_prefix")
+    return (on(feat_in, feat_in), trainer), cut
+
+
+def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
+    cell = Cell.take(spec, train, seed, fast=True, reuse=reuse)
+    trainer, cut = cell.steps[1], cell.cut
+    cache = train.cache
+    key = model_key(cut.prefix, {"backbone": spec.name, "input_size": spec.input_size,
+                                 "preprocess": spec.preprocess, "cut": cut.positions},
+                    cache.dtype)
+    at_cut, info = activations(cut.prefix, [data.images], key, cache)
+    # step 1's base output: the suffix is frozen until step 2, so compute it once too
+    out_key = model_key(cut.suffix, {"of": key}, cache.dtype)
+    base_out, info1 = activations(cut.suffix, at_cut, out_key, cache)
+    history, seconds = _two_steps(spec, train, cell, (base_out, at_cut), data.labels,
+                                  tr, va, seed, callbacks, verbose)
+    _FAST[cell.model] = _Fast(cut.prefix, key, trainer, cache)
+    total = info["bytes"] + info1["bytes"]
+    print(f"{spec.name}: activation cache {total / 2**20:.1f} MiB "
+          f"({'reused' if info['hit'] else 'built'}; cut at {', '.join(cut.tensors)})",
+          file=sys.stderr)
+    seconds["cache"] = {
+        "fast_path": True, "bytes": total, "hit": info["hit"], "cut": cut.tensors,
+        "build_s": round((0 if info["hit"] else info["build_s"])
+                         + (0 if info1["hit"] else info1["build_s"]), 3)}
+    return cell.model, history, seconds
+
+
+def predict(model, data: Dataset, batch_size: int = 64, rows=None) -> np.ndarray:
+    """Class probabilities of `data` (of its `rows`, sorted, if given) by `model`; a model
+    trained on the fast path reads the frozen prefix's activations from the cache
+    (computed once per image set: with `rows`, the whole of `data`'s). One graph per
+    model whatever the batch sizes (`fer.train.activations.forward`; Keras's `predict` traces
+    twice, for the first batch's shape and then a relaxed one)."""
+    rows = np.arange(len(data)) if rows is None else _sorted_rows(rows)
+    arrays, fast = [data.images], _FAST.get(model)
+    if fast is not None:
+        try:
+            arrays, _ = activations(fast.prefix, arrays, fast.key, fast.cache)
+            model = fast.trainer
+        except CacheTooLarge as e:
+            print(f"{e}: predicting the naive way", file=sys.stderr)
+    run = forward(model, bool(getattr(model, "jit_compile", False)))
+    return np.concatenate([run(*tf.nest.flatten(x))[0].numpy()
+                           for x, _ in batches(arrays, data.labels, rows, batch_size)])

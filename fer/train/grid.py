@@ -1,0 +1,301 @@
+"""One cell of the cross-database grid: a backbone x a train set, over its seeds.
+
+Every seed is trained (fer.train.finetune), scored on its validation subjects (held out of the
+train set by source subject, `train.val_fraction`), tested on every test set, and its
+result stored in a resume cache; a cell killed midway restarts after its last finished
+seed. The cell's model is the seed with the best validation accuracy
+(`train.select_on: val`, the default). The paper's protocol, the seed with the best
+accuracy on a test set (`train.select_on: CK+`), is available but every output then says
+"test-selected". The mean ± std over seeds involves no selection; the best test accuracy
+over seeds is reported only as `max_test_selected` ("max, test-selected as in the paper").
+
+The resume cache is keyed by content: the bytes of every dataset the cell reads, the
+cell's parameters, the local weights file it loads and the code that computes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer.train import activations
+from fer.data import dataset
+from fer.evaluate import metrics as evaluate
+from fer.train import executor
+from fer.train import finetune
+from fer.train import keras_io
+from fer.data import labels
+from fer.train import backbones as models
+from fer.core import schema
+from fer.data import splits
+from fer.core.atomic import atomic_file, write_json
+from fer.data.dataset import Dataset, load_dataset, stratified_subset
+from fer.evaluate.metrics import classification_metrics, summarize
+from fer.train.finetune import TrainSpec, predict, train_two_step, validation_split
+from fer.train.keras_io import save_model
+from fer.data.labels import EMOTIONS
+from fer.train.backbones import ModelSpec
+from fer.core.schema import BACKBONES, NAMED_WEIGHTS
+
+VAL = "val"
+# what computes a seed's record and writes its model (+ this module)
+CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, schema, splits)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    model: ModelSpec
+    train: TrainSpec
+    train_set: str
+    test_sets: tuple
+    seeds: tuple
+    max_images: int | None
+    select_on: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.name}-{self.train_set}"
+
+
+def model_spec(params: dict, name: str, k: int | None = None,
+               weights: str | None = None) -> ModelSpec:
+    """The backbone `name` as params.yaml configures it (k and weights overridable)."""
+    m = params["models"].get(name)        # reads models.<name> only, as dvc.yaml declares
+    if m is None:
+        raise ValueError(f"unknown backbone {name!r}; params.yaml models has "
+                         f"{sorted(params['models'])}")
+    return ModelSpec(name, m["k"] if k is None else k, m["preprocess"],
+                     str(m["weights"] if weights is None else weights),
+                     params["crop"]["size"])
+
+
+def train_spec(params: dict, val_fraction: float | None = None) -> TrainSpec:
+    t = params["train"]
+    return TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
+                     t["batch_size"], t["val_fraction"] if val_fraction is None else val_fraction,
+                     **finetune.switches(t))
+
+
+def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
+    t = params["train"]
+    tests = tuple(params["grid"]["test_sets"])
+    if t["select_on"] != VAL and t["select_on"] not in tests:
+        raise ValueError(f"train.select_on={t['select_on']!r} must be 'val' (validation "
+                         f"subjects, the default) or one of the test sets {list(tests)} (the "
+                         "paper's test-selected protocol)")
+    if t["select_on"] == VAL and not t["val_fraction"] > 0:
+        raise ValueError("train.select_on=val needs train.val_fraction > 0 (the subjects "
+                         "held out for selection); for the paper's protocol set "
+                         "train.val_fraction=0 train.select_on=<a test set>, test-selected")
+    return CellSpec(
+        model=model_spec(params, model), train=train_spec(params), train_set=train_set, test_sets=tests,
+        seeds=tuple(range(t["seed"], t["seed"] + t["seeds"])),
+        max_images=t["max_images"], select_on=t["select_on"])
+
+
+def check_cell(spec: CellSpec, train: Dataset, tests: dict) -> None:
+    """Every error that can be known before training, raised before any training."""
+    layers = BACKBONES[spec.model.name].layers   # counted from Keras (tests/test_models.py)
+    if spec.model.k > layers:
+        raise ValueError(f"model {spec.model.name}: k = {spec.model.k} exceeds its "
+                         f"{layers} layers")
+    if len(train) == 0:
+        raise ValueError(f"train set {spec.train_set} is empty")
+    absent = [e for i, e in enumerate(EMOTIONS) if not (train.labels == i).any()]
+    if absent:
+        raise ValueError(f"train set {spec.train_set}: no images of class(es) "
+                         f"{', '.join(absent)}")
+    for name, ds in tests.items():
+        unknown = sorted(set(ds.manifest["label"]) - set(EMOTIONS))
+        if unknown:
+            raise ValueError(f"test set {name}: label names {unknown} are not the seven "
+                             f"emotions {list(EMOTIONS)}")
+        if ds.images.shape[1:] != train.images.shape[1:]:
+            raise ValueError(f"test set {name}: images {ds.images.shape[1:]} but train set "
+                             f"{train.images.shape[1:]}")
+
+
+def _file_sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def set_paths(spec: CellSpec, datasets) -> dict:
+    """{set name: directory} of the cell's train and test sets; `datasets` is that mapping
+    already, or one directory holding every set."""
+    if isinstance(datasets, dict):
+        return {name: Path(datasets[name]) for name in (spec.train_set, *spec.test_sets)}
+    return {name: Path(datasets) / name for name in (spec.train_set, *spec.test_sets)}
+
+
+def fingerprint(spec: CellSpec, datasets) -> str:
+    """Content key of a cell's resume cache: parameters, dataset bytes, weights, code."""
+    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
+    for path in set_paths(spec, datasets).values():
+        for f in ("images.npy", "manifest.csv"):
+            h.update(_file_sha256(path / f).encode())
+    if spec.model.weights not in NAMED_WEIGHTS:
+        h.update(_file_sha256(spec.model.weights).encode())
+    for module in (*CODE, __import__(__name__, fromlist=["_"])):
+        h.update(Path(module.__file__).read_bytes())
+    import keras
+    import tensorflow as tf
+    h.update(f"tf {tf.__version__} keras {keras.__version__} numpy {np.__version__}".encode())
+    return h.hexdigest()[:20]
+
+
+def prepare_cache(spec: CellSpec, datasets, cache_dir) -> str:
+    """Empty the cell's resume directory unless it was written for exactly this content;
+    returns the content key (`fingerprint`). Call before anything is stored in it."""
+    cache_dir = Path(cache_dir)
+    fp = fingerprint(spec, datasets)
+    key = cache_dir / "fingerprint"
+    if cache_dir.exists() and not (key.is_file() and key.read_text() == fp):
+        shutil.rmtree(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(key) as f:
+        f.write(fp)
+    return fp
+
+
+def score(result: dict, select_on: str) -> float:
+    """The number a seed is selected on: validation accuracy, or a test set's."""
+    return (result["val"] if select_on == VAL else result["tests"][select_on])["accuracy"]
+
+
+def selection_key(select_on: str) -> str:
+    """Name of the selected seed's numbers: says whether test data chose it."""
+    return "val_selected" if select_on == VAL else "test_selected"
+
+
+def selected(results: list, select_on: str) -> dict:
+    return max(results, key=lambda r: (score(r, select_on), -r["seed"]))
+
+
+def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
+    """One seed of a cell: train on `full` (at most `max_images` of it, the same
+    images for every seed: drawn with the cell's first seed), score its validation subjects
+    and every test set. Returns (seed record, trained model: the process's shared
+    classifier of `train_two_step(reuse=True)`, to save before the next seed trains).
+    Runs in the stage process (FER_EXECUTOR=local) or as a Ray task (`ray`)."""
+    data = stratified_subset(full, spec.max_images, spec.seeds[0])
+    model, history, seconds = train_two_step(spec.model, spec.train, data, seed, reuse=True)
+    _, va = validation_split(data, spec.train, seed)
+    result = {"seed": seed, "train_images": len(data) - len(va),
+              # paper Table 2's row of the trained base (aggregate reads it, without Keras)
+              "architecture": models.table2_row(spec.model, model.get_layer(spec.model.name)),
+              "val_images": len(va),
+              "val_subjects": int(data.manifest["source_subject"].iloc[va].nunique()),
+              "history": history, "epoch_seconds": seconds, "tests": {},
+              "val": (classification_metrics(data.labels[va], predict(
+                  model, data, rows=va)) if len(va) else None)}
+    for name, ds in tests.items():
+        result["tests"][name] = classification_metrics(
+            ds.labels, predict(model, ds))
+    return result, model
+
+
+def holdout_accuracy(train: TrainSpec, data: Dataset, spec: ModelSpec, fit_idx, held_idx,
+                     seed: int) -> float:
+    """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx`
+    (one k of the k search, one cross-validation fold); a task of `fer.train.executor`. Both
+    read `data`'s activation cache (fast path): one entry for every fold."""
+    fit_idx, held_idx = np.sort(fit_idx), np.sort(held_idx)
+    model, _, _ = train_two_step(spec, train, data, seed, reuse=True, rows=fit_idx)
+    return classification_metrics(data.labels[held_idx], predict(
+        model, data, rows=held_idx))["accuracy"]
+
+
+def portable_seed(outcome):
+    """(record, model) -> (record, .keras bytes): a Ray worker's return value."""
+    result, model = outcome
+    return result, executor.model_bytes(model)
+
+
+def record_seed(spec: CellSpec, cache_dir: Path, result: dict, model, recorded: list) -> None:
+    """Store a trained seed in the cell's resume cache: its model first (atomically) if it
+    is the selected one among `recorded` and itself, then its record."""
+    if selected(recorded + [result], spec.select_on)["seed"] == result["seed"]:
+        path = cache_dir / f"model_seed{result['seed']}.keras"
+        if isinstance(model, bytes):              # a Ray worker's .keras file
+            with atomic_file(path, "wb") as f:
+                f.write(model)
+        else:
+            save_model(model, path)
+    write_json(cache_dir / f"seed_{result['seed']}.json", result)
+
+
+def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool = False,
+             runner: executor.Executor = executor.Executor()) -> dict:
+    """Train and test every seed (resuming from `cache_dir`); returns the cell record.
+    `datasets`: as in `set_paths`; `prepared`: the caller has just run `prepare_cache`;
+    `runner`: where the seeds train (`fer.train.executor`; the default trains them here, one
+    after another).
+
+    `on_seed(seed_result)` is called for every seed, trained now or found in the cache,
+    in seed order. The selected seed's model is `<cache_dir>/model_seed<seed>.keras`,
+    written before that seed's record, so a record never points at a missing or older
+    model.
+    """
+    paths = set_paths(spec, datasets)
+    full = load_dataset(paths[spec.train_set])
+    tests = {t: load_dataset(paths[t]) for t in spec.test_sets}
+    check_cell(spec, full, tests)
+    cache_dir = Path(cache_dir)
+    if not prepared:
+        prepare_cache(spec, paths, cache_dir)
+    todo = [s for s in spec.seeds if not (cache_dir / f"seed_{s}.json").is_file()]
+    trained = executor.run_tasks(runner, train_seed, (spec, full, tests),
+                                 [(s,) for s in todo], portable_seed)
+    results = []
+    try:
+        for seed in spec.seeds:
+            done = cache_dir / f"seed_{seed}.json"
+            if seed not in todo:
+                result = json.loads(done.read_text())
+                result["resumed"] = True
+            else:
+                result, model = next(trained)
+                record_seed(spec, cache_dir, result, model, results)
+                result["resumed"] = False
+            results.append(result)
+            if on_seed:
+                on_seed(result)
+    finally:
+        trained.close()                   # under Ray: cancels what is still running
+    best = selected(results, spec.select_on)
+    key = selection_key(spec.select_on)
+    for stale in cache_dir.glob("model_seed*.keras"):
+        if stale.name != f"model_seed{best['seed']}.keras":
+            stale.unlink()
+    summary = {}
+    for t in spec.test_sets:
+        summary[t] = {}
+        for m in ("accuracy", "balanced_accuracy", "macro_f1"):
+            s = summarize([r["tests"][t][m] for r in results])
+            summary[t][m] = {"mean": s["mean"], "std": s["std"], "n": s["n"],
+                             key: best["tests"][t][m],
+                             "max_test_selected": s["max"]}
+    val_summary = ({m: summarize([r["val"][m] for r in results])
+                    for m in ("accuracy", "balanced_accuracy", "macro_f1")}
+                   if all(r["val"] for r in results) else None)
+    step_seconds = {s: float(np.mean([np.mean(r["epoch_seconds"][s]) for r in results]))
+                    for s in ("step1", "step2")}
+    return {"cell": spec.name, "model": spec.model.name, "train_set": spec.train_set,
+            "seeds": list(spec.seeds),
+            "selection": {"on": spec.select_on, "test_selected": spec.select_on != VAL,
+                          "key": key, "seed": best["seed"],
+                          # train-only rows (DCGAN images) were generated from every source
+                          # subject, the validation subjects too: their validation
+                          # accuracy is optimistic (the test sets are not affected)
+                          "train_only_images": int((full.manifest["source_subject"]
+                                                    == "").sum())},
+            "selected_seed": best["seed"], "architecture": results[0]["architecture"],
+            "summary": summary, "val_summary": val_summary,
+            "epoch_seconds": step_seconds, "train_images": results[0]["train_images"],
+            "per_seed": [{k: v for k, v in r.items() if k != "resumed"} for r in results],
+            "selected_model": str(cache_dir / f"model_seed{best['seed']}.keras")}

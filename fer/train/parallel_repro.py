@@ -1,0 +1,320 @@
+"""`dvc repro` with up to N stages running at once.
+
+DVC runs one stage at a time. Its documented way to run independent stages in parallel
+is to start several `dvc repro` processes: each releases the repository lock while its
+stage's command runs and takes it again to record the result (`--wait-for-lock` makes a
+process wait for the lock instead of failing). This module does that for the DAG:
+
+1. `dvc dag --dot` gives the stages (in `dvc.yaml` order; `.dvc` files too) and their
+   edges; `dvc status` gives the stages that changed. Those and everything downstream
+   of them are to run, restricted to the given targets and their upstream stages, as
+   `dvc repro` would.
+2. Each such stage runs as `dvc --wait-for-lock repro --single-item <stage>` once every
+   upstream stage it waits for has finished, up to N at a time, longest remaining chain
+   of stages first (`priorities`). DVC still decides for itself whether the stage is
+   stale; nothing is run twice.
+3. After the first failure no stage starts; those running finish (each stage writes its
+   outputs atomically), the run exits with the failed stage's status and names it.
+   Ctrl-C or SIGTERM stops the running stages (SIGINT to each `dvc` and its command, in
+   their own process group) and waits for them.
+4. `dvc.lock` lists its stages in `dvc.yaml` order afterwards, whatever order they
+   finished in, so the file does not depend on N or on timing.
+
+With `--gpus 0,1` each running stage holds one of N slots and sees only the GPU of its
+slot (`CUDA_VISIBLE_DEVICES`): `-j 4 --gpus 0,1` puts two stages on each GPU, which
+TensorFlow's memory growth lets them share (FER_GPU_MEMORY_GROWTH, on by default;
+with N > 1 every stage gets `TF_FORCE_GPU_ALLOW_GROWTH=true` unless it is set).
+
+Every stage's output is passed through, each line prefixed with the stage's name when
+N > 1. Per-stage wall times are printed as JSON at the end (the format of
+`bench/stage_times.py`, with each stage's start and end; `--save FILE` also writes it).
+Stages that run side by side share the machine: their measured times (cells' epoch
+seconds, Table 9; latencies, Table 10 and the baselines) are then not single-job
+figures. `FER_CONCURRENT_STAGES` tells each stage how many may run at once
+(`fer.core.timing`), and those tables say so.
+
+Usage: python -m fer.train.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH] [target ...]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+NODE = re.compile(r'^"([^"]+)";$')
+EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
+
+
+def read_dag(dot: str) -> tuple[list, dict]:
+    """Stages in file order and each stage's upstream stages, from `dvc dag --dot`.
+    A `.dvc` file (`data.dvc`) is a node too: when its data changed, `dvc repro
+    --single-item data.dvc` records the new data first, as `dvc repro` does."""
+    order, upstream = [], {}
+    for line in dot.splitlines():
+        line = line.strip()
+        if m := EDGE.match(line):
+            upstream.setdefault(m.group(2), set()).add(m.group(1))
+        elif m := NODE.match(line):
+            order.append(m.group(1))
+    return order, {s: upstream.get(s, set()) & set(order) for s in order}
+
+
+def downstream_of(upstream: dict) -> dict:
+    """Each stage's direct downstream stages (the edges of `upstream`, reversed)."""
+    downstream = {s: set() for s in upstream}
+    for s, ups in upstream.items():
+        for u in ups:
+            downstream[u].add(s)
+    return downstream
+
+
+def reachable(starts, edges: dict) -> set:
+    """The stages in `starts` and every stage reachable from them along `edges`."""
+    seen, todo = set(), list(starts)
+    while todo:
+        s = todo.pop()
+        if s not in seen:
+            seen.add(s)
+            todo.extend(edges[s])
+    return seen
+
+
+def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
+    """The changed stages and everything downstream of them, within the targets and
+    their upstream stages (all stages without targets), in file order."""
+    run = reachable((s for s in stages if s in changed), downstream_of(upstream))
+    if targets:
+        run &= reachable(targets, upstream)
+    return [s for s in stages if s in run]
+
+
+def priorities(stages: list, upstream: dict) -> dict:
+    """Each stage's rank for starting first: the number of stages on the longest path
+    from it to the end of the DAG, then its position in the file (later first). Long
+    chains start early (a cell whose model is exported, then the export, start before
+    the other cells), and among equals the deepest stage first, so what is started gets
+    finished. Stages are not weighted by duration: a long stage with a short chain
+    (`edge_eval`) may wait for the cells; ranking by measured seconds gained 2 % in a
+    simulation of the demo (docs/scale-out.md)."""
+    downstream = downstream_of(upstream)
+    depth: dict = {}
+
+    def longest(s):
+        if s not in depth:
+            depth[s] = 1 + max((longest(d) for d in downstream[s]), default=0)
+        return depth[s]
+
+    return {s: (longest(s), i) for i, s in enumerate(stages)}
+
+
+def order_lockfile(path: Path, stages: list) -> None:
+    """Rewrite `dvc.lock` with its stages in `stages` order (DVC appends a stage's
+    entry when it first finishes, so parallel runs would otherwise order it by timing)."""
+    if not path.is_file():
+        return
+    from dvc.repo import Repo
+    from dvc.utils.serialize import modify_yaml
+    with Repo(str(path.parent)) as repo, repo.lock, modify_yaml(str(path)) as data:
+        entries = data.get("stages") or {}
+        rank = {s: i for i, s in enumerate(stages)}
+        keys = sorted(entries, key=lambda s: (rank.get(s, len(rank)), s))
+        if list(entries) != keys:
+            data["stages"] = {k: entries[k] for k in keys}
+
+
+@dataclass
+class Running:
+    """A stage's `dvc repro` process, the thread passing its output through, when it
+    started and the slot (GPU) it holds."""
+    process: subprocess.Popen
+    pump: threading.Thread
+    began: float
+    slot: int
+
+
+class Printer:
+    """Passes a stage's output through, whole lines at a time, prefixed when several
+    stages share the terminal."""
+
+    def __init__(self, prefixed: bool):
+        self.prefixed, self.lock = prefixed, threading.Lock()
+
+    def pump(self, stage: str, stream) -> None:
+        for line in stream:
+            with self.lock:
+                sys.stdout.write(f"{stage}| {line}" if self.prefixed else line)
+                sys.stdout.flush()
+
+
+def _dvc_output(dvc: str, *args) -> str:
+    p = subprocess.run([dvc, "--wait-for-lock", *args], capture_output=True, text=True)
+    if p.returncode:
+        sys.exit(f"parallel_repro: `dvc {' '.join(args)}` failed:\n{p.stderr.strip()}")
+    return p.stdout
+
+
+def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
+    start = time.perf_counter()
+    dot = _dvc_output(dvc, "dag", "--dot")
+    stages, upstream = read_dag(dot)
+    unknown = [t for t in targets if t not in upstream]
+    if unknown:
+        print(f"parallel_repro: no stage named {', '.join(unknown)} in the DAG "
+              f"(stages: {', '.join(stages)})", file=sys.stderr)
+        return 2
+    status = _dvc_output(dvc, "status", "--json")
+    pending = to_run(stages, upstream, set(json.loads(status or "{}")), targets)
+    planned = set(pending)
+    rank = priorities(stages, upstream)
+    print(f"parallel_repro: {len(pending)} of {len(stages)} stages to check, "
+          f"{jobs} at a time", flush=True)
+    env = {**os.environ, "FER_CONCURRENT_STAGES": str(jobs)}
+    if jobs > 1:
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    printer = Printer(prefixed=jobs > 1)
+    running, done, times, failed = {}, set(), {}, None
+    try:
+        while pending or running:
+            while failed is None and pending and len(running) < jobs:
+                ready = [s for s in pending
+                         if all(u in done or u not in planned for u in upstream[s])]
+                if not ready:
+                    break
+                ready = max(ready, key=rank.get)
+                pending.remove(ready)
+                slot = min(set(range(jobs)) - {r.slot for r in running.values()})
+                stage_env = env if not gpus else {
+                    **env, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]}
+                p = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item",
+                                      ready], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, errors="replace", bufsize=1, env=stage_env,
+                                     start_new_session=True)   # stopped as a group: below
+                pump = threading.Thread(target=printer.pump, args=(ready, p.stdout))
+                pump.start()
+                running[ready] = Running(p, pump, time.perf_counter(), slot)
+            if not running:
+                break
+            finished = _wait_any(running)
+            r = running.pop(finished)
+            r.pump.join()
+            now = time.perf_counter()
+            times[finished] = {"s": round(now - r.began, 1),
+                               "start_s": round(r.began - start, 1),
+                               "end_s": round(now - start, 1)}
+            if r.process.returncode == 0:
+                done.add(finished)
+            elif failed is None:
+                failed = (finished, r.process.returncode)
+    except BaseException:            # Ctrl-C, SIGTERM (main), an error here: stop the stages
+        stop([r.process for r in running.values()])
+        for r in running.values():
+            r.process.wait()
+            r.pump.join()
+        raise
+    order_lockfile(Path("dvc.lock"), stages)
+    total = time.perf_counter() - start
+    code = 0
+    if failed:
+        code = failed[1]
+        print(f"parallel_repro: stage '{failed[0]}' failed (exit {failed[1]}); not run: "
+              f"{', '.join(pending) or 'nothing'}", file=sys.stderr)
+    text = json.dumps({"command": f"python -m fer.train.parallel_repro -j {jobs}"
+                       + "".join(f" {t}" for t in targets),
+                       "returncode": code, "jobs": jobs, "total_s": round(total, 1),
+                       "stages_s": {s: t["s"] for s, t in times.items()},
+                       "intervals_s": {s: [t["start_s"], t["end_s"]]
+                                       for s, t in times.items()}}, indent=1)
+    print(text)
+    if save:
+        from fer.core.atomic import atomic_file
+        with atomic_file(save) as f:
+            f.write(text + "\n")
+    return code
+
+
+STOP_GRACE_S = 20.0
+
+
+def _group_alive(p: subprocess.Popen) -> bool:
+    if p.poll() is None:
+        return True
+    try:                             # the leader (dvc) is gone; its command may not be
+        os.killpg(p.pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop(processes: list, grace: float = STOP_GRACE_S) -> None:
+    """Stop each stage's process group (dvc and its command): SIGINT, as Ctrl-C in a
+    terminal would (the command stops, dvc records nothing, atomic outputs keep nothing
+    half-written); SIGTERM to the groups still alive after `grace` seconds, SIGKILL
+    after as long again (a command that ignores SIGINT: started in the background by
+    a shell, for one)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        alive = [p for p in processes if _group_alive(p)]
+        for p in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, sig)
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if _group_alive(p)]
+            time.sleep(0.05)
+        if not alive:
+            return
+
+
+def _wait_any(running: dict) -> str:
+    """The name of a running stage whose process has ended (polls: portable, and a
+    stage takes seconds at the least)."""
+    while True:
+        for stage, r in running.items():
+            if r.process.poll() is not None:
+                return stage
+        time.sleep(0.2)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-j", "--jobs", type=int, default=None,
+                    help="stages at a time (default: the FER_JOBS execution setting, 2)")
+    ap.add_argument("--save", help="also write the per-stage times JSON to this file")
+    beside = Path(sys.executable).with_name("dvc")     # this environment's dvc
+    ap.add_argument("--dvc", default=str(beside) if beside.is_file()
+                    else shutil.which("dvc") or "dvc",
+                    help="the dvc executable (default: the one beside this Python, or on PATH)")
+    ap.add_argument("--gpus", default="",
+                    help="comma-separated GPU ids: a stage started in slot i of N sees only "
+                         "GPU i mod len (CUDA_VISIBLE_DEVICES); default: every stage sees all")
+    ap.add_argument("targets", nargs="*", help="stages to bring up to date (default: all)")
+    args = ap.parse_args(argv)
+    if args.jobs is None:
+        from fer.core.settings import load
+        args.jobs = load().jobs
+    if args.jobs < 1:
+        ap.error(f"-j must be 1 or more, not {args.jobs}")
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+    # SIGTERM unwinds like Ctrl-C: the running stages are stopped and waited for; SIGINT
+    # is made to count even where it was ignored (a shell's background job), and the
+    # stages inherit that
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run(args.jobs, args.targets, args.dvc, args.save, gpus)
+    except KeyboardInterrupt:
+        print("parallel_repro: interrupted; the running stages were stopped", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
