@@ -7,17 +7,18 @@ from fer.core.atomic import atomic_file, write_json
 from fer.data.crop import CropSpec, crop_faces, detection_summary
 from fer.data.dataset import save_dataset
 from fer.core.params import load_params
+from fer.core.schema import database
 
 
 def main(db: str) -> None:
     params = load_params()
     opts = dict(params["crop"])
     workers = opts.pop("workers")
-    entry = params["data"]["databases"][db]
+    entry = database(db, params["data"]["databases"][db])
     for key in ("pad", "square"):               # per-database overrides of crop.<key>
-        if entry.get(key) is not None:
-            opts[key] = entry[key]
-    spec = CropSpec(**opts, detect=entry.get("detect", True))
+        if getattr(entry, key) is not None:
+            opts[key] = getattr(entry, key)
+    spec = CropSpec(**opts, detect=entry.detect)
     manifest = pd.read_csv(f"build/import/{db}/manifest.csv", keep_default_na=False,
                            dtype={"subject": str, "source_subject": str})
     images, info = crop_faces(list(manifest["path"]), spec, workers=workers, desc=f"crop {db}")

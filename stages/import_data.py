@@ -5,7 +5,7 @@ import sys
 from PIL import Image
 
 from fer.core.atomic import atomic_dir, write_json
-from fer.data.importers import import_entry
+from fer.data.importers import import_database
 from fer.core.params import load_params
 
 
@@ -15,7 +15,7 @@ def main(db: str) -> None:
     if spec is None:
         raise SystemExit(f"data.databases.{db}: no such database in params.yaml; known: "
                          f"{', '.join(databases)}")
-    result = import_entry(db, spec)
+    result = import_database(db, spec)
     report = result.report()
     manifest = result.manifest
     with atomic_dir(f"build/import/{db}") as tmp:

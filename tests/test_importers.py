@@ -120,7 +120,7 @@ import yaml  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
 from fer.data.demo import write_labelled_csv, write_tight_crops  # noqa: E402
-from fer.data.importers import import_entry  # noqa: E402
+from fer.data.importers import import_database  # noqa: E402
 from fer.core.params import ROOT  # noqa: E402
 
 SUBJECT = r"^(?P<subject>S\d+)_"
@@ -153,7 +153,7 @@ def test_csv_database_counts_duplicates_conflicts_and_unlisted(byod):
     good = set(by_file) - conflicting - without_file
     assert (len(conflicting), len(without_file), len(unlisted)) == (1, 1, 2)
 
-    res = import_entry("mine", _csv_spec(root))
+    res = import_database("mine", _csv_spec(root))
     m, report = res.manifest, res.report()
     assert len(m) == len(good) == n_images - 3
     assert {Path(p).relative_to(root / "web").as_posix() for p in m["path"]} == good
@@ -172,39 +172,40 @@ def test_csv_database_counts_duplicates_conflicts_and_unlisted(byod):
 
     with pytest.raises(DatasetError, match=r"labels\.csv: no column 'file' "
                        r"\(data\.databases\.mine\.file_column\)"):
-        import_entry("mine", _csv_spec(root, file_column="file"))
-    with pytest.raises(DatasetError, match=r"missing required option\(s\) csv"):
-        import_entry("mine", {k: v for k, v in _csv_spec(root).items() if k != "csv"})
+        import_database("mine", _csv_spec(root, file_column="file"))
+    with pytest.raises(DatasetError,
+                       match=r"data\.databases\.mine\.csv: missing \(required key\)"):
+        import_database("mine", {k: v for k, v in _csv_spec(root).items() if k != "csv"})
 
 
 def test_subject_pattern_gives_real_subjects_or_names_the_file(byod, tmp_path):
     root, _, _ = byod
     spec = {"kind": "folders", "name": "ck48", "path": str(root / "ck48"),
             "class_policy": "skip", "require_all": False, "subject_pattern": SUBJECT}
-    m = import_entry("tight", spec).manifest
+    m = import_database("tight", spec).manifest
     names = [Path(p).name for p in m["path"]]
     assert list(m["subject"]) == [n.split("_")[0] for n in names]
     assert m["subject"].nunique() == 6
     assert (m["source_subject"] == "ck48/" + m["subject"]).all()
     # without a pattern: every file its own subject and source person (its augmented
     # copies then validate with it), or, for derived faces of unknown source, train-only
-    plain = import_entry("tight", {**spec, "subject_pattern": None}).manifest
+    plain = import_database("tight", {**spec, "subject_pattern": None}).manifest
     assert plain["subject"].nunique() == len(plain)
     assert list(plain["source_subject"]) == ["ck48/" + Path(p).stem for p in plain["path"]]
-    derived = import_entry("tight", {**spec, "subject_pattern": None,
+    derived = import_database("tight", {**spec, "subject_pattern": None,
                                      "unknown_subjects": "train_only"}).manifest
     assert (derived["source_subject"] == "").all()
     with pytest.raises(ValueError, match="unknown_subjects = 'maybe'"):
-        import_entry("tight", {**spec, "unknown_subjects": "maybe"})
+        import_database("tight", {**spec, "unknown_subjects": "maybe"})
 
     odd = tmp_path / "odd"
     shutil.copytree(root / "ck48", odd)
     shutil.copy(odd / "happy" / "S001_005_00000012.png", odd / "happy" / "portrait.png")
     with pytest.raises(DatasetError, match=r"happy/portrait\.png: file name does not match "
                        r"data\.databases\.tight\.subject_pattern"):
-        import_entry("tight", {**spec, "path": str(odd)})
-    with pytest.raises(DatasetError, match=r"subject_pattern: .* no named group"):
-        import_entry("tight", {**spec, "subject_pattern": r"^S\d+"})
+        import_database("tight", {**spec, "path": str(odd)})
+    with pytest.raises(DatasetError, match=r"subject_pattern = .* no named group"):
+        import_database("tight", {**spec, "subject_pattern": r"^S\d+"})
 
 
 def test_class_policy_and_require_all(byod, demo_root, tmp_path):
@@ -212,11 +213,11 @@ def test_class_policy_and_require_all(byod, demo_root, tmp_path):
     spec = {"kind": "folders", "name": "ck48", "path": str(root / "ck48")}
     with pytest.raises(DatasetError, match=r"contempt/S001_002_00000012\.png: label 'contempt' is not "
                        r"one of the seven.*data\.databases\.tight\.class_policy: skip"):
-        import_entry("tight", spec)
+        import_database("tight", spec)
     with pytest.raises(DatasetError, match=r"no images of class\(es\) neutral.*"
                        r"data\.databases\.tight\.require_all: false"):
-        import_entry("tight", {**spec, "class_policy": "skip"})
-    res = import_entry("tight", {**spec, "class_policy": "skip", "require_all": False})
+        import_database("tight", {**spec, "class_policy": "skip"})
+    res = import_database("tight", {**spec, "class_policy": "skip", "require_all": False})
     contempt = len(list((root / "ck48" / "contempt").iterdir()))
     assert len(res.manifest) == n_tight - contempt == 36
     assert res.report()["skipped"] == {"contempt (not one of the seven)": contempt}
@@ -228,8 +229,8 @@ def test_class_policy_and_require_all(byod, demo_root, tmp_path):
     ck = {"kind": "ck", "path": str(demo / "CK+")}
     with pytest.raises(DatasetError, match=r"_emotion\.txt: label 'contempt'.*"
                        r"data\.databases\.ck\.class_policy: skip"):
-        import_entry("ck", {**ck, "class_policy": "fail"})
-    assert import_entry("ck", ck).skipped["contempt (not one of the seven)"] == 4
+        import_database("ck", {**ck, "class_policy": "fail"})
+    assert import_database("ck", ck).skipped["contempt (not one of the seven)"] == 4
 
 
 def test_options_are_checked_by_kind(byod):
@@ -237,21 +238,22 @@ def test_options_are_checked_by_kind(byod):
     tight = str(root / "ck48")
     cases = [
         ({"kind": "folders", "path": tight},           # was KeyError: 'name'
-         r"data\.databases\.x: missing required option\(s\) name for kind 'folders'"),
+         r"data\.databases\.x\.name: missing \(required key\)"),
         ({"kind": "folders", "name": "t", "path": tight, "nmae": "t"},
-         r"data\.databases\.x: unknown option\(s\) nmae for kind 'folders'; known: .*name"),
+         r"data\.databases\.x\.nmae: unknown key \(known here: .*name"),
         ({"kind": "kdef", "path": tight, "class_policy": "skip"},
-         r"unknown option\(s\) class_policy for kind 'kdef'"),
-        ({"kind": "folder", "path": tight}, r"data\.databases\.x\.kind: unknown database kind"),
-        ({"name": "t", "path": tight}, r"data\.databases\.x: missing required option\(s\) kind"),
+         r"data\.databases\.x\.class_policy: unknown key"),
+        ({"kind": "folder", "path": tight},
+         r"data\.databases\.x\.kind = 'folder': unknown database kind; expected one of kdef"),
+        ({"name": "t", "path": tight}, r"data\.databases\.x\.kind: missing"),
         ({"kind": "folders", "name": "t", "path": tight, "class_policy": "drop"},
-         r"data\.databases\.x\.class_policy: must be one of skip, fail, got 'drop'"),
+         r"data\.databases\.x\.class_policy = 'drop': input should be 'skip' or 'fail'"),
         ({"kind": "folders", "name": "t", "path": tight, "source_database": "KDEF"},
-         r"data\.databases\.x: source_database needs source_pattern too"),
+         r"data\.databases\.x: source_pattern and source_database go together"),
     ]
     for spec, message in cases:
         with pytest.raises(DatasetError, match=message):
-            import_entry("x", spec)
+            import_database("x", spec)
 
 
 def _configured(key, demo):
@@ -264,8 +266,8 @@ def _configured(key, demo):
 
 def test_source_subject_links_pfa_faces_to_their_kdef_person(demo_root):
     demo, _ = demo_root
-    kdef = import_entry("kdef", _configured("kdef", demo)).manifest
-    pfa = import_entry("pfa", _configured("pfa", demo)).manifest
+    kdef = import_database("kdef", _configured("kdef", demo)).manifest
+    pfa = import_database("pfa", _configured("pfa", demo)).manifest
     # the person, read here from the KDEF names: AF01ANS.JPG -> sex F, id 01
     person = {Path(p).name: Path(p).name[1:4] for p in kdef["path"]}
     kdef_source = dict(zip(kdef["path"].map(lambda p: person[Path(p).name]),
@@ -297,7 +299,7 @@ def test_every_configured_database_has_source_subjects(demo_root):
                 "pfa": r"KDEF/[FM]\d\d",
                 "actors": r"actors/\w+"}              # actors: each image its own person
     for key, pattern in expected.items():
-        m = import_entry(key, _configured(key, demo)).manifest
+        m = import_database(key, _configured(key, demo)).manifest
         assert list(m.columns)[-1] == "source_subject"
         assert m["source_subject"].str.fullmatch(pattern).all(), key
 
@@ -320,7 +322,7 @@ def test_import_stage_writes_the_counts(byod, tmp_path, monkeypatch):
 
 def test_csv_subject_column_and_paths(byod, tmp_path):
     root, _, _ = byod
-    m = import_entry("mine", _csv_spec(root)).manifest
+    m = import_database("mine", _csv_spec(root)).manifest
     # the person column, read here independently of the importer
     with open(root / "web" / "labels.csv") as f:
         person = {r["image"]: r["person"] for r in csv.DictReader(f)}
@@ -329,15 +331,15 @@ def test_csv_subject_column_and_paths(byod, tmp_path):
     assert list(m["source_subject"]) == [f"mine/{person[r]}" for r in rel]
     with pytest.raises(DatasetError, match=r"no column 'who' \(data\.databases\.mine\."
                        r"subject_column\)"):
-        import_entry("mine", _csv_spec(root, subject_column="who"))
+        import_database("mine", _csv_spec(root, subject_column="who"))
     with pytest.raises(DatasetError, match="subject_column and subject_pattern"):
-        import_entry("mine", _csv_spec(root, subject_pattern=SUBJECT))
+        import_database("mine", _csv_spec(root, subject_pattern=SUBJECT))
     # a labels csv outside the database folder would be no DVC dependency: refused,
     # naming the option, before any work (the configuration check runs the same code)
     for outside in ("../labels.csv", "/tmp/labels.csv", "sub/../../labels.csv"):
         with pytest.raises(DatasetError, match=r"data\.databases\.mine\.csv = .*inside the "
                            r"database folder"):
-            import_entry("mine", _csv_spec(root, csv=outside))
+            import_database("mine", _csv_spec(root, csv=outside))
     from fer.core.params import compose
     from fer.core.schema import ConfigError, validate
     params = compose(["profile=demo"])
@@ -351,4 +353,4 @@ def test_csv_subject_column_and_paths(byod, tmp_path):
         f.write("images/img_0001.png,angry,P77\n")
     with pytest.raises(DatasetError, match=r"labels\.csv: row 32: images/img_0001\.png is "
                        r"listed with two subjects, 'P01' and 'P77'"):
-        import_entry("mine", {**_csv_spec(root), "path": str(odd)})
+        import_database("mine", {**_csv_spec(root), "path": str(odd)})

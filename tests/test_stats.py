@@ -24,13 +24,22 @@ def test_mean_ci_is_the_student_t_interval():
     assert mean_ci([0.5]) is None and mean_ci([0.5, 0.5]) == (0.5, 0.5)
 
 
-def test_confusion_metrics_match_sklearn_with_an_absent_class():
+def test_metrics_match_sklearn_with_an_absent_class():
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
     y = [0, 1, 1, 2, 3, 4, 5, 5, 0, 2]                    # no 'surprise' (6) in the set
     pred = [0, 1, 2, 2, 3, 6, 5, 5, 1, 2]
-    ref = classification_metrics(y, np.eye(7)[pred])
-    got = metrics_from_confusion(ref["confusion"])
-    for k in ("accuracy", "balanced_accuracy", "macro_f1"):
-        assert got[k] == pytest.approx(ref[k])
+    present = sorted(set(y))
+    m = classification_metrics(y, np.eye(7)[pred])
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["balanced_accuracy"] == pytest.approx(
+        recall_score(y, pred, labels=present, average="macro", zero_division=0))
+    assert m["macro_f1"] == pytest.approx(
+        f1_score(y, pred, labels=present, average="macro", zero_division=0))
+    assert list(m["precision"].values()) == pytest.approx(
+        precision_score(y, pred, labels=range(7), average=None, zero_division=0))
+    assert m["absent_classes"] == ["surprise"] and m["support"]["sad"] == 2
+    assert metrics_from_confusion(m["confusion"]) == pytest.approx(
+        {k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")})
 
 
 def test_bootstrap_interval_over_test_images():

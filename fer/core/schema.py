@@ -13,12 +13,14 @@ tests/test_config.py.
 """
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
+                      field_validator, model_validator)
 
 
 # The seven canonical emotions (index = class id everywhere; fer.data.labels has every
@@ -40,8 +42,7 @@ BACKBONES = {
 }
 # `models.<m>.weights` values that name no file (fer.train.backbones.build_base says what each is).
 NAMED_WEIGHTS = ("imagenet", "none", "fixed_random")
-# Importers (fer.data.importers.import_database) by `data.databases.<db>.kind`.
-DATABASE_KINDS = ("kdef", "ck", "jaffe", "folders", "fer2013", "csv")
+CLASS_POLICIES = ("skip", "fail")     # an image labelled outside the seven: skip it or fail
 # Local weights files live under weights/<name>/ (`dvc add` them): the stages that load
 # them depend on that folder in dvc.yaml, so new bytes re-run exactly those stages.
 WEIGHTS_DIR = "weights"
@@ -58,17 +59,106 @@ PositiveInt = typing.Annotated[int, Field(ge=1)]
 Fraction = typing.Annotated[float, Field(ge=0, lt=1)]
 
 
-class Database(BaseModel):
-    # kind-specific options (frontal_only, peak_frames, name, require_all, detect, csv
-    # columns, patterns, ...) are the importer's to check
-    model_config = ConfigDict(strict=True, extra="allow")
-    kind: Literal[DATABASE_KINDS]
+class Database(Section):
+    """Options every database kind has; each kind below adds its own."""
     path: str = Field(min_length=1)
+    require_all: bool = True           # fail unless all seven emotions are present
+    detect: bool = True                # crop stage: run face detection (false: centre crop)
+    pad: Optional[float] = Field(None, ge=0, le=2)   # None: crop.pad
+    square: Optional[bool] = None                     # None: crop.square
+
+
+class Kdef(Database):
+    kind: Literal["kdef"]
+    frontal_only: bool = True
+
+
+class Ck(Database):
+    kind: Literal["ck"]
+    peak_frames: PositiveInt = 3       # the last frames of a sequence get its label
+    neutral_frames: int = Field(1, ge=0)   # the first frames are neutral
+    class_policy: Literal[CLASS_POLICIES] = "skip"   # contempt
+
+
+class Jaffe(Database):
+    kind: Literal["jaffe"]
+
+
+class Fer2013(Database):
+    kind: Literal["fer2013"]
+    usage: Optional[str] = None        # Training / PublicTest / PrivateTest; None: all
+
+
+def _subject_regex(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        try:
+            compiled = re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a regular expression ({e})") from None
+        if "subject" not in compiled.groupindex:
+            raise ValueError("has no named group (?P<subject>...)")
+    return value
+
+
+class Folders(Database):
+    """`<label>/<file>` folders. Subjects from file names: `subject_pattern` (a regex with
+    a named group `subject`); without it each file is its own subject and
+    `unknown_subjects` says whether it validates (`per_image`) or only trains
+    (`train_only`). `source_pattern` + `source_database`: faces derived from another
+    database's people (source_subject = <source_database>/<subject>)."""
+    kind: Literal["folders"]
+    name: str = Field(min_length=1)    # the database name written into the manifest
+    class_policy: Literal[CLASS_POLICIES] = "fail"
+    subject_pattern: Optional[str] = None
+    source_pattern: Optional[str] = None
+    source_database: Optional[str] = None
+    unknown_subjects: Literal["per_image", "train_only"] = "per_image"
+
+    _regexes = field_validator("subject_pattern", "source_pattern")(_subject_regex)
+
+    @model_validator(mode="after")
+    def _source_pair(self):
+        if (self.source_pattern is None) != (self.source_database is None):
+            raise ValueError("source_pattern and source_database go together (source_subject"
+                             " = <source_database>/<subject matched by source_pattern>)")
+        return self
+
+
+class Csv(Folders):
+    """An image folder plus a labels csv inside it, one row per image."""
+    kind: Literal["csv"]
+    csv: str
+    file_column: str = "file"
+    label_column: str = "label"
+    subject_column: Optional[str] = None   # the person; else subject_pattern / per image
+
+    @field_validator("csv")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        csv = PurePosixPath(value.replace("\\", "/"))
+        if not value.strip() or csv.is_absolute() or ".." in csv.parts or ":" in csv.parts[0]:
+            raise ValueError("the labels csv must lie inside the database folder (its path), "
+                             "so that DVC tracks it with the images and a label edit re-runs "
+                             "the database's stages")
+        return value
+
+    @model_validator(mode="after")
+    def _one_subject_source(self):
+        if self.subject_column is not None and self.subject_pattern is not None:
+            raise ValueError("subject_column and subject_pattern both name the subjects; "
+                             "keep one")
+        return self
+
+
+KINDS = {m.model_fields["kind"].annotation.__args__[0]: m
+         for m in (Kdef, Ck, Jaffe, Fer2013, Folders, Csv)}
+AnyDatabase = typing.Annotated[typing.Union[Kdef, Ck, Jaffe, Fer2013, Folders, Csv],
+                               Field(discriminator="kind")]
 
 
 class Data(Section):
     root: str
-    databases: dict[str, Database] = Field(min_length=1)
+    databases: dict[str, AnyDatabase] = Field(min_length=1)
 
 
 class Crop(Section):
@@ -271,22 +361,37 @@ def validate(params, source: str = "params.yaml", root=".") -> None:
         raise ConfigError(source, problems)
 
 
-def _describe(err: dict) -> str:
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+def _describe(err: dict, loc=None) -> str:
+    full = tuple(err["loc"] if loc is None else loc)
+    shown = [p for i, p in enumerate(full)          # without a database's kind tag
+             if not (i == 3 and full[:2] == ("data", "databases") and p in KINDS)]
+    key = ".".join(str(p) for p in shown) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         return f"{key}: missing (required key)"
     if err["type"] == "extra_forbidden":
-        known = _known_keys(err["loc"][:-1])
+        known = _known_keys(full[:-1])
         return f"{key}: unknown key" + (f" (known here: {', '.join(known)})" if known else "")
-    return f"{key} = {err['input']!r}: {err['msg'][0].lower()}{err['msg'][1:]}"
+    if err["type"] == "union_tag_invalid":
+        return f"{key}.kind = {err['ctx']['tag']!r}: unknown database kind; expected one of " \
+            + ", ".join(KINDS)
+    if err["type"] == "union_tag_not_found":
+        return f"{key}.kind: missing (required key: one of {', '.join(KINDS)})"
+    if err["type"] == "value_error" and isinstance(err["input"], dict):   # a model's rule
+        return f"{key}: {msg}"
+    return f"{key} = {err['input']!r}: {msg[0].lower()}{msg[1:]}"
 
 
 def _known_keys(loc) -> list[str]:
     """Field names of the section at `loc` (for the unknown-key message)."""
     node = Params
     for part in loc:
+        while typing.get_origin(node) is typing.Annotated:
+            node = typing.get_args(node)[0]
         origin = typing.get_origin(node)
-        if origin is dict:
+        if origin is typing.Union and part in KINDS:
+            node = KINDS[part]
+        elif origin is dict:
             node = typing.get_args(node)[1]
         elif origin is list:
             node = typing.get_args(node)[0]
@@ -294,10 +399,20 @@ def _known_keys(loc) -> list[str]:
             node = node.model_fields[part].annotation
         else:
             return []
-        while typing.get_origin(node) is typing.Annotated:
-            node = typing.get_args(node)[0]
+    while typing.get_origin(node) is typing.Annotated:
+        node = typing.get_args(node)[0]
     return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) \
         else []
+
+
+def database(key: str, options: dict) -> Database:
+    """`data.databases.<key>` as its kind's model; ConfigError naming every problem."""
+    try:
+        return TypeAdapter(AnyDatabase).validate_python(options)
+    except ValidationError as e:
+        raise ConfigError(f"data.databases.{key}", [
+            _describe(err, ("data", "databases", key, *err["loc"])) for err in e.errors()])\
+            from None
 
 
 def _get(params: dict, dotted: str, kind):
@@ -379,14 +494,6 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             (_get(params, "train", dict) or {}).get("val_fraction") == 0:
         out.append("train.val_fraction = 0: train.select_on=val needs held-out validation "
                    "subjects; for the paper's protocol set train.select_on=<a test set>")
-    for db, opts in databases.items():
-        if isinstance(opts, dict) and opts.get("kind") in DATABASE_KINDS:
-            from fer.data.importers import DatasetError, database_options
-            rest = {k: v for k, v in opts.items() if k not in ("kind", "path")}
-            try:
-                database_options(opts["kind"], rest, f"data.databases.{db}")
-            except DatasetError as e:
-                out.append(str(e))
     emotions = _get(params, "gan.emotions", list)
     if emotions is not None and gan_used != bool(emotions):
         out.append(f"gan.emotions = {emotions!r}: " + (

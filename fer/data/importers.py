@@ -31,26 +31,9 @@ import pandas as pd
 from fer.data.labels import (CK_EMOTIONS, EMOTIONS, FER2013_EMOTIONS, JAFFE_EMOTIONS,
                      KDEF_EMOTIONS, KDEF_FRONTAL, lookup_label)
 from fer.data.images import is_image_name
+from fer.core.schema import ConfigError, Database, Folders, database
 
 COLUMNS = ["path", "label", "subject", "database", "source", "source_subject"]
-CLASS_POLICIES = ("skip", "fail")
-REQUIRED = object()          # marks an option without a default
-NAMING = {"subject_pattern": None, "source_pattern": None, "source_database": None,
-          "unknown_subjects": "per_image"}
-UNKNOWN_SUBJECTS = ("per_image", "train_only")
-# Options of each kind and their defaults. STAGE_OPTIONS are read by the crop stage.
-KIND_OPTIONS = {
-    "kdef": {"frontal_only": True, "require_all": True},
-    "ck": {"peak_frames": 3, "neutral_frames": 1, "class_policy": "skip", "require_all": True},
-    "jaffe": {"require_all": True},
-    "fer2013": {"usage": None, "require_all": True},
-    "folders": {"name": REQUIRED, "require_all": True, "class_policy": "fail", **NAMING},
-    "csv": {"name": REQUIRED, "csv": REQUIRED, "file_column": "file", "label_column": "label",
-            "subject_column": None, "require_all": True, "class_policy": "fail", **NAMING},
-}
-# per-database crop options (stages/crop.py); None: the crop section's value
-STAGE_OPTIONS = {"detect": True, "pad": None, "square": None}
-
 
 class DatasetError(ValueError):
     """The database on disk does not match the layout its importer expects."""
@@ -135,20 +118,11 @@ class Naming:
     unknown_subjects: str = "per_image"
 
     @classmethod
-    def from_options(cls, database: str, where: str, subject_pattern=None,
-                     source_pattern=None, source_database=None,
-                     unknown_subjects="per_image") -> "Naming":
-        if unknown_subjects not in UNKNOWN_SUBJECTS:
-            raise DatasetError(f"{where}.unknown_subjects = {unknown_subjects!r}: expected one "
-                               f"of {', '.join(UNKNOWN_SUBJECTS)}")
-        if (source_pattern is None) != (source_database is None):
-            given, needed = (("source_pattern", "source_database") if source_database is None
-                             else ("source_database", "source_pattern"))
-            raise DatasetError(f"{where}: {given} needs {needed} too (source_subject = "
-                               "<source_database>/<subject matched by source_pattern>)")
-        return cls(database, where, _compile(subject_pattern, f"{where}.subject_pattern"),
-                   _compile(source_pattern, f"{where}.source_pattern"), source_database,
-                   unknown_subjects)
+    def of(cls, db: Folders, where: str) -> "Naming":
+        """The naming rules of a folders or csv database (patterns checked by the schema)."""
+        return cls(db.name, where, *(re.compile(p) if p is not None else None
+                                     for p in (db.subject_pattern, db.source_pattern)),
+                   db.source_database, db.unknown_subjects)
 
     def _match(self, pattern: re.Pattern, option: str, f: Path) -> str:
         m = pattern.search(f.name)
@@ -169,18 +143,6 @@ class Naming:
             source = (f"{self.source_database}/"
                       f"{self._match(self.source_pattern, 'source_pattern', f)}")
         return subject, source
-
-
-def _compile(pattern, option: str) -> re.Pattern | None:
-    if pattern is None:
-        return None
-    try:
-        compiled = re.compile(str(pattern))
-    except re.error as e:
-        raise DatasetError(f"{option}: not a regular expression: {pattern!r} ({e})") from None
-    if "subject" not in compiled.groupindex:
-        raise DatasetError(f"{option}: {pattern!r} has no named group (?P<subject>...)")
-    return compiled
 
 
 KDEF_NAME = re.compile(r"^([AB])([FM])(\d\d)([A-Z]{2})(FL|FR|HL|HR|S)\.(JPE?G)$", re.I)
@@ -421,81 +383,28 @@ def import_fer2013(csv_path, usage: str | None = None,
     return _finish(rows, result, "FER2013", csv_path, require_all), np.stack(pixels)
 
 
-def database_options(kind: str, options: dict, where: str) -> dict:
-    """The options of one database entry with defaults filled in, or an error naming
-    the unknown kind, a missing required option or unknown options."""
-    if kind not in KIND_OPTIONS:
-        raise DatasetError(f"{where}.kind: unknown database kind {kind!r}; expected one of "
-                           f"{', '.join(KIND_OPTIONS)}")
-    known = KIND_OPTIONS[kind]
-    unknown = sorted(set(options) - set(known) - set(STAGE_OPTIONS))
-    if unknown:
-        raise DatasetError(f"{where}: unknown option(s) {', '.join(unknown)} for kind "
-                           f"{kind!r}; known: {', '.join(sorted([*known, *STAGE_OPTIONS]))}")
-    missing = [k for k, v in known.items() if v is REQUIRED and k not in options]
-    if missing:
-        raise DatasetError(f"{where}: missing required option(s) {', '.join(missing)} for "
-                           f"kind {kind!r}")
-    for key, ok, expected in (("detect", lambda v: isinstance(v, bool), "true or false"),
-                              ("square", lambda v: v is None or isinstance(v, bool),
-                               "true or false"),
-                              ("pad", lambda v: v is None or (isinstance(v, (int, float))
-                                                              and not isinstance(v, bool)
-                                                              and 0 <= v <= 2),
-                               "a number in [0, 2]")):
-        if key in options and not ok(options[key]):
-            raise DatasetError(f"{where}.{key} = {options[key]!r}: expected {expected}")
-    merged = {**known, **{k: v for k, v in options.items() if k in known}}
-    if kind == "csv":
-        if not isinstance(merged["csv"], str) or not merged["csv"].strip():
-            raise DatasetError(f"{where}.csv = {merged['csv']!r}: expected a file name")
-        csv = PurePosixPath(merged["csv"].replace("\\", "/"))
-        if csv.is_absolute() or ".." in csv.parts or ":" in csv.parts[0]:
-            raise DatasetError(f"{where}.csv = {merged['csv']!r}: the labels csv must lie "
-                               "inside the database folder (its path), so that DVC tracks "
-                               "it with the images and a label edit re-runs the database's "
-                               "stages")
-    if kind == "csv" and merged["subject_column"] is not None and \
-            merged["subject_pattern"] is not None:
-        raise DatasetError(f"{where}: subject_column and subject_pattern both name the "
-                           "subjects; keep one")
-    if "class_policy" in merged and merged["class_policy"] not in CLASS_POLICIES:
-        raise DatasetError(f"{where}.class_policy: must be one of {', '.join(CLASS_POLICIES)}, "
-                           f"got {merged['class_policy']!r}")
-    return merged
-
-
-def import_database(kind: str, path, key: str | None = None, **options) -> ImportResult:
-    """Dispatch on the `kind` named in params.yaml (`data.databases.<key>.kind`)."""
-    where = f"data.databases.{key}" if key else "database options"
-    o = database_options(kind, options, where)
-    if kind == "kdef":
-        return import_kdef(path, o["frontal_only"], o["require_all"], where)
-    if kind == "ck":
-        return import_ck(path, o["peak_frames"], o["neutral_frames"], o["class_policy"],
-                         o["require_all"], where)
-    if kind == "jaffe":
-        return import_jaffe(path, o["require_all"], where)
-    if kind == "fer2013":
-        result, pixels = import_fer2013(path, o["usage"], o["require_all"])
+def import_database(key: str, db: dict | Database) -> ImportResult:
+    """Import `data.databases.<key>` (its options as in params.yaml, or their model),
+    dispatching on its `kind`."""
+    try:
+        db = db if isinstance(db, Database) else database(key, db)
+    except ConfigError as e:
+        raise DatasetError(str(e)) from None
+    where = f"data.databases.{key}"
+    if db.kind == "kdef":
+        return import_kdef(db.path, db.frontal_only, db.require_all, where)
+    if db.kind == "ck":
+        return import_ck(db.path, db.peak_frames, db.neutral_frames, db.class_policy,
+                         db.require_all, where)
+    if db.kind == "jaffe":
+        return import_jaffe(db.path, db.require_all, where)
+    if db.kind == "fer2013":
+        result, pixels = import_fer2013(db.path, db.usage, db.require_all)
         result.pixels = pixels
         return result
-    naming = Naming.from_options(o["name"], where, o["subject_pattern"], o["source_pattern"],
-                                 o["source_database"], o["unknown_subjects"])
-    if kind == "folders":
-        return import_label_folders(path, o["name"], o["require_all"], o["class_policy"],
-                                    naming, where)
-    return import_csv(path, o["name"], o["csv"], o["file_column"], o["label_column"],
-                      o["require_all"], o["class_policy"], naming, where, o["subject_column"])
-
-
-def import_entry(key: str, spec: dict) -> ImportResult:
-    """Import `data.databases.<key>` as written in params.yaml."""
-    where = f"data.databases.{key}"
-    if not isinstance(spec, dict):
-        raise DatasetError(f"{where}: expected a mapping of options, got {spec!r}")
-    missing = [k for k in ("kind", "path") if k not in spec]
-    if missing:
-        raise DatasetError(f"{where}: missing required option(s) {', '.join(missing)}")
-    options = {k: v for k, v in spec.items() if k not in ("kind", "path")}
-    return import_database(spec["kind"], spec["path"], key, **options)
+    if db.kind == "folders":
+        return import_label_folders(db.path, db.name, db.require_all, db.class_policy,
+                                    Naming.of(db, where), where)
+    return import_csv(db.path, db.name, db.csv, db.file_column, db.label_column,
+                      db.require_all, db.class_policy, Naming.of(db, where), where,
+                      db.subject_column)

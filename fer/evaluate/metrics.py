@@ -2,37 +2,47 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, confusion_matrix,
-                             f1_score, precision_recall_fscore_support)
+from sklearn.metrics import confusion_matrix
 
 from fer.data.labels import EMOTIONS
 
 
-def classification_metrics(y_true, probs) -> dict:
-    """accuracy, balanced accuracy, macro-F1, per-class precision/recall, confusion.
+def confusion_metrics(cms) -> dict:
+    """accuracy, balanced accuracy and macro-F1 of a stack of confusion matrices (B, C, C)
+    (rows true, columns predicted): arrays of B values. The one place these are computed
+    (per seed here, per bootstrap resample in fer.evaluate.stats).
 
     A set without some emotions (CK+48 has no neutral) is scored on the classes it has:
     balanced accuracy and macro-F1 average over its present classes, while predictions
-    may still be any of the seven (the confusion matrix keeps all seven columns);
-    `absent_classes` names the others.
+    may still be any of the seven.
     """
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(probs).argmax(axis=1)
+    cms = np.asarray(cms, np.float64)
+    diag = np.einsum("bii->bi", cms)
+    support, predicted = cms.sum(2), cms.sum(1)
+    present = support > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(present, diag / support, 0.0)
+        precision = np.where(predicted > 0, diag / predicted, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        n_present = present.sum(1)
+        return {"accuracy": diag.sum(1) / support.sum(1),
+                "balanced_accuracy": np.where(n_present, (recall * present).sum(1) / n_present, 0),
+                "macro_f1": np.where(n_present, (f1 * present).sum(1) / n_present, 0),
+                "precision": precision, "recall": recall, "support": support}
+
+
+def classification_metrics(y_true, probs) -> dict:
+    """accuracy, balanced accuracy, macro-F1 (`confusion_metrics`), per-class precision,
+    recall and support, the confusion matrix (all seven columns) and `absent_classes`."""
     labels = list(range(len(EMOTIONS)))
-    present = sorted(set(y_true.tolist()))
-    prec, rec, _, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
-    recall_present = [rec[c] for c in present]
+    cm = confusion_matrix(np.asarray(y_true), np.asarray(probs).argmax(axis=1), labels=labels)
+    m = {k: v[0] for k, v in confusion_metrics(cm[None]).items()}
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(np.mean(recall_present)) if present else 0.0,
-        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro",
-                                   zero_division=0)) if present else 0.0,
-        "absent_classes": [EMOTIONS[c] for c in labels if c not in present],
-        "precision": {e: float(p) for e, p in zip(EMOTIONS, prec)},
-        "recall": {e: float(r) for e, r in zip(EMOTIONS, rec)},
-        "support": {e: int(s) for e, s in zip(EMOTIONS, support)},
-        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        **{k: float(m[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+        "absent_classes": [EMOTIONS[c] for c in labels if not m["support"][c]],
+        **{k: {e: (int if k == "support" else float)(v) for e, v in zip(EMOTIONS, m[k])}
+           for k in ("precision", "recall", "support")},
+        "confusion": cm.tolist(),
     }
 
 

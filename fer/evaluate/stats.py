@@ -5,13 +5,17 @@ and Holm's correction across a family of comparisons.
 
 The bootstrap needs no per-image predictions: a confusion matrix is the multiset of
 (true, predicted) pairs, so resampling its entries is resampling the test images.
-Metrics follow fer.evaluate.metrics: balanced accuracy and macro-F1 average over the classes
+Metrics are fer.evaluate.metrics.confusion_metrics: balanced accuracy and macro-F1 average over the classes
 present in the (resampled) test set.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+
+from fer.evaluate.metrics import confusion_metrics
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 
 LEVEL = 0.95
 
@@ -26,29 +30,10 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float] | None:
     return float(v.mean() - half), float(v.mean() + half)
 
 
-def _metrics_from_confusions(cms: np.ndarray) -> dict:
-    """accuracy, balanced accuracy, macro-F1 of a stack of confusion matrices (B, C, C)
-    (rows true, columns predicted), over the classes present in each."""
-    cms = np.asarray(cms, np.float64)
-    diag = np.einsum("bii->bi", cms)
-    support, predicted = cms.sum(2), cms.sum(1)
-    total = support.sum(1)
-    present = support > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(present, diag / support, 0.0)
-        precision = np.where(predicted > 0, diag / predicted, 0.0)
-        f1 = np.where(precision + recall > 0,
-                      2 * precision * recall / (precision + recall), 0.0)
-    n_present = present.sum(1)
-    return {"accuracy": diag.sum(1) / total,
-            "balanced_accuracy": (recall * present).sum(1) / n_present,
-            "macro_f1": (f1 * present).sum(1) / n_present}
-
-
 def metrics_from_confusion(confusion) -> dict:
-    """The three headline metrics of one confusion matrix (as fer.evaluate.metrics computes)."""
-    return {k: float(v[0]) for k, v in
-            _metrics_from_confusions(np.asarray(confusion)[None]).items()}
+    """The three headline metrics of one confusion matrix."""
+    return {k: float(v[0]) for k, v in confusion_metrics(np.asarray(confusion)[None]).items()
+            if k in HEADLINE}
 
 
 def bootstrap_ci(confusion, n_resamples: int, seed: int, level: float = LEVEL,
@@ -68,8 +53,9 @@ def bootstrap_ci(confusion, n_resamples: int, seed: int, level: float = LEVEL,
         sample = pairs[rng.integers(0, pairs.size, size=(b, pairs.size))]
         flat = (sample + (np.arange(b) * c * c)[:, None]).ravel()
         cms = np.bincount(flat, minlength=b * c * c).reshape(b, c, c)
-        for k, v in _metrics_from_confusions(cms).items():
-            draws[k].append(v)
+        resampled = confusion_metrics(cms)
+        for k in HEADLINE:
+            draws[k].append(resampled[k])
     point = metrics_from_confusion(cm)
     alpha = (1 - level) / 2
     return {k: {"estimate": point[k],

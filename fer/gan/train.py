@@ -10,10 +10,9 @@ and epoch/step).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -22,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from fer.core.atomic import atomic_dir, atomic_file
+from fer.core.keys import content_key, versions
 from fer.gan.dcgan import GanSpec, generate, load_state_arrays, make_gan, state_arrays, to_tanh_range
 from fer.gan.kid import kid
 
@@ -83,18 +83,9 @@ def fingerprint(emotion: str, real_uint8: np.ndarray, spec: GanSpec, train: GanT
     versions; and `extra`, the caller's parameters that shape its output from the state
     (the stage passes its `gan` group and `crop.size`, `n_generate` included: the state
     lives only until the stage completes, so this costs no reuse)."""
-    import keras
-    import tensorflow as tf
-    real = np.ascontiguousarray(real_uint8)
-    h = hashlib.sha256()
-    h.update(json.dumps([emotion, asdict(spec), asdict(train), real.shape, str(real.dtype),
-                         features.get("kid_features"), features.get("kid_weights_md5"),
-                         tf.__version__, keras.__version__, np.__version__, extra or {}],
-                        sort_keys=True, default=str).encode())
-    h.update(real.tobytes())
-    for f in code_files:
-        h.update(hashlib.sha256(Path(f).read_bytes()).digest())
-    return h.hexdigest()[:16]
+    return content_key(emotion, spec, train, features.get("kid_features"),
+                       features.get("kid_weights_md5"), versions(), extra or {}, real_uint8,
+                       *map(Path, code_files), length=16)
 
 
 def _save_state(state_dir: Path, gan, record: dict) -> None:

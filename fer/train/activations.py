@@ -20,7 +20,6 @@ copy, so a reader never sees it moved away.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -34,6 +33,7 @@ import tensorflow as tf
 
 from fer.train import backbones as models
 from fer.core.atomic import atomic_dir
+from fer.core.keys import content_key
 
 DTYPES = ("float32", "float16")
 
@@ -54,30 +54,16 @@ class CacheTooLarge(Exception):
     """An entry would exceed `CacheSpec.limit_gb`; the caller trains the naive way."""
 
 
-def _code_digest() -> bytes:
-    return b"".join(Path(m.__file__).read_bytes() for m in (models, sys.modules[__name__]))
-
-
 def model_key(model, parts: dict, dtype: str) -> str:
     """Content key of the network that computes the activations (see module doc)."""
     policy = keras.mixed_precision.global_policy().name      # the compute precision
-    h = hashlib.sha256(json.dumps({**parts, "dtype": dtype, "policy": policy},
-                                  sort_keys=True).encode())
-    h.update(_code_digest())
-    for i, w in enumerate(model.weights):    # by position: Keras numbers names per process
-        v = np.ascontiguousarray(w.numpy())
-        h.update(f"{i}:{v.dtype}:{v.shape}".encode())
-        h.update(v.tobytes())
-    return h.hexdigest()[:24]
+    # weights by position: Keras numbers their names per process
+    return content_key({**parts, "dtype": dtype, "policy": policy}, models,
+                       sys.modules[__name__], *(w.numpy() for w in model.weights))
 
 
 def array_key(arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype}:{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()[:24]
+    return content_key(*arrays)
 
 
 _FORWARD = weakref.WeakKeyDictionary()

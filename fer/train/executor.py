@@ -23,7 +23,6 @@ Under Ray:
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.core import settings
+from fer.core.keys import content_key
 from fer.data.dataset import Dataset, load_dataset, save_dataset
 
 # GPU memory growth on by default (read when TensorFlow first touches a GPU), so two
@@ -174,13 +174,9 @@ def _share(obj, shared_dir):
 def publish(ds: Dataset, shared_dir) -> Path:
     """`ds` as a dataset directory `<shared_dir>/datasets/<sha256 of its content>`,
     written (atomically) only if absent."""
-    images = np.ascontiguousarray(ds.images)
-    h = hashlib.sha256(str(images.shape).encode())
-    h.update(memoryview(images.reshape(-1)))
-    h.update(ds.manifest.to_csv(index=False).encode())
-    path = Path(shared_dir) / "datasets" / h.hexdigest()[:24]
+    path = Path(shared_dir) / "datasets" / content_key(ds.images, ds.manifest.to_csv(index=False))
     if not (path / "manifest.csv").is_file():
-        save_dataset(path, images, ds.manifest.drop(columns=["label_id"], errors="ignore"))
+        save_dataset(path, ds.images, ds.manifest.drop(columns=["label_id"], errors="ignore"))
     return path
 
 

@@ -14,10 +14,10 @@ cell's parameters, the local weights file it loads and the code that computes it
 """
 from __future__ import annotations
 
-import hashlib
+import sys
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from fer.train import backbones as models
 from fer.core import schema
 from fer.data import splits
 from fer.core.atomic import atomic_file, write_json
+from fer.core.keys import content_key, versions
 from fer.data.dataset import Dataset, load_dataset, stratified_subset
 from fer.evaluate.metrics import classification_metrics, summarize
 from fer.train.finetune import TrainSpec, predict, train_two_step, validation_split
@@ -119,11 +120,6 @@ def check_cell(spec: CellSpec, train: Dataset, tests: dict) -> None:
                              f"{train.images.shape[1:]}")
 
 
-def _file_sha256(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def set_paths(spec: CellSpec, datasets) -> dict:
     """{set name: directory} of the cell's train and test sets; `datasets` is that mapping
     already, or one directory holding every set."""
@@ -134,18 +130,11 @@ def set_paths(spec: CellSpec, datasets) -> dict:
 
 def fingerprint(spec: CellSpec, datasets) -> str:
     """Content key of a cell's resume cache: parameters, dataset bytes, weights, code."""
-    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
-    for path in set_paths(spec, datasets).values():
-        for f in ("images.npy", "manifest.csv"):
-            h.update(_file_sha256(path / f).encode())
-    if spec.model.weights not in NAMED_WEIGHTS:
-        h.update(_file_sha256(spec.model.weights).encode())
-    for module in (*CODE, __import__(__name__, fromlist=["_"])):
-        h.update(Path(module.__file__).read_bytes())
-    import keras
-    import tensorflow as tf
-    h.update(f"tf {tf.__version__} keras {keras.__version__} numpy {np.__version__}".encode())
-    return h.hexdigest()[:20]
+    files = [Path(p) / f for p in set_paths(spec, datasets).values()
+             for f in ("images.npy", "manifest.csv")]
+    weights = [] if spec.model.weights in NAMED_WEIGHTS else [Path(spec.model.weights)]
+    return content_key(spec, *files, *weights, *CODE, sys.modules[__name__], versions(),
+                       length=20)
 
 
 def prepare_cache(spec: CellSpec, datasets, cache_dir) -> str:
