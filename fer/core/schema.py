@@ -154,6 +154,7 @@ KINDS = {m.model_fields["kind"].annotation.__args__[0]: m
          for m in (Kdef, Ck, Jaffe, Fer2013, Folders, Csv)}
 AnyDatabase = typing.Annotated[typing.Union[Kdef, Ck, Jaffe, Fer2013, Folders, Csv],
                                Field(discriminator="kind")]
+DATABASE = TypeAdapter(AnyDatabase)
 
 
 class Data(Section):
@@ -408,7 +409,7 @@ def _known_keys(loc) -> list[str]:
 def database(key: str, options: dict) -> Database:
     """`data.databases.<key>` as its kind's model; ConfigError naming every problem."""
     try:
-        return TypeAdapter(AnyDatabase).validate_python(options)
+        return DATABASE.validate_python(options)
     except ValidationError as e:
         raise ConfigError(f"data.databases.{key}", [
             _describe(err, ("data", "databases", key, *err["loc"])) for err in e.errors()])\

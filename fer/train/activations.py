@@ -62,10 +62,6 @@ def model_key(model, parts: dict, dtype: str) -> str:
                        sys.modules[__name__], *(w.numpy() for w in model.weights))
 
 
-def array_key(arrays) -> str:
-    return content_key(*arrays)
-
-
 _FORWARD = weakref.WeakKeyDictionary()
 
 
@@ -101,7 +97,7 @@ def activations(model, inputs, key: str, cache: CacheSpec, log=print):
     and input content. Returns (arrays, info); raises CacheTooLarge before computing
     anything if the entry would exceed the limit."""
     inputs = list(inputs)
-    path = Path(cache.root) / key / array_key(inputs)
+    path = Path(cache.root) / key / content_key(*inputs)
     names = [f"t{i}.npy" for i in range(len(model.outputs))]
     if (path / "meta.json").is_file():
         arrays = [np.load(path / f, mmap_mode="r") for f in names]
