@@ -52,7 +52,8 @@ def main(model: str, train_set: str) -> None:
         if cell["val_summary"]:
             log({"val_accuracy_mean": cell["val_summary"]["accuracy"]["mean"]})
         mlflow.set_tags({"selected_on": spec.select_on, "selected_seed": cell["selected_seed"]})
-        log({f"{s}_seconds_per_epoch": v for s, v in cell["epoch_seconds"].items()})
+        log({f"{s}_seconds_per_epoch": v for s, v in cell["epoch_seconds"].items()
+             if v is not None})
 
     best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],
