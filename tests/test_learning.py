@@ -11,6 +11,7 @@ importer (JAFFE's) must bring that test set to chance, with the very same model.
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -24,8 +25,11 @@ from fer.data.dataset import Dataset, with_label_ids
 from fer.data.faces import STYLES
 from fer.data.images import read_rgb
 from fer.data.labels import EMOTIONS, JAFFE_EMOTIONS
+from fer.edge.tfjs import export_variants, run_js_models
 from fer.train.backbones import ModelSpec
 from fer.train.finetune import TrainSpec, predict, train_two_step
+from fer.train.keras_io import save_model
+from needs import APT_NODE, NPM_WEB, WEB, need
 
 SCALE, SIZE = 0.25, 64
 CHANCE = {"CK+": 1 / 7, "JAFFE": 1 / 7}
@@ -86,3 +90,29 @@ def test_a_permuted_importer_falls_to_chance(run, monkeypatch):
     assert (permuted.labels != tests["JAFFE"].labels).all()        # every label moved
     np.testing.assert_array_equal(permuted.images, tests["JAFFE"].images)
     assert accuracy(model, permuted) <= CHANCE["JAFFE"] + 0.05 < accuracy(model, tests["JAFFE"])
+
+
+# TF.js against Python on the demo test images, per variant: (largest probability
+# difference, least share of images with the same argmax). Measured on the demo's
+# KDEF_OL model: 3e-5, 5e-4, 5e-3, 0.16, argmax equal on every image but 3 % / 6 % of
+# JAFFE / CK+ for uint8; here float16 flipped one near tie of 190.
+PARITY = {"float32": (1e-4, 1.0), "uint16": (2e-3, 0.98), "float16": (2e-2, 0.98),
+          "uint8": (0.3, 0.9)}
+
+
+@pytest.mark.slow
+def test_tfjs_predictions_equal_python_within_each_variants_tolerance(run, tmp_path):
+    need((WEB / "node_modules/@tensorflow/tfjs").is_dir() and shutil.which("node"),
+         f"node and TF.js ({APT_NODE}; {NPM_WEB})")
+    _, model, _, tests = run
+    save_model(model, tmp_path / "model.keras")
+    sizes = export_variants(tmp_path / "model.keras", tmp_path, list(PARITY),
+                            {"input_size": SIZE, "labels": list(EMOTIONS)})
+    assert sizes["uint8"] < 0.3e6                               # a few hundred KB at most
+    images = np.concatenate([np.asarray(d.images) for d in tests.values()])
+    python = predict(model, Dataset(images, pd.concat([d.manifest for d in tests.values()])))
+    for variant, js in zip(PARITY, run_js_models([tmp_path / v for v in PARITY], images,
+                                                 "wasm", runs=1, warmup=1)):
+        diff = np.abs(js["probs"] - python).max()
+        same = (js["probs"].argmax(1) == python.argmax(1)).mean()
+        assert diff <= PARITY[variant][0] and same >= PARITY[variant][1], (variant, diff, same)
