@@ -36,7 +36,7 @@ def main() -> None:
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
     rows, reference, sizes = [], {}, {}
     for name, train_set in e["models"].items():    # each exported model's Keras row
-        model = keras.models.load_model(f"build/models/{name}/{train_set}/model.keras")
+        model = keras.models.load_model(f"build/tfjs/{name}/model.keras")   # export's copy
         sizes[name] = json.loads(Path(f"metrics/export/{name}.json").read_text())["size_mb"]
         reference[name] = {t: predict(model, ds) for t, ds in tests.items()}
         rows.append({"model": f"{name} on {train_set} (Keras)", "size_mb": sizes[name]["keras"],
