@@ -59,6 +59,7 @@ def main(model: str, train_set: str) -> None:
     meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],
             "selected_on": spec.select_on, "test_selected": cell["selection"]["test_selected"],
             "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
+            "base_input": list(spec.model.base_shape),   # grey/resized inside the model
             "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
             "crop": {k: params["crop"][k]
                      for k in ("margin", "square", "confidence", "frame_tolerance")},
