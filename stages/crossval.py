@@ -16,16 +16,18 @@ def main() -> None:
     cv = params["crossval"]
     union = concat_datasets([load_dataset(set_dir(name)) for name in cv["sets"]])
     union = stratified_subset(union, cv["max_images"], cv["seed"])
-    train = train_spec(params, val_fraction=0.0)
     results, lines = {}, ["| Model | random folds, as in the paper: optimistic (%) | "
                           "subject-grouped folds (%) |", "|---|---|---|"]
-    tasks = [(name, protocol, i, (model_spec(params, name), tr, va, cv["seed"] + i))
-             for name in cv["models"] for protocol in PROTOCOLS
-             for i, (tr, va) in enumerate(folds(union.manifest, protocol, cv["folds"],
-                                                cv["seed"]))]
-    # every (model, protocol, fold) one task under FER_EXECUTOR, in this order
-    accs = run_tasks(configured(), holdout_accuracy, (train, union),
-                     [t[-1] for t in tasks])
+    splits = {p: folds(union.manifest, p, cv["folds"], cv["seed"]) for p in PROTOCOLS}
+    tasks, accs = [], []
+    for name in cv["models"]:       # each backbone with its own train keys (models.<m>.train)
+        mine = [(name, protocol, i, (model_spec(params, name), tr, va, cv["seed"] + i))
+                for protocol in PROTOCOLS for i, (tr, va) in enumerate(splits[protocol])]
+        # every (protocol, fold) one task under FER_EXECUTOR, in this order
+        accs += run_tasks(configured(), holdout_accuracy,
+                          (train_spec(params, val_fraction=0.0, model=name), union),
+                          [t[-1] for t in mine])
+        tasks += mine
     fold_accs = {}
     for (name, protocol, i, _), acc in zip(tasks, accs):
         fold_accs.setdefault((name, protocol), []).append(acc)

@@ -29,53 +29,56 @@ def _cell(row: dict, key: str, scale: float, fmt: str) -> str:
 def main() -> None:
     params = load_params()
     e, edge = params["export"], params["edge"]
-    src = f"build/models/{e['model']}/{e['train_set']}"
-    model = keras.models.load_model(f"{src}/model.keras")
-    sizes = json.loads(Path("metrics/export.json").read_text())["size_mb"]
     cap = edge.get("max_images")
     tests = {t: stratified_subset(load_dataset(set_dir(t)), cap, 0)
              for t in params["grid"]["test_sets"]}
     images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
-    reference = {t: predict(model, ds) for t, ds in tests.items()}
-    rows = [{"model": f"{e['model']} (Keras)", "size_mb": sizes["keras"],
-             **{t: float((reference[t].argmax(1) == ds.labels).mean())
-                for t, ds in tests.items()},
-             "max_abs_diff": 0.0, "location": "server (Python TF, this machine)",
-             **latency(server_latency(model, images[0], edge["runs"], edge["warmup"]))}]
+    rows, reference, sizes = [], {}, {}
+    for name, train_set in e["models"].items():    # each exported model's Keras row
+        model = keras.models.load_model(f"build/tfjs/{name}/model.keras")   # export's copy
+        sizes[name] = json.loads(Path(f"metrics/export/{name}.json").read_text())["size_mb"]
+        reference[name] = {t: predict(model, ds) for t, ds in tests.items()}
+        rows.append({"model": f"{name} on {train_set} (Keras)", "size_mb": sizes[name]["keras"],
+                     **{t: float((reference[name][t].argmax(1) == ds.labels).mean())
+                        for t, ds in tests.items()},
+                     "max_abs_diff": 0.0, "location": "server (Python TF, this machine)",
+                     **latency(server_latency(model, images[0], edge["runs"], edge["warmup"]))})
     has_chromium = shutil.which("chromium") is not None
-    measured = {}                  # (variant, runtime index) -> row
+    runs = [(name, v) for name in e["models"] for v in e["variants"]]
+    measured = {}                  # (model, variant, runtime index) -> row
     for r, rt in enumerate(edge["runtimes"]):
         if rt["where"] == "chromium" and not has_chromium:
             print(f"edge: no chromium on this machine, skipping {rt}")
             continue
         batch = images if rt["accuracy"] else images[:1]
-        # every variant in one process (one browser) per runtime, one after another; a
-        # latency-only runtime (software WebGL: ~4 s an image here) classifies nothing
-        results = run_js_models([f"build/tfjs/{v}" for v in e["variants"]], batch,
+        # every model and variant in one process (one browser) per runtime, one after
+        # another; a latency-only runtime (software WebGL: ~4 s an image here) classifies
+        # nothing
+        results = run_js_models([f"build/tfjs/{n}/{v}" for n, v in runs], batch,
                                 rt["backend"], edge["runs"], rt["where"], edge["warmup"],
                                 classify=rt["accuracy"])
-        assert len(results) == len(e["variants"]), (rt, len(results))
-        for variant, js in zip(e["variants"], results):
-            row = {"model": f"{e['model']}_JS_{variant}", "size_mb": sizes[variant],
+        assert len(results) == len(runs), (rt, len(results))
+        for (name, variant), js in zip(runs, results):
+            row = {"model": f"{name}_JS_{variant}", "size_mb": sizes[name][variant],
                    "location": f"{rt['where']} ({js['backend']})", **latency(js["ms"])}
             if rt["accuracy"]:
                 for i, (t, ds) in enumerate(tests.items()):
                     p = js["probs"][bounds[i]:bounds[i + 1]]
                     row[t] = float((p.argmax(1) == ds.labels).mean())
                     row["max_abs_diff"] = max(row.get("max_abs_diff", 0.0),
-                                              float(np.abs(p - reference[t]).max()))
-            measured[variant, r] = row
+                                              float(np.abs(p - reference[name][t]).max()))
+            measured[name, variant, r] = row
             print(f"edge {row['model']} in {row['location']}: {row['median_ms']} ms" +
                   "".join(f", {t} {row[t]:.3f}" for t in tests if t in row))
-    rows += [measured[v, r] for v in e["variants"] for r in range(len(edge["runtimes"]))
-             if (v, r) in measured]
+    rows += [measured[k] for k in ((n, v, r) for n, v in runs
+                                    for r in range(len(edge["runtimes"]))) if k in measured]
     refs = (json.loads(BASELINES.read_text())["models"] if BASELINES.is_file() else [])
     rows += edge_rows(refs, list(tests))
     lines = ["| Model | Size (MB) | " + " | ".join(f"{t} acc. (%)" for t in tests)
              + " | max abs. diff. vs Keras | Inf. time median / p90 (ms) | Inf. location |",
              "|---" * (len(tests) + 5) + "|"]
-    lines += [f"| {r['model']} | {r['size_mb']:.1f} | "
+    lines += [f"| {r['model']} | {r['size_mb']:.2f} | "
               + " | ".join(_cell(r, t, 100, "{:.1f}") for t in tests)
               + f" | {_cell(r, 'max_abs_diff', 1, '{:.1e}')} | {r['median_ms']:.1f} / "
               f"{r['p90_ms']:.1f} | {r['location']} |" for r in rows]

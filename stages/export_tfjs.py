@@ -1,25 +1,34 @@
-"""DVC stage export: the chosen cell's best model -> TF.js graph models in four weight
-precisions (paper 6.2), preprocessing metadata inside model.json. The SavedModel the
+"""DVC stage export@<model>: a chosen cell's best model (`export.models`: backbone -> train
+set) -> TF.js graph models in four weight precisions (paper 6.2) under
+build/tfjs/<model>/, preprocessing metadata inside model.json, beside a copy of the Keras
+model (edge_eval's reference: so it depends on the exported cells only). The SavedModel the
 converter reads is rebuilt from model.keras in a temporary directory (fer.edge.tfjs)."""
 import json
+import shutil
+import sys
 from pathlib import Path
 
-from fer.core.atomic import write_json
+from fer.core.atomic import atomic_file, write_json
 from fer.edge.tfjs import export_variants
 from fer.core.params import load_params
 
 
-def main() -> None:
+def main(model: str) -> None:
     e = load_params()["export"]
-    src = f"build/models/{e['model']}/{e['train_set']}"
+    train_set = e["models"][model]
+    src = f"build/models/{model}/{train_set}"
     meta = json.loads(open(f"{src}/meta.json").read())
     sizes = {"keras": Path(f"{src}/model.keras").stat().st_size,
-             **export_variants(f"{src}/model.keras", "build/tfjs", e["variants"], meta)}
+             **export_variants(f"{src}/model.keras", f"build/tfjs/{model}", e["variants"], meta)}
+    with atomic_file(f"build/tfjs/{model}/model.keras", "wb") as f, \
+            open(f"{src}/model.keras", "rb") as keras_file:
+        shutil.copyfileobj(keras_file, f)
     for variant in e["variants"]:
-        print(f"export {e['model']} {e['train_set']} {variant}: {sizes[variant] / 1e6:.1f} MB")
-    write_json("metrics/export.json", {"model": e["model"], "train_set": e["train_set"],
-                                       "size_mb": {k: round(v / 1e6, 2) for k, v in sizes.items()}})
+        print(f"export {model} {train_set} {variant}: {sizes[variant] / 1e6:.3f} MB")
+    write_json(f"metrics/export/{model}.json", {
+        "model": model, "train_set": train_set,
+        "size_mb": {k: round(v / 1e6, 3) for k, v in sizes.items()}})
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

@@ -52,12 +52,14 @@ def main(model: str, train_set: str) -> None:
         if cell["val_summary"]:
             log({"val_accuracy_mean": cell["val_summary"]["accuracy"]["mean"]})
         mlflow.set_tags({"selected_on": spec.select_on, "selected_seed": cell["selected_seed"]})
-        log({f"{s}_seconds_per_epoch": v for s, v in cell["epoch_seconds"].items()})
+        log({f"{s}_seconds_per_epoch": v for s, v in cell["epoch_seconds"].items()
+             if v is not None})
 
     best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],
             "selected_on": spec.select_on, "test_selected": cell["selection"]["test_selected"],
             "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
+            "base_input": list(spec.model.base_shape),   # grey/resized inside the model
             "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
             "crop": {k: params["crop"][k]
                      for k in ("margin", "square", "confidence", "frame_tolerance")},

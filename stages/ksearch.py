@@ -15,10 +15,18 @@ from fer.data.splits import holdout_by_source
 def main() -> None:
     params = load_params()
     ks, name = params["ksearch"], params["model"]["name"]
+    if params["models"][name]["weights"] == "none":
+        why = (f"not applicable: {name} has weights none, nothing pretrained to keep frozen "
+               "(it trains every layer from scratch), so there is no k to choose")
+        print(f"ksearch {name}: {why}")
+        with atomic_file("reports/ksearch.csv") as f:
+            f.write("k,val_accuracy\n")
+        write_json("metrics/ksearch.json", {"model": name, "not_applicable": why})
+        return
     data = stratified_subset(load_dataset(set_dir(ks["train_set"])),
                              ks["max_images"], ks["seed"])
     tr, va = holdout_by_source(data.manifest, ks["holdout"], ks["seed"])
-    train = train_spec(params, val_fraction=0.0)
+    train = train_spec(params, val_fraction=0.0, model=name)
     rows, k_values = [], ks["k_values"][name]
     specs = [(model_spec(params, name, k=k), tr, va, ks["seed"]) for k in k_values]
     accs = run_tasks(configured(), holdout_accuracy, (train, data), specs)

@@ -18,13 +18,13 @@ from test_resume import KILL_HOOK, _kill_midway, _leftovers, _outs
 
 # CPU sizes on top of the README's overrides (the demo profile comes first)
 SMALL = ["crop.size=32", "augment.copies=1", "grid.models=[vgg16]", "model=vgg16",
-         "export.model=vgg16", "export.variants=[float32,uint8]", "crossval.models=[vgg16]",
-         "crossval.folds=3", "train.seeds=1", "train.max_images=null", "train.batch_size=16",
+         "~export.models", "+export.models={vgg16:WEB_DA}", "export.variants=[float32,uint8]",
+         "crossval.models=[vgg16]", "crossval.folds=3", "train.seeds=1", "train.max_images=null", "train.batch_size=16",
          "edge.runtimes=[{where:node,backend:wasm,accuracy:true}]", "edge.runs=1",
          "edge.max_images=7", "report.latency_runs=1", "report.bootstrap_resamples=100"]
 ALL_STAGES = {"import@jaffe", "import@ck48", "import@web", "crop@jaffe", "crop@ck48",
               "crop@web", "augment", "merge", "baselines", "finetune@vgg16-WEB_DA",
-              "aggregate", "ksearch", "crossval", "gan_quality", "export", "edge_eval",
+              "aggregate", "ksearch", "crossval", "gan_quality", "export@vgg16", "edge_eval",
               "report"}
 
 
@@ -34,7 +34,7 @@ def readme_example() -> tuple[str, str, list[str]]:
     text = (ROOT / "README.md").read_text()
     yaml_block = re.search(r"```yaml\n(# conf/data/mine\.yaml.*?)```", text, re.S).group(1)
     data, merge = yaml_block.split("# conf/merge/mine.yaml")
-    command = re.search(r"```bash\n(python -m fer\.params data=mine.*?)\n(?:dvc repro)",
+    command = re.search(r"```bash\n(python -m fer\.core\.params data=mine.*?)\n(?:dvc repro)",
                         text, re.S).group(1)
     words = shlex.split(command.replace("\\\n", " "))
     assert words[:3] == ["python", "-m", "fer.core.params"]
@@ -80,7 +80,7 @@ def test_readme_own_data_example_runs_to_the_report(tmp_path, demo_root):
         text = (repo / note).read_text()
         assert "PFA" not in text and "DCGAN" not in text, note
     edge = json.loads((repo / "metrics/edge.json").read_text())
-    assert edge and (repo / "build/tfjs/uint8/model.json").is_file()
+    assert edge and (repo / "build/tfjs/vgg16/uint8/model.json").is_file()
 
     second = run([dvc, "repro"], repo, env)
     assert ran(second) == set() and "up to date" in second

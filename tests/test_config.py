@@ -67,7 +67,7 @@ def test_names_must_refer_to_defined_sets_models_and_databases(demo):
     p["grid"]["test_sets"] = ["CK+", "JAFE"]
     p["train"]["select_on"] = "JAFFE"            # no longer a grid test set ... (JAFE typo)
     p["grid"]["models"] = ["vgg16", "vgg19"]
-    p["export"]["model"] = "inception_v3"        # the grid trains no inception_v3 cell
+    p["export"]["models"] = {"inception_v3": "KDEF_Q"}   # the grid trains no inception_v3 cell
     p["crossval"]["models"] = ["resnet50"]
     p["gan_quality"]["train_set"] = "KDEF_X"
     p["model"]["name"] = "vgg_16"
@@ -89,12 +89,12 @@ def test_names_must_refer_to_defined_sets_models_and_databases(demo):
         "KDEF_OL, KDEF_PFA, KDEF_Q, KDEF_PFA_Q)",
         "train.select_on = 'JAFFE': must be 'val' or one of grid.test_sets (CK+, JAFE)",
         "crossval.models = ['resnet50']: 'resnet50' is not a backbone of models (vgg16, "
-        "vgg19, inception_v3, inception_resnet_v2)",
+        "vgg19, inception_v3, inception_resnet_v2, mini_xception)",
         "model.name = 'vgg_16': 'vgg_16' is not a backbone of models (vgg16, vgg19, "
-        "inception_v3, inception_resnet_v2)",
+        "inception_v3, inception_resnet_v2, mini_xception)",
         "gan_quality.models = ['vgg19', 'inception_resnet_v2']: 'inception_resnet_v2' is not "
         "a backbone of grid.models (vgg16, vgg19)",
-        "export.model = 'inception_v3': 'inception_v3' is not a backbone of grid.models "
+        "export.models = 'inception_v3': 'inception_v3' is not a backbone of grid.models "
         "(vgg16, vgg19)",
         "ksearch.k_values: no k values for model.name = 'vgg_16'"]
 
@@ -122,7 +122,7 @@ def test_ranges_and_rules_within_sections(demo):
         "edge.max_images = 5: input should be greater than or equal to 7",
         "edge.runtimes.0.where = 'deno': input should be 'node' or 'chromium'",
         "models.resnet: unknown backbone (known: vgg16, vgg19, inception_v3, "
-        "inception_resnet_v2)",
+        "inception_resnet_v2, mini_xception)",
         "ksearch.k_values.vgg19 = [5, 23]: k = 23 exceeds the 22 layers of vgg19",
         "gan.image_size = 36: must be divisible by 2 ** gan.blocks = 8"]
 
@@ -198,19 +198,23 @@ def test_recording_params_logs_every_key_read(demo, tmp_path, monkeypatch):
         "merge.test_sets.JAFFE"}
     # membership reads the set of keys: the whole mapping is a dependency
     log.write_text("")
-    assert "kdef" in p["data"]["databases"] and len(p["models"]) == 4
+    assert "kdef" in p["data"]["databases"] and len(p["models"]) == 5
     assert log.read_text().split() == ["data.databases", "models"]
 
 
 def test_backbone_table_matches_keras():
     import keras
 
-    from fer.train.backbones import APPLICATIONS
+    from fer.train.backbones import APPLICATIONS, mini_xception
     builders = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19,
                 "inception_v3": keras.applications.InceptionV3,
                 "inception_resnet_v2": keras.applications.InceptionResNetV2}
-    assert set(builders) == set(BACKBONES) and APPLICATIONS == builders
-    for name, b in BACKBONES.items():
+    assert set(BACKBONES) == {*builders, "mini_xception"}
+    assert APPLICATIONS == {**builders, "mini_xception": mini_xception}
+    b = BACKBONES["mini_xception"]       # down to 1 x 1 at its minimum, 4 stride-2 modules
+    base = mini_xception(input_shape=(b.min_size, b.min_size, 1))
+    assert len(base.layers) == b.layers and base.output_shape == (None, 1, 1, 128)
+    for name, b in ((n, BACKBONES[n]) for n in builders):
         base = builders[name](include_top=False, weights=None,
                               input_shape=(b.min_size, b.min_size, 3))
         assert len(base.layers) == b.layers, name
@@ -261,7 +265,8 @@ def test_gan_stages_exist_exactly_when_a_set_uses_the_dcgan_images(demo):
     for name in ("KDEF_Q", "KDEF_PFA_Q"):
         p["merge"]["train_sets"].pop(name)
     p["grid"]["train_sets"] = ["KDEF_OL", "KDEF_PFA"]
-    p["ksearch"]["train_set"] = p["gan_quality"]["gan_set"] = p["export"]["train_set"] = "KDEF_OL"
+    p["ksearch"]["train_set"] = p["gan_quality"]["gan_set"] = "KDEF_OL"
+    p["export"]["models"] = {"mini_xception": "KDEF_OL", "vgg19": "KDEF_OL"}
     p["gan_quality"]["models"] = []
     p["crossval"]["sets"] = ["KDEF_PFA", "CK+", "JAFFE"]
     validate(p)

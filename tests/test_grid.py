@@ -68,10 +68,11 @@ def _tiny_params(tmp_path, labels_test=None, seeds=2):
     params["crop"]["size"] = 32                 # below the Inception minimum: VGG16 only
     for key in ("grid", "crossval", "gan_quality"):
         params[key]["models"] = ["vgg16"]
-    params["model"]["name"] = params["export"]["model"] = "vgg16"
+    params["model"]["name"] = "vgg16"
+    params["export"]["models"] = {"vgg16": "TINY"}
     params["merge"]["train_sets"]["TINY"] = ["kdef"]     # a whole, valid configuration
     params["grid"]["train_sets"] = ["TINY"]            # around the TINY set written below
-    for key in ("ksearch", "gan_quality", "export"):
+    for key in ("ksearch", "gan_quality"):
         params[key]["train_set"] = "TINY"
     params["train"].update(epochs_step1=1, epochs_step2=1, seeds=seeds, batch_size=7,
                            max_images=None)

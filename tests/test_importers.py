@@ -13,11 +13,12 @@ def test_kdef_frontal_only(demo_root):
     root, counts = demo_root
     res = import_kdef(root / "KDEF")
     m = res.manifest
-    assert len(m) == 112 and set(m["label"]) == set(EMOTIONS)
-    assert (m["label"].value_counts() == 16).all()
+    # 24 drawn people, 2 sessions, 7 emotions, one frontal photo each
+    assert len(m) == 336 and set(m["label"]) == set(EMOTIONS)
+    assert (m["label"].value_counts() == 48).all()
     assert m["source"].str.contains("angle=S").all()
-    assert res.skipped["non-frontal angle (kept: S)"] == counts["KDEF"] - 112
-    assert m["subject"].nunique() == 8
+    assert res.skipped["non-frontal angle (kept: S)"] == counts["KDEF"] - 336
+    assert m["subject"].nunique() == 24
     everything = import_kdef(root / "KDEF", frontal_only=False)
     assert len(everything.manifest) == counts["KDEF"]
 
@@ -272,7 +273,7 @@ def test_source_subject_links_pfa_faces_to_their_kdef_person(demo_root):
     person = {Path(p).name: Path(p).name[1:4] for p in kdef["path"]}
     kdef_source = dict(zip(kdef["path"].map(lambda p: person[Path(p).name]),
                            kdef["source_subject"]))
-    assert len(kdef_source) == 8 and all(v.startswith("KDEF/") for v in kdef_source.values())
+    assert len(kdef_source) == 24 and all(v.startswith("KDEF/") for v in kdef_source.values())
     for path, source in zip(pfa["path"], pfa["source_subject"]):
         name = Path(path).name
         assert re.fullmatch(r"[AB][FM]\d\d(AF|AN|DI|HA|NE|SA|SU)S\.JPG", name)

@@ -4,7 +4,7 @@ import pytest
 from fer.train.finetune import seed_everything, train_two_step, TrainSpec
 from fer.core.schema import BACKBONES
 from fer.train.backbones import (ModelSpec, Normalize, build_base, build_classifier, table2,
-                        unfreeze_last)
+                                 table2_row, unfreeze_last)
 from fer.data.dataset import Dataset
 from fer.data.labels import EMOTIONS
 
@@ -182,3 +182,26 @@ def test_predict_traces_once_whatever_the_last_batch():
     for d, p in zip(sets, probs):                # each row is its own image's answer
         one = model(d.images[-1:].astype(np.float32), training=False).numpy()
         np.testing.assert_allclose(p[-1:], one, rtol=0, atol=1e-6)
+
+
+def test_compact_input_grey_area_resize_and_per_image_standardisation():
+    """The compact backbone's preprocessing lives in the model: BT.601 grey, then the
+    area resize as cv2's INTER_AREA shrinks (80 -> 48: overlapping weights), then each
+    image to zero mean and unit variance."""
+    import cv2
+    px = np.random.default_rng(0).integers(0, 256, (2, 80, 80, 3), dtype=np.uint8)
+    grey = px.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    area = np.stack([cv2.resize(g, (48, 48), interpolation=cv2.INTER_AREA) for g in grey])
+    out = np.asarray(Normalize("scale01", 1, 48)(px))
+    assert out.shape == (2, 48, 48, 1)
+    np.testing.assert_allclose(out[..., 0] * 255, area, rtol=0, atol=1e-4)
+    std = np.asarray(Normalize("per_image", 1, 48)(px))
+    np.testing.assert_allclose(std.mean((1, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(std.std((1, 2, 3)), 1, atol=1e-5)
+    flat = np.asarray(Normalize("per_image", 1, 48)(np.full((1, 80, 80, 3), 7, np.uint8)))
+    assert np.abs(flat).max() < 1e-3              # a flat image: no division by zero
+    model, base = build_classifier(ModelSpec("mini_xception", 43, "per_image", "none", 80,
+                                             size=48, channels=1), seed=0)
+    assert model.input_shape == (None, 80, 80, 3) and base.input_shape == (None, 48, 48, 1)
+    assert table2_row(ModelSpec("mini_xception", 43, "per_image", "none", 80, size=48,
+                                channels=1), base)["params"] == 50352

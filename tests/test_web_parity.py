@@ -18,6 +18,9 @@ from needs import NPM_WEB, needs, web_module
 pytestmark = needs(web_module("@tensorflow/tfjs"),
                    f"needs TF.js in web/node_modules/@tensorflow/tfjs ({NPM_WEB})")
 MODES = ("caffe", "scale01", "tf")
+# (mode, channels, size): the paper's three, and the compact backbone's grey, area-resized
+# (4 -> 3 px: overlapping weights), per-image standardised input
+NORMALIZE = [(m, 3, None) for m in MODES] + [("per_image", 1, 3)]
 
 
 def js(tmp_path, job):
@@ -37,17 +40,19 @@ def test_exported_models_take_pixels_and_normalise_as_keras_does(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
     images[0, 0, 0], images[0, 0, 1] = 0, 255
     keras.utils.set_random_seed(0)
-    dense = keras.layers.Dense(7, kernel_initializer="identity")     # first 7 values
     refs, dirs = [], []
-    for mode in MODES:
+    for mode, channels, size in NORMALIZE:
         inp = keras.Input((4, 4, 3))
-        model = keras.Model(inp, dense(keras.layers.Flatten()(Normalize(mode)(inp))))
+        dense = keras.layers.Dense(7, kernel_initializer="identity")     # first 7 values
+        model = keras.Model(inp, dense(keras.layers.Flatten()(
+            Normalize(mode, channels, size)(inp))))
         save_model(model, tmp_path / f"{mode}.keras")
         export_variants(tmp_path / f"{mode}.keras", tmp_path / mode, ["float32"],
                         {"mode": mode})
         refs.append(model.predict(images, verbose=0))
         dirs.append(tmp_path / mode / "float32")
-    for mode, ref, js in zip(MODES, refs, run_js_models(dirs, images, runs=1, warmup=0)):
+    for (mode, *_), ref, js in zip(NORMALIZE, refs, run_js_models(dirs, images, runs=1,
+                                                                   warmup=0)):
         # float32 rounding of the same operations (caffe's |x| < 152: 1 ulp 1.5e-5)
         np.testing.assert_allclose(js["probs"], ref, rtol=0, atol=2e-5, err_msg=mode)
     np.testing.assert_allclose(refs[0][0, :6], [-103.939, -116.779, -123.68,  # 0, then 255

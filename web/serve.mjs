@@ -1,4 +1,4 @@
-// node web/serve.mjs [--model build/tfjs/uint8] [--port 8000]
+// node web/serve.mjs --model build/tfjs/<model>/uint8 [--port 8000]   (make web picks it)
 // Serves the web demo on 127.0.0.1 only: web/ itself and the exported model as /model/.
 // A malformed URL gets 400, a path outside the served folders 404, a read error 500
 // (404 if the file vanished); the server keeps serving after each.
@@ -79,6 +79,10 @@ export function serve(modelDir, port = 0, dataDir = null, extra = {}) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const opt = (k, d) => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
-  const server = await serve(opt("--model", "build/tfjs/uint8"), Number(opt("--port", "8000")));
+  if (!opt("--model")) {
+    console.error("usage: node web/serve.mjs --model build/tfjs/<model>/<variant> [--port 8000]");
+    process.exit(2);
+  }
+  const server = await serve(opt("--model"), Number(opt("--port", "8000")));
   console.log(`FER demo on http://127.0.0.1:${server.address().port}/ (Ctrl-C to stop)`);
 }

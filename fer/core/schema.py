@@ -39,6 +39,7 @@ BACKBONES = {
     "vgg19": Backbone(layers=22, min_size=32),
     "inception_v3": Backbone(layers=311, min_size=75),
     "inception_resnet_v2": Backbone(layers=780, min_size=75),
+    "mini_xception": Backbone(layers=43, min_size=16),    # fer.train.backbones.mini_xception
 }
 # `models.<m>.weights` values that name no file (fer.train.backbones.build_base says what each is).
 NAMED_WEIGHTS = ("imagenet", "none", "fixed_random")
@@ -219,10 +220,24 @@ class Merge(Section):
     allow_missing_classes: list[str] = []   # train sets that may lack some of the seven
 
 
+class TrainOverrides(Section):
+    """models.<m>.train: the train keys this backbone sets for itself (a backbone trained
+    from scratch trains in one step, `epochs_step1: 0`, longer and on every image)."""
+    epochs_step1: Optional[int] = Field(None, ge=0)
+    epochs_step2: Optional[PositiveInt] = None
+    lr_step1: Optional[float] = Field(None, gt=0)
+    lr_step2: Optional[float] = Field(None, gt=0)
+    batch_size: Optional[PositiveInt] = None
+    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+
+
 class Model(Section):
     k: int = Field(ge=0)
-    preprocess: Literal["caffe", "scale01", "tf"]
+    preprocess: Literal["caffe", "scale01", "tf", "per_image"]
     weights: str                       # imagenet | none | weights/<model>/<file>
+    size: Optional[PositiveInt] = None     # the base's input side, resized in the model
+    channels: Literal[1, 3] = 3            # 1: grey, converted in the model
+    train: TrainOverrides = TrainOverrides()
 
 
 class SelectedModel(Section):
@@ -277,8 +292,7 @@ class GanQuality(Section):
 
 
 class Export(Section):
-    model: str
-    train_set: str
+    models: dict[str, str] = Field(min_length=1)   # backbone: train set; the first: the web
     variants: list[Literal["float32", "uint16", "uint8", "float16"]] = Field(min_length=1)
 
 
@@ -522,9 +536,10 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     # gan_quality.train_set / gan_set mean something only while gan_quality.models does
     gan_quality = ("gan_quality.train_set", "gan_quality.gan_set") \
         if _names(params, "gan_quality.models") else ()
-    for key in ("ksearch.train_set", *gan_quality, "export.train_set"):
+    exports = [f"export.models.{m}" for m in _get(params, "export.models", dict) or {}]
+    for key in ("ksearch.train_set", *gan_quality, *exports):
         known_set(key, _get(params, key, str))
-    for key in (*gan_quality[:1], "export.train_set"):  # models the grid trains
+    for key in (*gan_quality[:1], *exports):  # models the grid trains
         value = _get(params, key, str)
         if value and grid_train and value not in grid_train:
             out.append(f"{key} = {value!r}: the grid trains no model on it (grid.train_sets: "
@@ -544,13 +559,20 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     for name in _names(params, "gan_quality.models"):
         known_model("gan_quality.models", name, grid_models, "grid.models",
                     shown=_get(params, "gan_quality.models", list))
-    known_model("export.model", _get(params, "export.model", str), grid_models, "grid.models")
+    for name in _get(params, "export.models", dict) or {}:
+        known_model("export.models", name, grid_models, "grid.models")
 
     for name, m in models.items():
         k = _get(m, "k", int) if isinstance(m, dict) else None
         if name in BACKBONES and k is not None and k > BACKBONES[name].layers:
             out.append(f"models.{name}.k = {k}: exceeds the {BACKBONES[name].layers} layers of "
                        f"{name} (InputLayer included)")
+        size = _get(m, "size", int) if isinstance(m, dict) else None
+        if name in BACKBONES and size is not None and size < BACKBONES[name].min_size:
+            out.append(f"models.{name}.size = {size}: below the {BACKBONES[name].min_size} px "
+                       f"{name} accepts")
+        if isinstance(m, dict) and m.get("preprocess") == "caffe" and m.get("channels") == 1:
+            out.append(f"models.{name}: preprocess caffe needs channels 3 (RGB -> BGR)")
         weights = _get(m, "weights", str) if isinstance(m, dict) else None
         if weights is not None and weights not in NAMED_WEIGHTS:
             out += _weights_problems(f"models.{name}.weights", weights, name, root)
@@ -564,15 +586,17 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
                 out.append(f"ksearch.k_values.{name} = {ks!r}: k = {k} exceeds the "
                            f"{BACKBONES[name].layers} layers of {name}")
     selected = _get(params, "model.name", str)
-    if selected and k_values and selected not in k_values:
+    if selected and k_values and selected not in k_values and \
+            (models.get(selected) or {}).get("weights") != "none":
         out.append(f"ksearch.k_values: no k values for model.name = {selected!r}")
 
     size = _get(params, "crop.size", int)
     used = set(grid_models) | set(_names(params, "crossval.models")) | \
         set(_names(params, "gan_quality.models")) | \
-        {_get(params, "model.name", str), _get(params, "export.model", str)}
+        {_get(params, "model.name", str), *(_get(params, "export.models", dict) or {})}
     small = [f"{n} {BACKBONES[n].min_size} px" for n in sorted(used - {None})
-             if n in BACKBONES and size is not None and size < BACKBONES[n].min_size]
+             if n in BACKBONES and size is not None and size < BACKBONES[n].min_size
+             and not _get(models.get(n) or {}, "size", int)]
     if small:
         out.append(f"crop.size = {size}: below the minimum input size of the backbones it "
                    f"feeds ({', '.join(small)})")

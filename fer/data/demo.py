@@ -66,7 +66,7 @@ class DemoSizes:
 
 
 SIZES = {
-    "demo": DemoSizes(kdef_per_sex=4, kdef_sessions="AB", kdef_all_angles=1,
+    "demo": DemoSizes(kdef_per_sex=12, kdef_sessions="AB", kdef_all_angles=1,
                       ck_subjects=10, ck_sequences=50, ck_labelled=40, ck_contempt=4,
                       ck_frames=5,
                       jaffe_per_expression=(1,), pfa_sessions="A", actors_per_emotion=4,

@@ -184,7 +184,8 @@ def table9_markdown(cells: list[dict]) -> str:
     lines = ["| Train dataset | Model | Images | Step 1 (s/epoch) | Step 2 (s/epoch) |",
              "|---|---|---|---|---|"]
     lines += [f"| {c['train_set']} | {c['model']} | {c['train_images']} | "
-              f"{c['epoch_seconds']['step1']:.1f} | {c['epoch_seconds']['step2']:.1f} |"
+              + " | ".join("—" if c["epoch_seconds"][s] is None else
+                           f"{c['epoch_seconds'][s]:.1f}" for s in ("step1", "step2")) + " |"
               for c in cells]
     note = shared_note(max((c.get("concurrent_stages", 1) for c in cells), default=1))
     if note:

@@ -9,7 +9,7 @@ trainable-parameter column of Table 2 does not follow from its own k for VGG19
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +19,44 @@ from keras import layers, ops, tree
 from fer.data.labels import EMOTIONS
 from fer.core.schema import BACKBONES
 
+
+
+def mini_xception(include_top=False, weights=None, input_shape=(48, 48, 1),
+                  filters=(16, 32, 64, 128)) -> keras.Model:
+    """A compact backbone trained from scratch (Arriaga et al. 2017, "Real-time
+    convolutional neural networks for emotion and gender classification"): two 3x3
+    convolutions of 8 filters, then four residual modules, each two depthwise-separable
+    3x3 convolutions and a stride-2 max pool beside a stride-2 1x1 projection; about 51k
+    parameters. Called as the `keras.applications` builders are (no top, no weights)."""
+    if include_top or weights is not None:
+        raise ValueError("mini_xception: include_top=False, weights=None only")
+    x = inputs = keras.Input(input_shape, name="input_layer")
+
+    def bn_relu(x, relu=True):    # momentum 0.9: statistics settle within a short run
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        return layers.ReLU()(x) if relu else x
+    for _ in range(2):
+        x = bn_relu(layers.Conv2D(8, 3, use_bias=False)(x))
+    for f in filters:
+        shortcut = bn_relu(layers.Conv2D(f, 1, strides=2, padding="same", use_bias=False)(x),
+                           relu=False)
+        x = bn_relu(layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x))
+        x = bn_relu(layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x), relu=False)
+        x = layers.Add()([layers.MaxPooling2D(3, 2, padding="same")(x), shortcut])
+    return keras.Model(inputs, x, name="mini_xception")
+
+
 APPLICATIONS = {           # layer counts and minimum sizes: fer.core.schema.BACKBONES
     "vgg16": keras.applications.VGG16,
     "vgg19": keras.applications.VGG19,
     "inception_v3": keras.applications.InceptionV3,
     "inception_resnet_v2": keras.applications.InceptionResNetV2,
+    "mini_xception": mini_xception,
 }
-PREPROCESS = ("caffe", "scale01", "tf")
+PREPROCESS = ("caffe", "scale01", "tf", "per_image")
 FIXED_RANDOM_SEED = 0
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
+LUMA = np.array([[0.299], [0.587], [0.114]], np.float32)     # ITU-R BT.601, as PIL's "L"
 
 
 @dataclass(frozen=True)
@@ -36,9 +65,16 @@ class ModelSpec:
     k: int                       # base layers trainable in step 2
     preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
                                  # | tf (x/127.5 - 1, what Keras's Inception weights expect)
+                                 # | per_image (zero mean, unit variance per image)
     weights: str = "imagenet"    # imagenet | none | fixed_random | <path to a .h5 file>
-    input_size: int = 224
+    input_size: int = 224        # the classifier's input: crop.size RGB pixels
     head_units: int = 256
+    size: int | None = None      # the base's input side (resized in the model); None: input_size
+    channels: int = 3            # the base's input channels: 3 RGB, 1 grey (in the model)
+
+    @property
+    def base_shape(self) -> tuple:
+        return (self.size or self.input_size,) * 2 + (self.channels,)
 
     def __post_init__(self):
         if self.name not in BACKBONES:
@@ -47,8 +83,8 @@ class ModelSpec:
         if self.preprocess not in PREPROCESS:
             raise ValueError(f"model {self.name}: preprocess must be one of {PREPROCESS}")
         minimum = BACKBONES[self.name].min_size
-        if self.input_size < minimum:
-            raise ValueError(f"model {self.name}: input size {self.input_size} is below the "
+        if self.base_shape[0] < minimum:
+            raise ValueError(f"model {self.name}: input size {self.base_shape[0]} is below the "
                              f"backbone's minimum of {minimum} px")
         if self.k < 0:
             raise ValueError(f"model {self.name}: k must be >= 0, got {self.k}")
@@ -56,31 +92,57 @@ class ModelSpec:
 
 @keras.saving.register_keras_serializable(package="fer")
 class Normalize(layers.Layer):
-    """0-255 RGB pixels (uint8 or float) -> the backbone's input, per section 4.4:
-    `caffe` RGB -> BGR minus the ImageNet means (no scaling), `scale01` x / 255, `tf`
-    x / 127.5 - 1. The classifier's first layer, so a saved or exported model takes raw
-    pixels; plain ops (cast, reverse, subtract, divide), which the TF.js converter
-    converts. Computed in float32 also under a mixed-precision policy."""
+    """0-255 RGB pixels (uint8 or float) -> the backbone's input: grey (`channels` 1,
+    BT.601 luma), resized to `size` (area average: a fixed linear map per side, as
+    cv2's INTER_AREA shrinks), then per section 4.4 `caffe` RGB -> BGR minus the ImageNet
+    means (no scaling), `scale01` x / 255, `tf` x / 127.5 - 1, or `per_image` zero mean and
+    unit variance per image (tf.image.per_image_standardization). The classifier's first
+    layer, so a saved or exported model takes raw pixels at crop size; plain ops (cast,
+    matmul, reverse, mean, ...), which the TF.js converter converts. Computed in float32
+    also under a mixed-precision policy."""
 
-    def __init__(self, mode: str, **kwargs):
+    def __init__(self, mode: str, channels: int = 3, size: int | None = None, **kwargs):
         super().__init__(**{"dtype": "float32", **kwargs})
         if mode not in PREPROCESS:
             raise ValueError(f"unknown preprocess {mode!r}; expected one of {PREPROCESS}")
-        self.mode = mode
+        if mode == "caffe" and channels != 3:
+            raise ValueError("preprocess caffe needs 3 channels (RGB -> BGR)")
+        self.mode, self.channels, self.size = mode, channels, size
 
     def call(self, images):
         x = ops.cast(images, self.compute_dtype)
+        if self.channels == 1:
+            x = ops.matmul(x, LUMA)
+        if self.size and self.size != x.shape[1]:
+            rows, cols = (area_matrix(x.shape[i], self.size) for i in (1, 2))
+            x = ops.transpose(x, (0, 3, 1, 2))                          # B C H W
+            x = ops.transpose(ops.matmul(ops.matmul(rows, x), cols.T), (0, 2, 3, 1))
         if self.mode == "scale01":
             return x / 255.0
         if self.mode == "tf":
             return x / 127.5 - 1.0
+        if self.mode == "per_image":
+            mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+            std = ops.sqrt(ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True))
+            return (x - mean) / ops.maximum(std, 1.0 / float(np.sqrt(np.prod(x.shape[1:]))))
         return ops.flip(x, axis=-1) - IMAGENET_BGR_MEAN
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return (input_shape[0], self.size or input_shape[1], self.size or input_shape[2],
+                self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode, "channels": self.channels,
+                "size": self.size}
+
+
+def area_matrix(n: int, m: int) -> np.ndarray:
+    """(m, n): row i averages input pixels [i n/m, (i+1) n/m) weighted by their overlap."""
+    edges = np.arange(m + 1) * n / m
+    lo, hi = edges[:-1, None], edges[1:, None]
+    j = np.arange(n)[None]
+    return (np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None) * m / n
+            ).astype(np.float32)
 
 
 def build_base(spec: ModelSpec) -> keras.Model:
@@ -97,7 +159,7 @@ def build_base(spec: ModelSpec) -> keras.Model:
       again afterwards (`build_classifier(spec, seed)` does).
     """
     fn = APPLICATIONS[spec.name]
-    shape = (spec.input_size, spec.input_size, 3)
+    shape = spec.base_shape
     if spec.weights == "none":
         base = fn(include_top=False, weights=None, input_shape=shape)
     elif spec.weights == "fixed_random":
@@ -131,17 +193,19 @@ def build_classifier(spec: ModelSpec, seed: int | None = None
     `seed` (`keras.utils.set_random_seed`) draws a `none` base and then the head; with
     any other weights the base does not depend on it and the head is drawn after seeding
     again (so `initial_head(spec, ..., seed)` draws the same head).
-    None: the global generators as they are. Its BatchNormalization layers always run in
-    inference mode (`batchnorm_inference`), also when step 2 makes them trainable.
+    None: the global generators as they are. A pretrained base's BatchNormalization
+    layers always run in inference mode (`batchnorm_inference`), also when step 2 makes
+    them trainable; a `none` base learns its statistics from scratch.
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
     base = build_base(spec)
     if seed is not None and spec.weights != "none":
         keras.utils.set_random_seed(seed)      # the head: from the seed alone (initial_head)
-    batchnorm_inference(base)
+    if spec.weights != "none":
+        batchnorm_inference(base)
     inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
-    x = Normalize(spec.preprocess, name="normalize")(inputs)
+    x = Normalize(spec.preprocess, spec.channels, spec.size, name="normalize")(inputs)
     outputs = _head(spec, base(x, training=False))
     return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
 
@@ -272,5 +336,4 @@ def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
 def table2(specs: list[ModelSpec]) -> list[dict]:
     """Table 2's rows, each from a freshly built random base (the grid records the same
     row of the base it trained: `fer.train.grid`)."""
-    return [table2_row(spec, build_base(ModelSpec(spec.name, spec.k, spec.preprocess, "none",
-                                                  spec.input_size))) for spec in specs]
+    return [table2_row(spec, build_base(replace(spec, weights="none"))) for spec in specs]

@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from fer.core import settings
+from fer.core.schema import BACKBONES
 from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from fer.data.dataset import Dataset
 from fer.train.backbones import (ModelSpec, build_classifier, freeze_base, initial_head,
@@ -188,7 +189,7 @@ def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
     seed_everything(seed, train.deterministic)
     tr, va = validation_split(data, train, seed, rows)
     fallback = None
-    if train.fast_path:
+    if train.fast_path and spec.k < BACKBONES[spec.name].layers:   # a frozen part to cache
         try:
             return _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse)
         except CacheTooLarge as e:
@@ -210,6 +211,9 @@ def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbo
     bs, steps = train.batch_size, -(-len(tr) // train.batch_size)
     for step, epochs, lr in ((1, train.epochs_step1, train.lr_step1),
                              (2, train.epochs_step2, train.lr_step2)):
+        if not epochs:             # one step: nothing pretrained to train a head on first
+            history[f"step{step}"], seconds[f"step{step}"] = {}, []
+            continue
         if step == 1:
             freeze_base(cell.base)
         else:

@@ -71,18 +71,25 @@ def model_spec(params: dict, name: str, k: int | None = None,
                          f"{sorted(params['models'])}")
     return ModelSpec(name, m["k"] if k is None else k, m["preprocess"],
                      str(m["weights"] if weights is None else weights),
-                     params["crop"]["size"])
+                     params["crop"]["size"], size=m.get("size"), channels=m.get("channels", 3))
 
 
-def train_spec(params: dict, val_fraction: float | None = None) -> TrainSpec:
-    t = params["train"]
+def train_params(params: dict, model: str | None = None) -> dict:
+    """params.yaml's train section with backbone `model`'s own keys (models.<m>.train)."""
+    own = params["models"][model].get("train") if model else None
+    return {**params["train"], **(own or {})}
+
+
+def train_spec(params: dict, val_fraction: float | None = None,
+               model: str | None = None) -> TrainSpec:
+    t = train_params(params, model)
     return TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
                      t["batch_size"], t["val_fraction"] if val_fraction is None else val_fraction,
                      **finetune.switches(t))
 
 
 def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
-    t = params["train"]
+    t = train_params(params, model)
     tests = tuple(params["grid"]["test_sets"])
     if t["select_on"] != VAL and t["select_on"] not in tests:
         raise ValueError(f"train.select_on={t['select_on']!r} must be 'val' (validation "
@@ -93,7 +100,8 @@ def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
                          "held out for selection); for the paper's protocol set "
                          "train.val_fraction=0 train.select_on=<a test set>, test-selected")
     return CellSpec(
-        model=model_spec(params, model), train=train_spec(params), train_set=train_set, test_sets=tests,
+        model=model_spec(params, model), train=train_spec(params, model=model),
+        train_set=train_set, test_sets=tests,
         seeds=tuple(range(t["seed"], t["seed"] + t["seeds"])),
         max_images=t["max_images"], select_on=t["select_on"])
 
@@ -273,6 +281,7 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
                     for m in ("accuracy", "balanced_accuracy", "macro_f1")}
                    if all(r["val"] for r in results) else None)
     step_seconds = {s: float(np.mean([np.mean(r["epoch_seconds"][s]) for r in results]))
+                    if all(r["epoch_seconds"][s] for r in results) else None   # no such step
                     for s in ("step1", "step2")}
     return {"cell": spec.name, "model": spec.model.name, "train_set": spec.train_set,
             "seeds": list(spec.seeds),
