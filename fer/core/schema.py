@@ -446,7 +446,13 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
         known_model("gan_quality.models", name, grid_models, "grid.models",
                     shown=_get(params, "gan_quality.models", list))
     known_model("export.model", _get(params, "export.model", str), grid_models, "grid.models")
-    known_model("gan_quality.classifier", _get(params, "gan_quality.classifier", str))
+    classifier = _get(params, "gan_quality.classifier", str)
+    known_model("gan_quality.classifier", classifier)
+    weights = _get(models.get(classifier) or {}, "weights", str) if classifier else None
+    if weights is not None and weights not in NAMED_WEIGHTS:    # not a gan_quality dep
+        out.append(f"gan_quality.classifier = {classifier!r}: its weights are a file "
+                   f"(models.{classifier}.weights); label fidelity trains it from "
+                   f"{', '.join(NAMED_WEIGHTS)} weights only")
 
     for name, m in models.items():
         k = _get(m, "k", int) if isinstance(m, dict) else None

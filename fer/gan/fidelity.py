@@ -7,8 +7,11 @@ Generated images have no single source subject, so they only ever train.
 - GAN-test: a classifier trained on the real images of the other subjects classifies
   each emotion's generated images; per emotion, the share given that emotion.
 - GAN-train: a classifier trained on the generated images alone is tested on the
-  held-out subjects; beside it, the real-trained classifier's accuracy there (the
-  reference: GAN-train near it means the generated images carry what the real ones do).
+  held-out subjects (per emotion and overall); beside it, the real-trained classifier's
+  scores there (`real_train`, the reference: GAN-train near it means the generated
+  images carry what the real ones do). The GANs learnt from every subject, the held-out
+  ones too (their images only ever train, as everywhere in the project), so GAN-train
+  here does not measure generalisation to unseen people.
 
 The classifier is whatever `build(seed)` returns (the stage: the `models` entry named
 `gan_quality.classifier`): a Keras model taking 0-255 RGB pixels, ending in the 7-way
@@ -51,7 +54,7 @@ def classify(model, images, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(probs).argmax(1)
 
 
-def gan_test(model, images, labels) -> dict:
+def per_emotion(model, images, labels) -> dict:
     """Per emotion (present in `labels`), the share of its images `model` gives it."""
     pred, labels = classify(model, images), np.asarray(labels)
     return {e: float((pred[labels == i] == i).mean())
@@ -65,10 +68,12 @@ def label_fidelity(build, real: Dataset, generated: Dataset, holdout: float, epo
     on_real = train_classifier(build, real.images[tr], real.labels[tr], epochs, lr, seed)
     on_generated = train_classifier(build, generated.images, generated.labels, epochs, lr,
                                     seed)
-    test = gan_test(on_real, generated.images, generated.labels)
-    return {"gan_test": test, "gan_test_mean": float(np.mean(list(test.values()))),
-            "gan_train": float((classify(on_generated, held.images) == held.labels).mean()),
-            "real_train": float((classify(on_real, held.images) == held.labels).mean()),
-            "train_images": int(len(tr)), "held_out_images": int(len(va)),
+    out = {"gan_test": per_emotion(on_real, generated.images, generated.labels),
+           "gan_train": per_emotion(on_generated, held.images, held.labels),
+           "real_train": per_emotion(on_real, held.images, held.labels)}
+    out["gan_test_mean"] = float(np.mean(list(out["gan_test"].values())))
+    for key, model in (("gan_train", on_generated), ("real_train", on_real)):
+        out[f"{key}_accuracy"] = float((classify(model, held.images) == held.labels).mean())
+    return {**out, "train_images": int(len(tr)), "held_out_images": int(len(va)),
             "held_out_subjects": sorted(set(source_subjects(held.manifest))),
             "generated_images": int(len(generated))}
