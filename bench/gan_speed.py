@@ -24,7 +24,8 @@ def epoch_time(spec: GanSpec, n: int, batch: int, epochs: int) -> dict:
         for i in range(0, n, batch):
             gan.train_on_batch(x[i:i + batch])
     s = (time.perf_counter() - t) / epochs
-    return {"image_size": spec.image_size, "blocks": spec.blocks, "images": n,
+    return {"image_size": spec.image_size, "blocks": spec.blocks,
+            "base_filters": spec.base_filters, "images": n,
             "batch_size": batch, "seconds_per_epoch": round(s, 3),
             "images_per_s": round(n / s, 1),
             "generator_params": gan.generator.count_params(),
@@ -35,7 +36,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--skip-224", action="store_true")
     args = p.parse_args()
-    out = {"demo": epoch_time(GanSpec(image_size=32, blocks=3), 20, 16, 5)}
+    out = {"demo": epoch_time(GanSpec(image_size=32, blocks=3, base_filters=16), 20, 32, 20)}
     if not args.skip_224:
         out["paper_224"] = epoch_time(GanSpec(), 144, 32, 1)
     out["paper_2000_epochs_hours_here"] = (

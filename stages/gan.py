@@ -32,7 +32,7 @@ def main(emotion: str) -> None:
     params = load_params()
     g = params["gan"]
     spec = GanSpec(image_size=g["image_size"], blocks=g["blocks"], latent_dim=g["latent_dim"],
-                   variant=g["variant"])
+                   variant=g["variant"], base_filters=g["base_filters"])
     train = GanTrainSpec(epochs=g["epochs"], batch_size=g["batch_size"], lr=g["lr"],
                          beta_1=g["beta_1"], sample_every=g["sample_every"],
                          keep_from=g["keep_from"], keep_every=g["keep_every"],

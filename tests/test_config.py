@@ -70,6 +70,7 @@ def test_names_must_refer_to_defined_sets_models_and_databases(demo):
     p["export"]["models"] = {"inception_v3": "KDEF_Q"}   # the grid trains no inception_v3 cell
     p["crossval"]["models"] = ["resnet50"]
     p["gan_quality"]["train_set"] = "KDEF_X"
+    p["gan_quality"]["classifier"] = "mini"
     p["model"]["name"] = "vgg_16"
     p["data"]["databases"]["ck"]["kind"] = "ckplus"
     del p["data"]["databases"]["jaffe"]["path"]
@@ -96,6 +97,8 @@ def test_names_must_refer_to_defined_sets_models_and_databases(demo):
         "a backbone of grid.models (vgg16, vgg19)",
         "export.models = 'inception_v3': 'inception_v3' is not a backbone of grid.models "
         "(vgg16, vgg19)",
+        "gan_quality.classifier = 'mini': 'mini' is not a backbone of models (vgg16, vgg19, "
+        "inception_v3, inception_resnet_v2, mini_xception)",
         "ksearch.k_values: no k values for model.name = 'vgg_16'"]
 
 
@@ -269,7 +272,12 @@ def test_gan_stages_exist_exactly_when_a_set_uses_the_dcgan_images(demo):
     p["export"]["models"] = {"mini_xception": "KDEF_OL", "vgg19": "KDEF_OL"}
     p["gan_quality"]["models"] = []
     p["crossval"]["sets"] = ["KDEF_PFA", "CK+", "JAFFE"]
+    p["gan_quality"]["classifier"] = None
     validate(p)
+    p["gan_quality"]["classifier"] = "vgg16"
+    assert _problems(p) == ["gan_quality.classifier: no merge set uses gan.part, so there are "
+                            "no DCGAN images to classify: set gan_quality.classifier=null"]
+    p["gan_quality"]["classifier"] = None
     p["gan"]["emotions"] = ["happy"]
     assert any("no merge set uses gan.part: set gan.emotions=[]" in x for x in _problems(p))
 
@@ -283,3 +291,12 @@ def test_allow_missing_classes_names_train_sets_only(demo):
         "KDEF_PFA, KDEF_Q, KDEF_PFA_Q)"]
     p["merge"]["allow_missing_classes"] = ["KDEF_OL"]
     validate(p)
+
+
+def test_label_fidelity_classifier_is_a_model_with_named_weights(demo):
+    p = copy.deepcopy(demo)
+    p["gan_quality"]["classifier"] = "vgg16"
+    validate(p)
+    p["models"]["vgg16"]["weights"] = "weights/vgg16/notop.h5"   # gan_quality has no such dep
+    assert "gan_quality.classifier = 'vgg16': its weights are a file (models.vgg16.weights); " \
+        "label fidelity trains it from imagenet, none, fixed_random weights only" in _problems(p)

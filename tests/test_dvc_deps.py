@@ -129,7 +129,8 @@ def _tiny_params() -> dict:
     p["ksearch"].update(train_set="KDEF_OL", holdout=0.5, max_images=None,
                         k_values={"vgg16": [1]})
     p["crossval"].update(sets=["KDEF_OL", "CK+"], folds=2, models=["vgg16"], max_images=None)
-    p["gan_quality"].update(train_set="KDEF_OL", gan_set="KDEF_Q", models=["vgg16"])
+    p["gan_quality"].update(train_set="KDEF_OL", gan_set="KDEF_Q", models=["vgg16"],
+                            classifier="vgg16", epochs=1)
     p["export"].update(models={"vgg16": "KDEF_OL"}, variants=["float32", "uint8"])
     p["edge"] = {"runs": 1, "warmup": 1, "runtimes": [
         {"where": "node", "backend": "wasm", "accuracy": True},

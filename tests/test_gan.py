@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -207,7 +208,9 @@ def _stage_dir(tmp_path, sad=8, **gan):
     params["crop"]["size"] = 32                 # below the Inception minimum: VGG16 only
     for key in ("grid", "crossval", "gan_quality"):
         params[key]["models"] = ["vgg16"]
-    params["model"]["name"] = params["export"]["model"] = "vgg16"
+    params["model"]["name"] = "vgg16"
+    params["export"]["models"] = {"vgg16": "KDEF_OL"}
+    params["gan_quality"]["classifier"] = None
     params["gan"].update({**dict(image_size=16, blocks=2, epochs=6, batch_size=4,
                                  sample_every=2, keep_from=2, keep_every=2, kid_images=8,
                                  n_generate=5, extra_source="kdef"), **gan})
@@ -303,3 +306,18 @@ def test_gan_stage_records_the_inception_weights(tmp_path, monkeypatch, inceptio
     run = client.search_runs([client.get_experiment_by_name("dcgan").experiment_id])[0]
     assert run.data.params["kid_features"] == "inception"
     assert run.data.params["kid_weights_md5"] == md5
+
+
+def test_the_demo_schedule_draws_toward_the_faces(tmp_path):
+    """The demo's recipe (thin nets, Adam 1e-3, every face in each step) on 12 drawn
+    faces at 16 px: within 150 steps the chosen checkpoint's pixel KID to the faces is
+    well below the untrained generator's (measured: 0.12 -> 0.04-0.05 for seeds 0, 1)."""
+    from fer.data.demo import _face
+    real = np.stack([cv2.resize(_face("kdef", s, 0, "happy", 1.0, 0, 0.3), (16, 16),
+                                interpolation=cv2.INTER_AREA) for s in range(12)])
+    spec, ex = GanSpec(image_size=16, blocks=2, base_filters=16), FeatureExtractor("pixels")
+    train = GanTrainSpec(epochs=150, batch_size=32, lr=1e-3, sample_every=150, keep_from=50,
+                         keep_every=25, kid_images=32, seed=0)
+    untrained = kid(ex(generate(make_gan(spec, seed=0).generator, 32, 7)), ex(real))
+    record = train_emotion_gan("happy", real, spec, train, ex, tmp_path)
+    assert record["kid"][str(record["chosen_epoch"])] < 0.6 * untrained

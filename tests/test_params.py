@@ -20,7 +20,9 @@ def test_paper_defaults_and_demo_profile():
     assert (g["image_size"], g["blocks"], g["latent_dim"], g["epochs"], g["n_generate"]) \
         == (224, 5, 100, 2000, 150)
     demo = compose(["profile=demo", "augment.rotation=0.05"])
-    assert demo["crop"]["size"] == 80 and demo["gan"]["epochs"] < 100
+    assert demo["crop"]["size"] == 80 and demo["gan"]["epochs"] <= 400
+    assert (g["base_filters"], g["lr"], demo["gan"]["base_filters"], demo["gan"]["lr"]) == \
+        (32, 2e-4, 16, 1e-3)
     assert demo["augment"]["rotation"] == 0.05
     assert demo["merge"] == paper["merge"]
 

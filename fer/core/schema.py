@@ -198,6 +198,7 @@ class Gan(Section):
     part: str                          # the merge part the generated images form
     image_size: PositiveInt
     blocks: PositiveInt
+    base_filters: PositiveInt
     latent_dim: PositiveInt
     variant: Literal["flatten", "bn_gap"]
     epochs: PositiveInt
@@ -289,6 +290,11 @@ class GanQuality(Section):
     train_set: str
     gan_set: str
     models: list[str]                  # [] when no set uses the DCGAN images
+    classifier: Optional[str]          # a `models` entry: label fidelity (fer.gan.fidelity)
+    holdout: Fraction = Field(gt=0)    # of the GAN source subjects: GAN-train's test
+    epochs: PositiveInt
+    lr: float = Field(gt=0)
+    seed: int = Field(ge=0)
 
 
 class Export(Section):
@@ -515,9 +521,10 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             "a merge set uses gan.part, so list the emotions to generate" if gan_used else
             "no merge set uses gan.part: set gan.emotions=[] so the GAN stages do not run "
             "(and gan_quality.models=[])"))
-    if not gan_used and _names(params, "gan_quality.models"):
-        out.append("gan_quality.models: no merge set uses gan.part, so there are no DCGAN "
-                   "images to classify: set gan_quality.models=[]")
+    for key in ("gan_quality.models", "gan_quality.classifier"):
+        if not gan_used and _get(params, key, (list, str)):
+            out.append(f"{key}: no merge set uses gan.part, so there are no DCGAN images to "
+                       f"classify: set {key}={'[]' if key.endswith('models') else 'null'}")
 
     def known_set(key, value, shown=None):
         if isinstance(value, str) and merge and value not in merge:
@@ -533,13 +540,15 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     for group in ("grid.train_sets", "grid.test_sets", "crossval.sets"):
         for name in _names(params, group):
             known_set(group, name, _get(params, group, list))
-    # gan_quality.train_set / gan_set mean something only while gan_quality.models does
-    gan_quality = ("gan_quality.train_set", "gan_quality.gan_set") \
-        if _names(params, "gan_quality.models") else ()
+    # gan_quality.train_set means something only while gan_quality.models does, gan_set
+    # while it or gan_quality.classifier does
+    gan_quality = ("gan_quality.train_set",) if _names(params, "gan_quality.models") else ()
+    gan_set = ("gan_quality.gan_set",) \
+        if gan_quality or _get(params, "gan_quality.classifier", str) else ()
     exports = [f"export.models.{m}" for m in _get(params, "export.models", dict) or {}]
-    for key in ("ksearch.train_set", *gan_quality, *exports):
+    for key in ("ksearch.train_set", *gan_quality, *gan_set, *exports):
         known_set(key, _get(params, key, str))
-    for key in (*gan_quality[:1], *exports):  # models the grid trains
+    for key in (*gan_quality, *exports):  # models the grid trains
         value = _get(params, key, str)
         if value and grid_train and value not in grid_train:
             out.append(f"{key} = {value!r}: the grid trains no model on it (grid.train_sets: "
@@ -561,6 +570,13 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
                     shown=_get(params, "gan_quality.models", list))
     for name in _get(params, "export.models", dict) or {}:
         known_model("export.models", name, grid_models, "grid.models")
+    classifier = _get(params, "gan_quality.classifier", str)
+    known_model("gan_quality.classifier", classifier)
+    weights = _get(models.get(classifier) or {}, "weights", str) if classifier else None
+    if weights is not None and weights not in NAMED_WEIGHTS:    # not a gan_quality dep
+        out.append(f"gan_quality.classifier = {classifier!r}: its weights are a file "
+                   f"(models.{classifier}.weights); label fidelity trains it from "
+                   f"{', '.join(NAMED_WEIGHTS)} weights only")
 
     for name, m in models.items():
         k = _get(m, "k", int) if isinstance(m, dict) else None

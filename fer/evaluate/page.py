@@ -192,7 +192,7 @@ def sections(params: dict) -> list[Section]:
         Section("table6", "Table 6: per-class precision and recall", [tables / "table6.md"]),
         Section("table7", "Table 7: cross-validation", ["reports/table7_crossval.md"]),
     ]
-    if params["gan_quality"]["models"]:
+    if params["gan_quality"]["models"] or params["gan_quality"]["classifier"]:
         out.append(Section("table8", "Table 8: GAN images classified",
                            ["reports/gan/table8.md"]))
     out += [
