@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fer.core.atomic import write_json
 from fer.edge.tfjs import export_variants
+from fer.core.mlmodel import register_champion
 from fer.core.params import load_params
 
 
@@ -19,6 +20,7 @@ def main() -> None:
         print(f"export {e['model']} {e['train_set']} {variant}: {sizes[variant] / 1e6:.1f} MB")
     write_json("metrics/export.json", {"model": e["model"], "train_set": e["train_set"],
                                        "size_mb": {k: round(v / 1e6, 2) for k, v in sizes.items()}})
+    register_champion(f"{src}/model.keras")     # the shipped model: MLflow alias `champion`
 
 
 if __name__ == "__main__":
