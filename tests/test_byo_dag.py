@@ -10,10 +10,11 @@ import shutil
 import sys
 
 import pytest
+import yaml
 
-from dag import DVC as dvc, demo_repo, ran, run
+from dag import DVC as dvc, demo_repo, exp_show_metrics, ran, run
 from fer.data.demo import write_labelled_csv, write_tight_crops
-from fer.core.params import ROOT
+from fer.core.params import ROOT, compose
 from test_resume import KILL_HOOK, _kill_midway, _leftovers, _outs
 
 # CPU sizes on top of the README's overrides (the demo profile comes first)
@@ -34,7 +35,7 @@ def readme_example() -> tuple[str, str, list[str]]:
     text = (ROOT / "README.md").read_text()
     yaml_block = re.search(r"```yaml\n(# conf/data/mine\.yaml.*?)```", text, re.S).group(1)
     data, merge = yaml_block.split("# conf/merge/mine.yaml")
-    command = re.search(r"```bash\n(python -m fer\.params data=mine.*?)\n(?:dvc repro)",
+    command = re.search(r"```bash\n(python -m fer\.core\.params data=mine.*?)\n(?:dvc repro)",
                         text, re.S).group(1)
     words = shlex.split(command.replace("\\\n", " "))
     assert words[:3] == ["python", "-m", "fer.core.params"]
@@ -152,3 +153,27 @@ def test_readme_own_data_example_runs_to_the_report(tmp_path, demo_root):
     # aggregate, the one stage that reads report.alpha, and the page that shows its tables
     assert ran(fourth) == {"aggregate", "report"}
     assert "alpha: 0.01" in (repo / "params.yaml").read_text()
+
+    # `dvc exp show` compares the headline numbers only: per cell and test set the mean,
+    # std and selected seed's accuracy, the reference model's, each TF.js variant's size
+    # and latency (no GAN here); the same for the workspace and the experiment
+    rows = exp_show_metrics(repo, env)
+    assert len(rows) >= 2
+    expected = headline_leaves(yaml.safe_load((repo / "params.yaml").read_text()))
+    for metrics in rows:
+        assert len(metrics) == expected == 3 * 2 + 2 + 2 * 2, sorted(metrics)
+        for t in ("CK48", "JAFFE"):
+            key = f"metrics/headline/accuracy.json:vgg16-WEB_DA.{t}.accuracy_mean"
+            assert 0 <= metrics[key] <= 1
+    assert headline_leaves(compose(["profile=demo"])) == 108      # the demo's: one screen
+
+
+def headline_leaves(p: dict) -> int:
+    """The metric leaves `dvc exp show` shows for a configuration: 3 per cell and test
+    set, one per reference model and test set, one per GAN quality model, and a size and
+    a latency per TF.js variant."""
+    tests = len(p["grid"]["test_sets"])
+    return (3 * len(p["grid"]["models"]) * len(p["grid"]["train_sets"]) * tests
+            + len(p["report"]["reference_models"]) * tests
+            + len(p["gan_quality"]["models"]) * bool(p["gan"]["emotions"])
+            + 2 * len(p["export"]["variants"]))
