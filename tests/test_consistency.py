@@ -203,7 +203,8 @@ def test_tracking_ui_names_the_datasets_and_lists_the_registered_version(cell_ru
     log = open(tmp_path / "ui.log", "w")
     ui = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
                            f"sqlite:///{root / 'mlflow.db'}", "--host", "127.0.0.1",
-                           "--port", str(port)], cwd=root, start_new_session=True,
+                           "--port", str(port), "--workers", "1"], cwd=root,
+                          start_new_session=True,
                           stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180            # its start-up imports take a while
