@@ -259,8 +259,7 @@ def set_dataset(path):
             return {**super().to_dict(), "profile": json.dumps(profile)}
 
     source = get_dataset_source_from_json(json.dumps({"uri": str(path)}), "local")
-    return SetDataset(source, name=Path(path).name,
-                      digest=dvc_md5(path))
+    return SetDataset(source, name=Path(path).name, digest=dvc_md5(path))
 
 
 def log_datasets(**paths) -> None:
