@@ -14,6 +14,7 @@ from fer.evaluate.stats import cell_intervals
 from fer.core.tracking import flat, metric_key, mlflow_run
 
 BASELINES = Path("metrics/baselines.json")
+HEADLINE = ("accuracy_mean", "accuracy_std")
 
 
 def main() -> None:
@@ -58,6 +59,17 @@ def main() -> None:
             "better_minus_worse": round(j["diff"], 4), "p_holm": round(j["p_holm"], 4),
             "supported": int(j["verdict"] == "supported")} for j in judged}
     write_json("metrics/summary.json", summary)
+    # what experiments are compared on (`dvc exp show`): per cell and test set the mean,
+    # std and selected seed's accuracy; each reference model's accuracy
+    headline = {}
+    for c in cells:
+        cell = f"{c['model']}-{c['train_set']}"
+        keep = HEADLINE + (f"accuracy_{c['selection']['key']}",)
+        headline[cell] = {t: {k: summary[cell][t][k] for k in keep} for t in tests}
+    if refs:
+        headline["reference"] = {r["name"]: {t: round(m["accuracy"], 4)
+                                             for t, m in r["tests"].items()} for r in refs}
+    write_json("metrics/headline/accuracy.json", headline)
     import mlflow
     with mlflow_run("aggregate", "aggregate", params={"report": {k: v for k, v in cfg.items()
                                                                   if k != "claims"}}):

@@ -16,7 +16,7 @@ from fer.data.layout import set_dir
 from fer.core.params import load_params
 from fer.evaluate.stats import bootstrap_ci
 from fer.core.timing import concurrent_stages, shared_note
-from fer.core.tracking import metric_key, mlflow_run
+from fer.core.tracking import log_datasets, metric_key, mlflow_run
 
 
 def main() -> None:
@@ -66,6 +66,7 @@ def main() -> None:
         with mlflow_run("baselines", r["name"], params={"package": r["package"],
                         "runtime": r["runtime"], "label_map": r["label_map"]},
                         tags={"kind": r["kind"]}):
+            log_datasets(test=[set_dir(t) for t in test_sets])
             mlflow.log_metrics({"size_mb": r["size_mb"], "median_ms": r["median_ms"],
                                 "p90_ms": r["p90_ms"], **{
                                     f"{metric_key(t)}_{k}": m[k] for t, m in r["tests"].items()

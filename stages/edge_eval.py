@@ -98,6 +98,12 @@ def main() -> None:
     with atomic_file("reports/table10.md") as f:
         f.write("\n".join(lines) + "\n" + note)
     write_json("metrics/edge.json", rows)
+    # for `dvc exp show`: each exported model's variants, size and latency in the first
+    # runtime
+    write_json("metrics/headline/edge.json", {n: {
+        v: {"size_mb": sizes[n][v], **({"median_ms": measured[n, v, 0]["median_ms"]}
+                                       if (n, v, 0) in measured else {})}
+        for v in e["variants"]} for n in e["models"]})
     print("\n".join(lines))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fer.core.atomic import atomic_file, write_json
 from fer.edge.tfjs import export_variants
+from fer.core.mlmodel import CHAMPION, register_champion
 from fer.core.params import load_params
 
 
@@ -28,6 +29,10 @@ def main(model: str) -> None:
     write_json(f"metrics/export/{model}.json", {
         "model": model, "train_set": train_set,
         "size_mb": {k: round(v / 1e6, 3) for k, v in sizes.items()}})
+    # the shipped models in MLflow's registry: the first entry (the web demo's default) is
+    # `champion`, every exported one also answers to its backbone's name
+    register_champion(f"{src}/model.keras", f"build/datasets/{train_set}",
+                      aliases=[CHAMPION, model] if model == next(iter(e["models"])) else [model])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from fer.data.labels import EMOTIONS
 from fer.data.layout import set_dir
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages
-from fer.core.tracking import log_seed_run, metric_key, metric_logger, mlflow_run
+from fer.core.mlmodel import log_cell_model
+from fer.core.tracking import log_datasets, log_seed_run, metric_key, metric_logger, mlflow_run
 
 
 def main(model: str, train_set: str) -> None:
@@ -34,6 +35,7 @@ def main(model: str, train_set: str) -> None:
                     spec.model.input_size}, tags={"cell": spec.name},
                     resume_file=run_file, resume_key=key) as run:
         log = metric_logger(run.info.run_id)
+        log_datasets(training=[sets[train_set]], test=[sets[t] for t in spec.test_sets])
 
         def log_seed(r):
             log_seed_run(spec.name, r, spec.train.epochs_step1)
@@ -54,6 +56,8 @@ def main(model: str, train_set: str) -> None:
         mlflow.set_tags({"selected_on": spec.select_on, "selected_seed": cell["selected_seed"]})
         log({f"{s}_seconds_per_epoch": v for s, v in cell["epoch_seconds"].items()
              if v is not None})
+        log_cell_model(cell["selected_model"], f"build/models/{model}/{train_set}/model.keras",
+                       cell=spec.name, test_selected=cell["selection"]["test_selected"])
 
     best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],

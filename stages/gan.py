@@ -16,7 +16,7 @@ from fer.train.keras_io import save_model
 from fer.gan.kid import FeatureExtractor
 from fer.data.layout import CROP_DIR, DERIVED_DIR
 from fer.core.params import load_params
-from fer.core.tracking import metric_logger, mlflow_run
+from fer.core.tracking import log_datasets, metric_logger, mlflow_run
 
 
 def training_images(emotion: str, sources: list[str]) -> np.ndarray:
@@ -48,6 +48,8 @@ def main(emotion: str) -> None:
             resume_file=state_dir / "mlflow_run.json", resume_key=key) as run:
         import mlflow
         log = metric_logger(run.info.run_id)
+        log_datasets(training=[CROP_DIR / s for s in dict.fromkeys([g["source"],
+                                                                    g["extra_source"]])])
         record = train_emotion_gan(emotion, real, spec, train, extractor, state_dir,
                                    log=lambda epoch, metrics: log(metrics, step=epoch),
                                    key_extra=key_extra)

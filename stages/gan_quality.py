@@ -52,6 +52,7 @@ def main() -> None:
             f.write("No GAN quality test configured (gan_quality.models, classifier / "
                     "gan_set empty).\n")
         write_json("metrics/gan_quality.json", {})
+        write_json("metrics/headline/gan_quality.json", {})
         return
     merged = load_dataset(set_dir(q["gan_set"]))
     keep = np.flatnonzero(merged.manifest["part"].to_numpy() == params["gan"]["part"])
@@ -78,6 +79,15 @@ def main() -> None:
     with atomic_file("reports/gan/table8.md") as f:
         f.write(text)
     write_json("metrics/gan_quality.json", results)
+    # for `dvc exp show`: each model's accuracy on the GAN images averaged over emotions,
+    # and the label fidelity's two summary numbers
+    headline = {m: round(float(np.mean(list(r.values()))), 4) for m, r in results.items()
+                if m != "label_fidelity"}
+    if q["classifier"]:
+        headline["label_fidelity"] = {
+            k: round(results["label_fidelity"][k], 4)
+            for k in ("gan_test_mean", "gan_train_accuracy")}
+    write_json("metrics/headline/gan_quality.json", headline)
     print(text)
 
 

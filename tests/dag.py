@@ -1,4 +1,5 @@
 """A fresh copy of this repository with the demo data, for tests that run DVC itself."""
+import json
 import os
 import re
 import shutil
@@ -61,3 +62,31 @@ def demo_repo(repo: Path, *overrides: str, data: Path | None = None,
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "demo"], repo, env)
     return env
+
+
+def exp_show_metrics(repo, env) -> list[dict]:
+    """`dvc exp show --json`: for each row it shows (workspace, commits, experiments) its
+    metric leaves as {"<file>:<dotted key>": value}."""
+    out = subprocess.run([DVC, "exp", "show", "--json"], cwd=repo, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    rows = []
+
+    def leaves(d, prefix):
+        if isinstance(d, dict):
+            return {k: v for key, val in d.items()
+                    for k, v in leaves(val, f"{prefix}.{key}").items()}
+        return {prefix: d}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("metrics"), dict):
+                rows.append({k.replace(":.", ":", 1): v for f, m in node["metrics"].items()
+                             for k, v in leaves(m.get("data", {}), f + ":").items()})
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads(out))
+    return rows

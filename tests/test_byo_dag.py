@@ -10,10 +10,11 @@ import shutil
 import sys
 
 import pytest
+import yaml
 
-from dag import DVC as dvc, demo_repo, ran, run
+from dag import DVC as dvc, demo_repo, exp_show_metrics, ran, run
 from fer.data.demo import write_labelled_csv, write_tight_crops
-from fer.core.params import ROOT
+from fer.core.params import ROOT, compose
 from test_resume import KILL_HOOK, _kill_midway, _leftovers, _outs
 
 # CPU sizes on top of the README's overrides (the demo profile comes first)
@@ -152,3 +153,28 @@ def test_readme_own_data_example_runs_to_the_report(tmp_path, demo_root):
     # aggregate, the one stage that reads report.alpha, and the page that shows its tables
     assert ran(fourth) == {"aggregate", "report"}
     assert "alpha: 0.01" in (repo / "params.yaml").read_text()
+
+    # `dvc exp show` compares the headline numbers only: per cell and test set the mean,
+    # std and selected seed's accuracy, the reference model's, each TF.js variant's size
+    # and latency (no GAN here); the same for the workspace and the experiment
+    rows = exp_show_metrics(repo, env)
+    assert len(rows) >= 2
+    expected = headline_leaves(yaml.safe_load((repo / "params.yaml").read_text()))
+    for metrics in rows:
+        assert len(metrics) == expected == 3 * 2 + 2 + 2 * 2, sorted(metrics)
+        for t in ("CK48", "JAFFE"):
+            key = f"metrics/headline/accuracy.json:vgg16-WEB_DA.{t}.accuracy_mean"
+            assert 0 <= metrics[key] <= 1
+    assert headline_leaves(compose(["profile=demo"])) == 142      # the demo's 20 cells
+
+
+def headline_leaves(p: dict) -> int:
+    """The metric leaves `dvc exp show` shows for a configuration: 3 per cell and test
+    set, one per reference model and test set, one per GAN quality model and two for
+    the label fidelity, and a size and a latency per exported model and TF.js variant."""
+    tests = len(p["grid"]["test_sets"])
+    gan = bool(p["gan"]["emotions"])
+    return (3 * len(p["grid"]["models"]) * len(p["grid"]["train_sets"]) * tests
+            + len(p["report"]["reference_models"]) * tests
+            + (len(p["gan_quality"]["models"]) + 2 * bool(p["gan_quality"]["classifier"])) * gan
+            + 2 * len(p["export"]["models"]) * len(p["export"]["variants"]))

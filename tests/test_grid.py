@@ -50,17 +50,17 @@ def test_metrics_and_aggregation_math():
         "Measured with up to 2 stages running side by side")
 
 
-def test_matrix_stage_covers_the_16_cells():
+def test_matrix_stage_covers_the_20_cells():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     matrix = dvc["stages"]["finetune"]["matrix"]
     assert matrix == {"model": "${grid.models}", "train_set": "${grid.train_sets}"}
     grid = compose([])["grid"]
-    assert len(grid["models"]) * len(grid["train_sets"]) == 16
+    assert len(grid["models"]) * len(grid["train_sets"]) == 20    # 4 paper backbones + compact
     assert "models.${item.model}" in dvc["stages"]["finetune"]["params"]
     assert "metrics/finetune" in dvc["stages"]["aggregate"]["deps"]
     from dvc.repo import Repo
     cells = [s for s in Repo(str(ROOT)).index.stages if s.addressing.startswith("finetune@")]
-    assert len(cells) == 16 and any(s.addressing == "finetune@vgg19-KDEF_Q" for s in cells)
+    assert len(cells) == 20 and any(s.addressing == "finetune@vgg19-KDEF_Q" for s in cells)
 
 
 def _tiny_params(tmp_path, labels_test=None, seeds=2):

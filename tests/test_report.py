@@ -44,6 +44,7 @@ def outputs(tmp_path, monkeypatch):
     p["grid"].update(models=["vgg16", "vgg19"], train_sets=["KDEF_OL", "KDEF_Q"])
     p["gan_quality"]["models"] = ["vgg16", "vgg19"]
     p["gan"]["emotions"] = ["happy", "sad"]
+    p["export"]["models"] = {"vgg19": "KDEF_Q"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     t = tmp_path
     table = "| a | b |\n|---|---|\n| 1 | **2** |\n"
@@ -120,6 +121,7 @@ def test_page_holds_only_the_parts_the_configuration_has(outputs, tmp_path):
     """Own data: no GAN stages, no reference model, a detect: false database."""
     p = outputs
     p["gan"]["emotions"], p["gan_quality"]["models"] = [], []
+    p["gan_quality"]["classifier"] = None
     p["report"]["reference_models"] = []
     db = next(iter(p["data"]["databases"]))
     (tmp_path / f"metrics/crop/{db}.json").write_text(json.dumps(

@@ -12,6 +12,9 @@ with `mlflow ui --backend-store-uri sqlite:///mlflow.db`.
 - Resume: with `resume_file`, the run's id is kept in that file (beside the stage's own
   resume state) and a re-run continues the same run, so its history stays whole; metrics
   are logged through `metric_logger`, which skips (metric, step) pairs already there.
+- Lineage: `log_datasets` logs the set directories a run trains or tests on as MLflow
+  datasets (name, DVC md5 as digest, path, rows, class counts); runs started by DVC are
+  tagged with their stage (`dvc_stage`).
 """
 from __future__ import annotations
 
@@ -42,6 +45,14 @@ def store_root(root=ROOT) -> Path:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root() / 'mlflow.db'}"
+
+
+def artifact_root(uri: str) -> Path:
+    """Artifacts live in `mlartifacts/` beside a SQLite store (the repository's, or a
+    test's), else beside the repository's."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).parent / "mlartifacts"
+    return store_root() / "mlartifacts"
 
 
 def git_commit() -> str:
@@ -100,7 +111,7 @@ def open_experiment(experiment: str) -> str:
         if exp is None:
             try:
                 client.create_experiment(
-                    experiment, artifact_location=(store_root() / "mlartifacts").as_uri(),
+                    experiment, artifact_location=artifact_root(uri).as_uri(),
                     tags=EXPERIMENT_TAGS)
             except mlflow.exceptions.MlflowException as e:
                 # a tracking server has no lock we can take: another client created it
@@ -190,6 +201,7 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
     mark_dead_runs_killed(exp_id)
     all_tags = {"git_commit": git_commit(),
                 "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
+                **({"dvc_stage": os.environ["DVC_STAGE"]} if "DVC_STAGE" in os.environ else {}),
                 **process_tags(), **(tags or {})}
     logged = {k: str(v)[:500] for k, v in flat(params or {}).items()}
     # a run is continued only with the same parameters (MLflow forbids changing them)
@@ -206,6 +218,57 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
         if logged:     # re-logging identical values on a resumed run is allowed
             mlflow.log_params(logged)
         yield run
+
+
+def dvc_md5(path) -> str:
+    """The md5 `dvc repro` records for `path` in dvc.lock (a directory's ends in `.dir`),
+    computed by DVC's own hashing as for a stage dependency (dvc_data's `build`, dry run),
+    with the repository's hash cache and .dvcignore; outside a DVC repository, without."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+    from dvc_data.hashfile.build import build
+    path = os.path.abspath(path)
+    try:
+        with Repo(os.path.dirname(path)) as repo:
+            return build(repo.cache.local, path, repo.fs, "md5", ignore=repo.dvcignore,
+                         dry_run=True)[2].hash_info.value
+    except NotDvcRepoError:
+        from dvc_data.hashfile.db import HashFileDB
+        from dvc_objects.fs.local import LocalFileSystem
+        fs = LocalFileSystem()
+        return build(HashFileDB(fs, os.path.dirname(path)), path, fs, "md5",
+                     dry_run=True)[2].hash_info.value
+
+
+def set_dataset(path):
+    """The set directory `path` (images.npy + manifest.csv) as an MLflow dataset: its
+    folder name, its DVC md5 as digest, the path as source, and as profile the row count
+    and the rows per class (no data is copied into the store)."""
+    import pandas as pd
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.meta_dataset import MetaDataset
+
+    labels = pd.read_csv(Path(path) / "manifest.csv", usecols=["label"])["label"]
+    counts = labels.value_counts().sort_index()
+    profile = {"num_rows": len(labels), "class_counts": {str(k): int(v) for k, v in counts.items()}}
+
+    class SetDataset(MetaDataset):
+        profile = property(lambda self: profile)
+
+        def to_dict(self):
+            return {**super().to_dict(), "profile": json.dumps(profile)}
+
+    source = get_dataset_source_from_json(json.dumps({"uri": str(path)}), "local")
+    return SetDataset(source, name=Path(path).name, digest=dvc_md5(path))
+
+
+def log_datasets(**paths) -> None:
+    """Log set directories as the active run's inputs in one call, by context:
+    `log_datasets(training=[dir], test=[dir, dir])`."""
+    import mlflow
+    pairs = [(set_dataset(p), context) for context, ps in paths.items() for p in ps]
+    mlflow.log_inputs(datasets=[d for d, _ in pairs], contexts=[c for _, c in pairs],
+                      tags_list=[None] * len(pairs))
 
 
 def metric_logger(run_id: str):
@@ -252,6 +315,9 @@ def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> str:
                           tags={"cell": cell, "resumed": str(result["resumed"]),
                                 **process_tags()}) as child:
         log = metric_logger(child.info.run_id)
+        # the seed saw the cell's data: its run names the same datasets
+        if inputs := mlflow.MlflowClient().get_run(parent.info.run_id).inputs.dataset_inputs:
+            mlflow.MlflowClient().log_inputs(child.info.run_id, datasets=inputs)
         mlflow.log_params({"seed": result["seed"], "train_images": result["train_images"]})
         # one log_batch per epoch with every curve's value of that epoch, then one with
         # the seed's final metrics

@@ -62,13 +62,18 @@ class CellSpec:
         return f"{self.model.name}-{self.train_set}"
 
 
-def model_spec(params: dict, name: str, k: int | None = None,
-               weights: str | None = None) -> ModelSpec:
-    """The backbone `name` as params.yaml configures it (k and weights overridable)."""
+def model_entry(params: dict, name: str) -> dict:
     m = params["models"].get(name)        # reads models.<name> only, as dvc.yaml declares
     if m is None:
         raise ValueError(f"unknown backbone {name!r}; params.yaml models has "
                          f"{sorted(params['models'])}")
+    return m
+
+
+def model_spec(params: dict, name: str, k: int | None = None,
+               weights: str | None = None) -> ModelSpec:
+    """The backbone `name` as params.yaml configures it (k and weights overridable)."""
+    m = model_entry(params, name)
     return ModelSpec(name, m["k"] if k is None else k, m["preprocess"],
                      str(m["weights"] if weights is None else weights),
                      params["crop"]["size"], size=m.get("size"), channels=m.get("channels", 3))
@@ -76,7 +81,7 @@ def model_spec(params: dict, name: str, k: int | None = None,
 
 def train_params(params: dict, model: str | None = None) -> dict:
     """params.yaml's train section with backbone `model`'s own keys (models.<m>.train)."""
-    own = params["models"][model].get("train") if model else None
+    own = model_entry(params, model).get("train") if model else None
     return {**params["train"], **(own or {})}
 
 
