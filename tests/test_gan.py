@@ -19,7 +19,7 @@ from fer.data.dataset import save_dataset
 from fer.gan.dcgan import GanSpec, build_discriminator, build_generator, generate, make_gan
 from fer.gan.train import CODE_FILES, GanTrainSpec, fingerprint, saved_state, train_emotion_gan
 from fer.gan.kid import FeatureExtractor, kid, pixel_features
-from fer.core.params import ROOT, compose
+from fer.core.params import ROOT
 
 
 def test_paper_architecture_at_224():
@@ -204,12 +204,8 @@ def test_resume_state_is_keyed_by_content_params_and_code(tmp_path):
 
 def _stage_dir(tmp_path, sad=8, **gan):
     """A repository-like folder with cropped 'sad' KDEF faces and tiny GAN params."""
-    params = compose(["profile=demo"])
-    params["crop"]["size"] = 32                 # below the Inception minimum: VGG16 only
-    for key in ("grid", "crossval", "gan_quality"):
-        params[key]["models"] = ["vgg16"]
-    params["model"]["name"] = "vgg16"
-    params["export"]["models"] = {"vgg16": "KDEF_OL"}
+    from test_grid import vgg16_demo_params
+    params = vgg16_demo_params("KDEF_OL")
     params["gan_quality"]["classifier"] = None
     params["gan"].update({**dict(image_size=16, blocks=2, epochs=6, batch_size=4,
                                  sample_every=2, keep_from=2, keep_every=2, kid_images=8,

@@ -63,13 +63,19 @@ def test_matrix_stage_covers_the_20_cells():
     assert len(cells) == 20 and any(s.addressing == "finetune@vgg19-KDEF_Q" for s in cells)
 
 
-def _tiny_params(tmp_path, labels_test=None, seeds=2):
+def vgg16_demo_params(export_set: str) -> dict:
+    """The demo profile on VGG16 alone, at 32 px (below the Inception minimum)."""
     params = compose(["profile=demo"])
-    params["crop"]["size"] = 32                 # below the Inception minimum: VGG16 only
+    params["crop"]["size"] = 32
     for key in ("grid", "crossval", "gan_quality"):
         params[key]["models"] = ["vgg16"]
     params["model"]["name"] = "vgg16"
-    params["export"]["models"] = {"vgg16": "TINY"}
+    params["export"]["models"] = {"vgg16": export_set}
+    return params
+
+
+def _tiny_params(tmp_path, labels_test=None, seeds=2):
+    params = vgg16_demo_params("TINY")
     params["merge"]["train_sets"]["TINY"] = ["kdef"]     # a whole, valid configuration
     params["grid"]["train_sets"] = ["TINY"]            # around the TINY set written below
     for key in ("ksearch", "gan_quality"):
