@@ -205,3 +205,50 @@ def test_compact_input_grey_area_resize_and_per_image_standardisation():
     assert model.input_shape == (None, 80, 80, 3) and base.input_shape == (None, 48, 48, 1)
     assert table2_row(ModelSpec("mini_xception", 43, "per_image", "none", 80, size=48,
                                 channels=1), base)["params"] == 50352
+
+
+def test_subsampled_conv_is_the_strided_1x1_conv():
+    """mini_xception's shortcut projection (SubsampledConv2D) gives what a stride-2 1x1
+    Conv2D with the same weights gives, for even and odd sides."""
+    import keras
+    from fer.train.backbones import SubsampledConv2D
+    for side in (44, 45):
+        x = np.random.default_rng(side).normal(size=(3, side, side, 8)).astype(np.float32)
+        conv = keras.layers.Conv2D(16, 1, strides=2, padding="same", use_bias=False)
+        sub = SubsampledConv2D(16, 1, strides=2, padding="same", use_bias=False)
+        want = np.asarray(conv(x))
+        sub.build(x.shape)
+        sub.set_weights(conv.get_weights())
+        np.testing.assert_array_equal(np.asarray(sub(x)), want)
+
+
+MINI_XCEPTION_ODD_BATCHES = """
+import numpy as np, keras
+from fer.train.backbones import ModelSpec, build_classifier
+model, _ = build_classifier(ModelSpec("mini_xception", 43, "per_image", "none", 80, size=48,
+                                      channels=1), seed=1)
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+rng = np.random.default_rng(0)
+for n in (7, 1, 9, 3):                      # odd batches: an epoch's last partial batch
+    model.train_on_batch(rng.integers(0, 256, (n, 80, 80, 3)).astype("float32"),
+                         np.arange(n) % 7)
+print("trained")
+"""
+
+
+def test_mini_xception_trains_on_odd_batches_with_onednn():
+    """Regression: with oneDNN on (TensorFlow's CPU default), the gradient of a stride-2
+    1x1 convolution of an 8-channel input overran a oneDNN buffer on odd batch sizes
+    (uxlfoundation/oneDNN#6035) and the process died ("double free or corruption",
+    SIGABRT / SIGSEGV) in mini_xception's first training epoch with such a last batch.
+    In a subprocess, since the failure is a crash."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", MINI_XCEPTION_ODD_BATCHES], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "trained" in out.stdout, (out.returncode, out.stderr[-2000:])

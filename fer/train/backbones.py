@@ -21,6 +21,28 @@ from fer.core.schema import BACKBONES
 
 
 
+@keras.saving.register_keras_serializable(package="fer")
+class SubsampledConv2D(layers.Conv2D):
+    """A strided 1x1 Conv2D computed as its equivalent: every `strides`-th pixel, then a
+    stride-1 1x1 convolution (same weights and outputs; for a 1x1 kernel `same` pads
+    nothing). Why: TF 2.19's oneDNN (TF_ENABLE_ONEDNN_OPTS, on by default) computes a
+    strided 1x1 convolution's kernel gradient through a "reduce to unit stride" copy
+    that overruns its buffer when the input has fewer channels than the AVX-512 block
+    of 16 (uxlfoundation/oneDNN#6035): mini_xception's first shortcut (8 channels)
+    corrupted the heap ("double free or corruption", SIGABRT) on odd-sized batches,
+    e.g. an epoch's last partial batch (docs/benchmarks.md#mini-xception-and-onednn)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.kernel_size != (1, 1) or self.data_format != "channels_last" \
+                or self.dilation_rate != (1, 1):
+            raise ValueError("SubsampledConv2D: a 1x1 kernel, channels_last, no dilation")
+
+    def convolution_op(self, inputs, kernel):
+        sh, sw = self.strides
+        return ops.conv(inputs[:, ::sh, ::sw, :], kernel, strides=1, padding="valid")
+
+
 def mini_xception(include_top=False, weights=None, input_shape=(48, 48, 1),
                   filters=(16, 32, 64, 128)) -> keras.Model:
     """A compact backbone trained from scratch (Arriaga et al. 2017, "Real-time
@@ -38,8 +60,8 @@ def mini_xception(include_top=False, weights=None, input_shape=(48, 48, 1),
     for _ in range(2):
         x = bn_relu(layers.Conv2D(8, 3, use_bias=False)(x))
     for f in filters:
-        shortcut = bn_relu(layers.Conv2D(f, 1, strides=2, padding="same", use_bias=False)(x),
-                           relu=False)
+        shortcut = bn_relu(SubsampledConv2D(f, 1, strides=2, padding="same",
+                                            use_bias=False)(x), relu=False)
         x = bn_relu(layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x))
         x = bn_relu(layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x), relu=False)
         x = layers.Add()([layers.MaxPooling2D(3, 2, padding="same")(x), shortcut])
