@@ -40,7 +40,7 @@ FLOOR = 0.22
 def _read(kind: str, path, style: str) -> Dataset:
     """A database through its importer, each image cropped at the square its style draws
     the face in (centre and face size of `fer.data.faces.STYLES`)."""
-    m = importers.import_database(kind, path).manifest
+    m = importers.import_database(kind, {"kind": kind, "path": str(path)}).manifest
     s = STYLES[style]
     w, h = int(s.width * SCALE), int(s.height * SCALE)
     cx, cy, half = s.center[0] * w, s.center[1] * h, 1.25 * s.face_frac * w
