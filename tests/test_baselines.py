@@ -9,7 +9,8 @@ import pytest
 import yaml
 from skimage import data
 
-from fer.evaluate.baselines import LABEL_MAPS, edge_rows, run_reference, to_emotions
+from fer.edge.table10 import with_references
+from fer.evaluate.baselines import LABEL_MAPS, run_reference, to_emotions
 from fer.data.crop import crop_resize, detect_face, load_detector
 from fer.data.dataset import save_dataset
 from fer.data.labels import EMOTIONS
@@ -92,7 +93,7 @@ def test_baselines_stage_scores_like_the_grid(tmp_path, monkeypatch, astronaut_c
     assert run.data.tags["kind"] == "reference, not trained here"
     assert run.data.metrics["CKplus_accuracy"] == 0.5 and run.data.metrics["JAFFE_accuracy"] == 1.0
     assert run.data.metrics["median_ms"] == r["median_ms"]
-    row = edge_rows(out, ["CK+", "JAFFE"])[0]               # Table 10's reference row
+    row = with_references([], out, ["CK+", "JAFFE"])[0]     # Table 10's reference row
     assert row["model"] == "face-api (@vladmandic/face-api@1.7.15), reference, not trained here"
     assert (row["CK+"], row["JAFFE"], row["location"]) == (0.5, 1.0, "node (wasm)")
     assert row["size_mb"] == r["size_mb"] and "max_abs_diff" not in row

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer.edge.tfjs import run_node_script
+from fer.core.timing import concurrent_stages
 from fer.data.labels import EMOTIONS
+from fer.edge.tfjs import latency, run_node_script
+from fer.evaluate.metrics import classification_metrics
+from fer.evaluate.stats import bootstrap_ci
 
 # Each reference model's own label order -> the project's emotion names.
 LABEL_MAPS = {
@@ -58,11 +61,34 @@ def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
             "package": res["package"], "labels": res["labels"]}
 
 
-def edge_rows(models: list[dict], test_sets: list[str]) -> list[dict]:
-    """Table 10 rows (stages/edge_eval.py) of the reference models in
-    metrics/baselines.json: size, accuracy per test set, latency, runtime; no Keras twin,
-    so no probability-difference column."""
-    return [{"model": f"{r['name']} ({r['package']}), reference, not trained here",
-             "size_mb": r["size_mb"], "location": r["runtime"],
-             **{t: r["tests"][t]["accuracy"] for t in test_sets},
-             **{k: r[k] for k in ("median_ms", "p90_ms", "runs")}} for r in models]
+def score_reference(name: str, tests: dict, report: dict) -> dict:
+    """Reference model `name` on every test set (name -> Dataset) at once: the row that
+    metrics/baselines.json lists, with per test set the grid's metrics and a bootstrap
+    interval (`report`: params.yaml's report section)."""
+    images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
+    bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
+    res = run_reference(name, images, report["latency_runs"])
+    row = {"name": name, "kind": "reference, not trained here", "package": res["package"],
+           "runtime": f"node ({res['backend']})", "size_mb": round(res["size_mb"], 3),
+           "label_map": LABEL_MAPS[name], **latency(res["ms"]), "tests": {},
+           "concurrent_stages": concurrent_stages()}
+    for i, (t, ds) in enumerate(tests.items()):
+        m = classification_metrics(ds.labels, res["probs"][bounds[i]:bounds[i + 1]])
+        m["bootstrap"] = bootstrap_ci(m["confusion"], report["bootstrap_resamples"],
+                                      report["seed"], report["level"])
+        row["tests"][t] = m
+    return row
+
+
+def baselines_markdown(models: list[dict], level: float) -> list[str]:
+    lines = ["| Reference model (not trained here) | Test set | Accuracy (%) | bootstrap "
+             f"{level * 100:g} % CI (%) | Balanced acc. (%) | Macro-F1 (%) | "
+             "Size (MB) | Latency median / p90 (ms) |", "|---|---|---|---|---|---|---|---|"]
+    for r in models:
+        for t, m in r["tests"].items():
+            b = m["bootstrap"]["accuracy"]
+            lines.append(f"| {r['name']} ({r['package']}) | {t} | {m['accuracy'] * 100:.2f} "
+                         f"| [{b['low'] * 100:.2f}, {b['high'] * 100:.2f}] | "
+                         f"{m['balanced_accuracy'] * 100:.2f} | {m['macro_f1'] * 100:.2f} | "
+                         f"{r['size_mb']:.2f} | {r['median_ms']:.1f} / {r['p90_ms']:.1f} |")
+    return lines
