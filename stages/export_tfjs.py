@@ -12,6 +12,7 @@ from fer.core.atomic import atomic_file, write_json
 from fer.edge.tfjs import export_variants
 from fer.core.mlmodel import CHAMPION, register_champion
 from fer.core.params import load_params
+from fer.data.layout import set_dir
 
 
 def main(model: str) -> None:
@@ -31,7 +32,7 @@ def main(model: str) -> None:
         "size_mb": {k: round(v / 1e6, 3) for k, v in sizes.items()}})
     # the shipped models in MLflow's registry: the first entry (the web demo's default) is
     # `champion`, every exported one also answers to its backbone's name
-    register_champion(f"{src}/model.keras", f"build/datasets/{train_set}",
+    register_champion(f"{src}/model.keras", set_dir(train_set),
                       aliases=[CHAMPION, model] if model == next(iter(e["models"])) else [model])
 
 

@@ -316,8 +316,9 @@ def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> str:
                                 **process_tags()}) as child:
         log = metric_logger(child.info.run_id)
         # the seed saw the cell's data: its run names the same datasets
-        if inputs := mlflow.MlflowClient().get_run(parent.info.run_id).inputs.dataset_inputs:
-            mlflow.MlflowClient().log_inputs(child.info.run_id, datasets=inputs)
+        client = mlflow.MlflowClient()
+        if inputs := client.get_run(parent.info.run_id).inputs.dataset_inputs:
+            client.log_inputs(child.info.run_id, datasets=inputs)
         mlflow.log_params({"seed": result["seed"], "train_images": result["train_images"]})
         # one log_batch per epoch with every curve's value of that epoch, then one with
         # the seed's final metrics
