@@ -32,7 +32,8 @@ def main() -> None:
             real = concat_datasets([load_dataset(CROP_DIR / s) for s in sources])
             spec = model_spec(params, q["classifier"])
             f = label_fidelity(lambda seed: build_classifier(spec, seed)[0], real, gan,
-                               q["holdout"], q["epochs"], q["lr"], q["seed"])
+                               q["holdout"], q["epochs"], q["lr"], q["seed"],
+                               resolution=g["image_size"])
             results["label_fidelity"] = f
             text += fidelity_markdown(f, q["classifier"], q["epochs"], sources)
     else:

@@ -119,3 +119,20 @@ def test_validation_rows_never_train_and_two_runs_give_the_same_bytes():
     assert all(np.array_equal(a, b) for a, b in zip(w0, w2))
     assert h2["step2"]["loss"] == h0["step2"]["loss"]
     assert h2["step2"]["val_loss"] != h0["step2"]["val_loss"]
+
+
+def test_cosine_decay_sets_each_epochs_learning_rate_and_restarts_with_every_seed():
+    """lr_decay=cosine: step 2's epochs run at lr, 3/4 lr, 1/4 lr (3 epochs), counted
+    from the step's first epoch (step 1 went first), the same for a second seed on the
+    reused cell; none keeps lr_step2 constant."""
+    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    data = tiny_dataset(3)
+    cosine = TrainSpec(1, 3, 1e-3, 1e-4, batch_size=4, val_fraction=0.2, lr_decay="cosine")
+    for seed in (0, 1):
+        _, history, _ = train_two_step(spec, cosine, data, seed, reuse=True)
+        assert history["step2"]["learning_rate"] == pytest.approx([1e-4, 0.75e-4, 0.25e-4])
+        assert history["step1"]["learning_rate"] == pytest.approx([1e-3])
+    flat = dataclasses.replace(cosine, lr_decay="none")
+    _, history, _ = train_two_step(spec, flat, data, 0, reuse=True)
+    assert "learning_rate" not in history["step2"]
+    assert float(finetune.Cell.current.steps[1].optimizer.learning_rate) == pytest.approx(1e-4)

@@ -11,7 +11,7 @@ from fer.data.dataset import Dataset, with_label_ids
 from fer.data.demo import TIGHT_STYLE, _face
 from fer.data.labels import EMOTIONS
 from fer.data.splits import holdout_by_source
-from fer.gan.fidelity import classify, label_fidelity, per_emotion
+from fer.gan.fidelity import at_resolution, classify, label_fidelity, per_emotion
 
 SIZE = 32
 
@@ -50,11 +50,11 @@ def test_real_images_posing_as_generated_score_the_classifier(real):
     training images: GAN-train is exactly that too (same images, seed and batches)."""
     train, held = holdout_by_source(real.manifest, 0.25, 0)
     out = label_fidelity(small_cnn, real, real.subset(held), holdout=0.25, epochs=40,
-                         lr=1e-3, seed=0)
+                         lr=3e-3, seed=0)
     assert out["held_out_images"] == len(held) == 2 * 7 * 2
     assert out["real_train_accuracy"] > 0.6       # the classifier learns the drawn expressions
     assert out["gan_test"] == out["real_train"]
-    again = label_fidelity(small_cnn, real, real.subset(train), 0.25, 40, 1e-3, 0)
+    again = label_fidelity(small_cnn, real, real.subset(train), 0.25, 40, 3e-3, 0)
     assert again["gan_train"] == again["real_train"] == out["real_train"]  # repeatable
     assert again["gan_train_accuracy"] == out["real_train_accuracy"]
 
@@ -70,6 +70,23 @@ def test_images_without_emotion_score_chance(real):
     assert classify(model, noise[:1]).shape == (1,)
     generated = Dataset(np.concatenate([noise] * 7), with_label_ids(pd.DataFrame({
         "label": np.repeat(EMOTIONS, len(noise)), "source_subject": ""})))
-    out = label_fidelity(small_cnn, real, generated, 0.25, 40, 1e-3, 0)
+    out = label_fidelity(small_cnn, real, generated, 0.25, 40, 3e-3, 0)
     assert out["gan_test_mean"] == pytest.approx(1 / 7)
     assert out["gan_train_accuracy"] < 0.3 < out["real_train_accuracy"]
+
+
+def test_real_faces_are_compared_at_the_gans_resolution(real):
+    """`resolution`: real faces are shrunk to the generator's side and back before any
+    classifier sees them. Generated := the held-out subjects' faces at 8 px: at
+    resolution 8 they are exactly what the real-trained classifier is scored on, so
+    GAN-test equals its recall there; at full size the real-trained classifier learns
+    from detail these images lack."""
+    _, held = holdout_by_source(real.manifest, 0.25, 0)
+    generated = at_resolution(real.subset(held), 8)
+    assert generated.images.shape == real.subset(held).images.shape
+    assert not np.array_equal(generated.images, real.subset(held).images)
+    out = label_fidelity(small_cnn, real, generated, 0.25, 40, 3e-3, 0, resolution=8)
+    assert out["gan_test"] == out["real_train"]
+    full = label_fidelity(small_cnn, real, generated, 0.25, 40, 3e-3, 0)
+    assert full["gan_test"] != full["real_train"]
+    assert at_resolution(real, SIZE) is real and at_resolution(real, None) is real

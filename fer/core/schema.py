@@ -228,6 +228,7 @@ class TrainOverrides(Section):
     epochs_step2: Optional[PositiveInt] = None
     lr_step1: Optional[float] = Field(None, gt=0)
     lr_step2: Optional[float] = Field(None, gt=0)
+    lr_decay: Optional[Literal["none", "cosine"]] = None
     batch_size: Optional[PositiveInt] = None
     max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
 
@@ -250,6 +251,7 @@ class Train(Section):
     epochs_step2: PositiveInt
     lr_step1: float = Field(gt=0)
     lr_step2: float = Field(gt=0)
+    lr_decay: Literal["none", "cosine"]    # per epoch within each step; none: the paper's
     batch_size: PositiveInt
     val_fraction: Fraction
     seed: int = Field(ge=0)

@@ -41,6 +41,7 @@ class TrainSpec:
     lr_step2: float = 1e-4
     batch_size: int = 32
     val_fraction: float = 0.1    # source subjects held out: val curves and seed selection
+    lr_decay: str = "none"       # none | cosine: each step's lr decays per epoch towards 0
     fast_path: bool = False      # train on cached frozen activations (fer.train.activations)
     cache_dir: str | None = None     # None: the FER_CACHE_DIR execution setting
     cache_dtype: str = "float32"
@@ -220,14 +221,23 @@ def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbo
             unfreeze_last(cell.base, spec.k)
         model, xs = cell.compile(step, lr, train.jit_compile), arrays[step - 1]
         timer = EpochTimer()
+        decay = [keras.callbacks.LearningRateScheduler(
+            lambda e, _, lr=lr, start=first, n=epochs: cosine(lr, e - start, n))
+        ] if train.lr_decay == "cosine" else []
         fit = model.fit(batches(xs, labels, tr, bs, seed, (first, first + epochs)),
                         validation_data=batches(xs, labels, va, bs) if len(va) else None,
                         epochs=first + epochs, initial_epoch=first, steps_per_epoch=steps,
-                        shuffle=False, callbacks=[timer, *callbacks], verbose=verbose)
+                        shuffle=False, callbacks=[timer, *decay, *callbacks], verbose=verbose)
         history[f"step{step}"] = fit.history
         seconds[f"step{step}"] = timer.seconds
         first += epochs
     return history, seconds
+
+
+def cosine(lr: float, epoch: int, epochs: int) -> float:
+    """Epoch `epoch` (0-based) of `epochs`' learning rate: `lr` halfway down a cosine
+    from `lr` at the first epoch towards 0 after the last."""
+    return lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
 
 
 class Cell:

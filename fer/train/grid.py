@@ -90,7 +90,7 @@ def train_spec(params: dict, val_fraction: float | None = None,
     t = train_params(params, model)
     return TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
                      t["batch_size"], t["val_fraction"] if val_fraction is None else val_fraction,
-                     **finetune.switches(t))
+                     t["lr_decay"], **finetune.switches(t))
 
 
 def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
