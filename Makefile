@@ -47,7 +47,7 @@ params: install
 # The suite on 2 workers (test files kept whole: module fixtures build once), without the
 # tests marked heavy (each covered by a faster one; docs/tests.md); test-all runs them too.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not heavy"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not heavy" --durations=25
 
 test-all: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

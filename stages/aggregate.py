@@ -11,10 +11,10 @@ from fer.core.params import load_params
 from fer.evaluate.tables import (table2_markdown, table3_markdown, table3_rows,
                         table6_markdown, table9_markdown, to_csv)
 from fer.evaluate.stats import cell_intervals
+from fer.evaluate.summary import headline_metrics, summary_metrics
 from fer.core.tracking import flat, metric_key, mlflow_run
 
 BASELINES = Path("metrics/baselines.json")
-HEADLINE = ("accuracy_mean", "accuracy_std")
 
 
 def main() -> None:
@@ -42,34 +42,9 @@ def main() -> None:
     for name, text in outputs.items():
         with atomic_file(out / name) as f:
             f.write(text)
-    summary = {}
-    for c in cells:
-        key = c["selection"]["key"]
-        summary[f"{c['model']}-{c['train_set']}"] = {t: {
-            **{f"accuracy_{k}": round(c["summary"][t]["accuracy"][k], 4)
-               for k in ("mean", "std", key, "max_test_selected")},
-            **({"accuracy_mean_ci_low": round(iv["mean_ci"][0], 4),
-                "accuracy_mean_ci_high": round(iv["mean_ci"][1], 4)} if iv["mean_ci"] else {}),
-            f"accuracy_{key}_bootstrap_low": round(iv["bootstrap"][0], 4),
-            f"accuracy_{key}_bootstrap_high": round(iv["bootstrap"][1], 4)}
-            for t in tests for iv in [intervals[c["cell"]][t]["accuracy"]]}
-    if judged:
-        # keyed by the claim's place in report.claims, whichever of them this grid holds
-        summary["claims"] = {f"claim{j['index'] + 1}": {
-            "better_minus_worse": round(j["diff"], 4), "p_holm": round(j["p_holm"], 4),
-            "supported": int(j["verdict"] == "supported")} for j in judged}
+    summary = summary_metrics(cells, tests, intervals, judged)
     write_json("metrics/summary.json", summary)
-    # what experiments are compared on (`dvc exp show`): per cell and test set the mean,
-    # std and selected seed's accuracy; each reference model's accuracy
-    headline = {}
-    for c in cells:
-        cell = f"{c['model']}-{c['train_set']}"
-        keep = HEADLINE + (f"accuracy_{c['selection']['key']}",)
-        headline[cell] = {t: {k: summary[cell][t][k] for k in keep} for t in tests}
-    if refs:
-        headline["reference"] = {r["name"]: {t: round(m["accuracy"], 4)
-                                             for t, m in r["tests"].items()} for r in refs}
-    write_json("metrics/headline/accuracy.json", headline)
+    write_json("metrics/headline/accuracy.json", headline_metrics(cells, summary, refs, tests))
     import mlflow
     with mlflow_run("aggregate", "aggregate", params={"report": {k: v for k, v in cfg.items()
                                                                   if k != "claims"}}):

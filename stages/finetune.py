@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 from fer.core.atomic import atomic_dir, write_json
-from fer.evaluate.metrics import confusion_png, pm
+from fer.evaluate.metrics import pm, write_confusions
 from fer.train.executor import configured
-from fer.train.grid import cell_spec, prepare_cache, run_cell
-from fer.data.labels import EMOTIONS
+from fer.train.grid import cell_spec, prepare_cache, run_cell, selected_meta
 from fer.data.layout import set_dir
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages
@@ -59,28 +58,17 @@ def main(model: str, train_set: str) -> None:
         log_cell_model(cell["selected_model"], f"build/models/{model}/{train_set}/model.keras",
                        cell=spec.name, test_selected=cell["selection"]["test_selected"])
 
-    best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
-    meta = {"model": model, "train_set": train_set, "seed": cell["selected_seed"],
-            "selected_on": spec.select_on, "test_selected": cell["selection"]["test_selected"],
-            "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
-            "base_input": list(spec.model.base_shape),   # grey/resized inside the model
-            "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
-            "crop": {k: params["crop"][k]
-                     for k in ("margin", "square", "confidence", "frame_tolerance")},
-            "val_accuracy": best["val"]["accuracy"] if best["val"] else None,
-            "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
+    meta = selected_meta(spec, cell, params["crop"])
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
         # already a deterministic .keras file (fer.train.keras_io): loading and saving it
         # again writes the same bytes (tests/test_keras_io.py), so copy it
         shutil.copyfile(cell["selected_model"], tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
-        for t, m in best["tests"].items():
-            confusion_png(m["confusion"], f"{spec.name} seed {cell['selected_seed']} "
-                          f"({'test' if meta['test_selected'] else 'val'}-selected) on {t}",
-                          tmp / f"confusion_{metric_key(t)}.png")
-            (tmp / f"confusion_{metric_key(t)}.json").write_text(
-                json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")
+        write_confusions(best["tests"], f"{spec.name} seed {cell['selected_seed']} "
+                         f"({'test' if meta['test_selected'] else 'val'}-selected)", tmp,
+                         metric_key)
     cell.pop("selected_model")
     # stages run side by side (fer.train.parallel_repro -j N) share the machine: say so beside
     # the epoch seconds, which Table 9 reports

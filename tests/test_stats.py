@@ -219,3 +219,29 @@ def test_table6_says_n_a_for_an_absent_class():
     assert "| disgust | 50 | 100 |" in md and "| sad | 100 | 50 |" in md
     assert "n/a: no CK48 image of that class" in md
     assert "DCGAN" not in md                         # no set of this grid holds DCGAN images
+
+
+def test_summary_and_headline_metrics_by_hand():
+    """A cell selected on val with two seeds: its mean, std, val-selected and best
+    test-selected accuracy, rounded to 4 places, intervals beside them; the headline
+    keeps mean, std and the selected seed's; a judged claim keyed by its place."""
+    from fer.evaluate.summary import headline_metrics, summary_metrics
+    acc = {"mean": 0.55556, "std": 0.1, "val_selected": 0.6, "max_test_selected": 0.65}
+    cell = {"cell": "vgg19-KDEF_Q", "selection": {"key": "val_selected"},
+            "summary": {"CK+": {"accuracy": acc}}}
+    iv = {"vgg19-KDEF_Q": {"CK+": {"accuracy": {"mean_ci": (0.4, 0.7),
+                                                "bootstrap": (0.5, 0.69999)}}}}
+    judged = [{"index": 2, "diff": 0.1234567, "p_holm": 0.01, "verdict": "supported"}]
+    s = summary_metrics([cell], ["CK+"], iv, judged)
+    assert s["vgg19-KDEF_Q"]["CK+"] == {
+        "accuracy_mean": 0.5556, "accuracy_std": 0.1, "accuracy_val_selected": 0.6,
+        "accuracy_max_test_selected": 0.65, "accuracy_mean_ci_low": 0.4,
+        "accuracy_mean_ci_high": 0.7, "accuracy_val_selected_bootstrap_low": 0.5,
+        "accuracy_val_selected_bootstrap_high": 0.7}
+    assert s["claims"] == {"claim3": {"better_minus_worse": 0.1235, "p_holm": 0.01,
+                                      "supported": 1}}
+    refs = [{"name": "face-api", "tests": {"CK+": {"accuracy": 0.33333}}}]
+    assert headline_metrics([cell], s, refs, ["CK+"]) == {
+        "vgg19-KDEF_Q": {"CK+": {"accuracy_mean": 0.5556, "accuracy_std": 0.1,
+                                 "accuracy_val_selected": 0.6}},
+        "reference": {"face-api": {"CK+": 0.3333}}}

@@ -1,6 +1,9 @@
 """Test-set metrics (paper Tables 3 and 6) and their aggregation over seeds."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
@@ -78,3 +81,14 @@ def confusion_png(confusion, title: str, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_confusions(tests: dict, title: str, folder, file_key=str) -> None:
+    """Per test set of `tests` ({name: classification_metrics}) its confusion matrix as
+    `confusion_<file_key(name)>.png` (titled "`title` on <name>") and `.json` in
+    `folder`."""
+    for t, m in tests.items():
+        name = file_key(t)
+        confusion_png(m["confusion"], f"{title} on {t}", Path(folder) / f"confusion_{name}.png")
+        (Path(folder) / f"confusion_{name}.json").write_text(
+            json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")

@@ -302,3 +302,19 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
             "epoch_seconds": step_seconds, "train_images": results[0]["train_images"],
             "per_seed": [{k: v for k, v in r.items() if k != "resumed"} for r in results],
             "selected_model": str(cache_dir / f"model_seed{best['seed']}.keras")}
+
+
+def selected_meta(spec: CellSpec, cell: dict, crop: dict) -> dict:
+    """meta.json beside a cell's kept model: the selected seed, how it was selected, what
+    the model takes (pixels, preprocessing inside it, labels) and the crop settings the
+    browser repeats (crop.margin, square, confidence, frame_tolerance), and its scores."""
+    best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
+    return {"model": spec.model.name, "train_set": spec.train_set,
+            "seed": cell["selected_seed"], "selected_on": spec.select_on,
+            "test_selected": cell["selection"]["test_selected"],
+            "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
+            "base_input": list(spec.model.base_shape),   # grey/resized inside the model
+            "labels": list(EMOTIONS), "k": spec.model.k, "weights": spec.model.weights,
+            "crop": {k: crop[k] for k in ("margin", "square", "confidence", "frame_tolerance")},
+            "val_accuracy": best["val"]["accuracy"] if best["val"] else None,
+            "tests": {t: m["accuracy"] for t, m in best["tests"].items()}}
