@@ -3,25 +3,25 @@
 from PIL import Image
 
 from fer.core.atomic import atomic_file, write_json
-from fer.data.augment import AugmentSpec, augment_images, describe, sample_grid
+from fer.data.augment import augment_images, describe, sample_grid
 from fer.data.dataset import load_dataset, save_dataset
 from fer.data.layout import CROP_DIR, DERIVED_DIR
 from fer.core.params import load_params
+from fer.core.schema import Augment
 
 
 def main() -> None:
-    opts = dict(load_params()["augment"])
-    rows, source, part = opts.pop("grid_rows"), opts.pop("source"), opts.pop("part")
-    spec = AugmentSpec(**opts)
+    augment = Augment.model_validate(load_params()["augment"])
+    source, part, n = augment.source, augment.part, augment.copies
     kdef = load_dataset(CROP_DIR / source)
-    copies, draws = augment_images(kdef.images, spec)
-    manifest = kdef.manifest.loc[kdef.manifest.index.repeat(spec.copies)].reset_index(drop=True)
+    copies, draws = augment_images(kdef.images, augment)
+    manifest = kdef.manifest.loc[kdef.manifest.index.repeat(n)].reset_index(drop=True)
     manifest["database"] = part.upper()
-    manifest["source"] = [f"copy={i % spec.copies};{describe(d)}" for i, d in enumerate(draws)]
+    manifest["source"] = [f"copy={i % n};{describe(d)}" for i, d in enumerate(draws)]
     manifest = manifest.drop(columns=["label_id"])
     summary = save_dataset(DERIVED_DIR / part, copies, manifest, name=part.upper())
     with atomic_file("reports/augment_grid.png", "wb") as f:
-        Image.fromarray(sample_grid(kdef.images, copies, spec.copies, rows)).save(f, "PNG")
+        Image.fromarray(sample_grid(kdef.images, copies, n, augment.grid_rows)).save(f, "PNG")
     write_json("metrics/augment.json", {"source": source, "part": part, "originals": len(kdef),
                                         "copies": summary["images"],
                                         "originals_and_copies": len(kdef) + summary["images"]})

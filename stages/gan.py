@@ -9,13 +9,13 @@ import numpy as np
 
 from fer.core.atomic import atomic_dir, atomic_file, write_json
 from fer.data.dataset import load_dataset, save_dataset
-from fer.gan.dcgan import GanSpec, generate, generated_manifest
-from fer.gan.train import (GanTrainSpec, fingerprint, image_grid, resize_all, save_png,
-                           train_emotion_gan)
+from fer.gan.dcgan import generate, generated_manifest
+from fer.gan.train import fingerprint, image_grid, resize_all, save_png, train_emotion_gan
 from fer.train.keras_io import save_model
 from fer.gan.kid import FeatureExtractor
 from fer.data.layout import CROP_DIR, DERIVED_DIR
 from fer.core.params import load_params
+from fer.core.schema import Gan
 from fer.core.tracking import log_datasets, metric_logger, mlflow_run
 
 
@@ -30,35 +30,28 @@ def training_images(emotion: str, sources: list[str]) -> np.ndarray:
 
 def main(emotion: str) -> None:
     params = load_params()
-    g = params["gan"]
-    spec = GanSpec(image_size=g["image_size"], blocks=g["blocks"], latent_dim=g["latent_dim"],
-                   variant=g["variant"], base_filters=g["base_filters"])
-    train = GanTrainSpec(epochs=g["epochs"], batch_size=g["batch_size"], lr=g["lr"],
-                         beta_1=g["beta_1"], sample_every=g["sample_every"],
-                         keep_from=g["keep_from"], keep_every=g["keep_every"],
-                         kid_images=g["kid_images"], seed=g["seed"])
-    real = training_images(emotion, [g["source"], g["extra_source"]])
-    extractor = FeatureExtractor(g["kid_features"], g["kid_weights"])
+    g = Gan.model_validate(params["gan"])
+    size = params["crop"]["size"]
+    real = training_images(emotion, [g.source, g.extra_source])
+    extractor = FeatureExtractor(g.kid_features, g.kid_weights)
     # the training state and the MLflow run that logs it resume together, under one key
     state_dir = Path(f".cache/gan/{emotion}")
-    key_extra = {"gan": g, "crop_size": params["crop"]["size"]}
-    key = fingerprint(emotion, real, spec, train, extractor.identity, key_extra)
+    key_extra = {"crop_size": size}
+    key = fingerprint(emotion, real, g, extractor.identity, key_extra)
     with mlflow_run("dcgan", f"dcgan-{emotion}", params={
-            "gan": g, "emotion": emotion, "train_images": len(real), **extractor.identity},
+            "gan": g.model_dump(), "emotion": emotion, "train_images": len(real),
+            **extractor.identity},
             resume_file=state_dir / "mlflow_run.json", resume_key=key) as run:
         import mlflow
         log = metric_logger(run.info.run_id)
-        log_datasets(training=[CROP_DIR / s for s in dict.fromkeys([g["source"],
-                                                                    g["extra_source"]])])
-        record = train_emotion_gan(emotion, real, spec, train, extractor, state_dir,
+        log_datasets(training=[CROP_DIR / s for s in dict.fromkeys([g.source, g.extra_source])])
+        record = train_emotion_gan(emotion, real, g, extractor, state_dir,
                                    log=lambda epoch, metrics: log(metrics, step=epoch),
                                    key_extra=key_extra)
-        size = params["crop"]["size"]
-        images = resize_all(generate(record["generator"], g["n_generate"], g["seed"] + 1000),
-                            size)
-        save_dataset(DERIVED_DIR / g["part"] / emotion, images,
-                     generated_manifest(emotion, len(images), g["part"], g["source"]),
-                     name=f"{g['part']}/{emotion}")
+        images = resize_all(generate(record["generator"], g.n_generate, g.seed + 1000), size)
+        save_dataset(DERIVED_DIR / g.part / emotion, images,
+                     generated_manifest(emotion, len(images), g.part, g.source),
+                     name=f"{g.part}/{emotion}")
         with atomic_dir(f"build/gan/models/{emotion}") as tmp:
             shutil.copytree(record["checkpoint_dir"], tmp / "checkpoints")
             save_model(record["generator"], tmp / "generator.keras")
@@ -85,7 +78,7 @@ def main(emotion: str) -> None:
     shutil.rmtree(state_dir, ignore_errors=True)
     print(f"GAN {emotion}: {len(real)} training images, chosen epoch {record['chosen_epoch']} "
           f"(KID {summary['chosen_kid']:.4f}, {extractor.name} features), "
-          f"{len(images)} images -> {DERIVED_DIR / g['part'] / emotion}")
+          f"{len(images)} images -> {DERIVED_DIR / g.part / emotion}")
 
 
 if __name__ == "__main__":

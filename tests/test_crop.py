@@ -3,8 +3,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fer.data.crop import CropSpec, NoFaceError, crop_faces, detect_face, detector_files, \
-    load_detector
+from fer.data.crop import NoFaceError, crop_faces, detect_face, detector_files, load_detector
+from sections import section
 
 
 def test_detector_files_come_from_the_package():
@@ -29,24 +29,27 @@ def test_crop_policies(tmp_path):
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(blank)
     paths = [str(face), str(blank)]
-    imgs, info = crop_faces(paths, CropSpec(size=224, no_face="center"), workers=1)
+    imgs, info = crop_faces(paths, section("crop", size=224, no_face="center", workers=1),
+                             True)
     assert imgs.shape == (2, 224, 224, 3) and imgs.dtype == np.uint8
     assert [i["detected"] for i in info] == [True, False]
     assert info[1]["box"] == (20, 0, 140, 120)
     assert imgs.max() > 200 and imgs.min() < 30              # 0-255 kept, not rescaled
-    imgs, info = crop_faces(paths, CropSpec(size=64, no_face="skip"), workers=1)
+    imgs, info = crop_faces(paths, section("crop", size=64, no_face="skip", workers=1), True)
     assert imgs.shape == (1, 64, 64, 3) and [i["kept"] for i in info] == [True, False]
     with pytest.raises(NoFaceError, match=r"blank\.png: no face"):
-        crop_faces(paths, CropSpec(size=64, no_face="fail"), workers=1)
-    with pytest.raises(ValueError, match="crop.no_face"):
-        CropSpec(no_face="guess")
+        crop_faces(paths, section("crop", size=64, no_face="fail", workers=1), True)
+    with pytest.raises(ValueError, match="no_face"):
+        section("crop", no_face="guess")
+    with pytest.raises(ValueError, match="greater than or equal to 8"):
+        section("crop", size=4)
 
 
 def test_two_workers_match_one(demo_root):
     root, _ = demo_root
     paths = [str(p) for p in sorted((root / "jaffe").glob("*.tiff"))[:20]]
-    one, info1 = crop_faces(paths, CropSpec(size=48), workers=1)
-    two, info2 = crop_faces(paths, CropSpec(size=48), workers=2)
+    one, info1 = crop_faces(paths, section("crop", size=48, workers=1), True)
+    two, info2 = crop_faces(paths, section("crop", size=48, workers=2), True)
     assert np.array_equal(one, two) and info1 == info2
     assert np.mean([i["detected"] for i in info1]) >= 0.9     # demo faces are detectable
 
@@ -96,17 +99,17 @@ def tight(tmp_path_factory):
 
 def test_pad_finds_tight_crops_and_low_rates_warn(tight):
     assert len(tight) == 42
-    spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9)
-    _, info = crop_faces(tight, spec, workers=1)
-    summary, warning = detection_summary(info, spec, "ck48")
+    crop = section("crop", size=48, no_face="skip", workers=1)     # min_detection_rate 0.9
+    _, info = crop_faces(tight, crop, True)
+    summary, warning = detection_summary(info, crop, True, "ck48")
     assert summary["detected"] == 10                             # measured 10 of 42
     assert summary["best_box_out_of_frame"] == 40                # no context: boxes stray
     assert "crop.pad" in warning and "data.databases.ck48.detect: false" in warning
     assert summary["warning"] == warning
 
-    spec = CropSpec(size=48, no_face="skip", min_detection_rate=0.9, pad=0.25)
-    images, info = crop_faces(tight, spec, workers=1)
-    summary, warning = detection_summary(info, spec, "ck48")
+    crop = crop.model_copy(update={"pad": 0.25})
+    images, info = crop_faces(tight, crop, True)
+    summary, warning = detection_summary(info, crop, True, "ck48")
     # measured 33 of 42 (the code that clipped out-of-frame boxes said 39: 6 fragments)
     assert summary["detected"] == 33 and summary["best_box_out_of_frame"] == 13
     assert summary["pad"] == 0.25 and len(images) == summary["detected"]
@@ -118,11 +121,11 @@ def test_pad_finds_tight_crops_and_low_rates_warn(tight):
 
 
 def test_detect_false_is_reported_as_not_run(tight):
-    spec = CropSpec(size=32, detect=False, min_detection_rate=0.9)
-    images, info = crop_faces(tight[:5], spec, workers=1)
+    crop = section("crop", size=32, workers=1)
+    images, info = crop_faces(tight[:5], crop, False)
     assert images.shape == (5, 32, 32, 3)
     assert [i["detected"] for i in info] == [None] * 5
-    summary, warning = detection_summary(info, spec, "ck48")
+    summary, warning = detection_summary(info, crop, False, "ck48")
     assert summary == {"images": 5, "detect": False, "detected": None,
                        "detection_rate": None}
     assert warning is None
@@ -182,7 +185,8 @@ def test_every_kept_demo_crop_is_the_drawn_face(tmp_path, style_name):
         Image.fromarray(img).save(paths[-1])
         faces.append(face)
     for pad in (0.0, 0.25):
-        _, info = crop_faces(paths, CropSpec(size=48, no_face="skip", pad=pad), workers=1)
+        _, info = crop_faces(paths, section("crop", size=48, no_face="skip", pad=pad, workers=1),
+                             True)
         kept = [(i["box"], f) for i, f in zip(info, faces) if i["detected"]]
         assert all(iou(box, face) >= 0.5 for box, face in kept), (pad, kept)
         if style_name != "tight" and pad == 0:

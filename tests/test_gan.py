@@ -16,15 +16,16 @@ from keras import layers
 
 import fer.gan.kid
 from fer.data.dataset import save_dataset
-from fer.gan.dcgan import GanSpec, build_discriminator, build_generator, generate, make_gan
-from fer.gan.train import CODE_FILES, GanTrainSpec, fingerprint, saved_state, train_emotion_gan
+from fer.gan.dcgan import build_discriminator, build_generator, generate, make_gan
+from fer.gan.train import CODE_FILES, fingerprint, saved_state, train_emotion_gan
 from fer.gan.kid import FeatureExtractor, kid, pixel_features
 from fer.core.params import ROOT
+from sections import section
 
 
 def test_paper_architecture_at_224():
-    spec = GanSpec()
-    g, d = build_generator(spec), build_discriminator(spec)
+    gan = section("gan")
+    g, d = build_generator(gan), build_discriminator(gan)
     ups = [l.output.shape[1:] for l in g.layers if l.name.startswith("up_")]
     assert ups == [(14, 14, 512), (28, 28, 256), (56, 56, 128), (112, 112, 64),
                    (224, 224, 32)]
@@ -40,17 +41,17 @@ def test_paper_architecture_at_224():
 
 
 def test_bn_gap_variant():
-    spec = GanSpec(image_size=32, blocks=3, variant="bn_gap")
-    g, d = build_generator(spec), build_discriminator(spec)
+    gan = section("gan", image_size=32, blocks=3, variant="bn_gap")
+    g, d = build_generator(gan), build_discriminator(gan)
     assert sum(isinstance(l, layers.BatchNormalization) for l in g.layers) == 2
     assert any(isinstance(l, layers.GlobalAveragePooling2D) for l in d.layers)
     assert not any(isinstance(l, layers.Flatten) for l in d.layers)
     with pytest.raises(ValueError, match="not divisible"):
-        GanSpec(image_size=100, blocks=3)
+        section("gan", image_size=100, blocks=3)
 
 
 def test_train_step_moves_both_networks():
-    gan = make_gan(GanSpec(image_size=16, blocks=2), seed=0)
+    gan = make_gan(section("gan", image_size=16, blocks=2, seed=0))
     g0 = [w.numpy().copy() for w in gan.generator.trainable_weights]
     d0 = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
     real = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 3)).astype("float32")
@@ -62,12 +63,12 @@ def test_train_step_moves_both_networks():
 
 
 def test_generate_count_shape_range_and_seed():
-    gan = make_gan(GanSpec(image_size=16, blocks=2), seed=3)
+    gan = make_gan(section("gan", image_size=16, blocks=2, seed=3))
     a = generate(gan.generator, 10, seed=5)
     assert a.shape == (10, 16, 16, 3) and a.dtype == np.uint8
     assert a.min() >= 0 and a.max() <= 255 and a.std() > 0
     assert np.array_equal(a, generate(gan.generator, 10, seed=5))
-    again = make_gan(GanSpec(image_size=16, blocks=2), seed=3)
+    again = make_gan(section("gan", image_size=16, blocks=2, seed=3))
     assert np.array_equal(a, generate(again.generator, 10, seed=5))
 
 
@@ -129,25 +130,25 @@ class Killed(Exception):
 
 
 def _small_gan(epochs):
-    """(real images, GanSpec, GanTrainSpec, pixel features): a GAN that trains in seconds,
-    state saved every 2 epochs."""
+    """(real images, gan section, pixel features): a GAN that trains in seconds, state
+    saved every 2 epochs."""
     real = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
-    train = GanTrainSpec(epochs=epochs, batch_size=4, sample_every=2, keep_from=2,
-                         keep_every=2, kid_images=8, seed=1)
-    return real, GanSpec(image_size=16, blocks=2), train, FeatureExtractor("pixels")
+    gan = section("gan", image_size=16, blocks=2, epochs=epochs, batch_size=4, sample_every=2,
+                  keep_from=2, keep_every=2, kid_images=8, seed=1)
+    return real, gan, FeatureExtractor("pixels")
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    real, spec, train, ex = _small_gan(epochs=6)
-    full = train_emotion_gan("sad", real, spec, train, ex, tmp_path / "a")
+    real, gan, ex = _small_gan(epochs=6)
+    full = train_emotion_gan("sad", real, gan, ex, tmp_path / "a")
 
     def die_at_3(epoch, metrics):
         if epoch == 3:
             raise Killed()
 
     with pytest.raises(Killed):
-        train_emotion_gan("sad", real, spec, train, ex, tmp_path / "b", log=die_at_3)
-    resumed = train_emotion_gan("sad", real, spec, train, ex, tmp_path / "b")
+        train_emotion_gan("sad", real, gan, ex, tmp_path / "b", log=die_at_3)
+    resumed = train_emotion_gan("sad", real, gan, ex, tmp_path / "b")
     assert (full["resumed_from"], resumed["resumed_from"]) == (0, 2)
     assert sorted(full["kid"]) == ["2", "4", "6"]
     assert full["kid"] == pytest.approx(resumed["kid"], rel=1e-6)
@@ -160,45 +161,42 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 
 def test_resume_state_is_keyed_by_content_params_and_code(tmp_path):
-    real, spec, train, ex = _small_gan(epochs=4)
-    extra = {"n_generate": 20}
+    real, gan, ex = _small_gan(epochs=4)
+    extra = {"crop_size": 80}
 
     def die_at_3(epoch, metrics):
         if epoch == 3:
             raise Killed()
 
     with pytest.raises(Killed):
-        train_emotion_gan("sad", real, spec, train, ex, tmp_path / "s", log=die_at_3,
-                          key_extra=extra)
+        train_emotion_gan("sad", real, gan, ex, tmp_path / "s", log=die_at_3, key_extra=extra)
 
     def epoch(*args, **kw):
         state = saved_state(tmp_path / "s", fingerprint(*args, **kw))
         return state["epoch"] if state else 0
 
-    assert epoch("sad", real, spec, train, ex.identity, extra) == 2        # unchanged
-    assert epoch("sad", real.copy(), spec, train, ex.identity, dict(extra)) == 2
+    assert epoch("sad", real, gan, ex.identity, extra) == 2        # unchanged
+    assert epoch("sad", real.copy(), gan.model_copy(), ex.identity, dict(extra)) == 2
     other = real.copy()
     other[5, 7, 7, 1] ^= 1                                    # one bit, same size
-    assert epoch("sad", other, spec, train, ex.identity, extra) == 0
-    assert epoch("sad", real, spec, GanTrainSpec(**{**train.__dict__, "lr": 1e-4}),
-                 ex.identity, extra) == 0
-    assert epoch("sad", real, GanSpec(image_size=16, blocks=2, variant="bn_gap"), train,
-                 ex.identity, extra) == 0
-    assert epoch("sad", real, spec, train, ex.identity, {"n_generate": 21}) == 0
-    assert epoch("sad", real, spec, train, {**ex.identity, "kid_features": "inception",
-                                           "kid_weights_md5": "0" * 32}, extra) == 0
+    assert epoch("sad", other, gan, ex.identity, extra) == 0
+    for key, value in (("lr", 1e-4), ("variant", "bn_gap"), ("n_generate", 21)):
+        assert epoch("sad", real, gan.model_copy(update={key: value}), ex.identity,
+                     extra) == 0, key
+    assert epoch("sad", real, gan, ex.identity, {"crop_size": 81}) == 0
+    assert epoch("sad", real, gan, {**ex.identity, "kid_features": "inception",
+                                    "kid_weights_md5": "0" * 32}, extra) == 0
     # the bytes of the GAN code: a one-character edit of a copy of fer/gan/dcgan.py
     code = [tmp_path / f.name for f in CODE_FILES]
     for f, c in zip(CODE_FILES, code):
         shutil.copy(f, c)
-    same = fingerprint("sad", real, spec, train, ex.identity, extra, code_files=code)
-    assert same == fingerprint("sad", real, spec, train, ex.identity, extra)
+    same = fingerprint("sad", real, gan, ex.identity, extra, code_files=code)
+    assert same == fingerprint("sad", real, gan, ex.identity, extra)
     code[0].write_text(code[0].read_text() + " ")
-    assert fingerprint("sad", real, spec, train, ex.identity, extra, code_files=code) != same
+    assert fingerprint("sad", real, gan, ex.identity, extra, code_files=code) != same
 
     # through the trainer: other params never resume (and the stale state is replaced)
-    rerun = train_emotion_gan("sad", real, spec, train, ex, tmp_path / "s",
-                              key_extra={"n_generate": 21})
+    rerun = train_emotion_gan("sad", real, gan, ex, tmp_path / "s", key_extra={"crop_size": 81})
     assert rerun["resumed_from"] == 0 and [h["epoch"] for h in rerun["history"]] == [1, 2, 3, 4]
 
 
@@ -311,9 +309,9 @@ def test_the_demo_schedule_draws_toward_the_faces(tmp_path):
     from fer.data.demo import _face
     real = np.stack([cv2.resize(_face("kdef", s, 0, "happy", 1.0, 0, 0.3), (16, 16),
                                 interpolation=cv2.INTER_AREA) for s in range(12)])
-    spec, ex = GanSpec(image_size=16, blocks=2, base_filters=16), FeatureExtractor("pixels")
-    train = GanTrainSpec(epochs=150, batch_size=32, lr=1e-3, sample_every=150, keep_from=50,
-                         keep_every=25, kid_images=32, seed=0)
-    untrained = kid(ex(generate(make_gan(spec, seed=0).generator, 32, 7)), ex(real))
-    record = train_emotion_gan("happy", real, spec, train, ex, tmp_path)
+    gan, ex = section("gan", image_size=16, blocks=2, base_filters=16, epochs=150,
+                      batch_size=32, lr=1e-3, sample_every=150, keep_from=50, keep_every=25,
+                      kid_images=32, seed=0), FeatureExtractor("pixels")
+    untrained = kid(ex(generate(make_gan(gan).generator, 32, 7)), ex(real))
+    record = train_emotion_gan("happy", real, gan, ex, tmp_path)
     assert record["kid"][str(record["chosen_epoch"])] < 0.6 * untrained

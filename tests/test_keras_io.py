@@ -8,14 +8,15 @@ import keras
 import numpy as np
 
 from fer.train.finetune import seed_everything
-from fer.gan.dcgan import GanSpec, build_generator
+from fer.gan.dcgan import build_generator
 from fer.train.keras_io import ZIP_EPOCH, save_model
+from sections import section
 
 
 def test_same_model_same_bytes_and_loads_back(tmp_path):
     seed_everything(0)
-    model = build_generator(GanSpec(image_size=16, blocks=2, latent_dim=8, variant="bn_gap",
-                                    base_filters=4))
+    model = build_generator(section("gan", image_size=16, blocks=2, latent_dim=8,
+                                    variant="bn_gap", base_filters=4))
     model.get_layer("up_1").trainable = False
     model.compile(keras.optimizers.Adam(1e-3), "mse")    # optimizer state and BN statistics
     z = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from fer.data import demo, importers
-from fer.data.augment import AugmentSpec, augment_images
+from fer.data.augment import augment_images
 from fer.data.crop import crop_resize
 from fer.data.dataset import Dataset, with_label_ids
 from fer.data.faces import STYLES
@@ -30,6 +30,7 @@ from fer.train.backbones import ModelSpec
 from fer.train.finetune import TrainSpec, predict, train_two_step
 from fer.train.keras_io import save_model
 from needs import APT_NODE, NPM_WEB, WEB, need
+from sections import section
 
 SCALE, SIZE = 0.25, 64
 CHANCE = {"CK+": 1 / 7, "JAFFE": 1 / 7}
@@ -58,7 +59,7 @@ def run(tmp_path_factory):
     demo.write_ck(root, sizes, 0)
     demo.write_jaffe(root, sizes, 0)
     kdef = _read("kdef", root / "KDEF", "kdef")
-    copies, _ = augment_images(kdef.images, AugmentSpec(copies=2))
+    copies, _ = augment_images(kdef.images, section("augment", copies=2))
     train = Dataset(np.concatenate([kdef.images, copies]), pd.concat(
         [kdef.manifest, kdef.manifest.loc[kdef.manifest.index.repeat(2)]], ignore_index=True))
     spec = ModelSpec("mini_xception", 43, "per_image", "none", SIZE, size=48, channels=1)

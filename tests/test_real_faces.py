@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fer.data.crop import CropSpec, crop_faces, detection_summary, find_face, load_detector
+from fer.data.crop import crop_faces, detection_summary, find_face, load_detector
+from sections import section
 
 FACE = (180, 72, 270, 168)          # marked by hand on data.astronaut()
 CUTS = {                            # region of the photograph, output side, grey
@@ -76,8 +77,8 @@ def cuts(tmp_path_factory):
 @pytest.mark.parametrize("pad", PADS)
 def test_every_kept_crop_is_the_face(cuts, name, pad):
     paths, faces = cuts[name]
-    spec = CropSpec(size=64, no_face="skip", pad=pad)
-    images, info = crop_faces(paths, spec, workers=1)
+    images, info = crop_faces(paths, section("crop", size=64, no_face="skip", pad=pad,
+                                             workers=1), True)
     for path, face, i in zip(paths, faces, info):
         if i["detected"]:
             assert iou(i["box"], face) >= 0.5, (path, pad, i["box"], face)
@@ -98,18 +99,17 @@ def test_out_of_frame_boxes_are_rejected_and_reported(cuts):
     the bottom-right corner: IoU 0.28 with the face); with pad 0.25 the in-frame box
     behind it is the face, and the share is reported and warned about."""
     paths, faces = cuts["tight48"]
-    spec = CropSpec(size=48, no_face="skip", pad=0.25, min_detection_rate=0.9,
-                    max_out_of_frame_share=0.1)
-    _, info = crop_faces(paths, spec, workers=1)
-    summary, warning = detection_summary(info, spec, "tight48")
+    crop = section("crop", size=48, no_face="skip", pad=0.25, min_detection_rate=0.9,
+                   max_out_of_frame_share=0.1, workers=1)
+    _, info = crop_faces(paths, crop, True)
+    summary, warning = detection_summary(info, crop, True, "tight48")
     assert summary["detected"] >= 4                              # measured 4 of 6
     assert summary["best_box_out_of_frame"] == 6                 # measured 6 of 6
     assert summary["out_of_frame_boxes"] >= summary["best_box_out_of_frame"]
     assert summary["out_of_frame_share"] == summary["best_box_out_of_frame"] / 6
     assert "outside the image" in warning and "crop.max_out_of_frame_share" in warning
     # unpadded, every box of a tight crop leaves the frame: no face, nothing clipped
-    spec = CropSpec(size=48, no_face="skip", pad=0.0)
-    images, info = crop_faces(paths, spec, workers=1)
+    images, info = crop_faces(paths, crop.model_copy(update={"pad": 0.0}), True)
     assert len(images) == 0 and all(i["out_of_frame"] > 0 for i in info)
 
 
@@ -120,8 +120,8 @@ def test_a_photograph_has_no_rejected_box():
 
 def test_stretch_is_the_named_alternative(cuts):
     paths, faces = cuts["photo"]
-    _, square = crop_faces(paths[:1], CropSpec(size=64), workers=1)
-    _, stretch = crop_faces(paths[:1], CropSpec(size=64, square=False), workers=1)
+    _, square = crop_faces(paths[:1], section("crop", size=64, workers=1), True)
+    _, stretch = crop_faces(paths[:1], section("crop", size=64, square=False, workers=1), True)
     x0, y0, x1, y1 = stretch[0]["box"]
     assert (x1 - x0) != (y1 - y0)                      # the detector's rectangle, resized
     x0, y0, x1, y1 = square[0]["box"]

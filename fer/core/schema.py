@@ -2,10 +2,12 @@
 keys, checked before any stage does work (`python -m fer.core.params` and `load_params`).
 
 Per-key types and ranges are pydantic models (strict: no silent "10" -> 10; unknown
-keys are errors, so a typo such as `crop.siz` is caught). Rules that span sections
-(names of sets, backbones and databases; input size vs backbone; k vs layer count) are
-plain checks in `cross_field_problems`. Every problem is reported at once, naming the
-key, the value and the rule. To add a key, add a field to its section's model below.
+keys are errors, so a typo such as `crop.siz` is caught); a section's model is also the
+object its stage hands the library (fer.data.crop takes a `Crop`). Rules within a section
+are its validators; rules that span sections (names of sets, backbones and databases;
+input size vs backbone; k vs layer count) are plain checks in `cross_field_problems`.
+Every problem is reported at once, naming the key, the value and the rule. To add a
+key, add a field to its section's model below.
 
 No keras/tensorflow here (the import and crop stages stay light): the backbones' layer
 counts and minimum input sizes are a table, checked against keras.applications by
@@ -164,7 +166,8 @@ class Data(Section):
 
 
 class Crop(Section):
-    size: PositiveInt
+    """crop: face detection and standardisation (fer.data.crop)."""
+    size: int = Field(ge=8)
     confidence: float = Field(gt=0, le=1)
     no_face: Literal["center", "skip", "fail"]
     margin: float = Field(ge=0)
@@ -177,6 +180,7 @@ class Crop(Section):
 
 
 class Augment(Section):
+    """augment: offline augmentation (fer.data.augment)."""
     source: str                        # a database of data.databases
     part: str                          # the merge part its copies form
     copies: PositiveInt
@@ -192,6 +196,7 @@ class Augment(Section):
 
 
 class Gan(Section):
+    """gan: the per-emotion DCGANs (fer.gan.dcgan, fer.gan.train)."""
     emotions: list[Literal[EMOTIONS]]  # [] when no merge set uses `part`
     source: str                        # databases whose faces the GANs learn from
     extra_source: str
@@ -213,6 +218,15 @@ class Gan(Section):
     kid_images: int = Field(ge=2)      # unbiased KID needs two samples per set
     kid_weights: Optional[str] = None  # imagenet | kid_weights/<file>
     seed: int = Field(ge=0)
+
+    @field_validator("blocks")
+    @classmethod
+    def _divides_image_size(cls, blocks: int, info):
+        size = info.data.get("image_size")
+        if size is not None and size % 2 ** blocks:
+            raise ValueError(f"gan.image_size = {size} is not divisible by 2 ** gan.blocks "
+                             f"= {2 ** blocks}")
+        return blocks
 
 
 class Merge(Section):
@@ -619,10 +633,6 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
         out.append(f"crop.size = {size}: below the minimum input size of the backbones it "
                    f"feeds ({', '.join(small)})")
 
-    image_size, blocks = _get(params, "gan.image_size", int), _get(params, "gan.blocks", int)
-    if image_size and blocks and image_size % 2 ** blocks:
-        out.append(f"gan.image_size = {image_size}: must be divisible by 2 ** gan.blocks "
-                   f"= {2 ** blocks}")
     kid_weights = _get(params, "gan.kid_weights", str)
     if kid_weights is not None and kid_weights != "imagenet":
         out += _weights_problems("gan.kid_weights", kid_weights, None, root)

@@ -20,31 +20,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fer.core.schema import Augment
+
 FILL_MODES = {"reflect": cv2.BORDER_REFLECT, "constant": cv2.BORDER_CONSTANT,
               "nearest": cv2.BORDER_REPLICATE, "wrap": cv2.BORDER_WRAP}
-
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    copies: int = 5
-    rotation: float = 0.1
-    zoom: float = 0.1
-    flip: bool = True
-    height: float = 0.2
-    width: float = 0.2
-    contrast: float = 0.2
-    fill_mode: str = "reflect"
-    seed: int = 42
-
-    def __post_init__(self):
-        if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"augment.fill_mode must be one of {sorted(FILL_MODES)}")
-        for k in ("rotation", "zoom", "height", "width", "contrast"):
-            v = getattr(self, k)
-            if not 0 <= v < 1:
-                raise ValueError(f"augment.{k} must be in [0, 1), got {v}")
-        if self.copies < 1:
-            raise ValueError("augment.copies must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -57,15 +36,16 @@ class Draw:
     contrast: float
 
 
-def draw(spec: AugmentSpec, index: int, copy: int) -> Draw:
-    rng = np.random.default_rng([spec.seed, index, copy])
+def draw(augment: Augment, index: int, copy: int) -> Draw:
+    """The transform of copy `copy` of image `index`."""
+    rng = np.random.default_rng([augment.seed, index, copy])
     u = rng.uniform(-1, 1, 5)
-    return Draw(angle_deg=float(u[0] * spec.rotation * 360.0),
-                zoom=float(1 + u[1] * spec.zoom),
-                flip=bool(spec.flip and rng.random() < 0.5),
-                height=float(1 + u[2] * spec.height),
-                width=float(1 + u[3] * spec.width),
-                contrast=float(1 + u[4] * spec.contrast))
+    return Draw(angle_deg=float(u[0] * augment.rotation * 360.0),
+                zoom=float(1 + u[1] * augment.zoom),
+                flip=bool(augment.flip and rng.random() < 0.5),
+                height=float(1 + u[2] * augment.height),
+                width=float(1 + u[3] * augment.width),
+                contrast=float(1 + u[4] * augment.contrast))
 
 
 def apply(img: np.ndarray, d: Draw, fill_mode: str = "reflect") -> np.ndarray:
@@ -85,15 +65,15 @@ def apply(img: np.ndarray, d: Draw, fill_mode: str = "reflect") -> np.ndarray:
     return np.clip((x - mean) * d.contrast + mean, 0, 255).round().astype(np.uint8)
 
 
-def augment_images(images: np.ndarray, spec: AugmentSpec):
-    """Return (copies, draws): `spec.copies` copies per image, image-major order."""
+def augment_images(images: np.ndarray, augment: Augment):
+    """Return (copies, draws): `augment.copies` copies per image, image-major order."""
     n = len(images)
-    out = np.empty((n * spec.copies, *images.shape[1:]), np.uint8)
+    out = np.empty((n * augment.copies, *images.shape[1:]), np.uint8)
     draws = []
     for i in tqdm(range(n), desc="augment", unit="img"):
-        for k in range(spec.copies):
-            d = draw(spec, i, k)
-            out[i * spec.copies + k] = apply(np.asarray(images[i]), d, spec.fill_mode)
+        for k in range(augment.copies):
+            d = draw(augment, i, k)
+            out[i * augment.copies + k] = apply(np.asarray(images[i]), d, augment.fill_mode)
             draws.append(d)
     return out, draws
 

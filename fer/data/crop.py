@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fer.core.schema import Crop
 from fer.data.images import read_rgb
 
 PROTOTXT = "deploy.prototxt.txt"
 CAFFEMODEL = "res10_300x300_ssd_iter_140000.caffemodel"
-NO_FACE_POLICIES = ("skip", "center", "fail")
 
 
 class NoFaceError(RuntimeError):
@@ -163,75 +163,49 @@ def crop_resize(rgb: np.ndarray, box, size: int) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=interp)
 
 
-@dataclass(frozen=True)
-class CropSpec:
-    size: int = 224
-    confidence: float = 0.5
-    no_face: str = "center"      # skip | center | fail
-    margin: float = 0.0          # box enlargement on each side, fraction of its size
-    square: bool = True          # square box before resizing (false: the paper's
-                                 # rectangle, stretched to size x size)
-    detect: bool = True          # False for databases that are already face crops
-    pad: float = 0.0             # border before detection, fraction of the image size
-    frame_tolerance: float = 0.1     # how far a box may leave the image, x its side
-    min_detection_rate: float = 0.0  # warn below this rate
-    max_out_of_frame_share: float = 1.0  # warn when more images' best box left the frame
-
-    def __post_init__(self):
-        if not 0 <= self.pad <= 2:
-            raise ValueError(f"crop.pad must be in [0, 2], got {self.pad}")
-        for key in ("min_detection_rate", "max_out_of_frame_share", "frame_tolerance"):
-            if not 0 <= getattr(self, key) <= 1:
-                raise ValueError(f"crop.{key} must be in [0, 1], got {getattr(self, key)}")
-        if self.no_face not in NO_FACE_POLICIES:
-            raise ValueError(f"crop.no_face must be one of {NO_FACE_POLICIES}, "
-                             f"got {self.no_face!r}")
-        if self.size < 8:
-            raise ValueError(f"crop.size must be >= 8, got {self.size}")
-
-
 _NET = None
 
 
 def _crop_one(args):
     """(crop or None, box, confidence, detected, boxes rejected for leaving the frame)"""
     global _NET
-    path, spec, preloaded = args
+    path, crop, detect, preloaded = args
     rgb = preloaded if preloaded is not None else read_rgb(path)
     found = FaceSearch(None)
-    if spec.detect:
+    if detect:
         if _NET is None:
             _NET = load_detector()
-        found = find_face(_NET, rgb, spec.confidence, spec.pad, spec.frame_tolerance)
+        found = find_face(_NET, rgb, crop.confidence, crop.pad, crop.frame_tolerance)
     det = found.detection
     if det is not None:
-        box = expand_box(det.box, rgb.shape, spec.margin, spec.square)
-        return crop_resize(rgb, box, spec.size), box, det.confidence, True, found.out_of_frame
-    if spec.detect and spec.no_face == "fail":
-        raise NoFaceError(f"{path}: no face with confidence >= {spec.confidence} inside the "
+        box = expand_box(det.box, rgb.shape, crop.margin, crop.square)
+        return crop_resize(rgb, box, crop.size), box, det.confidence, True, found.out_of_frame
+    if detect and crop.no_face == "fail":
+        raise NoFaceError(f"{path}: no face with confidence >= {crop.confidence} inside the "
                           f"image ({found.out_of_frame} box(es) left the frame; "
                           "crop.no_face=fail)")
-    if spec.detect and spec.no_face == "skip":
+    if detect and crop.no_face == "skip":
         return None, None, 0.0, False, found.out_of_frame
     box = center_box(rgb.shape)
-    return (crop_resize(rgb, box, spec.size), box, 0.0, False if spec.detect else None,
+    return (crop_resize(rgb, box, crop.size), box, 0.0, False if detect else None,
             found.out_of_frame)
 
 
-def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "crop",
+def crop_faces(paths: list[str], crop: Crop, detect: bool, desc: str = "crop",
                preloaded: np.ndarray | None = None):
-    """Detect and crop every image; returns (images, info) in input order.
+    """Detect and crop every image; returns (images, info) in input order. `detect`: the
+    database's `detect` (false: centre crops, no detection).
 
     `info` has one dict per input (box, confidence, detected, kept, out_of_frame: boxes
     that outscored the kept one but left the frame); `detected` is None when detection
     did not run (`detect: false`). Images for
-    skipped inputs are left out of `images`. Runs on `workers` processes.
+    skipped inputs are left out of `images`. Runs on `crop.workers` processes.
     """
-    jobs = [(p, spec, None if preloaded is None else preloaded[i])
+    jobs = [(p, crop, detect, None if preloaded is None else preloaded[i])
             for i, p in enumerate(paths)]
-    if workers > 1 and len(jobs) > 8:
+    if crop.workers > 1 and len(jobs) > 8:
         ctx = get_context("fork" if os.name == "posix" else "spawn")
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(crop.workers) as pool:
             results = list(tqdm(pool.imap(_crop_one, jobs, chunksize=8), total=len(jobs),
                                 desc=desc, unit="img"))
     else:
@@ -242,34 +216,35 @@ def crop_faces(paths: list[str], spec: CropSpec, workers: int = 2, desc: str = "
                      "kept": img is not None, "out_of_frame": out_of_frame})
         if img is not None:
             images.append(img)
-    stack = np.stack(images) if images else np.zeros((0, spec.size, spec.size, 3), np.uint8)
+    stack = np.stack(images) if images else np.zeros((0, crop.size, crop.size, 3), np.uint8)
     return stack, info
 
 
-def detection_summary(info: list[dict], spec: CropSpec, db: str) -> tuple[dict, str | None]:
+def detection_summary(info: list[dict], crop: Crop, detect: bool,
+                      db: str) -> tuple[dict, str | None]:
     """The detection part of metrics/crop/<db>.json and a warning when the rate is below
     `crop.min_detection_rate` or the share of images whose best box left the frame is
     above `crop.max_out_of_frame_share`. With `detect: false` detection did not run: the
     rate is null, not 100 %."""
     n = len(info)
-    if not spec.detect:
+    if not detect:
         return {"images": n, "detect": False, "detected": None, "detection_rate": None}, None
     detected = sum(bool(i["detected"]) for i in info)
     rate = detected / n if n else 0.0
     left = sum(i["out_of_frame"] > 0 for i in info)
     share = left / n if n else 0.0
     summary = {"images": n, "detect": True, "detected": detected,
-               "detection_rate": round(rate, 4), "pad": spec.pad, "square": spec.square,
+               "detection_rate": round(rate, 4), "pad": crop.pad, "square": crop.square,
                "out_of_frame_boxes": sum(i["out_of_frame"] for i in info),
                "best_box_out_of_frame": left, "out_of_frame_share": round(share, 4)}
     problems = []
-    if rate < spec.min_detection_rate:
+    if rate < crop.min_detection_rate:
         problems.append(f"faces found in {rate:.1%} of the images, below "
-                        f"crop.min_detection_rate = {spec.min_detection_rate}")
-    if share > spec.max_out_of_frame_share:
+                        f"crop.min_detection_rate = {crop.min_detection_rate}")
+    if share > crop.max_out_of_frame_share:
         problems.append(f"in {share:.1%} of the images the detector's best box lay outside "
                         f"the image (rejected, never clipped), above "
-                        f"crop.max_out_of_frame_share = {spec.max_out_of_frame_share}")
+                        f"crop.max_out_of_frame_share = {crop.max_out_of_frame_share}")
     warning = None
     if problems:
         warning = (f"crop {db}: {'; '.join(problems)}. Tight face crops defeat the "

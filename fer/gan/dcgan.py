@@ -13,45 +13,25 @@ saved state draws exactly the noise an uninterrupted run would.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 import keras
 from keras import layers
 
-
-@dataclass(frozen=True)
-class GanSpec:
-    image_size: int = 224
-    blocks: int = 5
-    latent_dim: int = 100
-    variant: str = "flatten"       # flatten | bn_gap
-    base_filters: int = 32
-
-    def __post_init__(self):
-        if self.variant not in ("flatten", "bn_gap"):
-            raise ValueError(f"gan.variant must be flatten or bn_gap, got {self.variant!r}")
-        if self.image_size % (2 ** self.blocks):
-            raise ValueError(f"gan.image_size {self.image_size} is not divisible by "
-                             f"2**gan.blocks = {2 ** self.blocks}")
-
-    @property
-    def start_size(self) -> int:
-        return self.image_size // 2 ** self.blocks
+from fer.core.schema import Gan
 
 
-def build_discriminator(spec: GanSpec) -> keras.Model:
-    s = spec.image_size
+def build_discriminator(params: Gan) -> keras.Model:
+    s = params.image_size
     x = inputs = keras.Input((s, s, 3), name="image")
-    x = layers.Conv2D(spec.base_filters, 3, padding="same", name="conv_in")(x)
+    x = layers.Conv2D(params.base_filters, 3, padding="same", name="conv_in")(x)
     x = layers.LeakyReLU(0.2)(x)
-    for i in range(spec.blocks):
-        x = layers.Conv2D(spec.base_filters * 2 ** i, 4, strides=2, padding="same",
+    for i in range(params.blocks):
+        x = layers.Conv2D(params.base_filters * 2 ** i, 4, strides=2, padding="same",
                           name=f"down_{i + 1}")(x)
         x = layers.LeakyReLU(0.2)(x)
-    if spec.variant == "bn_gap":
+    if params.variant == "bn_gap":
         x = layers.GlobalAveragePooling2D()(x)
     else:
         x = layers.Flatten()(x)
@@ -59,17 +39,17 @@ def build_discriminator(spec: GanSpec) -> keras.Model:
     return keras.Model(inputs, out, name="discriminator")
 
 
-def build_generator(spec: GanSpec) -> keras.Model:
-    top = spec.base_filters * 2 ** (spec.blocks - 1)
-    s0 = spec.start_size
-    z = inputs = keras.Input((spec.latent_dim,), name="latent")
+def build_generator(params: Gan) -> keras.Model:
+    top = params.base_filters * 2 ** (params.blocks - 1)
+    s0 = params.image_size // 2 ** params.blocks
+    z = inputs = keras.Input((params.latent_dim,), name="latent")
     x = layers.Dense(s0 * s0 * top)(z)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Reshape((s0, s0, top))(x)
-    for i in range(spec.blocks):
+    for i in range(params.blocks):
         x = layers.Conv2DTranspose(top // 2 ** i, 4, strides=2, padding="same",
                                    name=f"up_{i + 1}")(x)
-        if spec.variant == "bn_gap" and i < 2:
+        if params.variant == "bn_gap" and i < 2:
             x = layers.BatchNormalization()(x)
         x = layers.LeakyReLU(0.2)(x)
     out = layers.Conv2D(3, 5, padding="same", activation="tanh", name="image")(x)
@@ -123,11 +103,13 @@ class DCGAN(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
-def make_gan(spec: GanSpec, lr: float = 2e-4, beta_1: float = 0.5, seed: int = 0) -> DCGAN:
-    keras.utils.set_random_seed(seed)
-    gan = DCGAN(build_discriminator(spec), build_generator(spec), spec.latent_dim, seed)
-    gan.compile(keras.optimizers.Adam(lr, beta_1=beta_1),
-                keras.optimizers.Adam(lr, beta_1=beta_1))
+def make_gan(params: Gan) -> DCGAN:
+    """The compiled DCGAN of `params` (architecture, Adam lr and beta_1, seed)."""
+    keras.utils.set_random_seed(params.seed)
+    gan = DCGAN(build_discriminator(params), build_generator(params), params.latent_dim,
+                params.seed)
+    gan.compile(keras.optimizers.Adam(params.lr, beta_1=params.beta_1),
+                keras.optimizers.Adam(params.lr, beta_1=params.beta_1))
     # build optimizer slots now so a saved state can be restored before training
     gan.d_optimizer.build(gan.discriminator.trainable_weights)
     gan.g_optimizer.build(gan.generator.trainable_weights)

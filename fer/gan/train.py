@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -22,27 +21,18 @@ from tqdm import tqdm
 
 from fer.core.atomic import atomic_dir, atomic_file
 from fer.core.keys import content_key, versions
-from fer.gan.dcgan import GanSpec, generate, load_state_arrays, make_gan, state_arrays, to_tanh_range
+from fer.core.schema import Gan
+from fer.gan.dcgan import generate, load_state_arrays, make_gan, state_arrays, to_tanh_range
 from fer.gan.kid import kid
 
 
-@dataclass(frozen=True)
-class GanTrainSpec:
-    epochs: int = 2000
-    batch_size: int = 32
-    lr: float = 2e-4
-    beta_1: float = 0.5
-    sample_every: int = 100
-    keep_from: int = 1000
-    keep_every: int = 100
-    kid_images: int = 150
-    seed: int = 0
-
-    def kept_epochs(self) -> list[int]:
-        kept = list(range(self.keep_from, self.epochs + 1, self.keep_every))
-        if self.epochs not in kept:
-            kept.append(self.epochs)
-        return [e for e in kept if e >= 1]
+def kept_epochs(params: Gan) -> list[int]:
+    """The epochs whose generator is kept and scored: from keep_from every keep_every,
+    and the last."""
+    kept = list(range(params.keep_from, params.epochs + 1, params.keep_every))
+    if params.epochs not in kept:
+        kept.append(params.epochs)
+    return [e for e in kept if e >= 1]
 
 
 def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
@@ -74,16 +64,16 @@ def resize_all(images: np.ndarray, size: int) -> np.ndarray:
 CODE_FILES = tuple(Path(__file__).parent / f for f in ("dcgan.py", "train.py", "kid.py"))
 
 
-def fingerprint(emotion: str, real_uint8: np.ndarray, spec: GanSpec, train: GanTrainSpec,
-                features: dict, extra: dict | None = None, code_files=CODE_FILES) -> str:
+def fingerprint(emotion: str, real_uint8: np.ndarray, params: Gan, features: dict,
+                extra: dict | None = None, code_files=CODE_FILES) -> str:
     """Key of the resume state: everything the state (networks, optimizers, history,
     KID scores, kept checkpoints, sample grids) depends on. The real images' bytes and
-    shape; every architecture and training parameter; the KID extractor and its weights'
+    shape; the whole `gan` section (`n_generate` included: the state lives only until
+    the stage completes, so this costs no reuse); the KID extractor and its weights'
     md5 (not their path); the bytes of `code_files`; the TensorFlow, Keras and NumPy
-    versions; and `extra`, the caller's parameters that shape its output from the state
-    (the stage passes its `gan` group and `crop.size`, `n_generate` included: the state
-    lives only until the stage completes, so this costs no reuse)."""
-    return content_key(emotion, spec, train, features.get("kid_features"),
+    versions; and `extra`, the caller's other parameters that shape its output from the
+    state (the stage passes `crop.size`)."""
+    return content_key(emotion, params, features.get("kid_features"),
                        features.get("kid_weights_md5"), versions(), extra or {}, real_uint8,
                        *map(Path, code_files), length=16)
 
@@ -104,9 +94,8 @@ def saved_state(state_dir, fp: str) -> dict | None:
     return None
 
 
-def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
-                      train: GanTrainSpec, extractor, state_dir, log=None,
-                      key_extra: dict | None = None) -> dict:
+def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extractor,
+                      state_dir, log=None, key_extra: dict | None = None) -> dict:
     """Train, score and choose; returns the record with the chosen generator loaded
     as record['generator'], per-epoch history, and the folders of the kept checkpoints
     and sample grids (both inside `state_dir`, so a resumed run keeps the earlier ones);
@@ -119,10 +108,10 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
     if len(real_uint8) < 2:
         raise ValueError(f"GAN {emotion}: needs at least 2 training images, "
                          f"got {len(real_uint8)}")
-    fp = fingerprint(emotion, real_uint8, spec, train, extractor.identity, key_extra)
-    real = resize_all(real_uint8, spec.image_size)
+    fp = fingerprint(emotion, real_uint8, params, extractor.identity, key_extra)
+    real = resize_all(real_uint8, params.image_size)
     x = to_tanh_range(real)
-    gan = make_gan(spec, train.lr, train.beta_1, train.seed)
+    gan = make_gan(params)
     record = {"fingerprint": fp, "epoch": 0, "history": [], "kid": {}}
     ckpt_dir = state_dir / "checkpoints"
     saved = saved_state(state_dir, fp)
@@ -136,14 +125,14 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
     resumed_from = record["epoch"]
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     real_features = extractor(real)
-    kept = set(train.kept_epochs())
-    bar = tqdm(range(record["epoch"] + 1, train.epochs + 1), desc=f"GAN {emotion}",
-               unit="epoch", initial=record["epoch"], total=train.epochs)
+    kept = set(kept_epochs(params))
+    bar = tqdm(range(record["epoch"] + 1, params.epochs + 1), desc=f"GAN {emotion}",
+               unit="epoch", initial=record["epoch"], total=params.epochs)
     for epoch in bar:
-        order = np.random.default_rng([train.seed, epoch]).permutation(len(x))
+        order = np.random.default_rng([params.seed, epoch]).permutation(len(x))
         losses = []
-        for i in range(0, len(x), train.batch_size):
-            batch = x[order[i:i + train.batch_size]]
+        for i in range(0, len(x), params.batch_size):
+            batch = x[order[i:i + params.batch_size]]
             if len(batch) < 2:
                 continue
             out = gan.train_on_batch(batch, return_dict=True)
@@ -152,19 +141,19 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, spec: GanSpec,
         metrics = {"d_loss": d_loss, "g_loss": g_loss}
         if epoch in kept:
             gan.generator.save_weights(ckpt_dir / f"epoch_{epoch:05d}.weights.h5")
-            fake = generate(gan.generator, train.kid_images, train.seed + 7)
+            fake = generate(gan.generator, params.kid_images, params.seed + 7)
             score = kid(extractor(fake), real_features)
             record["kid"][str(epoch)] = score
             metrics["kid"] = score
-        if epoch % train.sample_every == 0 or epoch == train.epochs:
-            sample = generate(gan.generator, 16, train.seed + 11)
+        if epoch % params.sample_every == 0 or epoch == params.epochs:
+            sample = generate(gan.generator, 16, params.seed + 11)
             save_png(samples_dir / f"epoch_{epoch:05d}.png", image_grid(sample, 8))
         record["history"].append({"epoch": epoch, **metrics})
         record["epoch"] = epoch
         bar.set_postfix(d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}")
         if log:
             log(epoch, metrics)
-        if epoch % train.sample_every == 0 or epoch in kept:
+        if epoch % params.sample_every == 0 or epoch in kept:
             _save_state(state_dir, gan, record)
     best = min(record["kid"], key=lambda e: (record["kid"][e], int(e)))
     gan.generator.load_weights(ckpt_dir / f"epoch_{int(best):05d}.weights.h5")
