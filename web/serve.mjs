@@ -1,4 +1,4 @@
-// node web/serve.mjs --model build/tfjs/<model>/uint8 [--port 8000]   (make web picks it)
+// node web/serve.mjs --model build/tfjs/<model>/float16 [--port 8000]   (make web picks it)
 // Serves the web demo on 127.0.0.1 only: web/ itself and the exported model as /model/.
 // A malformed URL gets 400, a path outside the served folders 404, a read error 500
 // (404 if the file vanished); the server keeps serving after each.
