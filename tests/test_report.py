@@ -112,6 +112,10 @@ def test_page_is_complete_deterministic_and_names_missing_inputs(outputs, tmp_pa
     assert "a870c9b5.dir" in page                        # the data hash
     assert "provenance: aggregate" in page and "0123456789abcdef" in page
     assert "report.seed = 0" in page
+    # the demo's paper backbones have random bases: the page says their numbers are none
+    assert ('<strong>Not results:</strong> vgg16, vgg19 have a random base here' in page)
+    outputs["models"]["vgg16"]["weights"] = outputs["models"]["vgg19"]["weights"] = "imagenet"
+    assert "Not results" not in build(outputs)
     (tmp_path / "reports/gan/sad_kid.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"reports/gan/sad_kid.csv is missing"):
         build(outputs)

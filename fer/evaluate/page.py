@@ -26,7 +26,8 @@ padding:2px 6px;text-align:left}th{background:#eef}img{max-width:100%;border:1px
 margin:4px}section{border-top:2px solid #ccd;margin-top:1.6em}details{font-size:12px;color:#555}
 code{font-size:11px}nav a{margin-right:.8em}
 .figs{display:flex;flex-wrap:wrap;align-items:flex-start}
-figure{margin:4px}figcaption{font-size:11px;color:#555}"""
+figure{margin:4px}figcaption{font-size:11px;color:#555}
+.warn{background:#fff3cd;border:1px solid #e0c36a;padding:.5em .8em}"""
 
 
 @dataclass
@@ -304,6 +305,21 @@ def fit(png: bytes, max_px: int = MAX_PX) -> bytes:
     return buf.getvalue()
 
 
+def random_base_warning(params: dict) -> str:
+    """A banner naming the grid's backbones whose base is a fixed random draw (the demo's
+    stand-in for ImageNet weights): their numbers show that the pipeline runs, nothing
+    more. Empty when there are none."""
+    random = [m for m in params["grid"]["models"]
+              if str(params["models"][m]["weights"]) == "fixed_random"]
+    if not random:
+        return ""
+    return ('<p class="warn"><strong>Not results:</strong> ' + ", ".join(random)
+            + (" has" if len(random) == 1 else " have") + " a random base here (<code>weights: "
+            "fixed_random</code>, no pretrained weights), so " + ("its" if len(random) == 1
+            else "their") + " accuracies sit at chance and only show that the pipeline runs. "
+            "Backbones trained from scratch (<code>weights: none</code>) do learn.</p>")
+
+
 def render(params: dict, secs: list[Section], index: dict, data_md5: str) -> str:
     nav = " ".join(f'<a href="#{s.id}">{html.escape(s.title.split(":")[0])}</a>' for s in secs)
     body = []
@@ -321,7 +337,8 @@ def render(params: dict, secs: list[Section], index: dict, data_md5: str) -> str
             f"<p>Profile <strong>{html.escape(params['profile']['name'])}</strong>; data "
             f"(<code>data.dvc</code>) md5 <code>{html.escape(data_md5)}</code>. Every section "
             "says which DVC stage produced it, with the parameters and dependency hashes "
-            "recorded in <code>dvc.lock</code>.</p><nav>" + nav + "</nav>"
+            "recorded in <code>dvc.lock</code>.</p>" + random_base_warning(params)
+            + "<nav>" + nav + "</nav>"
             + "\n".join(body) + "</body></html>\n")
 
 
