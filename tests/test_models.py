@@ -76,7 +76,7 @@ def test_the_classifier_takes_pixels_and_loads_back(tmp_path):
 
 def test_bad_model_specs():
     with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
-        ModelSpec("resnet50", 5, "caffe")
+        ModelSpec("resnet50", 5, "caffe", "imagenet", 224)
     with pytest.raises(ValueError, match="below the backbone's minimum of 75"):
         ModelSpec("inception_v3", 140, "scale01", "none", 64)
     with pytest.raises(ValueError, match="k = 25 exceeds its 19 layers"):
