@@ -23,8 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from fer.train.activations import CacheSpec, activations, model_key
-from fer.train.finetune import Cell, TrainSpec, batches, epoch_order, seed_everything
+from fer.train.finetune import Cell, batches, epoch_order, seed_everything
 from fer.train.backbones import ModelSpec, unfreeze_last
+
+from finetune_speed import paper_train
 
 
 class EpochEnd(keras.callbacks.Callback):
@@ -48,7 +50,7 @@ def main():
     args = p.parse_args()
     seed_everything(0)
     spec = ModelSpec("vgg16", 5, "caffe", "none", 80)
-    cell = Cell(spec, TrainSpec(), 0, fast=True)
+    cell = Cell(spec, paper_train(), 0, fast=True)
     trainer, prefix = cell.steps[1], cell.cut.prefix
     unfreeze_last(cell.base, spec.k)
     trainer.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")

@@ -29,8 +29,8 @@ Usage: python bench/finetune_speed.py [--models vgg16 vgg19] [--size 80] [--imag
        [--no-reuse] [--switches]
 """
 import argparse
-import dataclasses
 import json
+import os
 import re
 import statistics
 import tempfile
@@ -41,9 +41,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from fer.core.params import compose
+from fer.core.schema import Train
 from fer.data.dataset import Dataset
 from fer.train import finetune
-from fer.train.finetune import (TrainSpec, configure, predict, seed_everything, train_two_step,
+from fer.train.finetune import (configure, predict, seed_everything, train_two_step,
                           validation_split)
 from fer.data.labels import EMOTIONS
 from fer.train.backbones import ModelSpec, build_base, build_classifier
@@ -51,6 +53,11 @@ from fer.train.backbones import ModelSpec, build_base, build_classifier
 K = {"vgg16": 5, "vgg19": 9, "inception_v3": 140, "inception_resnet_v2": 371}
 PRE = {"vgg16": "caffe", "vgg19": "caffe", "inception_v3": "scale01",
        "inception_resnet_v2": "scale01"}
+
+
+def paper_train(**overrides) -> Train:
+    """The paper profile's train section with `overrides`, validated."""
+    return Train.model_validate({**compose([])["train"], **overrides})
 
 
 def synthetic(n, size, seed, subjects=10):
@@ -108,9 +115,9 @@ def bench_backbone(name, args, tmp, peak):
     weights = tmp / f"{name}.weights.h5"
     build_base(ModelSpec(name, K[name], PRE[name], "none", args.size)).save_weights(weights)
     spec = ModelSpec(name, K[name], PRE[name], str(weights), args.size)
-    naive = TrainSpec(args.epochs1, args.epochs2, 1e-3, 1e-4, 32, 0.1,
-                      cache_dir=str(tmp / "cache"))
-    fast = dataclasses.replace(naive, fast_path=True)
+    os.environ["FER_CACHE_DIR"] = str(tmp / "cache")
+    naive = paper_train(epochs_step1=args.epochs1, epochs_step2=args.epochs2, fast_path=False)
+    fast = naive.model_copy(update={"fast_path": True})
     runs = {p: [] for p in args.paths}
     cell = {p: 0.0 for p in args.paths}
     rss = {p: 0.0 for p in args.paths}
@@ -178,11 +185,11 @@ def bench_backbone(name, args, tmp, peak):
 
 def switch_bench(spec, naive, data):
     """Fast step-2 steady epoch with each switch against the default, interleaved."""
-    fast = dataclasses.replace(naive, fast_path=True)
+    fast = naive.model_copy(update={"fast_path": True})
     variants = {"default": fast,
-                "mixed_bfloat16": dataclasses.replace(fast, mixed_precision="mixed_bfloat16"),
-                "xla": dataclasses.replace(fast, jit_compile=True, deterministic=False),
-                "cache_float16": dataclasses.replace(fast, cache_dtype="float16")}
+                "mixed_bfloat16": fast.model_copy(update={"mixed_precision": "mixed_bfloat16"}),
+                "xla": fast.model_copy(update={"jit_compile": True, "deterministic": False}),
+                "cache_float16": fast.model_copy(update={"cache_dtype": "float16"})}
     res = {}
     for name, train in variants.items():
         try:

@@ -16,15 +16,15 @@ import time
 
 import numpy as np
 
-from fer.train.finetune import TrainSpec, predict, train_two_step
+from fer.train.finetune import predict, train_two_step
 from fer.train.backbones import ModelSpec
 
-from finetune_speed import K, PRE, synthetic
+from finetune_speed import K, PRE, paper_train, synthetic
 
 
 def bench(name, size, images, epochs, seeds):
     spec = ModelSpec(name, K[name], PRE[name], "none", size)
-    train = TrainSpec(epochs, epochs, batch_size=32, val_fraction=0.1)
+    train = paper_train(epochs_step1=epochs, epochs_step2=epochs, fast_path=False)
     data, test = synthetic(images, size, 0), synthetic(images // 2, size, 1)
     secs, diff, same = {"fresh": [], "reused": []}, 0.0, True
     for seed in range(seeds):

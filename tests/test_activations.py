@@ -7,7 +7,6 @@ batches), which can change a float32 convolution's rounding in the last bit. Ove
 epochs per step such differences stay far below 1e-4 (measured: see docs/pipeline.md "Fine-tune
 grid"), while a wrong cut, batch order or initialisation changes losses by 1e-2 or more.
 """
-import dataclasses
 import json
 
 import keras
@@ -15,10 +14,11 @@ import numpy as np
 import pytest
 
 from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
-from fer.train.finetune import TrainSpec, predict, seed_everything, train_two_step
+from fer.train.finetune import predict, seed_everything, train_two_step
 from fer.train.backbones import (ModelSpec, build_base, build_classifier, split_at_cut,
                         unfreeze_last)
 from test_models import PAPER_K, PRE, tiny_dataset
+from sections import section
 
 TOL = 1e-4
 # InceptionResNetV2 (random init, 75 px): measured 4.4e-4 on step 2's val_loss after two
@@ -31,6 +31,21 @@ EPOCHS = {"inception_v3": 1, "inception_resnet_v2": 1}     # tracing dominates t
 # VGG16 block4_conv3, VGG19 block4_conv1, InceptionV3 mixed5 + the 7x7 branch's
 # activation before conv2d_51 (the cut crosses mixed6), InceptionResNetV2 block17_8_ac +
 # a branch activation of block17_9
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """tmp_path, as the activation cache's folder (FER_CACHE_DIR)."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def one_epoch_each(**overrides):
+    """The paper's train section with one epoch per step, batch 8, a fifth validating."""
+    return section("train", epochs_step1=1, epochs_step2=1, batch_size=8, val_fraction=0.2,
+                   **overrides)
+
+
 CUTS = {"vgg16": [[13, 0]], "vgg19": [[12, 0]], "inception_v3": [[164, 0], [170, 0]],
         "inception_resnet_v2": [[402, 0], [408, 0]]}
 
@@ -106,15 +121,16 @@ def test_split_at_cut_keeps_step2_trainable_layers_and_is_exact(name, k):
     # trainable_layers_and_is_exact covers the same cut of these two exactly
     pytest.param("inception_v3", marks=pytest.mark.heavy),
     pytest.param("inception_resnet_v2", marks=pytest.mark.heavy)])
-def test_fast_path_gives_the_naive_losses_and_predictions(name, tmp_path):
+def test_fast_path_gives_the_naive_losses_and_predictions(name, cache_dir):
     data, test = tiny_dataset(3, 75, 0), tiny_dataset(2, 75, 1)
     spec = ModelSpec(name, PAPER_K[name], PRE[name], "none", 75)
     epochs, tol = EPOCHS.get(name, 2), LOOSE.get(name, TOL)
-    naive = TrainSpec(epochs, epochs, 1e-3, 1e-4, 8, 0.2, cache_dir=str(tmp_path))
+    naive = section("train", epochs_step1=epochs, epochs_step2=epochs, batch_size=8,
+                    val_fraction=0.2, fast_path=False)
     runs = {}
     for fast in (False, True):
-        model, history, seconds = train_two_step(spec, dataclasses.replace(naive,
-                                                 fast_path=fast), data, seed=0)
+        model, history, seconds = train_two_step(spec, naive.model_copy(update={"fast_path": fast}),
+                                                 data, seed=0)
         runs[fast] = history, predict(model, test), model
     (h0, p0, _), (h1, p1, m1) = runs[False], runs[True]
     assert seconds["cache"]["fast_path"] and seconds["cache"]["bytes"] > 0
@@ -129,10 +145,10 @@ def test_fast_path_gives_the_naive_losses_and_predictions(name, tmp_path):
     np.testing.assert_allclose(m1.predict(test.images, verbose=0), p1, rtol=0, atol=tol)
 
 
-def test_cache_is_reused_bit_exactly_and_keyed_by_content(tmp_path):
+def test_cache_is_reused_bit_exactly_and_keyed_by_content(tmp_path, cache_dir):
     data = tiny_dataset(2, 32, 0)
     spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
-    train = TrainSpec(1, 1, 1e-3, 1e-4, 8, 0.2, fast_path=True, cache_dir=str(tmp_path))
+    train = one_epoch_each(fast_path=True)
     m1, h1, s1 = train_two_step(spec, train, data, seed=0)
     m2, h2, s2 = train_two_step(spec, train, data, seed=0)
     assert not s1["cache"]["hit"] and s2["cache"]["hit"]
@@ -180,12 +196,12 @@ def test_activation_keys_follow_content_not_names(tmp_path):
     np.testing.assert_allclose(h.astype(np.float32), x, rtol=1e-3, atol=1e-3)
 
 
-def test_a_cache_over_the_limit_falls_back_to_the_naive_path(tmp_path, capsys):
+def test_a_cache_over_the_limit_falls_back_to_the_naive_path(tmp_path, cache_dir, capsys):
     data = tiny_dataset(2, 32, 0)
     spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
-    train = TrainSpec(1, 1, 1e-3, 1e-4, 8, 0.2, cache_dir=str(tmp_path))
+    train = one_epoch_each(fast_path=False)
     _, naive, _ = train_two_step(spec, train, data, seed=0)
-    small = dataclasses.replace(train, fast_path=True, cache_limit_gb=1e-6)
+    small = train.model_copy(update={"fast_path": True, "cache_limit_gb": 1e-6})
     _, history, seconds = train_two_step(spec, small, data, seed=0)
     assert history == naive                    # it is the naive path, bit for bit
     assert not seconds["cache"]["fast_path"]
@@ -213,12 +229,12 @@ def test_deterministic_switch_turns_op_determinism_on_and_off_leaves_it():
     assert out == ["False", "True", "True"]    # TensorFlow has no public switch back
 
 
-def test_rows_train_as_the_subset_would_and_share_one_cache_entry(tmp_path):
+def test_rows_train_as_the_subset_would_and_share_one_cache_entry(tmp_path, cache_dir):
     """Folds and k values train on rows of one dataset: the naive path gives the numbers
     of training on `data.subset(rows)` bit for bit; the fast path caches `data` once."""
     data = tiny_dataset(3, 32, 0)                                     # 21 images
     spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
-    naive = TrainSpec(1, 1, 1e-3, 1e-4, 8, 0.2)
+    naive = one_epoch_each(fast_path=False)
     folds = [np.arange(0, 21, 2), np.arange(1, 21, 2)]
     for fit, held in (folds, folds[::-1]):
         m, h, _ = train_two_step(spec, naive, data.subset(fit), seed=0)
@@ -226,7 +242,7 @@ def test_rows_train_as_the_subset_would_and_share_one_cache_entry(tmp_path):
         m2, h2, _ = train_two_step(spec, naive, data, seed=0, rows=fit)
         assert h2 == h
         assert np.array_equal(predict(m2, data, rows=held), p)
-    fast = dataclasses.replace(naive, fast_path=True, cache_dir=str(tmp_path))
+    fast = naive.model_copy(update={"fast_path": True})
     for seed, (fit, held) in enumerate((folds, folds[::-1])):
         m, _, s = train_two_step(spec, fast, data, seed=seed, rows=fit)
         predict(m, data, rows=held)

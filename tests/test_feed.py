@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from fer.train import finetune
-from fer.train.finetune import TrainSpec, batches, epoch_order, train_two_step, validation_split
+from fer.train.finetune import batches, epoch_order, train_two_step, validation_split
 from fer.train.backbones import ModelSpec
 from tests.test_models import tiny_dataset
+from sections import section
 
 
 def _rows_of(ds, steps=None):
@@ -71,8 +72,9 @@ def test_fit_trains_on_each_epochs_batches_in_turn_and_step2_goes_on(fast_path, 
     """What `Model.fit` consumed: epoch e's batches, e counted on across both steps, on
     either path (one iterator per fit, `steps_per_epoch` batches an epoch)."""
     data = tiny_dataset(3)                                       # 21 images
-    train = TrainSpec(2, 3, batch_size=4, val_fraction=0.2, fast_path=fast_path,
-                      cache_dir=str(tmp_path))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    train = section("train", epochs_step1=2, epochs_step2=3, batch_size=4, val_fraction=0.2,
+                    fast_path=fast_path)
     log, real = [], finetune.batches
 
     def recording(arrays, labels, rows, batch_size, seed=None, epochs=(0, 1)):
@@ -102,7 +104,8 @@ def test_fit_trains_on_each_epochs_batches_in_turn_and_step2_goes_on(fast_path, 
 
 def test_validation_rows_never_train_and_two_runs_give_the_same_bytes():
     spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
-    train = TrainSpec(1, 1, batch_size=4, val_fraction=0.2)
+    train = section("train", epochs_step1=1, epochs_step2=1, batch_size=4, val_fraction=0.2,
+                    fast_path=False)
     data = tiny_dataset(3)
     _, va = validation_split(data, train, 0)
     runs = []
@@ -127,12 +130,13 @@ def test_cosine_decay_sets_each_epochs_learning_rate_and_restarts_with_every_see
     reused cell; none keeps lr_step2 constant."""
     spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
     data = tiny_dataset(3)
-    cosine = TrainSpec(1, 3, 1e-3, 1e-4, batch_size=4, val_fraction=0.2, lr_decay="cosine")
+    cosine = section("train", epochs_step1=1, epochs_step2=3, batch_size=4, val_fraction=0.2,
+                     lr_decay="cosine", fast_path=False)
     for seed in (0, 1):
         _, history, _ = train_two_step(spec, cosine, data, seed, reuse=True)
         assert history["step2"]["learning_rate"] == pytest.approx([1e-4, 0.75e-4, 0.25e-4])
         assert history["step1"]["learning_rate"] == pytest.approx([1e-3])
-    flat = dataclasses.replace(cosine, lr_decay="none")
+    flat = cosine.model_copy(update={"lr_decay": "none"})
     _, history, _ = train_two_step(spec, flat, data, 0, reuse=True)
     assert "learning_rate" not in history["step2"]
     assert float(finetune.Cell.current.steps[1].optimizer.learning_rate) == pytest.approx(1e-4)

@@ -27,7 +27,7 @@ from fer.data.images import read_rgb
 from fer.data.labels import EMOTIONS, JAFFE_EMOTIONS
 from fer.edge.tfjs import export_variants, run_js_models
 from fer.train.backbones import ModelSpec
-from fer.train.finetune import TrainSpec, predict, train_two_step
+from fer.train.finetune import predict, train_two_step
 from fer.train.keras_io import save_model
 from needs import APT_NODE, NPM_WEB, WEB, need
 from sections import section
@@ -63,7 +63,10 @@ def run(tmp_path_factory):
     train = Dataset(np.concatenate([kdef.images, copies]), pd.concat(
         [kdef.manifest, kdef.manifest.loc[kdef.manifest.index.repeat(2)]], ignore_index=True))
     spec = ModelSpec("mini_xception", 43, "per_image", "none", SIZE, size=48, channels=1)
-    model, history, _ = train_two_step(spec, TrainSpec(0, 6, 1e-3, 1e-3, 32, 0.0), train, 0)
+    # one step (as models.<m>.train's epochs_step1: 0), every image trains
+    steps = section("train", epochs_step2=6, lr_step2=1e-3, select_on="test", val_fraction=0.0,
+                    fast_path=False).model_copy(update={"epochs_step1": 0})
+    model, history, _ = train_two_step(spec, steps, train, 0)
     tests = {"CK+": _read("ck", root / "CK+", "ck"), "JAFFE": _read("jaffe", root / "jaffe", "jaffe")}
     return root, model, history, tests
 

@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from fer.train.finetune import seed_everything, train_two_step, TrainSpec
+from fer.train.finetune import seed_everything, train_two_step
 from fer.core.schema import BACKBONES
 from fer.train.backbones import (ModelSpec, Normalize, build_base, build_classifier, table2,
                                  table2_row, unfreeze_last)
 from fer.data.dataset import Dataset
 from fer.data.labels import EMOTIONS
+from sections import section
 
 PAPER_K = {"vgg16": 5, "vgg19": 9, "inception_v3": 140, "inception_resnet_v2": 371}
 PRE = {"vgg16": "caffe", "vgg19": "caffe", "inception_v3": "scale01",
@@ -75,7 +76,7 @@ def test_the_classifier_takes_pixels_and_loads_back(tmp_path):
 
 def test_bad_model_specs():
     with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
-        ModelSpec("resnet50", 5, "caffe")
+        ModelSpec("resnet50", 5, "caffe", "imagenet", 224)
     with pytest.raises(ValueError, match="below the backbone's minimum of 75"):
         ModelSpec("inception_v3", 140, "scale01", "none", 64)
     with pytest.raises(ValueError, match="k = 25 exceeds its 19 layers"):
@@ -102,7 +103,8 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
     seed_everything(3)
     initial, _ = build_classifier(spec)
     before = {w.path: w.numpy().copy() for w in initial.weights}
-    train = TrainSpec(1, 1, batch_size=7, val_fraction=0.2)
+    train = section("train", epochs_step1=1, epochs_step2=1, batch_size=7, val_fraction=0.2,
+                    fast_path=False)
     model, history, seconds = train_two_step(spec, train, data, seed=3)
     after = {w.path: w.numpy() for w in model.weights}
     changed = {p for p in before if not np.array_equal(before[p], after[p])}
@@ -121,12 +123,13 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
 @pytest.mark.parametrize("weights,fast_path", [("none", False), ("fixed_random", False),
                                                ("fixed_random", True)])
 def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
-        weights, fast_path, tmp_path):
+        weights, fast_path, tmp_path, monkeypatch):
     from fer.train.finetune import Cell, predict
     spec = ModelSpec("vgg16", 5, "caffe", weights, 32)
     data = tiny_dataset()
-    train = TrainSpec(2, 2, batch_size=7, val_fraction=0.2, fast_path=fast_path,
-                      cache_dir=str(tmp_path))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    train = section("train", epochs_step1=2, epochs_step2=2, batch_size=7, val_fraction=0.2,
+                    fast_path=fast_path)
     fresh = {}
     for seed in (0, 1):
         model, history, _ = train_two_step(spec, train, data, seed)

@@ -261,23 +261,35 @@ class SelectedModel(Section):
 
 
 class Train(Section):
+    """train: two-step fine-tuning and its seeds (fer.train.finetune, fer.train.grid);
+    `fer.train.grid.train_spec` merges a backbone's models.<m>.train into it."""
+    model_config = ConfigDict(frozen=True)     # part of a cell's key (fer.train.finetune.Cell)
     epochs_step1: PositiveInt
     epochs_step2: PositiveInt
     lr_step1: float = Field(gt=0)
     lr_step2: float = Field(gt=0)
     lr_decay: Literal["none", "cosine"]    # per epoch within each step; none: the paper's
     batch_size: PositiveInt
-    val_fraction: Fraction
     seed: int = Field(ge=0)
     seeds: PositiveInt
     max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
     select_on: str                     # 'val' or a test set
+    val_fraction: Fraction             # source subjects held out: val curves and selection
     fast_path: bool                    # train on cached frozen activations (fer.train.activations)
     cache_dtype: Literal["float32", "float16"]
     cache_limit_gb: float = Field(gt=0)
     mixed_precision: Literal["off", "mixed_bfloat16", "mixed_float16"]
     jit_compile: bool
     deterministic: bool
+
+    @field_validator("val_fraction")
+    @classmethod
+    def _val_to_select_on(cls, val_fraction: float, info):
+        if info.data.get("select_on") == "val" and val_fraction == 0:
+            raise ValueError("train.select_on=val needs train.val_fraction > 0 (held-out "
+                             "validation subjects); for the paper's protocol set "
+                             "train.select_on=<a test set>")
+        return val_fraction
 
 
 class Grid(Section):
@@ -527,10 +539,6 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
         out.append(f"ksearch.train_set = {_get(params, 'ksearch.train_set', str)!r}: k is "
                    f"chosen on a held-out part of a train set ({', '.join(train_sets)}), never "
                    "on a test set")
-    if _get(params, "train.select_on", str) == "val" and \
-            (_get(params, "train", dict) or {}).get("val_fraction") == 0:
-        out.append("train.val_fraction = 0: train.select_on=val needs held-out validation "
-                   "subjects; for the paper's protocol set train.select_on=<a test set>")
     emotions = _get(params, "gan.emotions", list)
     if emotions is not None and gan_used != bool(emotions):
         out.append(f"gan.emotions = {emotions!r}: " + (

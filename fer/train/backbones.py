@@ -88,8 +88,8 @@ class ModelSpec:
     preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
                                  # | tf (x/127.5 - 1, what Keras's Inception weights expect)
                                  # | per_image (zero mean, unit variance per image)
-    weights: str = "imagenet"    # imagenet | none | fixed_random | <path to a .h5 file>
-    input_size: int = 224        # the classifier's input: crop.size RGB pixels
+    weights: str                 # imagenet | none | fixed_random | <path to a .h5 file>
+    input_size: int              # the classifier's input: crop.size RGB pixels
     head_units: int = 256
     size: int | None = None      # the base's input side (resized in the model); None: input_size
     channels: int = 3            # the base's input channels: 3 RGB, 1 grey (in the model)

@@ -7,7 +7,7 @@ memory-mapped arrays. A seed fixes the weight initialisation, the validation spl
 every epoch's order (`epoch_order`: a function of (seed, epoch) alone); with
 TensorFlow's op determinism on, a CPU run is bit-reproducible.
 
-`TrainSpec.fast_path` trains on cached frozen activations (`fer.train.activations`): step 1
+`train.fast_path` trains on cached frozen activations (`fer.train.activations`): step 1
 trains the head on the base's outputs, step 2 the base's suffix after the cut
 (`fer.train.backbones.split_at_cut`) plus the head on the activations at the cut. Initial weights,
 batches and their order are those of the naive path, so both give the same losses and
@@ -25,51 +25,12 @@ import keras
 import tensorflow as tf
 
 from fer.core import settings
-from fer.core.schema import BACKBONES
+from fer.core.schema import BACKBONES, Train
 from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from fer.data.dataset import Dataset
 from fer.train.backbones import (ModelSpec, build_classifier, freeze_base, initial_head,
                      split_at_cut, unfreeze_last)
 from fer.data.splits import holdout_by_source
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    epochs_step1: int = 10
-    epochs_step2: int = 65
-    lr_step1: float = 1e-3
-    lr_step2: float = 1e-4
-    batch_size: int = 32
-    val_fraction: float = 0.1    # source subjects held out: val curves and seed selection
-    lr_decay: str = "none"       # none | cosine: each step's lr decays per epoch towards 0
-    fast_path: bool = False      # train on cached frozen activations (fer.train.activations)
-    cache_dir: str | None = None     # None: the FER_CACHE_DIR execution setting
-    cache_dtype: str = "float32"
-    cache_limit_gb: float = 20.0
-    mixed_precision: str = "off"     # off | mixed_bfloat16 | mixed_float16 (Keras policy)
-    jit_compile: bool = False        # XLA
-    deterministic: bool = True       # TensorFlow op determinism
-
-    def __post_init__(self):
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"train.mixed_precision must be one of {PRECISIONS}, got "
-                             f"{self.mixed_precision!r}")
-
-    @property
-    def cache(self) -> CacheSpec:
-        """Where (FER_CACHE_DIR, an execution setting) and how activations are cached."""
-        return CacheSpec(self.cache_dir or settings.load().cache_dir, self.cache_dtype,
-                         self.cache_limit_gb)
-
-
-PRECISIONS = ("off", "mixed_bfloat16", "mixed_float16")
-SWITCHES = ("fast_path", "cache_dtype", "cache_limit_gb", "mixed_precision", "jit_compile",
-            "deterministic")
-
-
-def switches(train_params: dict) -> dict:
-    """The speed switches present in params.yaml's `train` (TrainSpec keyword args)."""
-    return {k: train_params[k] for k in SWITCHES if k in train_params}
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -92,7 +53,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def configure(train: TrainSpec) -> None:
+def configure(train: Train) -> None:
     """Process-wide switches: precision policy and GPU memory growth (FER_GPU_MEMORY_GROWTH,
     an execution setting)."""
     keras.mixed_precision.set_global_policy(
@@ -105,7 +66,7 @@ def configure(train: TrainSpec) -> None:
                 pass
 
 
-def validation_split(data: Dataset, train: TrainSpec, seed: int, rows=None):
+def validation_split(data: Dataset, train: Train, seed: int, rows=None):
     """(train_idx, val_idx) of `data`: `val_fraction` of its source subjects validate.
     `rows`: split only these rows of `data` (sorted), as `data.subset(rows)` would be
     split; the indices returned are `data`'s."""
@@ -164,7 +125,7 @@ def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
     return ds.map(gather).prefetch(1).with_options(options)
 
 
-def train_two_step(spec: ModelSpec, train: TrainSpec, data: Dataset, seed: int,
+def train_two_step(spec: ModelSpec, train: Train, data: Dataset, seed: int,
                    callbacks=(), verbose: int = 0, reuse: bool = False, rows=None):
     """Fine-tune one model on `data` minus its validation subjects
     (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch).
@@ -255,7 +216,7 @@ class Cell:
     """
     current = None          # the last (spec, train, fast)'s: backbones are large, keep one
 
-    def __init__(self, spec: ModelSpec, train: TrainSpec, seed: int, fast: bool):
+    def __init__(self, spec: ModelSpec, train: Train, seed: int, fast: bool):
         self.key = (spec, train, fast)
         self.model, self.base = build_classifier(spec, seed)
         self.steps, self.cut = (_fast_models if fast else _step_models)(self.model, self.base,
@@ -266,7 +227,7 @@ class Cell:
         self.initial_base = None if spec.weights == "none" else self.base.get_weights()
 
     @classmethod
-    def take(cls, spec: ModelSpec, train: TrainSpec, seed: int, fast: bool,
+    def take(cls, spec: ModelSpec, train: Train, seed: int, fast: bool,
              reuse: bool) -> "Cell":
         """A cell holding the initial weights of `build_classifier(spec, seed)`: with
         `reuse`, this process's for (spec, train, fast) if it has one, else a new one."""
@@ -343,7 +304,8 @@ def _fast_models(model, base, k):
 def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
     cell = Cell.take(spec, train, seed, fast=True, reuse=reuse)
     trainer, cut = cell.steps[1], cell.cut
-    cache = train.cache
+    # where: FER_CACHE_DIR, an execution setting; how: the train section
+    cache = CacheSpec(settings.load().cache_dir, train.cache_dtype, train.cache_limit_gb)
     key = model_key(cut.prefix, {"backbone": spec.name, "input_size": spec.input_size,
                                  "preprocess": spec.preprocess, "cut": cut.positions},
                     cache.dtype)

@@ -36,11 +36,11 @@ from fer.core.atomic import atomic_file, write_json
 from fer.core.keys import content_key, versions
 from fer.data.dataset import Dataset, load_dataset, stratified_subset
 from fer.evaluate.metrics import classification_metrics, summarize
-from fer.train.finetune import TrainSpec, predict, train_two_step, validation_split
+from fer.train.finetune import predict, train_two_step, validation_split
 from fer.train.keras_io import save_model
 from fer.data.labels import EMOTIONS
 from fer.train.backbones import ModelSpec
-from fer.core.schema import BACKBONES, NAMED_WEIGHTS
+from fer.core.schema import BACKBONES, NAMED_WEIGHTS, Train, TrainOverrides
 
 VAL = "val"
 # what computes a seed's record and writes its model (+ this module)
@@ -49,17 +49,28 @@ CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, sche
 
 @dataclass(frozen=True)
 class CellSpec:
+    """A grid cell: a backbone trained on a train set with its train section, tested on
+    every test set."""
     model: ModelSpec
-    train: TrainSpec
+    train: Train               # with the backbone's own models.<m>.train keys
     train_set: str
     test_sets: tuple
-    seeds: tuple
-    max_images: int | None
-    select_on: str
 
     @property
     def name(self) -> str:
         return f"{self.model.name}-{self.train_set}"
+
+    @property
+    def seeds(self) -> tuple:
+        return tuple(range(self.train.seed, self.train.seed + self.train.seeds))
+
+    @property
+    def max_images(self) -> int | None:
+        return self.train.max_images
+
+    @property
+    def select_on(self) -> str:
+        return self.train.select_on
 
 
 def model_entry(params: dict, name: str) -> dict:
@@ -79,36 +90,27 @@ def model_spec(params: dict, name: str, k: int | None = None,
                      params["crop"]["size"], size=m.get("size"), channels=m.get("channels", 3))
 
 
-def train_params(params: dict, model: str | None = None) -> dict:
-    """params.yaml's train section with backbone `model`'s own keys (models.<m>.train)."""
-    own = model_entry(params, model).get("train") if model else None
-    return {**params["train"], **(own or {})}
-
-
 def train_spec(params: dict, val_fraction: float | None = None,
-               model: str | None = None) -> TrainSpec:
-    t = train_params(params, model)
-    return TrainSpec(t["epochs_step1"], t["epochs_step2"], t["lr_step1"], t["lr_step2"],
-                     t["batch_size"], t["val_fraction"] if val_fraction is None else val_fraction,
-                     t["lr_decay"], **finetune.switches(t))
+               model: str | None = None) -> Train:
+    """params.yaml's train section, validated, with backbone `model`'s own keys
+    (models.<m>.train, validated there; `epochs_step1: 0` trains in one step) and
+    `val_fraction` if given."""
+    own = model_entry(params, model).get("train") if model else None
+    update = TrainOverrides.model_validate(own or {}).model_dump(exclude_none=True)
+    if val_fraction is not None:
+        update["val_fraction"] = val_fraction
+    return Train.model_validate(params["train"]).model_copy(update=update)
 
 
 def cell_spec(params: dict, model: str, train_set: str) -> CellSpec:
-    t = train_params(params, model)
+    train = train_spec(params, model=model)
     tests = tuple(params["grid"]["test_sets"])
-    if t["select_on"] != VAL and t["select_on"] not in tests:
-        raise ValueError(f"train.select_on={t['select_on']!r} must be 'val' (validation "
+    if train.select_on != VAL and train.select_on not in tests:
+        raise ValueError(f"train.select_on={train.select_on!r} must be 'val' (validation "
                          f"subjects, the default) or one of the test sets {list(tests)} (the "
                          "paper's test-selected protocol)")
-    if t["select_on"] == VAL and not t["val_fraction"] > 0:
-        raise ValueError("train.select_on=val needs train.val_fraction > 0 (the subjects "
-                         "held out for selection); for the paper's protocol set "
-                         "train.val_fraction=0 train.select_on=<a test set>, test-selected")
-    return CellSpec(
-        model=model_spec(params, model), train=train_spec(params, model=model),
-        train_set=train_set, test_sets=tests,
-        seeds=tuple(range(t["seed"], t["seed"] + t["seeds"])),
-        max_images=t["max_images"], select_on=t["select_on"])
+    return CellSpec(model=model_spec(params, model), train=train, train_set=train_set,
+                    test_sets=tests)
 
 
 def check_cell(spec: CellSpec, train: Dataset, tests: dict) -> None:
@@ -146,8 +148,8 @@ def fingerprint(spec: CellSpec, datasets) -> str:
     files = [Path(p) / f for p in set_paths(spec, datasets).values()
              for f in ("images.npy", "manifest.csv")]
     weights = [] if spec.model.weights in NAMED_WEIGHTS else [Path(spec.model.weights)]
-    return content_key(spec, *files, *weights, *CODE, sys.modules[__name__], versions(),
-                       length=20)
+    return content_key(spec.model, spec.train, spec.train_set, spec.test_sets, *files,
+                       *weights, *CODE, sys.modules[__name__], versions(), length=20)
 
 
 def prepare_cache(spec: CellSpec, datasets, cache_dir) -> str:
@@ -201,7 +203,7 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
     return result, model
 
 
-def holdout_accuracy(train: TrainSpec, data: Dataset, spec: ModelSpec, fit_idx, held_idx,
+def holdout_accuracy(train: Train, data: Dataset, spec: ModelSpec, fit_idx, held_idx,
                      seed: int) -> float:
     """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx`
     (one k of the k search, one cross-validation fold); a task of `fer.train.executor`. Both
