@@ -67,6 +67,7 @@ def test_names_must_refer_to_defined_sets_models_and_databases(demo):
     p["grid"]["test_sets"] = ["CK+", "JAFE"]
     p["train"]["select_on"] = "JAFFE"            # no longer a grid test set ... (JAFE typo)
     p["grid"]["models"] = ["vgg16", "vgg19"]
+    p["gan_quality"]["models"] = ["vgg19", "inception_resnet_v2"]   # nor inception_resnet_v2
     p["export"]["models"] = {"inception_v3": "KDEF_Q"}   # the grid trains no inception_v3 cell
     p["crossval"]["models"] = ["resnet50"]
     p["gan_quality"]["train_set"] = "KDEF_X"
