@@ -63,6 +63,20 @@ def test_matrix_stage_covers_the_20_cells():
     assert len(cells) == 20 and any(s.addressing == "finetune@vgg19-KDEF_Q" for s in cells)
 
 
+def test_a_backbones_own_train_keys_override_train_null_included():
+    """models.<m>.train: every key the backbone sets wins over train, `max_images: null`
+    (every image) too; keys it does not set stay train's."""
+    params = compose(["profile=demo"])
+    assert params["train"]["max_images"] == 112
+    assert params["models"]["mini_xception"]["train"]["max_images"] is None
+    cell = cell_spec(params, "mini_xception", "KDEF_OL")
+    assert cell.train.max_images is None and cell.train.epochs_step1 == 0
+    assert (cell.train.epochs_step2, cell.train.lr_step2, cell.train.lr_decay) == (7, 1e-3, "cosine")
+    assert cell.train.seeds == params["train"]["seeds"] == 2
+    vgg = cell_spec(params, "vgg19", "KDEF_OL")
+    assert (vgg.train.max_images, vgg.train.epochs_step1, vgg.train.lr_decay) == (112, 1, "none")
+
+
 def vgg16_demo_params(export_set: str) -> dict:
     """The demo profile on VGG16 alone, at 32 px (below the Inception minimum)."""
     params = compose(["profile=demo"])

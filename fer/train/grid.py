@@ -96,7 +96,8 @@ def train_spec(params: dict, val_fraction: float | None = None,
     (models.<m>.train, validated there; `epochs_step1: 0` trains in one step) and
     `val_fraction` if given."""
     own = model_entry(params, model).get("train") if model else None
-    update = TrainOverrides.model_validate(own or {}).model_dump(exclude_none=True)
+    # the keys the backbone sets, null included (`max_images: null`: every image)
+    update = TrainOverrides.model_validate(own or {}).model_dump(exclude_unset=True)
     if val_fraction is not None:
         update["val_fraction"] = val_fraction
     return Train.model_validate(params["train"]).model_copy(update=update)
