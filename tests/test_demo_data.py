@@ -4,7 +4,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from fer.data.demo import (SIZES, make_demo_data, write_labelled_csv,
+from fer.data.demo import (SIZES, write_jaffe, write_label_folders, write_labelled_csv,
                             write_tight_crops)
 from fer.data.labels import JAFFE_SUBJECTS
 
@@ -62,12 +62,25 @@ def _digest(root):
 
 
 def test_deterministic(demo_root, tmp_path):
+    """The same seed writes the same bytes, another seed other faces. Every database is
+    drawn by the same seeded renderer (a generator per database, subject, emotion and
+    frame), so two of them written again stand for the whole set: JAFFE (greyscale and
+    palette TIFFs) and the actors (JPEG label folders)."""
     root, _ = demo_root
-    again = tmp_path / "again"
-    make_demo_data(again, "demo", seed=0)
-    assert _digest(again) == _digest(root)
-    other = tmp_path / "other"
-    make_demo_data(other, "demo", seed=1)
+    sizes = SIZES["demo"]
+
+    def write(where, seed):
+        write_jaffe(where, sizes, seed)
+        write_label_folders(where, "actor", "actors", sizes.actors_per_emotion, seed,
+                            sizes.scale, ".jpg")
+        return where
+
+    again = write(tmp_path / "again", 0)
+    for db in ("jaffe", "actors"):
+        assert _digest(again / db) == _digest(root / db), db
+    other = write(tmp_path / "other", 1)
+    for db in ("jaffe", "actors"):
+        assert _digest(other / db) != _digest(root / db), db
     a = np.asarray(Image.open(next((root / "jaffe").glob("KA.AN1.*"))))
     b = np.asarray(Image.open(next((other / "jaffe").glob("KA.AN1.*"))))
     assert not np.array_equal(a, b)
