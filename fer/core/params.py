@@ -71,16 +71,13 @@ class RecordingDict(dict):
         return list(super().keys())
 
     def __iter__(self):           # not dict's own iterator: dict(d), {**d} call __getitem__
-        self._record_keys()
-        return iter(list(super().keys()))
+        return iter(self.keys())
 
     def items(self):
-        self._record_keys()
-        return [(k, self[k]) for k in super().keys()]
+        return [(k, self[k]) for k in self.keys()]
 
     def values(self):
-        self._record_keys()
-        return [self[k] for k in super().keys()]
+        return [self[k] for k in self.keys()]
 
 
 def compose(overrides=(), output=None, config_dir=None) -> dict:
