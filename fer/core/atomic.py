@@ -1,12 +1,8 @@
-"""Write-then-rename helpers: a killed stage never leaves a half-written output.
+"""Write-then-rename: a killed stage never leaves a half-written output.
 
-An output `dir/name` is written as the sibling `dir/.name.tmp-<pid>` and renamed onto
-`name` once complete; a directory that already exists is first moved aside to
-`dir/.name.old-<pid>`. Every file and directory of the result is fsynced before the
-rename and the parent directory after it, so a crash cannot publish a name whose data
-is still only in the page cache. A writer killed midway leaves its temporary behind;
-the next write of the same `name` removes the temporaries of writers that are no longer
-alive (the pid in the name says whose it is) and leaves those of live writers alone.
+`dir/name` is written as `dir/.name.tmp-<pid>`, fsynced and renamed onto `name` (an existing
+directory moved aside to `dir/.name.old-<pid>` first); temporaries of dead writers are removed
+by the next write of the same name (docs/pipeline.md).
 """
 from __future__ import annotations
 
@@ -24,10 +20,8 @@ def _tmp_sibling(path: Path, kind: str = "tmp") -> Path:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists and can still run. Signal 0 checks without
-    sending; a zombie (killed, not yet reaped: a SIGKILLed stage whose dvc died with it
-    waits for init) answers signal 0 but will never finish its output, so it counts as
-    dead."""
+    """Whether process `pid` exists and can still run: a zombie (a SIGKILLed stage not yet
+    reaped) answers signal 0 but will never finish its output."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -55,12 +49,8 @@ def clean_stale(path) -> list:
     removed = []
     for entry in path.parent.iterdir():
         m = pattern.fullmatch(entry.name)
-        if not m:
-            continue
-        pid = int(m.group(1))
-        # our own pid is stale too: an earlier process that had this pid left it, since
-        # this process creates its temporary only after this cleanup
-        if pid != os.getpid() and pid_alive(pid):
+        # our own pid is stale too: this process creates its temporary after this cleanup
+        if not m or int(m[1]) != os.getpid() and pid_alive(int(m[1])):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
@@ -106,6 +96,7 @@ def atomic_dir(path, keep_existing: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    old = _tmp_sibling(path, "old")
     if keep_existing:
         try:
             os.replace(tmp, path)    # fails if another writer's entry is there (not empty)
@@ -113,16 +104,12 @@ def atomic_dir(path, keep_existing: bool = False):
             shutil.rmtree(tmp, ignore_errors=True)
             if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-        _fsync(path.parent)
-    elif path.exists():
-        old = _tmp_sibling(path, "old")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync(path.parent)
-        shutil.rmtree(old, ignore_errors=True)
     else:
+        if path.exists():
+            os.replace(path, old)
         os.replace(tmp, path)
-        _fsync(path.parent)
+    _fsync(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

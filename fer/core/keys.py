@@ -1,13 +1,6 @@
-"""The one content key of every cache and resume state in the project.
-
-`content_key(*parts)` is a sha256 over the parts, each hashed on its own (so no two
-different sequences of parts collide by concatenation):
-- a NumPy array (or anything array-like with `dtype`): its dtype, shape and bytes;
-- a `Path`: the bytes of that file (its content, never its name, size or mtime);
-- a module: the bytes of its source file (the code that shapes the cached thing);
-- a dataclass or pydantic model: its fields, as sorted JSON;
-- anything else JSON can write (str, numbers, lists, dicts), as sorted JSON.
-`versions()` names the numeric libraries whose upgrade may change cached numbers.
+"""The one content key of every cache and resume state: `content_key(*parts)`, a sha256 over
+each part hashed on its own (an array by dtype, shape and bytes; a Path by its file's bytes;
+a module by its source; dataclasses, pydantic models and JSON values as sorted JSON).
 """
 from __future__ import annotations
 
@@ -40,7 +33,7 @@ def _digest(part) -> bytes:
 
 
 def content_key(*parts, length: int = 24) -> str:
-    """A hex key of `parts` (see the module doc), `length` characters long."""
+    """A hex key of `parts`, `length` characters long."""
     h = hashlib.sha256()
     for part in parts:
         h.update(_digest(part))

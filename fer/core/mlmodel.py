@@ -1,17 +1,6 @@
-"""The grid's selected models in MLflow: each by reference, the shipped ones packaged.
-
-- `log_cell_model`: a finetune cell records its selected seed's model.keras by
-  reference, as an external MLflow model of the cell's run (`create_external_model`):
-  no bytes copied, tagged with the file's DVC path and md5, the DVC stage, the run's
-  train-set digest and `test_selected`. The .keras files are DVC outputs already; copying
-  each cell's into MLflow cost 1.7 GB and 395 s on the demo (docs/benchmarks.md).
-- `register_champion`: the export stage packages a model it ships (found by the md5 of
-  its model.keras) as a pyfunc model attached to the cell's run (`KerasClassifier`:
-  uint8 face pixels (N, size, size, 3) in, one probability per emotion out, with that
-  signature and one train face as input example; it holds its own copy of the .keras
-  file and of the `fer` package, so it loads outside the repository), registers it as a
-  version of `REGISTERED` (once per file) and points the given aliases at it: `champion`
-  moves when the shipped model changes.
+"""The grid's selected models in MLflow (docs/tracking.md): each cell's model.keras logged by
+reference (`log_cell_model`: a DVC output already, so no bytes copied), and the shipped ones
+packaged as pyfunc models and registered (`register_champion`).
 """
 from __future__ import annotations
 
@@ -35,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 class KerasClassifier(mlflow.pyfunc.PythonModel):
     """A Keras classifier file taking uint8 RGB images; model_config names the modules
-    that register its custom layers (the Normalize input layer) and the labels."""
+    that register its custom layers and the labels."""
 
     def load_context(self, context):
         import keras
@@ -65,10 +54,8 @@ def _requirements() -> list[str]:
 
 
 def log_cell_model(keras_file, dvc_path, **tags) -> str:
-    """Record `keras_file` by reference as an external model of the active run, once (a
-    resumed run keeps the one it has); tagged with `tags` (cell, test_selected), the
-    DVC stage, the run's training-set digest, the file's md5 and `dvc_path`, where the
-    stage puts it. Returns its id."""
+    """Record `keras_file` once as an external model of the active run, tagged with `tags`,
+    the DVC stage, the train-set digest, its md5 and `dvc_path`. Returns its id."""
     run = mlflow.active_run()
     md5 = _md5(keras_file)
     found = mlflow.search_logged_models(
@@ -109,9 +96,9 @@ def _package(reference, keras_path, example_set):
 
 
 def register_champion(keras_path, example_set, aliases=(CHAMPION,)):
-    """Package the model a cell recorded for `keras_path` (by its md5, in the finetune
-    experiment; once), register it as a version of REGISTERED (once) with its tags and
-    point `aliases` at it. Returns the version, or None when no run recorded that file."""
+    """Package the model a cell recorded for `keras_path` (found by md5) and register it
+    (each once), then point `aliases` at it. Returns the version, or None when no run
+    recorded that file."""
     exp_id = open_experiment("finetune")         # the experiment the cells log to
     md5 = _md5(keras_path)
 

@@ -1,15 +1,7 @@
-"""params.yaml: read it (stages) and compose it from conf/ (as `dvc exp run` does).
-
-Stages never use @hydra.main: DVC composes conf/ into params.yaml before each
-`dvc exp run` (applying -S overrides), and the stages read that file. Both ways the
-configuration is checked against fer.core.schema before anything is written or computed.
-
-  python -m fer.core.params                 # params.yaml from conf/ defaults (profile=paper)
-  python -m fer.core.params profile=demo    # the demo profile
-
-With FER_PARAMS_LOG=<file> set, load_params returns a mapping that appends the dotted
-path of every key a stage reads to <file> (tests/test_dvc_deps.py compares them with
-the params each stage declares in dvc.yaml).
+"""params.yaml: compose it from conf/ as `dvc exp run` does (`python -m fer.core.params
+[profile=demo ...]`), and read it in stages (never @hydra.main); both check it against
+fer.core.schema first. With FER_PARAMS_LOG=<file>, load_params logs every key a stage
+reads (tests/test_dvc_deps.py compares them with dvc.yaml's params).
 """
 from __future__ import annotations
 
@@ -28,8 +20,8 @@ PARAMS_LOG_ENV = "FER_PARAMS_LOG"
 
 
 def load_params(path="params.yaml") -> dict:
-    """The composed parameters, validated; stages run from the repository root, as DVC
-    runs them (relative weights paths are looked up next to params.yaml)."""
+    """The composed parameters, validated (relative weights paths are looked up next to
+    params.yaml: the repository root, where DVC runs stages)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run `python -m fer.core.params` to compose it")
@@ -79,16 +71,13 @@ class RecordingDict(dict):
         return list(super().keys())
 
     def __iter__(self):           # not dict's own iterator: dict(d), {**d} call __getitem__
-        self._record_keys()
-        return iter(list(super().keys()))
+        return iter(self.keys())
 
     def items(self):
-        self._record_keys()
-        return [(k, self[k]) for k in super().keys()]
+        return [(k, self[k]) for k in self.keys()]
 
     def values(self):
-        self._record_keys()
-        return [self[k] for k in super().keys()]
+        return [self[k] for k in self.keys()]
 
 
 def compose(overrides=(), output=None, config_dir=None) -> dict:

@@ -1,14 +1,6 @@
-"""Quiet TensorFlow start-up: the CUDA plugin registration lines a CPU machine prints.
-
-TensorFlow 2.19's wheel registers its cuDNN/cuFFT/cuBLAS factories twice and writes
-"Unable to register ... factory", "computation placer already registered" and, with no
-GPU driver, "failed call to cuInit" straight to file descriptor 2 from C++, before
-TF_CPP_MIN_LOG_LEVEL is read (tensorflow/tensorflow#62075: harmless; cuInit only where
-no NVIDIA driver exists). `install()` wraps
-the process's first `import tensorflow` (and its device discovery) so that those lines,
-and only those, are dropped: everything else written meanwhile is passed on unchanged.
-The stage scripts install it (stages/__init__.py); TF_CPP_MIN_LOG_LEVEL defaults to 2
-(TensorFlow's C++ errors shown, its info and warning lines not, as `make` always set).
+"""Quiet TensorFlow start-up: drop the CUDA plugin registration lines TF 2.19 writes to fd 2
+from C++ before TF_CPP_MIN_LOG_LEVEL is read (harmless: tensorflow/tensorflow#62075), and
+only those. stages/__init__.py installs it; TF_CPP_MIN_LOG_LEVEL defaults to 2.
 """
 from __future__ import annotations
 
@@ -24,13 +16,14 @@ from pathlib import Path
 NOISE = re.compile(rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer "
                    rb"already registered|All log messages before absl::InitializeLog\(\) "
                    rb"is called")
-# with no NVIDIA driver on this machine, TensorFlow's failed CUDA start is noise too; with
-# one, it is the line that says why training runs on the CPU, so it stays
-NO_GPU_NOISE = re.compile(NOISE.pattern + rb"|failed call to cuInit")
 
 
 def noise() -> re.Pattern:
-    return NOISE if Path("/dev/nvidiactl").exists() else NO_GPU_NOISE
+    """With no NVIDIA driver here, TensorFlow's failed CUDA start is noise too; with one, it
+    is the line that says why training runs on the CPU, so it stays."""
+    if Path("/dev/nvidiactl").exists():
+        return NOISE
+    return re.compile(NOISE.pattern + rb"|failed call to cuInit")
 
 
 # the filter runs in a process of its own, so that what the importing process wrote
@@ -50,9 +43,8 @@ if pending and not noise.search(pending):
 
 @contextmanager
 def native_stderr_filtered(noise: re.Pattern = NOISE):
-    """Within the block, file descriptor 2 (C++ and Python alike) goes through a pipe to
-    a small filter process that writes each line on to the real stderr as it arrives,
-    less those matching `noise`. Without a usable fd 2 the block runs unfiltered."""
+    """Within the block, fd 2 (C++ and Python alike) goes through a filter process that
+    passes each line on to the real stderr, less those matching `noise`."""
     sys.stderr.flush()
     try:
         saved = os.dup(2)

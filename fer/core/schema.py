@@ -1,16 +1,8 @@
-"""The schema of params.yaml: every known key, its type and range, and the rules between
-keys, checked before any stage does work (`python -m fer.core.params` and `load_params`).
+"""The schema of params.yaml: every key's type and range (strict pydantic models; unknown
+keys are errors) and the rules between keys (`cross_field_problems`), all reported at once.
 
-Per-key types and ranges are pydantic models (strict: no silent "10" -> 10; unknown
-keys are errors, so a typo such as `crop.siz` is caught); a section's model is also the
-object its stage hands the library (fer.data.crop takes a `Crop`). Rules within a section
-are its validators; rules that span sections (names of sets, backbones and databases;
-input size vs backbone; k vs layer count) are plain checks in `cross_field_problems`.
-Every problem is reported at once, naming the key, the value and the rule. To add a
-key, add a field to its section's model below.
-
-No keras/tensorflow here (the import and crop stages stay light): the backbones' layer
-counts and minimum input sizes are a table, checked against keras.applications by
+A section's model is also what its stage hands the library (fer.data.crop takes a `Crop`).
+No keras here (light stages): the backbones' table is checked against keras by
 tests/test_config.py.
 """
 from __future__ import annotations
@@ -25,8 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
                       field_validator, model_validator)
 
 
-# The seven canonical emotions (index = class id everywhere; fer.data.labels has every
-# database's own codes for them).
+# index = class id everywhere (fer.data.labels maps every database's codes to these)
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
@@ -46,11 +37,9 @@ BACKBONES = {
 # `models.<m>.weights` values that name no file (fer.train.backbones.build_base says what each is).
 NAMED_WEIGHTS = ("imagenet", "none", "fixed_random")
 CLASS_POLICIES = ("skip", "fail")     # an image labelled outside the seven: skip it or fail
-# Local weights files live under weights/<name>/ (`dvc add` them): the stages that load
-# them depend on that folder in dvc.yaml, so new bytes re-run exactly those stages.
+# Local weights files live under weights/<name>/ (`dvc add`ed; the stages loading them
+# depend on that folder), the KID extractor's under kid_weights/ (crossval depends on weights/).
 WEIGHTS_DIR = "weights"
-# The KID extractor's weights sit apart (kid_weights/), so stages that depend on every
-# backbone folder (crossval: weights/) do not re-run for them.
 KID_WEIGHTS_DIR = "kid_weights"
 
 
@@ -104,11 +93,8 @@ def _subject_regex(value: Optional[str]) -> Optional[str]:
 
 
 class Folders(Database):
-    """`<label>/<file>` folders. Subjects from file names: `subject_pattern` (a regex with
-    a named group `subject`); without it each file is its own subject and
-    `unknown_subjects` says whether it validates (`per_image`) or only trains
-    (`train_only`). `source_pattern` + `source_database`: faces derived from another
-    database's people (source_subject = <source_database>/<subject>)."""
+    """`<label>/<file>` folders; subjects from file names by `subject_pattern` (else one per
+    file, `unknown_subjects`), `source_*`: faces derived from another database's people."""
     kind: Literal["folders"]
     name: str = Field(min_length=1)    # the database name written into the manifest
     class_policy: Literal[CLASS_POLICIES] = "fail"
@@ -434,24 +420,20 @@ def _describe(err: dict, loc=None) -> str:
 def _known_keys(loc) -> list[str]:
     """Field names of the section at `loc` (for the unknown-key message)."""
     node = Params
-    for part in loc:
+    for part in (*loc, None):
         while typing.get_origin(node) is typing.Annotated:
             node = typing.get_args(node)[0]
-        origin = typing.get_origin(node)
-        if origin is typing.Union and part in KINDS:
+        is_model = isinstance(node, type) and issubclass(node, BaseModel)
+        if part is None:
+            return list(node.model_fields) if is_model else []
+        if typing.get_origin(node) is typing.Union and part in KINDS:
             node = KINDS[part]
-        elif origin is dict:
-            node = typing.get_args(node)[1]
-        elif origin is list:
-            node = typing.get_args(node)[0]
-        elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
+        elif typing.get_origin(node) in (dict, list):
+            node = typing.get_args(node)[-1]
+        elif is_model and part in node.model_fields:
             node = node.model_fields[part].annotation
         else:
             return []
-    while typing.get_origin(node) is typing.Annotated:
-        node = typing.get_args(node)[0]
-    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) \
-        else []
 
 
 def database(key: str, options: dict) -> Database:
@@ -483,119 +465,107 @@ def _names(params: dict, dotted: str) -> list:
 
 def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     """Rules between keys: every name refers to something defined, every backbone fits."""
+    def get(dotted, kind=str):
+        return _get(params, dotted, kind)
+
     out = []
-    databases = _get(params, "data.databases", dict) or {}
-    merge = {**(_get(params, "merge.train_sets", dict) or {}),
-             **(_get(params, "merge.test_sets", dict) or {})}
-    models = _get(params, "models", dict) or {}
+    databases = get("data.databases", dict) or {}
+    train_sets = get("merge.train_sets", dict) or {}
+    test_sets = get("merge.test_sets", dict) or {}
+    merge = {**train_sets, **test_sets}
+    models = get("models", dict) or {}
     grid_models = _names(params, "grid.models")
     grid_train = _names(params, "grid.train_sets")
-    test_sets = _names(params, "grid.test_sets")
+    grid_test = _names(params, "grid.test_sets")
+    exports = get("export.models", dict) or {}
+    emotions = get("gan.emotions", list)
+    sources = ("augment.source", *(("gan.source", "gan.extra_source") if emotions else ()))
 
-    derived = [p for p in (_get(params, "augment.part", str), _get(params, "gan.part", str))
-               if p]
+    derived = [p for p in (get("augment.part"), get("gan.part")) if p]
     for key in ("augment.part", "gan.part"):
-        if _get(params, key, str) in databases:
-            out.append(f"{key} = {_get(params, key, str)!r}: is also a database name")
-    gan_runs = bool(_get(params, "gan.emotions", list))
-    for key in ("augment.source", *(("gan.source", "gan.extra_source") if gan_runs else ())):
-        value = _get(params, key, str)
-        if value is not None and databases and value not in databases:
-            out.append(f"{key} = {value!r}: not a database of data.databases "
+        if get(key) in databases:
+            out.append(f"{key} = {get(key)!r}: is also a database name")
+    for key in sources:
+        if get(key) is not None and databases and get(key) not in databases:
+            out.append(f"{key} = {get(key)!r}: not a database of data.databases "
                        f"({', '.join(sorted(databases))})")
     parts = sorted(databases) + derived
-    gan_used = False
-    for group in ("train_sets", "test_sets"):
-        for name, members in (_get(params, f"merge.{group}", dict) or {}).items():
+    for group, sets in (("train_sets", train_sets), ("test_sets", test_sets)):
+        for name, members in sets.items():
             for part in members if isinstance(members, list) else []:
-                gan_used |= part == _get(params, "gan.part", str)
                 if part not in parts:
                     out.append(f"merge.{group}.{name} = {members!r}: part {part!r} is neither "
                                f"a database (data.databases: {', '.join(sorted(databases))}) "
                                f"nor a derived part ({', '.join(derived)})")
-    train_sets = _get(params, "merge.train_sets", dict) or {}
-    test_sets_ = _get(params, "merge.test_sets", dict) or {}
-    both = set(train_sets) & set(test_sets_)
-    for name in _get(params, "merge.allow_missing_classes", list) or []:
+    for name in get("merge.allow_missing_classes", list) or []:
         if train_sets and name not in train_sets:
             out.append(f"merge.allow_missing_classes: {name!r} is not a train set "
                        f"(merge.train_sets: {', '.join(train_sets)})")
-    if both:
+    if both := set(train_sets) & set(test_sets):
         out.append(f"merge: {', '.join(sorted(both))} is both a train and a test set")
+
     # no test image (nor a face derived from one) may train: a test set's parts never
     # appear in a train set, nor feed the augmentation or the DCGANs
     def parts_of(sets):
         return {p for ps in sets.values() if isinstance(ps, list) for p in ps}
-    test_parts = parts_of(test_sets_)
+    test_parts = parts_of(test_sets)
+    gan_used = get("gan.part") in parts_of(train_sets) | test_parts
     for part in sorted(parts_of(train_sets) & test_parts):
         out.append(f"merge: part {part!r} is in a train set and in a test set (test images "
                    "would train)")
-    for key in ("augment.source", *(("gan.source", "gan.extra_source") if gan_runs else ())):
-        if _get(params, key, str) in test_parts:
-            out.append(f"{key} = {_get(params, key, str)!r}: a test set's part; its faces "
-                       "would reach the train sets through the derived images")
-    if _get(params, "ksearch.train_set", str) and train_sets and \
-            _get(params, "ksearch.train_set", str) not in train_sets:
-        out.append(f"ksearch.train_set = {_get(params, 'ksearch.train_set', str)!r}: k is "
-                   f"chosen on a held-out part of a train set ({', '.join(train_sets)}), never "
-                   "on a test set")
-    emotions = _get(params, "gan.emotions", list)
+    for key in sources:
+        if get(key) in test_parts:
+            out.append(f"{key} = {get(key)!r}: a test set's part; its faces would reach the "
+                       "train sets through the derived images")
+    if get("ksearch.train_set") and train_sets and get("ksearch.train_set") not in train_sets:
+        out.append(f"ksearch.train_set = {get('ksearch.train_set')!r}: k is chosen on a "
+                   f"held-out part of a train set ({', '.join(train_sets)}), never on a test set")
     if emotions is not None and gan_used != bool(emotions):
         out.append(f"gan.emotions = {emotions!r}: " + (
             "a merge set uses gan.part, so list the emotions to generate" if gan_used else
             "no merge set uses gan.part: set gan.emotions=[] so the GAN stages do not run "
             "(and gan_quality.models=[])"))
     for key in ("gan_quality.models", "gan_quality.classifier"):
-        if not gan_used and _get(params, key, (list, str)):
+        if not gan_used and get(key, (list, str)):
             out.append(f"{key}: no merge set uses gan.part, so there are no DCGAN images to "
                        f"classify: set {key}={'[]' if key.endswith('models') else 'null'}")
 
-    def known_set(key, value, shown=None):
-        if isinstance(value, str) and merge and value not in merge:
-            out.append(f"{key} = {shown if shown is not None else value!r}: {value!r} is not a "
-                       f"merge set (merge.train_sets/test_sets: {', '.join(merge)})")
+    def unknown(key, names, among, what, shown=None):
+        for name in names:
+            if isinstance(name, str) and among and name not in among:
+                out.append(f"{key} = {name if shown is None else shown!r}: {name!r} is not "
+                           f"{what}{', '.join(among)})")
 
-    def known_model(key, value, among=None, where="models", shown=None):
-        among = models if among is None else among
-        if isinstance(value, str) and among and value not in among:
-            out.append(f"{key} = {shown if shown is not None else value!r}: {value!r} is not "
-                       f"a backbone of {where} ({', '.join(among)})")
-
+    a_set, a_model = "a merge set (merge.train_sets/test_sets: ", "a backbone of models ("
     for group in ("grid.train_sets", "grid.test_sets", "crossval.sets"):
-        for name in _names(params, group):
-            known_set(group, name, _get(params, group, list))
+        unknown(group, _names(params, group), merge, a_set, get(group, list))
     # gan_quality.train_set means something only while gan_quality.models does, gan_set
     # while it or gan_quality.classifier does
     gan_quality = ("gan_quality.train_set",) if _names(params, "gan_quality.models") else ()
-    gan_set = ("gan_quality.gan_set",) \
-        if gan_quality or _get(params, "gan_quality.classifier", str) else ()
-    exports = [f"export.models.{m}" for m in _get(params, "export.models", dict) or {}]
-    for key in ("ksearch.train_set", *gan_quality, *gan_set, *exports):
-        known_set(key, _get(params, key, str))
-    for key in (*gan_quality, *exports):  # models the grid trains
-        value = _get(params, key, str)
-        if value and grid_train and value not in grid_train:
-            out.append(f"{key} = {value!r}: the grid trains no model on it (grid.train_sets: "
+    gan_set = ("gan_quality.gan_set",) if gan_quality or get("gan_quality.classifier") else ()
+    export_sets = [f"export.models.{m}" for m in exports]
+    for key in ("ksearch.train_set", *gan_quality, *gan_set, *export_sets):
+        unknown(key, [get(key)], merge, a_set)
+    for key in (*gan_quality, *export_sets):  # models the grid trains
+        if get(key) and grid_train and get(key) not in grid_train:
+            out.append(f"{key} = {get(key)!r}: the grid trains no model on it (grid.train_sets: "
                        f"{', '.join(grid_train)})")
-    select_on = _get(params, "train.select_on", str)
-    if select_on is not None and select_on != "val" and test_sets and select_on not in test_sets:
+    select_on = get("train.select_on")
+    if select_on is not None and select_on != "val" and grid_test and select_on not in grid_test:
         out.append(f"train.select_on = {select_on!r}: must be 'val' or one of grid.test_sets "
-                   f"({', '.join(test_sets)})")
+                   f"({', '.join(grid_test)})")
 
     for name in models:
         if name not in BACKBONES:
             out.append(f"models.{name}: unknown backbone (known: {', '.join(BACKBONES)})")
     for group in ("grid.models", "crossval.models"):
-        for name in _names(params, group):
-            known_model(group, name, shown=_get(params, group, list))
-    known_model("model.name", _get(params, "model.name", str))
-    for name in _names(params, "gan_quality.models"):
-        known_model("gan_quality.models", name, grid_models, "grid.models",
-                    shown=_get(params, "gan_quality.models", list))
-    for name in _get(params, "export.models", dict) or {}:
-        known_model("export.models", name, grid_models, "grid.models")
-    classifier = _get(params, "gan_quality.classifier", str)
-    known_model("gan_quality.classifier", classifier)
+        unknown(group, _names(params, group), models, a_model, get(group, list))
+    unknown("model.name", [get("model.name")], models, a_model)
+    unknown("gan_quality.models", _names(params, "gan_quality.models"), grid_models,
+            "a backbone of grid.models (", get("gan_quality.models", list))
+    unknown("export.models", exports, grid_models, "a backbone of grid.models (")
+    classifier = get("gan_quality.classifier")
+    unknown("gan_quality.classifier", [classifier], models, a_model)
     weights = _get(models.get(classifier) or {}, "weights", str) if classifier else None
     if weights is not None and weights not in NAMED_WEIGHTS:    # not a gan_quality dep
         out.append(f"gan_quality.classifier = {classifier!r}: its weights are a file "
@@ -603,20 +573,19 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
                    f"{', '.join(NAMED_WEIGHTS)} weights only")
 
     for name, m in models.items():
-        k = _get(m, "k", int) if isinstance(m, dict) else None
-        if name in BACKBONES and k is not None and k > BACKBONES[name].layers:
-            out.append(f"models.{name}.k = {k}: exceeds the {BACKBONES[name].layers} layers of "
+        backbone, k, size = BACKBONES.get(name), _get(m, "k", int), _get(m, "size", int)
+        if backbone and k is not None and k > backbone.layers:
+            out.append(f"models.{name}.k = {k}: exceeds the {backbone.layers} layers of "
                        f"{name} (InputLayer included)")
-        size = _get(m, "size", int) if isinstance(m, dict) else None
-        if name in BACKBONES and size is not None and size < BACKBONES[name].min_size:
-            out.append(f"models.{name}.size = {size}: below the {BACKBONES[name].min_size} px "
+        if backbone and size is not None and size < backbone.min_size:
+            out.append(f"models.{name}.size = {size}: below the {backbone.min_size} px "
                        f"{name} accepts")
         if isinstance(m, dict) and m.get("preprocess") == "caffe" and m.get("channels") == 1:
             out.append(f"models.{name}: preprocess caffe needs channels 3 (RGB -> BGR)")
-        weights = _get(m, "weights", str) if isinstance(m, dict) else None
+        weights = _get(m, "weights", str)
         if weights is not None and weights not in NAMED_WEIGHTS:
             out += _weights_problems(f"models.{name}.weights", weights, name, root)
-    k_values = _get(params, "ksearch.k_values", dict) or {}
+    k_values = get("ksearch.k_values", dict) or {}
     for name, ks in k_values.items():
         if models and name not in models:
             out.append(f"ksearch.k_values.{name}: not a backbone of models "
@@ -625,15 +594,14 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             if isinstance(k, int) and k > BACKBONES[name].layers:
                 out.append(f"ksearch.k_values.{name} = {ks!r}: k = {k} exceeds the "
                            f"{BACKBONES[name].layers} layers of {name}")
-    selected = _get(params, "model.name", str)
+    selected = get("model.name")
     if selected and k_values and selected not in k_values and \
             (models.get(selected) or {}).get("weights") != "none":
         out.append(f"ksearch.k_values: no k values for model.name = {selected!r}")
 
-    size = _get(params, "crop.size", int)
-    used = set(grid_models) | set(_names(params, "crossval.models")) | \
-        set(_names(params, "gan_quality.models")) | \
-        {_get(params, "model.name", str), *(_get(params, "export.models", dict) or {})}
+    size = get("crop.size", int)
+    used = {*grid_models, *_names(params, "crossval.models"),
+            *_names(params, "gan_quality.models"), selected, *exports}
     small = [f"{n} {BACKBONES[n].min_size} px" for n in sorted(used - {None})
              if n in BACKBONES and size is not None and size < BACKBONES[n].min_size
              and not _get(models.get(n) or {}, "size", int)]
@@ -641,7 +609,7 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
         out.append(f"crop.size = {size}: below the minimum input size of the backbones it "
                    f"feeds ({', '.join(small)})")
 
-    kid_weights = _get(params, "gan.kid_weights", str)
+    kid_weights = get("gan.kid_weights")
     if kid_weights is not None and kid_weights != "imagenet":
         out += _weights_problems("gan.kid_weights", kid_weights, None, root)
     return out

@@ -1,26 +1,9 @@
 """Execution settings: where and how the work runs, never what it computes.
 
-Kept out of params.yaml on purpose: DVC re-runs a stage when a tracked param changes, and
-none of these can change a number (tests/test_settings.py), so switching the executor
-from local to Ray, moving a cache or changing the number of stages side by side re-runs
-nothing. Anything that can change a result stays a tracked param.
-
-Each setting is read from an environment variable, else from the untracked file
-`local.yaml` at the repository root (git-ignored; keys as below, lower case without the
-FER_ prefix), else its default:
-
-| variable | default | what |
-|---|---|---|
-| FER_EXECUTOR | local | where seeds, k values and folds train: local (one after another in the stage process) or ray (Ray tasks at RAY_ADDRESS, else a local Ray instance) |
-| FER_RAY_CPUS_PER_SEED | 1 | Ray resources of one task |
-| FER_RAY_GPUS_PER_SEED | 1 | one seed per GPU (0 where the cluster has no GPU) |
-| FER_RAY_MAX_RETRIES | 3 | a task whose worker dies runs again, up to this many times |
-| FER_RAY_SHARED_DIR | (none) | a path every Ray worker mounts: datasets are written there once, named by content, instead of going through Ray's object store |
-| FER_CACHE_DIR | .cache/activations | the content-keyed activation cache |
-| FER_GPU_MEMORY_GROWTH | true | allocate GPU memory as needed, so stages can share a GPU |
-| FER_JOBS | 2 | stages at a time for `python -m fer.train.parallel_repro` (`make demo`) |
-
-RAY_ADDRESS and MLFLOW_TRACKING_URI are read by Ray and MLflow themselves.
+Kept out of params.yaml so that changing them (executor, cache folder, jobs) re-runs no
+stage; none can change a number (tests/test_settings.py). Each comes from FER_<NAME>, else
+the git-ignored `local.yaml` at the repository root (key <name>), else its default; the
+table is in docs/scale-out.md.
 """
 from __future__ import annotations
 
@@ -51,20 +34,18 @@ class SettingsError(ValueError):
     pass
 
 
+BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(name: str, kind: type, raw, source: str):
     if raw is None or raw == "":
         return None
     try:
         if kind is bool:
-            if isinstance(raw, bool):
-                return raw
-            if str(raw).lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(raw).lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
+            return raw if isinstance(raw, bool) else BOOLS[str(raw).lower()]
         return kind(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise SettingsError(f"{source}: {raw!r} is not a valid {kind.__name__} for "
                             f"{name}") from None
 
@@ -84,7 +65,7 @@ def load(environ=None, local_file: Path = LOCAL_FILE) -> Settings:
                                 f"{', '.join(f.name for f in fields(Settings))}")
     values, sources = {}, {}
     for f in fields(Settings):
-        kind = {"float": float, "int": int, "bool": bool}.get(str(f.type).split(" ")[0], str)
+        kind = str if f.default is None else type(f.default)
         var = f"FER_{f.name.upper()}"
         for raw, source in ((environ.get(var), var),
                             (local.get(f.name), f"{local_file}: {f.name}")):

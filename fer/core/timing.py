@@ -1,5 +1,5 @@
-"""Measured seconds and the machine they were measured on: how many stages ran side by
-side (`fer.train.parallel_repro -j N` tells each stage in `FER_CONCURRENT_STAGES`)."""
+"""How many stages shared the machine while times were measured (`fer.train.parallel_repro
+-j N` sets FER_CONCURRENT_STAGES)."""
 import os
 
 

@@ -1,20 +1,6 @@
-"""MLflow tracking with its embedded SQLite store at a fixed, absolute path.
-
-Default store: sqlite:///<repo>/mlflow.db (override with MLFLOW_TRACKING_URI). Browse it
-with `mlflow ui --backend-store-uri sqlite:///mlflow.db`.
-
-- First use: MLflow creates and migrates a fresh SQLite store the first time a process
-  opens it; two processes doing that together collide. `open_experiment` opens the store
-  and gets or creates the experiment under an exclusive lock on `<store>.lock`.
-- Killed runs: every run is tagged with the `hostname`, `pid` and `pid_start` (the
-  process start time) of the process that runs it; the next `mlflow_run` in that
-  experiment marks RUNNING runs of dead processes on this host KILLED.
-- Resume: with `resume_file`, the run's id is kept in that file (beside the stage's own
-  resume state) and a re-run continues the same run, so its history stays whole; metrics
-  are logged through `metric_logger`, which skips (metric, step) pairs already there.
-- Lineage: `log_datasets` logs the set directories a run trains or tests on as MLflow
-  datasets (name, DVC md5 as digest, path, rows, class counts); runs started by DVC are
-  tagged with their stage (`dvc_stage`).
+"""MLflow tracking: the SQLite store at <repo>/mlflow.db (or MLFLOW_TRACKING_URI), runs that
+survive a kill (dead ones marked KILLED, resumed ones continued), and dataset lineage.
+docs/tracking.md says what each run holds.
 """
 from __future__ import annotations
 
@@ -24,35 +10,28 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from fer.core.atomic import write_json
+from fer.core.atomic import pid_alive, write_json
 from fer.core.params import ROOT
 
 
 def store_root(root=ROOT) -> Path:
-    """The repository that owns the store. Queued experiments (`dvc exp run --queue`)
-    run in temporary copies under <repo>/.dvc/tmp/exps/...; they log to <repo>'s store."""
-    parts = Path(root).resolve().parts
-    for i in range(len(parts) - 2):
-        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return Path(root).resolve()
+    """The repository that owns the store: queued experiments run in copies under
+    <repo>/.dvc/tmp/exps/ and log to <repo>'s."""
+    return Path(re.sub(r"/\.dvc/tmp/exps(/.*)?$", "", str(Path(root).resolve())))
 
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root() / 'mlflow.db'}"
 
 
-def artifact_root(uri: str) -> Path:
-    """Artifacts live in `mlartifacts/` beside a SQLite store (the repository's, or a
-    test's), else beside the repository's."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).parent / "mlartifacts"
-    return store_root() / "mlartifacts"
+def _sqlite_file(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def git_commit() -> str:
@@ -66,41 +45,30 @@ def git_commit() -> str:
 def flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flat(v, key + "."))
-        else:
-            out[key] = v
+        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
 
 
 @contextlib.contextmanager
 def store_lock(uri: str):
-    """Exclusive lock on `<db>.lock` beside a SQLite store (other stores: no lock; a
-    tracking server serialises its own schema set-up; `open_experiment` handles its
-    create race)."""
-    if not uri.startswith("sqlite:///"):
+    """Exclusive lock on `<db>.lock` beside a SQLite store; none for a tracking server."""
+    db = _sqlite_file(uri)
+    if db is None:
         yield
         return
-    lock = Path(uri[len("sqlite:///"):] + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)      # released when f closes
+        yield
 
 
-# MLflow 3's UI opens an experiment in its model-training view (not the GenAI one) when
-# it carries this kind
+# MLflow 3's UI opens such an experiment in its model-training view, not the GenAI one
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def open_experiment(experiment: str) -> str:
-    """Point MLflow at the store, creating and migrating it if new, and get or create
-    `experiment`; both under the store lock, so concurrent first users cannot race.
-    Returns the experiment id."""
+    """Point MLflow at the store and get or create `experiment` (its id), under the store
+    lock: concurrent first users would race to create and migrate the store."""
     import mlflow
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri()
@@ -110,9 +78,10 @@ def open_experiment(experiment: str) -> str:
         exp = client.get_experiment_by_name(experiment)     # opens (and migrates) the store
         if exp is None:
             try:
-                client.create_experiment(
-                    experiment, artifact_location=artifact_root(uri).as_uri(),
-                    tags=EXPERIMENT_TAGS)
+                # artifacts in mlartifacts/ beside a SQLite store, else beside the repository's
+                beside = db.parent if (db := _sqlite_file(uri)) else store_root()
+                client.create_experiment(experiment, tags=EXPERIMENT_TAGS,
+                                         artifact_location=(beside / "mlartifacts").as_uri())
             except mlflow.exceptions.MlflowException as e:
                 # a tracking server has no lock we can take: another client created it
                 # between our lookup and our create; theirs is the one to use
@@ -125,8 +94,8 @@ def open_experiment(experiment: str) -> str:
 
 
 def _process_start(pid: int) -> str | None:
-    """The start time of process `pid` (clock ticks since boot, /proc/<pid>/stat field
-    22): with the pid it names one process, even after the pid is reused."""
+    """The start time of process `pid` (/proc/<pid>/stat field 22): with the pid it names
+    one process, even after the pid is reused."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -141,16 +110,10 @@ def process_tags() -> dict:
 
 
 def _alive(pid: int, started: str) -> bool:
-    if Path("/proc/self/stat").is_file():
-        now = _process_start(pid)
-        return now is not None and (not started or now == started)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+    if not Path("/proc/self/stat").is_file():
+        return pid_alive(pid)
+    now = _process_start(pid)
+    return now is not None and (not started or now == started)
 
 
 def mark_dead_runs_killed(experiment_id: str) -> list[str]:
@@ -189,13 +152,9 @@ def _resumable_run(experiment_id: str, resume_file, resume_key: str) -> str | No
 def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
                tags: dict | None = None, nested: bool = False, resume_file=None,
                resume_key: str = ""):
-    """An MLflow run in `experiment`, tagged with the git commit, the DVC exp name and
-    the process (see `process_tags`).
-
-    With `resume_file`: if it holds the id of a run of this experiment recorded with the
-    same `resume_key` (the fingerprint of the stage's resume state) and `params`, it is
-    continued (status back to RUNNING); otherwise a new run is started and its id is
-    written there atomically. The caller deletes the file with its resume state."""
+    """An MLflow run in `experiment`, tagged with the git commit, DVC exp name and process.
+    With `resume_file`, the run recorded there for the same `resume_key` (the stage's resume
+    state) and `params` is continued, else the new run's id is written there."""
     import mlflow
     exp_id = open_experiment(experiment)
     mark_dead_runs_killed(exp_id)
@@ -221,9 +180,8 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
 
 
 def dvc_md5(path) -> str:
-    """The md5 `dvc repro` records for `path` in dvc.lock (a directory's ends in `.dir`),
-    computed by DVC's own hashing as for a stage dependency (dvc_data's `build`, dry run),
-    with the repository's hash cache and .dvcignore; outside a DVC repository, without."""
+    """The md5 `dvc repro` records for `path` in dvc.lock, by DVC's own hashing (with the
+    repository's hash cache and .dvcignore; outside a DVC repository, without)."""
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
     from dvc_data.hashfile.build import build
@@ -241,9 +199,8 @@ def dvc_md5(path) -> str:
 
 
 def set_dataset(path):
-    """The set directory `path` (images.npy + manifest.csv) as an MLflow dataset: its
-    folder name, its DVC md5 as digest, the path as source, and as profile the row count
-    and the rows per class (no data is copied into the store)."""
+    """The set directory `path` as an MLflow dataset: its name, DVC md5 as digest, and the
+    rows per class as profile (no data is copied into the store)."""
     import pandas as pd
     from mlflow.data.dataset_source_registry import get_dataset_source_from_json
     from mlflow.data.meta_dataset import MetaDataset
@@ -272,8 +229,8 @@ def log_datasets(**paths) -> None:
 
 
 def metric_logger(run_id: str):
-    """`log(metrics, step)` for run `run_id` that logs each (metric, step) at most once:
-    steps already in the run (logged before a kill) are skipped on a resumed run."""
+    """`log(metrics, step)` for run `run_id` that skips (metric, step) pairs already logged
+    (before a kill, on a resumed run)."""
     import mlflow
     client = mlflow.MlflowClient()
     seen = {k: {m.step for m in client.get_metric_history(run_id, k)}
@@ -297,10 +254,8 @@ def metric_key(name: str) -> str:
 
 
 def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> str:
-    """One child run of the active grid-cell run: per-epoch curves of both steps, test
-    metrics. Idempotent: a seed already logged under this parent (a cached seed
-    re-reported on resume) is not logged twice; an unfinished child is completed.
-    Returns the child's run id."""
+    """The seed's child run of the active cell run (curves, test metrics), once: a finished
+    child is kept, an unfinished one completed. Returns its run id."""
     import mlflow
     parent = mlflow.active_run()
     name = f"{cell}-seed{result['seed']}"
@@ -320,19 +275,17 @@ def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> str:
         if inputs := client.get_run(parent.info.run_id).inputs.dataset_inputs:
             client.log_inputs(child.info.run_id, datasets=inputs)
         mlflow.log_params({"seed": result["seed"], "train_images": result["train_images"]})
-        # one log_batch per epoch with every curve's value of that epoch, then one with
-        # the seed's final metrics
+        # one log_batch per epoch, then one with the final metrics
         for step, history in result["history"].items():
             first = 0 if step == "step1" else first_step2_epoch
             epochs = max((len(v) for v in history.values()), default=0)
             for i in range(epochs):
                 log({f"{step}_{k}": v[i] for k, v in history.items() if i < len(v)},
                     step=first + i + 1)
-        final = {f"val_{k}": result["val"][k] for k in ("accuracy", "balanced_accuracy",
-                                                         "macro_f1")} if result.get("val") else {}
+        scores = ("accuracy", "balanced_accuracy", "macro_f1")
+        final = {f"val_{k}": result["val"][k] for k in scores} if result.get("val") else {}
         for test, m in result["tests"].items():
-            final.update({f"{metric_key(test)}_{k}": m[k]
-                          for k in ("accuracy", "balanced_accuracy", "macro_f1")})
+            final.update({f"{metric_key(test)}_{k}": m[k] for k in scores})
             mlflow.log_dict(m, f"tests/{metric_key(test)}.json")
         log(final)
     return child.info.run_id
