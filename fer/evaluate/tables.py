@@ -1,11 +1,6 @@
-"""Paper tables from the grid's per-cell metrics: Table 3 (accuracy mean ± std over seeds,
-the selected seed's accuracy, and the paper's max over seeds, labelled test-selected),
-Table 6 (per-class precision/recall of the selected model of the selected cell), Table 9
-(seconds per epoch).
-
-What is chosen on what: a cell's model is the seed chosen by `train.select_on` (validation
-subjects by default; `cell["selection"]`), and Table 6's cell is the one with the best mean
-validation accuracy. Whenever test data made a choice, the heading says "test-selected".
+"""Paper Tables 2, 3, 6 and 9 from the grid's per-cell metrics. A cell's model is the seed
+chosen by `train.select_on` (`cell["selection"]`); whenever test data made a choice, the
+table says "test-selected".
 """
 from __future__ import annotations
 
@@ -20,11 +15,6 @@ from fer.core.timing import shared_note
 
 
 MAX_LABEL = "max, test-selected as in the paper"
-
-
-def selected_label(cell: dict) -> str:
-    return ("test-selected seed" if cell["selection"]["test_selected"]
-            else "val-selected seed")
 
 
 def _iv(iv, scale: float = 100.0) -> str:
@@ -72,7 +62,7 @@ def table3_rows(cells: list[dict], test_sets: list[str], intervals: dict | None 
 
 def table3_markdown(cells: list[dict], test_sets: list[str], intervals: dict | None = None,
                     references: list[dict] | None = None, level: float = 0.95) -> str:
-    sel = selected_label(cells[0])
+    sel = "test-selected seed" if cells[0]["selection"]["test_selected"] else "val-selected seed"
     lvl = f"{level * 100:g} %"
     head = ("| Train dataset | Model | " + " | ".join(
         f"{t} mean ± std (%)"
