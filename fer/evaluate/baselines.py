@@ -42,9 +42,8 @@ def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
     images = np.ascontiguousarray(images, dtype=np.uint8)
     if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
         raise ValueError(f"expected (N, S, S, 3) uint8 crops, got shape {images.shape}")
-    res = run_node_script(RUNNERS[name], images,
-                          lambda raw, n, s, out: [raw, n, s, out, runs],
-                          f"reference model {name} in Node", package="@vladmandic/face-api")
+    res = run_node_script(RUNNERS[name], images, [runs], f"reference model {name} in Node",
+                          package="@vladmandic/face-api")
     return {"probs": to_emotions(np.asarray(res["probs"], np.float32), res["labels"],
                                  LABEL_MAPS[name]),
             "ms": res["ms"], "size_mb": res["weight_bytes"] / 1e6, "backend": res["backend"],

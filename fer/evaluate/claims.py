@@ -88,11 +88,9 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float,
         diff = sign * r["mean_diff"]
         ci = None if r["ci"] is None else tuple(sorted((sign * r["ci"][0], sign * r["ci"][1])))
         v = verdict(diff, ci, r["p_holm"], alpha)
-        reason = ""
-        if v == "inconclusive":
-            reason = (f"at {r['n']} seeds the smallest attainable p is {r['min_p']:.3g}"
-                      if r["min_p"] >= alpha else
-                      f"Holm p {r['p_holm']:.3g} ≥ {alpha}")
+        reason = ("" if v != "inconclusive" else
+                  f"at {r['n']} seeds the smallest attainable p is {r['min_p']:.3g}"
+                  if r["min_p"] >= alpha else f"Holm p {r['p_holm']:.3g} ≥ {alpha}")
         out.append({**c, "index": i, "family": r["family"], "n": r["n"], "diff": diff,
                     "ci": ci, "p": r["p"], "p_holm": r["p_holm"], "verdict": v, "reason": reason})
     return out

@@ -22,6 +22,10 @@ def _iv(iv, scale: float = 100.0) -> str:
     return "—" if iv is None else f"[{iv[0] * scale:.2f}, {iv[1] * scale:.2f}]"
 
 
+def _round_pct(v) -> float | None:
+    return None if v is None else round(v * 100, 2)
+
+
 def table3_rows(cells: list[dict], test_sets: list[str], intervals: dict | None = None,
                 references: list[dict] | None = None) -> list[dict]:
     """Table 3 as CSV rows; `intervals[cell][test]["accuracy"]` (fer.evaluate.stats.cell_intervals)
@@ -29,33 +33,30 @@ def table3_rows(cells: list[dict], test_sets: list[str], intervals: dict | None 
     rows = []
     for c in cells:
         key = c["selection"]["key"]
-        row = ({"kind": "trained here"} if references else {})
-        row.update({"train_set": c["train_set"], "model": c["model"],
-                    "seeds": len(c["seeds"]), "selected_on": c["selection"]["on"]})
+        row = ({"kind": "trained here"} if references else {}) | {
+            "train_set": c["train_set"], "model": c["model"], "seeds": len(c["seeds"]),
+            "selected_on": c["selection"]["on"]}
         for t in test_sets:
             acc = c["summary"][t]["accuracy"]
-            row[f"{t} mean"] = round(acc["mean"] * 100, 2)
-            row[f"{t} std"] = round(acc["std"] * 100, 2)
+            row |= {f"{t} mean": _round_pct(acc["mean"]), f"{t} std": _round_pct(acc["std"])}
             if intervals:
                 iv = intervals[c["cell"]][t]["accuracy"]
                 for name, v in (("mean_ci", iv["mean_ci"]), (f"{key}_bootstrap", iv["bootstrap"])):
-                    row[f"{t} {name} low"] = None if v is None else round(v[0] * 100, 2)
-                    row[f"{t} {name} high"] = None if v is None else round(v[1] * 100, 2)
-            row[f"{t} {key}"] = round(acc[key] * 100, 2)
-            row[f"{t} max_test_selected"] = round(acc["max_test_selected"] * 100, 2)
+                    row[f"{t} {name} low"], row[f"{t} {name} high"] = map(
+                        _round_pct, v or (None, None))
+            row |= {f"{t} {key}": _round_pct(acc[key]),
+                    f"{t} max_test_selected": _round_pct(acc["max_test_selected"])}
         rows.append(row)
+    key = cells[0]["selection"]["key"]
     for r in references or []:
-        row = dict.fromkeys(rows[0]) if rows else {}
-        row.update({"kind": "reference, not trained here", "train_set": "",
-                    "model": r["name"], "seeds": None, "selected_on": None})
+        row = dict.fromkeys(rows[0]) | {"kind": "reference, not trained here", "train_set": "",
+                                        "model": r["name"], "seeds": None, "selected_on": None}
         for t in test_sets:
-            m = r["tests"][t]
-            row[f"{t} mean"] = round(m["accuracy"] * 100, 2)
-            key = cells[0]["selection"]["key"]
+            row[f"{t} mean"] = _round_pct(r["tests"][t]["accuracy"])
             if intervals:
-                b = m["bootstrap"]["accuracy"]
-                row[f"{t} {key}_bootstrap low"] = round(b["low"] * 100, 2)
-                row[f"{t} {key}_bootstrap high"] = round(b["high"] * 100, 2)
+                b = r["tests"][t]["bootstrap"]["accuracy"]
+                row[f"{t} {key}_bootstrap low"], row[f"{t} {key}_bootstrap high"] = map(
+                    _round_pct, (b["low"], b["high"]))
         rows.append(row)
     return rows
 

@@ -22,10 +22,7 @@ def build_discriminator(params: Gan) -> keras.Model:
         x = layers.Conv2D(params.base_filters * 2 ** i, 4, strides=2, padding="same",
                           name=f"down_{i + 1}")(x)
         x = layers.LeakyReLU(0.2)(x)
-    if params.variant == "bn_gap":
-        x = layers.GlobalAveragePooling2D()(x)
-    else:
-        x = layers.Flatten()(x)
+    x = (layers.GlobalAveragePooling2D() if params.variant == "bn_gap" else layers.Flatten())(x)
     out = layers.Dense(1, activation="sigmoid", name="real_prob")(x)
     return keras.Model(inputs, out, name="discriminator")
 
@@ -141,9 +138,8 @@ def load_state_arrays(gan: DCGAN, arrays) -> None:
 
 
 def generated_manifest(emotion: str, n: int, part: str, source: str) -> pd.DataFrame:
-    """The manifest of one emotion's `n` generated images (the part `part`): a DCGAN
-    learns from every subject of its emotion, so an image has no single source subject
-    (empty source_subject): these rows only ever train (fer.data.splits)."""
+    """The manifest of one emotion's `n` generated images: no single source subject (a
+    DCGAN learns from all), so these rows only ever train (fer.data.splits)."""
     return pd.DataFrame({"path": [f"{part}/{emotion}/{i:04d}" for i in range(n)],
                          "label": emotion, "subject": "",
                          "database": f"{source}_{part}".upper(),

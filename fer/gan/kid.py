@@ -24,9 +24,7 @@ def kid(x: np.ndarray, y: np.ndarray) -> float:
     n, m, d = len(x), len(y), x.shape[1]
     if n < 2 or m < 2:
         raise ValueError("KID needs at least 2 samples per set")
-    kxx = (x @ x.T / d + 1) ** 3
-    kyy = (y @ y.T / d + 1) ** 3
-    kxy = (x @ y.T / d + 1) ** 3
+    kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
     return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1))
                  + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
                  - 2 * kxy.mean())
