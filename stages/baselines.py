@@ -1,7 +1,5 @@
-"""DVC stage baselines: reference models (pretrained, shipped in registry packages, not
-trained here) scored on every grid test set through the project's own face crops, exactly
-as the grid's models are: accuracy, balanced accuracy, macro-F1, confusion matrix, a
-bootstrap interval over test images, model size and batch-1 latency."""
+"""DVC stage baselines: reference models (pretrained, not trained here) scored on every grid
+test set's face crops exactly as the grid's models are, plus model size and latency."""
 from fer.core.atomic import atomic_dir, atomic_file, write_json
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages, shared_note
