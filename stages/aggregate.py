@@ -1,7 +1,5 @@
-"""DVC stage aggregate: the grid's cells -> paper Tables 2, 3, 6 and 9 (Markdown + CSV),
-Table 3's confidence intervals and reference rows, the paired tests of the paper's claims
-(claims.md, comparisons.csv) and metrics/summary.json for `dvc metrics show` /
-`dvc exp show`."""
+"""DVC stage aggregate: the grid's cells -> paper Tables 2, 3, 6 and 9, the paired tests of
+the paper's claims and metrics/summary.json for `dvc metrics show` / `dvc exp show`."""
 import json
 from pathlib import Path
 

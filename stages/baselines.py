@@ -1,18 +1,13 @@
-"""DVC stage baselines: reference models (pretrained, shipped in registry packages, not
-trained here) scored on every grid test set through the project's own face crops, exactly
-as the grid's models are: accuracy, balanced accuracy, macro-F1, confusion matrix, a
-bootstrap interval over test images, model size and batch-1 latency."""
-import json
-
+"""DVC stage baselines: reference models (pretrained, not trained here) scored on every grid
+test set's face crops exactly as the grid's models are, plus model size and latency."""
 from fer.core.atomic import atomic_dir, atomic_file, write_json
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages, shared_note
 from fer.core.tracking import log_datasets, metric_key, mlflow_run
 from fer.data.dataset import load_dataset
-from fer.data.labels import EMOTIONS
 from fer.data.layout import set_dir
 from fer.evaluate.baselines import baselines_markdown, score_reference
-from fer.evaluate.metrics import confusion_png
+from fer.evaluate.metrics import write_confusions
 
 
 def main() -> None:
@@ -23,11 +18,8 @@ def main() -> None:
     for name in cfg["reference_models"]:
         row = score_reference(name, tests, cfg)
         with atomic_dir(f"reports/baselines/{name}") as tmp:
-            for t, m in row["tests"].items():
-                confusion_png(m["confusion"], f"{name} (reference, not trained here) on {t}",
-                              tmp / f"confusion_{metric_key(t)}.png")
-                (tmp / f"confusion_{metric_key(t)}.json").write_text(
-                    json.dumps({"labels": list(EMOTIONS), "matrix": m["confusion"]}) + "\n")
+            write_confusions(row["tests"], f"{name} (reference, not trained here)", tmp,
+                             metric_key)
         models.append(row)
         print(f"{name}: " + ", ".join(f"{t} accuracy {m['accuracy']:.3f}"
                                       for t, m in row["tests"].items())

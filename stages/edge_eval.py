@@ -1,7 +1,5 @@
-"""DVC stage edge_eval: paper Table 10, measured. Every TF.js variant runs in TF.js itself
-in each configured runtime (Node + WASM, headless Chromium + WASM, Chromium + WebGL):
-accuracy on the test sets, largest difference from the Keras model's probabilities, and
-batch-1 latency (median, p90 after warm-up) next to Python TF on this machine."""
+"""DVC stage edge_eval: paper Table 10, measured in TF.js itself in each configured runtime
+(Node + WASM, headless Chromium + WASM or WebGL), next to Python TF on this machine."""
 import json
 from pathlib import Path
 

@@ -1,8 +1,6 @@
 """DVC stage export@<model>: a chosen cell's best model (`export.models`: backbone -> train
-set) -> TF.js graph models in four weight precisions (paper 6.2) under
-build/tfjs/<model>/, preprocessing metadata inside model.json, beside a copy of the Keras
-model (edge_eval's reference: so it depends on the exported cells only). The SavedModel the
-converter reads is rebuilt from model.keras in a temporary directory (fer.edge.tfjs)."""
+set) -> TF.js graph models in four weight precisions (paper 6.2) under build/tfjs/<model>/,
+beside a copy of the Keras model (edge_eval's reference, so it depends on these only)."""
 import json
 import shutil
 import sys

@@ -67,10 +67,8 @@ def main(emotion: str) -> None:
         summary = {"emotion": emotion, "train_images": int(len(real)),
                    "chosen_epoch": record["chosen_epoch"],
                    "chosen_kid": record["kid"][str(record["chosen_epoch"])],
-                   **extractor.identity, "kid": record["kid"],
-                   "generated": int(len(images)),
-                   "final_d_loss": record["history"][-1]["d_loss"],
-                   "final_g_loss": record["history"][-1]["g_loss"]}
+                   **extractor.identity, "kid": record["kid"], "generated": int(len(images)),
+                   **{f"final_{k}": record["history"][-1][k] for k in ("d_loss", "g_loss")}}
         write_json(f"metrics/gan/{emotion}.json", summary)
         log({"chosen_epoch": record["chosen_epoch"]})
         mlflow.log_artifacts(str(samples_dir), "samples")

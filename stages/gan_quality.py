@@ -9,9 +9,10 @@ from fer.core.atomic import atomic_file, write_json
 from fer.core.params import load_params
 from fer.data.dataset import concat_datasets, load_dataset
 from fer.data.layout import CROP_DIR, set_dir
-from fer.gan.fidelity import label_fidelity
-from fer.gan.table8 import fidelity_markdown, headline, models_markdown, recall_per_emotion
+from fer.gan.fidelity import label_fidelity, recall_per_emotion
+from fer.gan.table8 import fidelity_markdown, headline, models_markdown
 from fer.train.backbones import build_classifier
+from fer.train.finetune import predict
 from fer.train.grid import model_spec
 
 
@@ -24,7 +25,7 @@ def main() -> None:
         gan = merged.subset(np.flatnonzero(merged.manifest["part"].to_numpy() == g["part"]))
         for name in q["models"]:
             model = keras.models.load_model(f"build/models/{name}/{q['train_set']}/model.keras")
-            results[name] = recall_per_emotion(model, gan)
+            results[name] = recall_per_emotion(predict(model, gan).argmax(1), gan.labels)
         if results:
             text = models_markdown(results, params["train"]["select_on"], q["train_set"])
         if q["classifier"]:

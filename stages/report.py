@@ -1,8 +1,6 @@
-"""DVC stage report: reports/index.html, one self-contained page with every table
-(2, 3, 6, 7, 8, 9, 10, claims, reference models), the confusion matrices, training
-curves, augmentation grid, GAN sample grids and KID curves, dataset counts and crop
-detection rates, each with the stage, params and hashes it came from; and
-reports/training_curves.csv, every cell's per-epoch history for `dvc plots show`."""
+"""DVC stage report: reports/index.html, every table and figure of the pipeline on one
+self-contained page (fer.evaluate.page), and reports/training_curves.csv, every cell's
+per-epoch history for `dvc plots show`."""
 import json
 from pathlib import Path
 

@@ -1,6 +1,5 @@
-"""Paper Table 10, measured: every exported model's Keras twin and TF.js variants on the
-test sets in each configured runtime (accuracy, largest difference from the Keras
-probabilities, batch-1 latency), plus the reference models' rows."""
+"""Paper Table 10, measured: each exported model's Keras twin and TF.js variants in each
+configured runtime (accuracy, largest difference from Keras, batch-1 latency)."""
 from __future__ import annotations
 
 import shutil
@@ -13,9 +12,8 @@ from fer.train.finetune import predict
 
 
 def measure(exports: dict, variants: list, sizes: dict, tests: dict, edge: dict) -> tuple:
-    """`exports`: backbone -> train set (build/tfjs/<backbone>/ holds its export);
-    `sizes`: backbone -> {variant or "keras": MB}; `tests`: name -> Dataset. Returns the
-    rows (Keras rows first, then each variant in each runtime) and {(backbone, variant,
+    """`exports`: backbone -> train set; `sizes`: backbone -> {variant or "keras": MB}. The
+    rows (Keras first, then each variant in each runtime) and {(backbone, variant,
     runtime index): row} of what ran."""
     images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
@@ -28,11 +26,10 @@ def measure(exports: dict, variants: list, sizes: dict, tests: dict, edge: dict)
                         for t, ds in tests.items()},
                      "max_abs_diff": 0.0, "location": "server (Python TF, this machine)",
                      **latency(server_latency(model, images[0], edge["runs"], edge["warmup"]))})
-    has_chromium = shutil.which("chromium") is not None
     runs = [(name, v) for name in exports for v in variants]
     measured = {}
     for r, rt in enumerate(edge["runtimes"]):
-        if rt["where"] == "chromium" and not has_chromium:
+        if rt["where"] == "chromium" and not shutil.which("chromium"):
             print(f"edge: no chromium on this machine, skipping {rt}")
             continue
         batch = images if rt["accuracy"] else images[:1]
@@ -66,9 +63,8 @@ def _cell(row: dict, key: str, scale: float, fmt: str) -> str:
 
 
 def with_references(rows: list, refs: list, tests: dict) -> list:
-    """`rows` and the rows of the reference models in metrics/baselines.json (`refs`):
-    size, accuracy per test set, latency, runtime; no Keras twin, so no probability
-    difference."""
+    """`rows` and the rows of the reference models of metrics/baselines.json (`refs`; no
+    Keras twin, so no probability difference)."""
     return rows + [{"model": f"{r['name']} ({r['package']}), reference, not trained here",
                     "size_mb": r["size_mb"], "location": r["runtime"],
                     **{t: r["tests"][t]["accuracy"] for t in tests},

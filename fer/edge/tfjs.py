@@ -1,19 +1,11 @@
-"""Edge inference (paper section 6.2): TF.js export with weight quantization, and
-measurements made by TF.js itself.
+"""Edge inference (paper section 6.2): TF.js export with weight quantization, measured
+by TF.js itself (`web/run_model.mjs` in Node + WASM, `web/bench.mjs` in headless Chromium).
 
-Route: the cell's model.keras -> a SavedModel (Keras 3 `model.export`) in a temporary
-directory -> TF.js graph model with tensorflowjs 4.22's SavedModel converter (its browser
-runtime cannot load Keras 3 layers models). The SavedModel is rebuilt on every export
-rather than stored, because its bytes differ on every save; the TF.js files are
-byte-identical for the same model.keras (model.json is rewritten with sorted keys: the
-converter writes protobuf map fields, e.g. node attributes, in no fixed order).
-Variants: float32, uint16 and uint8 affine weight quantization (the paper's
-"int16"/"int8") and float16. The model takes 0-255 RGB pixels (its first layer
-normalises them, `fer.train.backbones.Normalize`, converted as plain ops); its metadata (labels,
-crop rules) travels in model.json as `userDefinedMetadata.fer`, which `web/fer.js` reads.
-JS numbers come from `node web/run_model.mjs` (@tensorflow/tfjs + WASM backend, no
-native tfjs-node binary) or `web/bench.mjs` (headless Chromium), never from dequantizing
-weights in Python; each runs every variant one after another in one process.
+model.keras -> a SavedModel in a temporary directory (its bytes differ on every save) ->
+TF.js graph model (tensorflowjs's SavedModel converter: its runtime cannot load Keras 3
+layers models), in float32, uint16, uint8 (the paper's "int16"/"int8") and float16. The
+files are byte-identical for the same model.keras (model.json rewritten with sorted keys);
+the model takes 0-255 RGB pixels, and its metadata travels in model.json for `web/fer.js`.
 """
 from __future__ import annotations
 
@@ -21,7 +13,7 @@ import json
 import os
 import subprocess
 import tempfile
-import time
+import timeit
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +33,7 @@ def dir_bytes(path) -> int:
 
 def export_tfjs(saved_model_dir, out_dir, variant: str, meta: dict) -> int:
     """Convert one variant atomically; returns its size on disk in bytes."""
-    # tensorflowjs imports TF Decision Forests, whose welcome banner imports IPython
-    # whenever stdout is not a terminal (pytest, DVC): keep it quiet.
+    # tensorflowjs imports TF Decision Forests, whose banner imports IPython off a terminal
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as convert
 
@@ -61,13 +52,9 @@ def export_tfjs(saved_model_dir, out_dir, variant: str, meta: dict) -> int:
 
 
 def quantize_variant(float32_dir, out_dir, variant: str, meta: dict) -> int:
-    """A float32 TF.js graph model (`export_tfjs`) rewritten as `variant` atomically:
-    the same topology, its weights written again by the converter's own
-    `write_weights` with the variant's quantization, which is all the converter does
-    differently per variant after optimising the graph (same weights, order and shard
-    size), so the files are byte-identical to a direct conversion
-    (tests/test_edge.py) without optimising the graph again (~5 s a variant for the
-    demo VGG19). Returns its size on disk in bytes."""
+    """A float32 TF.js graph model (`export_tfjs`) rewritten as `variant` atomically, its
+    weights quantized by the converter's own `write_weights`: byte-identical to a direct
+    conversion, without optimising the graph again. Returns its size on disk in bytes."""
     from tensorflowjs import read_weights, write_weights
 
     model_json = json.loads((Path(float32_dir) / "model.json").read_text())
@@ -82,9 +69,8 @@ def quantize_variant(float32_dir, out_dir, variant: str, meta: dict) -> int:
 
 
 def export_variants(keras_file, out_root, variants, meta: dict) -> dict:
-    """model.keras -> `out_root/<variant>/` for each variant, through a SavedModel in a
-    temporary directory converted once (float32), then quantized per variant
-    (`quantize_variant`); returns the size in bytes of each variant."""
+    """model.keras -> `out_root/<variant>/` for each variant (converted once, then
+    quantized per variant); returns the size in bytes of each variant."""
     import keras
 
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -101,11 +87,11 @@ def export_variants(keras_file, out_root, variants, meta: dict) -> dict:
 RUNNERS = {"node": "run_model.mjs", "chromium": "bench.mjs"}
 
 
-def run_node_script(script: str, images: np.ndarray, argv, what: str,
+def run_node_script(script: str, images: np.ndarray, args: list, what: str,
                     package: str = "@tensorflow/tfjs") -> dict:
-    """Run `web/<script>` in Node on uint8 images (N, S, S, 3), passed as a raw file; its
-    command line is `argv(raw file, image count, size, output file)`; returns the JSON it
-    writes. `what` names the run in errors; `package` must be installed under web/."""
+    """Run `web/<script> <raw images file> <count> <size> <output file> <args>` in Node on
+    uint8 images (N, S, S, 3); returns the JSON it writes. `what` names the run in errors;
+    `package` must be installed under web/."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
     if not (WEB / "node_modules" / package).is_dir():
         raise RuntimeError(f"{WEB}/node_modules missing: run `npm ci --prefix web` "
@@ -114,7 +100,7 @@ def run_node_script(script: str, images: np.ndarray, argv, what: str,
         raw, out = Path(tmp) / "images.u8", Path(tmp) / "out.json"
         images.tofile(raw)
         r = subprocess.run(["node", str(WEB / script),
-                            *map(str, argv(raw, len(images), images.shape[1], out))],
+                            *map(str, [raw, len(images), images.shape[1], out, *args])],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"{what} failed:\n{r.stderr[-3000:]}")
@@ -123,16 +109,13 @@ def run_node_script(script: str, images: np.ndarray, argv, what: str,
 
 def run_js_models(model_dirs, images: np.ndarray, backend: str = "wasm", runs: int = 30,
                   where: str = "node", warmup: int = 3, classify: bool = True) -> list:
-    """Run TF.js models one after another in one Node process or one headless Chromium
-    page (same CLI), each on uint8 images: per model, probs (N, 7; None unless
-    `classify`: a latency-only run makes no pass over the images), batch-1 latencies of
-    the first image (ms, after `warmup` batch-1 runs), the warm-up runs made, meta, and
-    the backend that actually ran."""
-    dirs = [str(Path(d).resolve()) for d in model_dirs]
-    result = run_node_script(
-        RUNNERS[where], images,
-        lambda raw, n, s, out: [raw, n, s, out, backend, runs, warmup, int(classify), *dirs],
-        f"TF.js run of {', '.join(map(str, model_dirs))} in {where}")
+    """Run TF.js models one after another in one Node process or headless Chromium page
+    on uint8 images: per model, probs (N, 7; None unless `classify`), batch-1 latencies
+    of the first image (ms, after `warmup` runs), meta, and the backend that ran."""
+    dirs = [Path(d).resolve() for d in model_dirs]
+    result = run_node_script(RUNNERS[where], images,
+                             [backend, runs, warmup, int(classify), *dirs],
+                             f"TF.js run of {', '.join(map(str, model_dirs))} in {where}")
     extra = {k: v for k, v in result.items() if k != "models"}
     return [{**m, **extra, "probs": None if m["probs"] is None
              else np.asarray(m["probs"], np.float32)} for m in result["models"]]
@@ -150,12 +133,8 @@ def server_latency(model, image: np.ndarray, runs: int = 30, warmup: int = 3) ->
     x = np.asarray(image[None], np.float32)
     for _ in range(warmup):
         model(x, training=False)
-    ms = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        np.asarray(model(x, training=False))
-        ms.append((time.perf_counter() - t) * 1000)
-    return ms
+    seconds = timeit.repeat(lambda: np.asarray(model(x, training=False)), repeat=runs, number=1)
+    return [s * 1000 for s in seconds]
 
 
 def latency(ms) -> dict:

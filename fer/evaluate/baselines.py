@@ -1,10 +1,6 @@
-"""Reference models: pretrained facial-expression networks that ship inside registry
-packages, run offline on the project's own face crops with their own preprocessing, and
-scored exactly like the grid's models (fer.evaluate.metrics.classification_metrics).
-
-face-api (`@vladmandic/face-api`, npm, weights in its `model/` folder) runs in TF.js on
-Node's WASM backend through `web/baseline.mjs`. Its label set maps one to one onto the
-seven emotions (LABEL_MAPS, documented in docs/evidence.md).
+"""Reference models: pretrained facial-expression networks shipped in registry packages
+(face-api: `@vladmandic/face-api`, TF.js on Node's WASM backend via `web/baseline.mjs`),
+run offline on the project's face crops and scored exactly like the grid's models.
 """
 from __future__ import annotations
 
@@ -25,11 +21,8 @@ RUNNERS = {"face-api": "baseline.mjs"}
 
 
 def to_emotions(probs: np.ndarray, labels: list[str], mapping: dict) -> np.ndarray:
-    """Reorder (N, len(labels)) probabilities into the project's EMOTIONS order.
-
-    Every model label must map to exactly one emotion and every emotion must be covered;
-    anything else is an error naming the label, not a silent drop.
-    """
+    """Reorder (N, len(labels)) probabilities into the project's EMOTIONS order; every
+    label must map to exactly one emotion, and every emotion be covered."""
     unknown = [lab for lab in labels if lab not in mapping]
     if unknown:
         raise ValueError(f"reference model labels {unknown} have no emotion mapping")
@@ -38,10 +31,7 @@ def to_emotions(probs: np.ndarray, labels: list[str], mapping: dict) -> np.ndarr
     if missing or len(set(targets)) != len(targets):
         raise ValueError(f"label map {mapping} must cover each of {list(EMOTIONS)} once "
                          f"(missing {missing})")
-    out = np.zeros((len(probs), len(EMOTIONS)), np.float32)
-    for j, e in enumerate(targets):
-        out[:, EMOTIONS.index(e)] = np.asarray(probs)[:, j]
-    return out
+    return np.asarray(probs, np.float32)[:, [targets.index(e) for e in EMOTIONS]]
 
 
 def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
@@ -52,9 +42,8 @@ def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
     images = np.ascontiguousarray(images, dtype=np.uint8)
     if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
         raise ValueError(f"expected (N, S, S, 3) uint8 crops, got shape {images.shape}")
-    res = run_node_script(RUNNERS[name], images,
-                          lambda raw, n, s, out: [raw, n, s, out, runs],
-                          f"reference model {name} in Node", package="@vladmandic/face-api")
+    res = run_node_script(RUNNERS[name], images, [runs], f"reference model {name} in Node",
+                          package="@vladmandic/face-api")
     return {"probs": to_emotions(np.asarray(res["probs"], np.float32), res["labels"],
                                  LABEL_MAPS[name]),
             "ms": res["ms"], "size_mb": res["weight_bytes"] / 1e6, "backend": res["backend"],
@@ -62,9 +51,8 @@ def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
 
 
 def score_reference(name: str, tests: dict, report: dict) -> dict:
-    """Reference model `name` on every test set (name -> Dataset) at once: the row that
-    metrics/baselines.json lists, with per test set the grid's metrics and a bootstrap
-    interval (`report`: params.yaml's report section)."""
+    """Reference model `name` on every test set (name -> Dataset) at once: its row of
+    metrics/baselines.json, per test set the grid's metrics and a bootstrap interval."""
     images = np.concatenate([np.asarray(ds.images) for ds in tests.values()])
     bounds = np.cumsum([0] + [len(ds) for ds in tests.values()])
     res = run_reference(name, images, report["latency_runs"])

@@ -1,16 +1,6 @@
-"""Paired comparisons of grid cells and the verdicts on the paper's claims
-(reports/tables/claims.md).
-
-Two families, each Holm-corrected as a whole: "train sets" (for every backbone, every
-pair of train sets, on every test set) and "backbones" (for every train set, every pair
-of backbones, on every test set). Cells are compared seed by seed on `report.metric`;
-they must have run the same seeds.
-
-Verdict of a claim "A beats B on T" at the configured seeds:
-- supported: Holm-adjusted p < alpha and the mean difference A - B is positive;
-- not supported: the difference is significant the other way, or the 95 % interval of
-  A - B lies at or below zero;
-- inconclusive: anything else (too few seeds, or a difference within seed noise).
+"""Paired seed-by-seed comparisons of grid cells on `report.metric`, Holm-corrected per
+family ("train sets": pairs sharing a backbone; "backbones": pairs sharing a train set),
+and the verdicts on the paper's claims (reports/tables/claims.md).
 """
 from __future__ import annotations
 
@@ -26,14 +16,10 @@ COLUMNS = ["family", "a", "b", "test_set", "metric", "n", "mean_diff", "ci_low",
            "p", "exact", "min_p", "p_holm", "significant"]
 
 
-def _by_seed(cell: dict, test_set: str, metric: str) -> dict:
-    return {r["seed"]: r["tests"][test_set][metric] for r in cell["per_seed"]}
-
-
 def compare(a: dict, b: dict, test_set: str, metric: str, n_resamples: int, seed: int,
             level: float) -> dict:
     """Cell a vs cell b on one test set, paired by seed."""
-    va, vb = _by_seed(a, test_set, metric), _by_seed(b, test_set, metric)
+    va, vb = ({r["seed"]: r["tests"][test_set][metric] for r in c["per_seed"]} for c in (a, b))
     if set(va) != set(vb):
         raise ValueError(f"cells {a['cell']} and {b['cell']} ran different seeds "
                          f"({sorted(va)} vs {sorted(vb)}): they cannot be paired")
@@ -67,6 +53,8 @@ def comparisons(cells: list[dict], test_sets: list[str], cfg: dict) -> list[dict
 
 
 def verdict(better_minus_worse: float, ci, p_holm: float, alpha: float) -> str:
+    """supported: significant and positive; not supported: significant the other way, or
+    the interval at or below zero; inconclusive: anything else (too few seeds, noise)."""
     if p_holm < alpha and better_minus_worse > 0:
         return "supported"
     if (p_holm < alpha and better_minus_worse < 0) or (ci is not None and ci[1] <= 0):
@@ -78,20 +66,16 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float,
                  grid: tuple | None = None) -> list[dict]:
     """Each configured claim {claim, better, worse, test_set} with its comparison, the
     difference oriented as better - worse, and its verdict. With `grid` = (cell names,
-    test sets), a claim applies only when the grid holds both its cells and its test
-    set: the paper's claims about KDEF_Q cells say nothing of a grid on your own data,
-    so the others are left out (claims_markdown counts them)."""
+    test sets), claims about other cells or test sets are left out."""
     index = {(r["a"], r["b"], r["test_set"]): r for r in rows}
     out = []
     for i, c in enumerate(claims):
         for key in ("claim", "better", "worse", "test_set"):
             if key not in c:
                 raise ValueError(f"report.claims[{i}] has no {key!r}: {c}")
-        if grid is not None:
-            missing = [x for x in (c["better"], c["worse"]) if x not in grid[0]] + \
-                ([c["test_set"]] if c["test_set"] not in grid[1] else [])
-            if missing:
-                continue
+        if grid is not None and not (c["better"] in grid[0] and c["worse"] in grid[0]
+                                     and c["test_set"] in grid[1]):
+            continue
         r, sign = index.get((c["better"], c["worse"], c["test_set"])), 1
         if r is None:
             r, sign = index.get((c["worse"], c["better"], c["test_set"])), -1
@@ -104,11 +88,9 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float,
         diff = sign * r["mean_diff"]
         ci = None if r["ci"] is None else tuple(sorted((sign * r["ci"][0], sign * r["ci"][1])))
         v = verdict(diff, ci, r["p_holm"], alpha)
-        reason = ""
-        if v == "inconclusive":
-            reason = (f"at {r['n']} seeds the smallest attainable p is {r['min_p']:.3g}"
-                      if r["min_p"] >= alpha else
-                      f"Holm p {r['p_holm']:.3g} ≥ {alpha}")
+        reason = ("" if v != "inconclusive" else
+                  f"at {r['n']} seeds the smallest attainable p is {r['min_p']:.3g}"
+                  if r["min_p"] >= alpha else f"Holm p {r['p_holm']:.3g} ≥ {alpha}")
         out.append({**c, "index": i, "family": r["family"], "n": r["n"], "diff": diff,
                     "ci": ci, "p": r["p"], "p_holm": r["p_holm"], "verdict": v, "reason": reason})
     return out

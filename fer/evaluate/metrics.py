@@ -12,13 +12,9 @@ from fer.data.labels import EMOTIONS
 
 def confusion_metrics(cms) -> dict:
     """accuracy, balanced accuracy and macro-F1 of a stack of confusion matrices (B, C, C)
-    (rows true, columns predicted): arrays of B values. The one place these are computed
-    (per seed here, per bootstrap resample in fer.evaluate.stats).
-
-    A set without some emotions (CK+48 has no neutral) is scored on the classes it has:
-    balanced accuracy and macro-F1 average over its present classes, while predictions
-    may still be any of the seven.
-    """
+    (rows true): arrays of B values, vectorised for the bootstrap's thousands of resamples.
+    As scikit-learn's with `labels` = the present classes: a set without some emotions
+    (CK+48 has no neutral) is scored on the classes it has (tests/test_stats.py)."""
     cms = np.asarray(cms, np.float64)
     diag = np.einsum("bii->bi", cms)
     support, predicted = cms.sum(2), cms.sum(1)
@@ -62,31 +58,25 @@ def pm(summary: dict, scale: float = 100.0) -> str:
 
 
 def confusion_png(confusion, title: str, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from matplotlib.figure import Figure         # lazily: training imports this module
     cm = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig = Figure(figsize=(5.2, 4.6))
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
     ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title, fontsize=10)
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    for i, j in np.ndindex(cm.shape):
+        ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
+                color="white" if cm[i, j] > cm.max() / 2 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_confusions(tests: dict, title: str, folder, file_key=str) -> None:
     """Per test set of `tests` ({name: classification_metrics}) its confusion matrix as
-    `confusion_<file_key(name)>.png` (titled "`title` on <name>") and `.json` in
-    `folder`."""
+    `confusion_<file_key(name)>.png` (titled "`title` on <name>") and `.json` in `folder`."""
     for t, m in tests.items():
         name = file_key(t)
         confusion_png(m["confusion"], f"{title} on {t}", Path(folder) / f"confusion_{name}.png")

@@ -1,9 +1,6 @@
 """reports/index.html: every table, figure and curve of the pipeline on one self-contained
-page (images inlined as data URIs, no script, no network), each section with the DVC
-stage, parameters and dependency hashes it came from (read from dvc.lock).
-
-Sections are derived from params (grid cells, GAN emotions, databases, reference models);
-a missing input is an error naming the file, so the page is never silently partial.
+page (images inlined, no script, no network), each section with the DVC stage, params and
+dependency hashes it came from (dvc.lock). A missing input is an error naming the file.
 """
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from matplotlib.figure import Figure
 
 from fer.core.tracking import metric_key
 
@@ -81,18 +79,9 @@ def markdown_to_html(md: str) -> str:
 
 
 def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
     return buf.getvalue()
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 CURVE_KEYS = ("accuracy", "loss", "val_accuracy", "val_loss")
@@ -119,9 +108,8 @@ def training_curves_csv(cells: list[dict]) -> str:
 def training_curves_png(cells: list[dict], models: list, train_sets: list) -> bytes:
     """Per cell (rows: train sets, columns: backbones) the per-epoch train (dashed) and
     validation (solid) accuracy of every seed, step 1 then step 2."""
-    plt = _plt()
-    fig, axes = plt.subplots(len(train_sets), len(models), squeeze=False,
-                             figsize=(3.2 * len(models), 2.4 * len(train_sets)), sharey=True)
+    fig = Figure(figsize=(3.2 * len(models), 2.4 * len(train_sets)))
+    axes = fig.subplots(len(train_sets), len(models), squeeze=False, sharey=True)
     by = {(c["model"], c["train_set"]): c for c in cells}
     for i, t in enumerate(train_sets):
         for j, m in enumerate(models):
@@ -144,12 +132,11 @@ def training_curves_png(cells: list[dict], models: list, train_sets: list) -> by
 
 def curves_png(series: dict, xlabel: str, ylabel: str) -> bytes:
     """One line per name from {name: (x, y)}."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.subplots()
     for name, (x, y) in series.items():
         ax.plot(x, y, marker=".", label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _png(fig)
@@ -168,9 +155,8 @@ def _crop_row(db: str, c: dict) -> str:
 
 
 def sections(params: dict) -> list[Section]:
-    """Every section of the page, in reading order, from the files the stages wrote: only
-    the sections of the parts this configuration has (no GAN section without GAN stages,
-    no reference-model section without reference models, ...)."""
+    """Every section of the page, in reading order, from the files the stages wrote; only
+    the parts this configuration has (no GAN section without GAN stages, ...)."""
     grid, tests = params["grid"], params["grid"]["test_sets"]
     cells = [f"{m}-{t}" for t in grid["train_sets"] for m in grid["models"]]
     dbs = list(params["data"]["databases"])
@@ -306,9 +292,8 @@ def fit(png: bytes, max_px: int = MAX_PX) -> bytes:
 
 
 def random_base_warning(params: dict) -> str:
-    """A banner naming the grid's backbones whose base is a fixed random draw (the demo's
-    stand-in for ImageNet weights): their numbers show that the pipeline runs, nothing
-    more. Empty when there are none."""
+    """A banner naming the grid's backbones with a fixed random base (the demo's stand-in
+    for ImageNet weights), whose numbers only show that the pipeline runs; or ''."""
     random = [m for m in params["grid"]["models"]
               if str(params["models"][m]["weights"]) == "fixed_random"]
     if not random:

@@ -1,12 +1,6 @@
-"""Uncertainty of the grid's numbers: a t interval of the mean over seeds, a seeded
-bootstrap interval over test images for one model, paired seed-by-seed comparisons
-(mean difference, its t interval, exact or Monte Carlo sign-flip permutation p-value)
-and Holm's correction across a family of comparisons.
-
-The bootstrap needs no per-image predictions: a confusion matrix is the multiset of
-(true, predicted) pairs, so resampling its entries is resampling the test images.
-Metrics are fer.evaluate.metrics.confusion_metrics: balanced accuracy and macro-F1 average over the classes
-present in the (resampled) test set.
+"""Uncertainty of the grid's numbers: t intervals of the mean over seeds, seeded bootstrap
+intervals over test images (resampling a confusion matrix's entries is resampling the
+images), paired sign-flip permutation tests of seed-by-seed differences, Holm's correction.
 """
 from __future__ import annotations
 
@@ -38,39 +32,29 @@ def metrics_from_confusion(confusion) -> dict:
 
 def bootstrap_ci(confusion, n_resamples: int, seed: int, level: float = LEVEL,
                  batch: int = 1000) -> dict:
-    """Percentile bootstrap over test images of one model's confusion matrix: for each
-    metric {estimate, low, high, n_resamples, seed}. Seeded: identical inputs give
-    identical intervals."""
+    """Seeded percentile bootstrap over the test images of one model's confusion matrix:
+    per metric {estimate, low, high, n_resamples, seed}."""
     cm = np.asarray(confusion, np.int64)
     c = cm.shape[0]
     if cm.ndim != 2 or cm.shape[1] != c or cm.sum() == 0:
         raise ValueError(f"bootstrap needs a non-empty square confusion matrix, got {cm.shape}")
     pairs = np.repeat(np.arange(c * c), cm.ravel())          # true * C + predicted
-    rng = np.random.default_rng(seed)
-    draws = {k: [] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
-    for start in range(0, n_resamples, batch):
-        b = min(batch, n_resamples - start)
-        sample = pairs[rng.integers(0, pairs.size, size=(b, pairs.size))]
-        flat = (sample + (np.arange(b) * c * c)[:, None]).ravel()
-        cms = np.bincount(flat, minlength=b * c * c).reshape(b, c, c)
-        resampled = confusion_metrics(cms)
-        for k in HEADLINE:
-            draws[k].append(resampled[k])
-    point = metrics_from_confusion(cm)
-    alpha = (1 - level) / 2
-    return {k: {"estimate": point[k],
-                "low": float(np.quantile(np.concatenate(v), alpha)),
-                "high": float(np.quantile(np.concatenate(v), 1 - alpha)),
-                "n_resamples": int(n_resamples), "seed": int(seed)}
-            for k, v in draws.items()}
+    rng, cms = np.random.default_rng(seed), []
+    for start in range(0, n_resamples, batch):          # batches bound the memory
+        size = (min(batch, n_resamples - start), pairs.size)
+        cms += [np.bincount(s, minlength=c * c) for s in pairs[rng.integers(0, pairs.size, size)]]
+    draws = confusion_metrics(np.reshape(cms, (-1, c, c)))
+    point, alpha = metrics_from_confusion(cm), (1 - level) / 2
+    return {k: {"estimate": point[k], "low": float(np.quantile(draws[k], alpha)),
+                "high": float(np.quantile(draws[k], 1 - alpha)),
+                "n_resamples": int(n_resamples), "seed": int(seed)} for k in HEADLINE}
 
 
 def paired_test(a, b, n_resamples: int = 10_000, seed: int = 0,
                 level: float = LEVEL) -> dict:
-    """Seed-by-seed comparison of a and b (same seeds, same order): mean difference
-    a - b, its t interval, and the two-sided paired permutation p-value (signs of the
-    differences flipped; exact when 2**n <= n_resamples, else `n_resamples` seeded
-    draws). `min_p` is the smallest p-value the design can reach."""
+    """Seed-by-seed comparison of a and b: mean difference a - b, its t interval, the
+    two-sided sign-flip permutation p-value (exact when 2**n <= n_resamples, else seeded
+    Monte Carlo) and `min_p`, the smallest p-value the design can reach."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size < 1:
         raise ValueError("paired test needs two equal-length 1-d samples, got "
@@ -94,32 +78,24 @@ def paired_test(a, b, n_resamples: int = 10_000, seed: int = 0,
 def holm(pvalues) -> list[float]:
     """Holm's step-down adjusted p-values, in the input order."""
     p = np.asarray(pvalues, np.float64)
-    m = p.size
     order = np.argsort(p, kind="stable")
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
+    adjusted = np.empty(p.size)
+    adjusted[order] = np.maximum.accumulate(
+        np.minimum(1.0, (p.size - np.arange(p.size)) * p[order]))
     return adjusted.tolist()
 
 
-def _clip(iv):
-    return None if iv is None else (max(0.0, iv[0]), min(1.0, iv[1]))
-
-
 def cell_intervals(cell: dict, test_sets: list[str], cfg: dict) -> dict:
-    """Per test set and metric of a grid cell: `mean_ci`, the t interval of the mean over
-    seeds, and `bootstrap`, the interval over test images of the cell's selected seed
-    (its confusion matrix), from `cfg` (report params: level, bootstrap_resamples, seed).
-    The t interval is clipped to [0, 1], the range of every metric here."""
+    """Per test set and metric of a grid cell: `mean_ci` over seeds (clipped to [0, 1]) and
+    `bootstrap` over the test images of its selected seed (`cfg`: the report params)."""
     chosen = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     out = {}
     for t in test_sets:
         boot = bootstrap_ci(chosen["tests"][t]["confusion"], cfg["bootstrap_resamples"],
                             cfg["seed"], cfg["level"])
-        out[t] = {m: {"mean_ci": _clip(mean_ci([r["tests"][t][m] for r in cell["per_seed"]],
-                                               cfg["level"])),
-                      "bootstrap": [boot[m]["low"], boot[m]["high"]]}
-                  for m in ("accuracy", "balanced_accuracy", "macro_f1")}
+        for m in HEADLINE:
+            iv = mean_ci([r["tests"][t][m] for r in cell["per_seed"]], cfg["level"])
+            out.setdefault(t, {})[m] = {
+                "mean_ci": None if iv is None else (max(0.0, iv[0]), min(1.0, iv[1])),
+                "bootstrap": [boot[m]["low"], boot[m]["high"]]}
     return out

@@ -8,10 +8,8 @@ HEADLINE = ("accuracy_mean", "accuracy_std")
 
 def summary_metrics(cells: list[dict], tests: list[str], intervals: dict,
                     judged: list[dict]) -> dict:
-    """Per cell and test set the accuracy's mean, std, selected seed's and best
-    test-selected seed's, the mean's confidence interval (two seeds or more) and the
-    selected seed's bootstrap interval; per judged claim (keyed by its place in
-    report.claims) the difference, Holm-adjusted p and verdict."""
+    """Per cell and test set the accuracy (mean, std, selected and best seed's) and its
+    intervals; per judged claim (`claim<place in report.claims>`) difference, p, verdict."""
     summary = {}
     for c in cells:
         key = c["selection"]["key"]
@@ -33,7 +31,7 @@ def summary_metrics(cells: list[dict], tests: list[str], intervals: dict,
 def headline_metrics(cells: list[dict], summary: dict, refs: list[dict],
                      tests: list[str]) -> dict:
     """What experiments are compared on: per cell and test set the mean, std and selected
-    seed's accuracy (from `summary`); each reference model's accuracy per test set."""
+    seed's accuracy; each reference model's accuracy per test set."""
     headline = {c["cell"]: {t: {k: summary[c["cell"]][t][k]
                                 for k in (*HEADLINE, f"accuracy_{c['selection']['key']}")}
                             for t in tests} for c in cells}

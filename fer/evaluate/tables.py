@@ -1,11 +1,6 @@
-"""Paper tables from the grid's per-cell metrics: Table 3 (accuracy mean ± std over seeds,
-the selected seed's accuracy, and the paper's max over seeds, labelled test-selected),
-Table 6 (per-class precision/recall of the selected model of the selected cell), Table 9
-(seconds per epoch).
-
-What is chosen on what: a cell's model is the seed chosen by `train.select_on` (validation
-subjects by default; `cell["selection"]`), and Table 6's cell is the one with the best mean
-validation accuracy. Whenever test data made a choice, the heading says "test-selected".
+"""Paper Tables 2, 3, 6 and 9 from the grid's per-cell metrics. A cell's model is the seed
+chosen by `train.select_on` (`cell["selection"]`); whenever test data made a choice, the
+table says "test-selected".
 """
 from __future__ import annotations
 
@@ -22,14 +17,13 @@ from fer.core.timing import shared_note
 MAX_LABEL = "max, test-selected as in the paper"
 
 
-def selected_label(cell: dict) -> str:
-    return ("test-selected seed" if cell["selection"]["test_selected"]
-            else "val-selected seed")
-
-
 def _iv(iv, scale: float = 100.0) -> str:
     """'[61.20, 84.72]' or '—' (no interval: one seed)."""
     return "—" if iv is None else f"[{iv[0] * scale:.2f}, {iv[1] * scale:.2f}]"
+
+
+def _round_pct(v) -> float | None:
+    return None if v is None else round(v * 100, 2)
 
 
 def table3_rows(cells: list[dict], test_sets: list[str], intervals: dict | None = None,
@@ -39,40 +33,37 @@ def table3_rows(cells: list[dict], test_sets: list[str], intervals: dict | None 
     rows = []
     for c in cells:
         key = c["selection"]["key"]
-        row = ({"kind": "trained here"} if references else {})
-        row.update({"train_set": c["train_set"], "model": c["model"],
-                    "seeds": len(c["seeds"]), "selected_on": c["selection"]["on"]})
+        row = ({"kind": "trained here"} if references else {}) | {
+            "train_set": c["train_set"], "model": c["model"], "seeds": len(c["seeds"]),
+            "selected_on": c["selection"]["on"]}
         for t in test_sets:
             acc = c["summary"][t]["accuracy"]
-            row[f"{t} mean"] = round(acc["mean"] * 100, 2)
-            row[f"{t} std"] = round(acc["std"] * 100, 2)
+            row |= {f"{t} mean": _round_pct(acc["mean"]), f"{t} std": _round_pct(acc["std"])}
             if intervals:
                 iv = intervals[c["cell"]][t]["accuracy"]
                 for name, v in (("mean_ci", iv["mean_ci"]), (f"{key}_bootstrap", iv["bootstrap"])):
-                    row[f"{t} {name} low"] = None if v is None else round(v[0] * 100, 2)
-                    row[f"{t} {name} high"] = None if v is None else round(v[1] * 100, 2)
-            row[f"{t} {key}"] = round(acc[key] * 100, 2)
-            row[f"{t} max_test_selected"] = round(acc["max_test_selected"] * 100, 2)
+                    row[f"{t} {name} low"], row[f"{t} {name} high"] = map(
+                        _round_pct, v or (None, None))
+            row |= {f"{t} {key}": _round_pct(acc[key]),
+                    f"{t} max_test_selected": _round_pct(acc["max_test_selected"])}
         rows.append(row)
+    key = cells[0]["selection"]["key"]
     for r in references or []:
-        row = dict.fromkeys(rows[0]) if rows else {}
-        row.update({"kind": "reference, not trained here", "train_set": "",
-                    "model": r["name"], "seeds": None, "selected_on": None})
+        row = dict.fromkeys(rows[0]) | {"kind": "reference, not trained here", "train_set": "",
+                                        "model": r["name"], "seeds": None, "selected_on": None}
         for t in test_sets:
-            m = r["tests"][t]
-            row[f"{t} mean"] = round(m["accuracy"] * 100, 2)
-            key = cells[0]["selection"]["key"]
+            row[f"{t} mean"] = _round_pct(r["tests"][t]["accuracy"])
             if intervals:
-                b = m["bootstrap"]["accuracy"]
-                row[f"{t} {key}_bootstrap low"] = round(b["low"] * 100, 2)
-                row[f"{t} {key}_bootstrap high"] = round(b["high"] * 100, 2)
+                b = r["tests"][t]["bootstrap"]["accuracy"]
+                row[f"{t} {key}_bootstrap low"], row[f"{t} {key}_bootstrap high"] = map(
+                    _round_pct, (b["low"], b["high"]))
         rows.append(row)
     return rows
 
 
 def table3_markdown(cells: list[dict], test_sets: list[str], intervals: dict | None = None,
                     references: list[dict] | None = None, level: float = 0.95) -> str:
-    sel = selected_label(cells[0])
+    sel = "test-selected seed" if cells[0]["selection"]["test_selected"] else "val-selected seed"
     lvl = f"{level * 100:g} %"
     head = ("| Train dataset | Model | " + " | ".join(
         f"{t} mean ± std (%)"

@@ -1,16 +1,7 @@
-"""Per-emotion DCGAN (paper section 3.2).
-
-Discriminator: Conv2D, then `blocks` stride-2 Conv2D layers (filters 32, 64, ...) with
-LeakyReLU, Flatten (or GlobalAveragePooling2D in the `bn_gap` variant), Dense(1, sigmoid).
-Generator: latent(100) -> Dense -> Reshape(s0, s0, C) -> `blocks` x [Conv2DTranspose
-stride 2 + LeakyReLU] (BatchNormalization after the first two in `bn_gap`) -> Conv2D tanh.
-At 224 with 5 blocks, s0 = 7.
-
-Training (`DCGAN.train_step`): the discriminator learns on real + generated images, then
-the generator learns through the discriminator, whose weights it does not update. Noise
-comes from `tf.random.stateless_normal` keyed by (seed, step), so a run resumed from a
-saved state draws exactly the noise an uninterrupted run would.
-"""
+"""Per-emotion DCGAN (paper section 3.2): `blocks` stride-2 convolutions each way
+(`bn_gap` variant: BatchNormalization in the generator, global pooling in the
+discriminator). Noise is keyed by (seed, step), so a resumed run draws what an
+uninterrupted one would."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,10 +22,7 @@ def build_discriminator(params: Gan) -> keras.Model:
         x = layers.Conv2D(params.base_filters * 2 ** i, 4, strides=2, padding="same",
                           name=f"down_{i + 1}")(x)
         x = layers.LeakyReLU(0.2)(x)
-    if params.variant == "bn_gap":
-        x = layers.GlobalAveragePooling2D()(x)
-    else:
-        x = layers.Flatten()(x)
+    x = (layers.GlobalAveragePooling2D() if params.variant == "bn_gap" else layers.Flatten())(x)
     out = layers.Dense(1, activation="sigmoid", name="real_prob")(x)
     return keras.Model(inputs, out, name="discriminator")
 
@@ -132,28 +120,26 @@ def generate(generator: keras.Model, n: int, seed: int, batch: int = 64) -> np.n
     return np.concatenate(out) if out else np.zeros((0, *generator.output_shape[1:]), np.uint8)
 
 
-def state_arrays(gan: DCGAN) -> dict:
+def _state_variables(gan: DCGAN) -> dict:
     """Every variable a resumed run needs: both networks, both optimizers, the step."""
     groups = {"g": gan.generator.weights, "d": gan.discriminator.weights,
               "go": gan.g_optimizer.variables, "do": gan.d_optimizer.variables}
-    out = {f"{k}_{i}": np.asarray(v) for k, vs in groups.items() for i, v in enumerate(vs)}
-    out["step"] = np.asarray(gan.step.numpy())
-    return out
+    return {f"{k}_{i}": v for k, vs in groups.items() for i, v in enumerate(vs)} | {
+        "step": gan.step}
+
+
+def state_arrays(gan: DCGAN) -> dict:
+    return {k: np.asarray(v) for k, v in _state_variables(gan).items()}
 
 
 def load_state_arrays(gan: DCGAN, arrays) -> None:
-    groups = {"g": gan.generator.weights, "d": gan.discriminator.weights,
-              "go": gan.g_optimizer.variables, "do": gan.d_optimizer.variables}
-    for k, vs in groups.items():
-        for i, v in enumerate(vs):
-            v.assign(arrays[f"{k}_{i}"])
-    gan.step.assign(int(arrays["step"]))
+    for k, v in _state_variables(gan).items():
+        v.assign(arrays[k])
 
 
 def generated_manifest(emotion: str, n: int, part: str, source: str) -> pd.DataFrame:
-    """The manifest of one emotion's `n` generated images (the part `part`): a DCGAN
-    learns from every subject of its emotion, so an image has no single source subject
-    (empty source_subject): these rows only ever train (fer.data.splits)."""
+    """The manifest of one emotion's `n` generated images: no single source subject (a
+    DCGAN learns from all), so these rows only ever train (fer.data.splits)."""
     return pd.DataFrame({"path": [f"{part}/{emotion}/{i:04d}" for i in range(n)],
                          "label": emotion, "subject": "",
                          "database": f"{source}_{part}".upper(),

@@ -1,34 +1,15 @@
 """Label fidelity of generated images, after Shmelkov et al. 2018 ("How good is my GAN?").
 
-The real images (the GANs' own training faces) are split by source subject
-(`fer.data.splits.holdout_by_source`): the held-out subjects never train a classifier.
-Generated images have no single source subject, so they only ever train.
-
-- GAN-test: a classifier trained on the real images of the other subjects classifies
-  each emotion's generated images; per emotion, the share given that emotion.
-- GAN-train: a classifier trained on the generated images alone is tested on the
-  held-out subjects (per emotion and overall); beside it, the real-trained classifier's
-  scores there (`real_train`, the reference: GAN-train near it means the generated
-  images carry what the real ones do). The GANs learnt from every subject, the held-out
-  ones too (their images only ever train, as everywhere in the project), so GAN-train
-  here does not measure generalisation to unseen people.
-
-The classifier is whatever `build(seed)` returns (the stage: the `models` entry named
-`gan_quality.classifier`): a Keras model taking 0-255 RGB pixels, ending in the 7-way
-softmax; images are resized to its input. Both classifiers train the same way: Adam
-with a cosine decay over `epochs` epochs (`fer.train.finetune.cosine`), batches keyed by
-(seed, epoch) (`fer.train.finetune.batches`), TF op determinism on, so identical inputs
-give identical numbers.
-
-`resolution`: the generator's output side (`gan.image_size`). Real faces are shrunk to it
-and back before anything sees them, so real and generated images carry the same detail
-and a classifier cannot tell them apart by sharpness alone, as Shmelkov et al. compare
-at the GAN's resolution. Measured on the demo (32 px DCGANs, 80 px crops): GAN-test 40 %
-without this, 56 % with it (docs/benchmarks.md#make-demo).
-
-Ties: the prediction is the argmax of the probabilities, the lowest class index on ties.
-Images that carry no emotion (the same distribution for every emotion) score chance,
-1/7, as the mean GAN-test over the seven emotions, whatever the classifier predicts.
+Real images are split by source subject (`holdout_by_source`); generated ones have no
+source subject, so they only ever train.
+- GAN-test: a classifier trained on the real images of the other subjects classifies each
+  emotion's generated images; per emotion, the share given that emotion.
+- GAN-train: a classifier trained on the generated images alone is tested on the held-out
+  subjects, beside the real-trained one (`real_train`). The GANs saw those subjects too,
+  so this does not measure generalisation to unseen people.
+Both classifiers (`build(seed)`: 0-255 RGB in, 7-way softmax out) train alike and
+deterministically. Real faces are first shrunk to the GAN's `resolution` and back, so
+sharpness alone cannot tell them from generated ones (demo GAN-test: 40 % without, 56 %).
 """
 from __future__ import annotations
 
@@ -72,11 +53,15 @@ def classify(model, images, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(probs).argmax(1)
 
 
-def per_emotion(model, images, labels) -> dict:
-    """Per emotion (present in `labels`), the share of its images `model` gives it."""
-    pred, labels = classify(model, images), np.asarray(labels)
+def recall_per_emotion(pred, labels) -> dict:
+    """Per emotion present in `labels`, the share of its images predicted as it."""
+    pred, labels = np.asarray(pred), np.asarray(labels)
     return {e: float((pred[labels == i] == i).mean())
             for i, e in enumerate(EMOTIONS) if (labels == i).any()}
+
+
+def per_emotion(model, images, labels) -> dict:
+    return recall_per_emotion(classify(model, images), labels)
 
 
 def label_fidelity(build, real: Dataset, generated: Dataset, holdout: float, epochs: int,

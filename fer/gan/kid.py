@@ -1,16 +1,7 @@
-"""Kernel Inception Distance: unbiased MMD^2 with the cubic polynomial kernel
-k(x, y) = (x.y / d + 1)^3 between feature sets of two image sets (Binkowski et al. 2018).
-
-Features, chosen explicitly by `gan.kid_features` (never by what happens to be on disk):
-- `inception`: InceptionV3 global-average-pooled activations (2048-d) at 299x299 with the
-  weights named by `gan.kid_weights`: `imagenet` (Keras's no-top file, from its cache
-  `~/.keras/models/` or downloaded there) or the path of a local no-top weights `.h5`.
-  Weights that cannot be had are an error, not a silent switch to pixels.
-- `pixels`: each image resized to 16x16 RGB and scaled to [-1, 1] (768-d). Pixel-space
-  KID still ranks checkpoints (closer colour, layout and shape statistics score lower),
-  but its values are not comparable with Inception KID values from papers.
-The extractor and the weights file's md5 (`FeatureExtractor.identity`) are recorded
-with the scores.
+"""Kernel Inception Distance (Binkowski et al. 2018) on the features `gan.kid_features`:
+`inception` (InceptionV3 pooled activations, weights `gan.kid_weights`: `imagenet` or a
+local no-top .h5; missing weights are an error, never a silent switch) or `pixels`
+(16x16 RGB: ranks checkpoints, but not comparable with papers' Inception KID).
 """
 from __future__ import annotations
 
@@ -33,9 +24,7 @@ def kid(x: np.ndarray, y: np.ndarray) -> float:
     n, m, d = len(x), len(y), x.shape[1]
     if n < 2 or m < 2:
         raise ValueError("KID needs at least 2 samples per set")
-    kxx = (x @ x.T / d + 1) ** 3
-    kyy = (y @ y.T / d + 1) ** 3
-    kxy = (x @ y.T / d + 1) ** 3
+    kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
     return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1))
                  + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
                  - 2 * kxy.mean())
@@ -47,18 +36,9 @@ def pixel_features(images: np.ndarray, size: int = 16) -> np.ndarray:
     return small.reshape(len(images), -1).astype(np.float32) / 127.5 - 1.0
 
 
-def file_md5(path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def inception_weights_file(weights: str = "imagenet", cache_dir=None) -> Path:
-    """The local InceptionV3 no-top weights file for `gan.kid_weights`: `imagenet` goes
-    through Keras's cache (`cache_dir`, default ~/.keras) and downloads only if the file
-    is not there; anything else is a path. Clear error when neither works."""
+    """The local InceptionV3 no-top weights file for `gan.kid_weights`: `imagenet` from
+    Keras's cache (`cache_dir`, default ~/.keras), downloaded if absent, else a path."""
     if weights != "imagenet":
         path = Path(weights)
         if not path.is_file():
@@ -89,7 +69,8 @@ class FeatureExtractor:
         self.weights = self.weights_md5 = self._model = None
         if kind == "inception":
             path = inception_weights_file(weights, cache_dir)
-            self.weights, self.weights_md5 = weights, file_md5(path)
+            with open(path, "rb") as f:
+                self.weights, self.weights_md5 = weights, hashlib.file_digest(f, "md5").hexdigest()
             import keras
             self._model = keras.applications.InceptionV3(
                 include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
@@ -97,8 +78,7 @@ class FeatureExtractor:
 
     @property
     def identity(self) -> dict:
-        """What the features depend on: recorded with the scores, part of the GAN
-        resume key."""
+        """What the features depend on: recorded with the scores, part of the GAN resume key."""
         return {"kid_features": self.name, "kid_weights": self.weights,
                 "kid_weights_md5": self.weights_md5}
 

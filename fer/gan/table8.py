@@ -1,24 +1,14 @@
-"""Paper Table 8 (§5.3): trained models classifying each emotion's DCGAN images, and the
-label fidelity of those images (fer.gan.fidelity) as markdown, plus the two headline
-numbers `dvc exp show` compares."""
+"""Paper Table 8 (§5.3) as Markdown: trained models classifying each emotion's DCGAN
+images, and those images' label fidelity (fer.gan.fidelity); its `dvc exp show` headline."""
 from __future__ import annotations
 
 import numpy as np
 
-from fer.data.dataset import Dataset
 from fer.data.labels import EMOTIONS
-from fer.train.finetune import predict
 
 
 def pct(v) -> str:
     return "—" if v is None else f"{v * 100:.0f}"
-
-
-def recall_per_emotion(model, gan: Dataset) -> dict:
-    """Per emotion present, the share of its generated images `model` gives it."""
-    pred, y = predict(model, gan).argmax(1), gan.labels
-    return {e: float((pred[y == i] == i).mean()) for i, e in enumerate(EMOTIONS)
-            if (y == i).any()}
 
 
 def models_markdown(results: dict, select_on: str, train_set: str) -> str:

@@ -1,12 +1,6 @@
-"""Train one emotion's DCGAN with checkpoints, KID-based checkpoint choice and resume.
-
-Kept checkpoints (epoch >= keep_from, every keep_every, and the last epoch) are scored
-by KID against the real images of that emotion; the lowest score is the chosen
-generator. Training state (both networks, both optimizers, the noise step, the scores so
-far) is saved to `state_dir` every `sample_every` epochs; a run that finds a state with
-the same `fingerprint` (data, parameters, KID extractor, code) there resumes from it and
-ends with the same weights as an uninterrupted run (every random draw is keyed by seed
-and epoch/step).
+"""Train one emotion's DCGAN, score the kept checkpoints by KID against its real images
+and choose the lowest. The training state is saved every `sample_every` epochs; a run
+finding one with the same `fingerprint` resumes and ends as an uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -26,23 +20,19 @@ from fer.gan.dcgan import generate, load_state_arrays, make_gan, state_arrays, t
 from fer.gan.kid import kid
 
 
-def kept_epochs(params: Gan) -> list[int]:
+def kept_epochs(params: Gan) -> set[int]:
     """The epochs whose generator is kept and scored: from keep_from every keep_every,
     and the last."""
-    kept = list(range(params.keep_from, params.epochs + 1, params.keep_every))
-    if params.epochs not in kept:
-        kept.append(params.epochs)
-    return [e for e in kept if e >= 1]
+    return {e for e in [*range(params.keep_from, params.epochs + 1, params.keep_every),
+                        params.epochs] if e >= 1}
 
 
 def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
+    """The images side by side, `cols` a row, the last row padded with white."""
     n, s = len(images), images.shape[1]
     rows = -(-n // cols)
-    grid = np.full((rows * s, cols * s, 3), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        grid[r * s:(r + 1) * s, c * s:(c + 1) * s] = im
-    return grid
+    padded = np.concatenate([images, np.full((rows * cols - n, s, s, 3), 255, np.uint8)])
+    return padded.reshape(rows, cols, s, s, 3).swapaxes(1, 2).reshape(rows * s, cols * s, 3)
 
 
 def save_png(path, image: np.ndarray) -> None:
@@ -59,29 +49,18 @@ def resize_all(images: np.ndarray, size: int) -> np.ndarray:
                      for im in images])
 
 
-# The code that shapes the training state: a change to any of these files (or to the
-# library versions) invalidates a saved state.
+# the code that shapes the training state: a change to it invalidates a saved state
 CODE_FILES = tuple(Path(__file__).parent / f for f in ("dcgan.py", "train.py", "kid.py"))
 
 
 def fingerprint(emotion: str, real_uint8: np.ndarray, params: Gan, features: dict,
                 extra: dict | None = None, code_files=CODE_FILES) -> str:
-    """Key of the resume state: everything the state (networks, optimizers, history,
-    KID scores, kept checkpoints, sample grids) depends on. The real images' bytes and
-    shape; the whole `gan` section (`n_generate` included: the state lives only until
-    the stage completes, so this costs no reuse); the KID extractor and its weights'
-    md5 (not their path); the bytes of `code_files`; the TensorFlow, Keras and NumPy
-    versions; and `extra`, the caller's other parameters that shape its output from the
-    state (the stage passes `crop.size`)."""
+    """Key of the resume state: the real images, the whole `gan` section, the KID
+    extractor and its weights' md5, the bytes of `code_files`, the library versions, and
+    `extra` (the caller's other parameters that shape its output, e.g. `crop.size`)."""
     return content_key(emotion, params, features.get("kid_features"),
                        features.get("kid_weights_md5"), versions(), extra or {}, real_uint8,
                        *map(Path, code_files), length=16)
-
-
-def _save_state(state_dir: Path, gan, record: dict) -> None:
-    with atomic_dir(state_dir / "state") as tmp:
-        np.savez(tmp / "arrays.npz", **state_arrays(gan))
-        (tmp / "record.json").write_text(json.dumps(record))
 
 
 def saved_state(state_dir, fp: str) -> dict | None:
@@ -96,13 +75,10 @@ def saved_state(state_dir, fp: str) -> dict | None:
 
 def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extractor,
                       state_dir, log=None, key_extra: dict | None = None) -> dict:
-    """Train, score and choose; returns the record with the chosen generator loaded
-    as record['generator'], per-epoch history, and the folders of the kept checkpoints
-    and sample grids (both inside `state_dir`, so a resumed run keeps the earlier ones);
-    record['resumed_from'] is the epoch the run resumed after (0: trained from scratch).
-    A stale state is discarded (`state`, `checkpoints`, `samples`); other files in
-    `state_dir` are the caller's. `log(epoch, metrics)` is called after every epoch;
-    `key_extra` goes into the state's `fingerprint`."""
+    """Train, score and choose: the record with the chosen `generator` loaded, per-epoch
+    history, KID scores, `resumed_from` (0: from scratch) and the checkpoint and sample
+    folders inside `state_dir` (a stale state there is discarded, other files are the
+    caller's). `log(epoch, metrics)` runs after every epoch."""
     state_dir = Path(state_dir)
     samples_dir = state_dir / "samples"
     if len(real_uint8) < 2:
@@ -112,20 +88,19 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
     real = resize_all(real_uint8, params.image_size)
     x = to_tanh_range(real)
     gan = make_gan(params)
-    record = {"fingerprint": fp, "epoch": 0, "history": [], "kid": {}}
     ckpt_dir = state_dir / "checkpoints"
-    saved = saved_state(state_dir, fp)
-    if saved:
-        record = saved
+    record = saved_state(state_dir, fp)
+    if record:
         load_state_arrays(gan, np.load(state_dir / "state" / "arrays.npz"))
         print(f"GAN {emotion}: resuming after epoch {record['epoch']}")
     else:       # stale or no state; other files in state_dir (the caller's) are kept
+        record = {"fingerprint": fp, "epoch": 0, "history": [], "kid": {}}
         for sub in ("state", "checkpoints", "samples"):
             shutil.rmtree(state_dir / sub, ignore_errors=True)
     resumed_from = record["epoch"]
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     real_features = extractor(real)
-    kept = set(kept_epochs(params))
+    kept = kept_epochs(params)
     bar = tqdm(range(record["epoch"] + 1, params.epochs + 1), desc=f"GAN {emotion}",
                unit="epoch", initial=record["epoch"], total=params.epochs)
     for epoch in bar:
@@ -154,12 +129,11 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
         if log:
             log(epoch, metrics)
         if epoch % params.sample_every == 0 or epoch in kept:
-            _save_state(state_dir, gan, record)
+            with atomic_dir(state_dir / "state") as tmp:
+                np.savez(tmp / "arrays.npz", **state_arrays(gan))
+                (tmp / "record.json").write_text(json.dumps(record))
     best = min(record["kid"], key=lambda e: (record["kid"][e], int(e)))
     gan.generator.load_weights(ckpt_dir / f"epoch_{int(best):05d}.weights.h5")
-    record["chosen_epoch"] = int(best)
-    record["resumed_from"] = resumed_from
-    record["generator"] = gan.generator
-    record["checkpoint_dir"] = str(ckpt_dir)
-    record["samples_dir"] = str(samples_dir)
-    return record
+    return {**record, "chosen_epoch": int(best), "resumed_from": resumed_from,
+            "generator": gan.generator, "checkpoint_dir": str(ckpt_dir),
+            "samples_dir": str(samples_dir)}
