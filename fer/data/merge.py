@@ -1,11 +1,8 @@
 """Assemble the train and test sets (paper Table 1) from their parts.
 
-A part is a database key of `data.databases` (its cropped faces, `build/crop/<key>`) or
-a derived part: the augmented copies (`augment.part`, written by the augment stage) or the
-DCGAN images (`gan.part`, one `<emotion>/` dataset directory per gan stage), both under
-`build/derived/`. `merge.train_sets` / `merge.test_sets` list the parts of each set; train
-sets are written to `build/datasets/<name>`, test sets to `build/testsets/<name>`, so a
-grid cell depends on its own train set and on the test sets only.
+A part is a database of `data.databases` (its cropped faces) or a derived part under
+build/derived/: the augmented copies (`augment.part`) or the DCGAN images (`gan.part`).
+`merge.train_sets` / `merge.test_sets` list the parts of each set (see fer.data.layout).
 """
 from __future__ import annotations
 
