@@ -79,13 +79,10 @@ def describe(d: Draw) -> str:
 def sample_grid(originals: np.ndarray, copies: np.ndarray, n_copies: int,
                 rows: int = 6) -> np.ndarray:
     """Grid image: each row an original followed by its copies, 4-px white gutters."""
-    rows = min(rows, len(originals))
-    s = originals.shape[1]
-    g = 4
+    rows, s, g = min(rows, len(originals)), originals.shape[1], 4
     grid = np.full((rows * (s + g) + g, (n_copies + 1) * (s + g) + g, 3), 255, np.uint8)
     for r in range(rows):
-        tiles = [originals[r]] + [copies[r * n_copies + k] for k in range(n_copies)]
-        for c, tile in enumerate(tiles):
+        for c, tile in enumerate([originals[r], *copies[r * n_copies:(r + 1) * n_copies]]):
             y, x = g + r * (s + g), g + c * (s + g)
             grid[y:y + s, x:x + s] = tile
     return grid

@@ -68,11 +68,10 @@ def in_frame(box, width: int, height: int, tolerance: float) -> tuple | None:
     under 8 px or an edge lies outside by more than `tolerance` x its side: such a box is
     never clipped, as its part inside the image is a cheek or a collar, not a face."""
     x0, y0, x1, y1 = (int(v) for v in np.round(np.asarray(box, dtype=np.float64)))
-    w, h = x1 - x0, y1 - y0
-    if w < 8 or h < 8 or _leaves_frame((x0, y0, x1, y1), width, height, tolerance):
+    if min(x1 - x0, y1 - y0) < 8 or _leaves_frame((x0, y0, x1, y1), width, height, tolerance):
         return None
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-    return None if x1 - x0 < 8 or y1 - y0 < 8 else (x0, y0, x1, y1)
+    return None if min(x1 - x0, y1 - y0) < 8 else (x0, y0, x1, y1)
 
 
 def _leaves_frame(box, width, height, tolerance) -> bool:
@@ -94,9 +93,8 @@ def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
         canvas = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=fill)
     ch, cw = canvas.shape[:2]
     bgr = np.ascontiguousarray(canvas[..., ::-1])
-    blob = cv2.dnn.blobFromImage(cv2.resize(bgr, (300, 300)), 1.0, (300, 300),
-                                 (104.0, 177.0, 123.0))
-    net.setInput(blob)
+    net.setInput(cv2.dnn.blobFromImage(cv2.resize(bgr, (300, 300)), 1.0, (300, 300),
+                                       (104.0, 177.0, 123.0)))
     out = net.forward()[0, 0]                       # (K, 7): _, _, score, x0, y0, x1, y1
     out = out[out[:, 2] >= confidence]
     out = out[np.argsort(-out[:, 2], kind="stable")]

@@ -29,7 +29,7 @@ class DatasetError(ValueError):
 
 @dataclass
 class ImportResult:
-    manifest: pd.DataFrame
+    manifest: pd.DataFrame = field(default_factory=pd.DataFrame)
     skipped: Counter = field(default_factory=Counter)   # reason -> count
     examples: dict = field(default_factory=dict)         # reason -> first file
     pixels: np.ndarray | None = None                     # decoded images (FER2013 csv)
@@ -40,10 +40,9 @@ class ImportResult:
         self.examples.setdefault(reason, str(path))
 
     def report(self) -> dict:
-        m = self.manifest
-        source = m["source_subject"] if len(m) else pd.Series([], dtype=str)
-        return {"images": int(len(m)),
-                "subjects": int(m["subject"].nunique()) if len(m) else 0,
+        """The import report (metrics/import/<db>.json) of a finished import."""
+        m, source = self.manifest, self.manifest["source_subject"]
+        return {"images": len(m), "subjects": int(m["subject"].nunique()),
                 "source_subjects": int(source[source != ""].nunique()),
                 "train_only": int((source == "").sum()),
                 "classes": {e: int((m["label"] == e).sum()) for e in EMOTIONS},
@@ -134,7 +133,7 @@ def import_kdef(root, frontal_only: bool = True, require_all: bool = True,
                 where: str = "") -> ImportResult:
     """KDEF/<AF01>/<AF01ANS.JPG>: session A/B, sex F/M, id, emotion, angle."""
     root = _require_dir(root, "KDEF")
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
         m = KDEF_NAME.match(f.name)
         if not m:
@@ -176,7 +175,7 @@ def import_ck(root, peak_frames: int = 3, neutral_frames: int = 1,
     root = _require_dir(root, "CK+")
     images = _require_dir(root / "cohn-kanade-images", "CK+ cohn-kanade-images")
     labels = _require_dir(root / "Emotion", "CK+ Emotion")
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     for seq in sorted(p for p in images.glob("*/*") if p.is_dir()):
         subject, seq_id = seq.parent.name, seq.name
         frames = sorted(f for f in seq.iterdir() if CK_FRAME.match(f.name))
@@ -210,7 +209,7 @@ JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})(\d+)\.(\d+)\.tiff?$", re.I)
 def import_jaffe(root, require_all: bool = True, where: str = "") -> ImportResult:
     """JAFFE: flat folder of <subject>.<EMOTION><n>.<id>.tiff."""
     root = _require_dir(root, "JAFFE")
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     for f in sorted(p for p in root.iterdir() if p.is_file()):
         m = JAFFE_NAME.match(f.name)
         if not m:
@@ -233,7 +232,7 @@ def import_label_folders(root, database: str, require_all: bool = True,
     where = where or f"the {database} options"
     naming = naming or Naming(database, where)
     root = _require_dir(root, database)
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     for folder in sorted(p for p in root.iterdir()):
         if not folder.is_dir():
             result.skip("file outside a label folder", folder)
@@ -295,7 +294,7 @@ def import_csv(root, database: str, csv: str, file_column: str = "file",
             raise DatasetError(f"{csv_path}: row {row}: {rel} is listed with two subjects, "
                                f"{person[rel]!r} and {who!r} ({where}.subject_column)")
 
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     duplicates, conflicts = 0, {}
     for rel, by_label in sorted(listed.items()):
         f = root / rel
@@ -340,7 +339,7 @@ def import_fer2013(csv_path, usage: str | None = None,
             raise DatasetError(f"{csv_path}: FER2013 csv has no {col!r} column")
     if usage is not None:
         df = df[df["Usage"] == usage]
-    result, rows, pixels = ImportResult(pd.DataFrame()), [], []
+    result, rows, pixels = ImportResult(), [], []
     for i, (code, px) in enumerate(zip(df["emotion"], df["pixels"])):
         if int(code) not in FER2013_EMOTIONS:
             raise DatasetError(f"{csv_path}: row {i + 2}: unknown FER2013 emotion code {code}")
