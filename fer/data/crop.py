@@ -7,6 +7,7 @@ imported).
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 from dataclasses import dataclass
@@ -148,19 +149,17 @@ def crop_resize(rgb: np.ndarray, box, size: int) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=interp)
 
 
-_NET = None
+_shared_detector = functools.cache(load_detector)     # one net per (worker) process
 
 
 def _crop_one(args):
     """(crop or None, its info dict for crop_faces)"""
-    global _NET
     path, crop, detect, preloaded = args
     rgb = preloaded if preloaded is not None else read_rgb(path)
     found = FaceSearch(None)
     if detect:
-        if _NET is None:
-            _NET = load_detector()
-        found = find_face(_NET, rgb, crop.confidence, crop.pad, crop.frame_tolerance)
+        found = find_face(_shared_detector(), rgb, crop.confidence, crop.pad,
+                          crop.frame_tolerance)
     det = found.detection
     info = {"box": None, "confidence": 0.0, "detected": False if detect else None,
             "kept": True, "out_of_frame": found.out_of_frame}

@@ -233,7 +233,7 @@ def import_label_folders(root, database: str, require_all: bool = True,
     naming = naming or Naming(database, where)
     root = _require_dir(root, database)
     result, rows = ImportResult(), []
-    for folder in sorted(p for p in root.iterdir()):
+    for folder in sorted(root.iterdir()):
         if not folder.is_dir():
             result.skip("file outside a label folder", folder)
             continue
