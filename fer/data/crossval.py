@@ -1,13 +1,8 @@
 """Intra-database k-fold cross-validation on the union of all sets (paper 5.2, Table 7).
 
-Two protocols, side by side:
-- `random`: the paper's, folds drawn over images. An augmented copy and its original,
-  a PFA face and the KDEF photo it was made from, or two frames of one CK+ sequence can
-  sit on both sides, so its scores are optimistic; it is labelled so wherever it appears.
-- `grouped`: leakage-free. Folds are drawn over source subjects (`fer.data.splits`): a
-  subject's photos, their augmented copies and the PFA faces derived from them validate
-  together; DCGAN images (no single source subject) only ever train. (The DCGANs were
-  trained on every KDEF subject; a fully clean estimate would retrain them per fold.)
+Two protocols: `random` (the paper's, folds over images: related images sit on both sides,
+so it is labelled optimistic wherever it appears) and `grouped` (folds over source
+subjects, fer.data.splits; the DCGANs still saw every KDEF subject).
 """
 from __future__ import annotations
 
@@ -32,9 +27,8 @@ def folds(manifest, protocol: str, k: int, seed: int) -> list[tuple[np.ndarray, 
 
 
 def leakage_note(manifest, augment_part: str) -> str:
-    """What the random folds split apart in this union, named from its manifest: the
-    kinds of related images that exist here, not the paper's (augmented copies, faces
-    derived from another database's people, frames of one person, train-only images)."""
+    """What the random folds split apart in this union: the kinds of related images its
+    manifest holds (augmented copies, derived faces, several images of one person)."""
     source = manifest["source_subject"].astype(str)
     database = manifest["database"].astype(str)
     copies = (manifest["part"] == augment_part).to_numpy()

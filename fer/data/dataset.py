@@ -1,11 +1,7 @@
 """On-disk dataset format: one memory-mappable uint8 array plus its manifest.
 
-A dataset directory holds
-  images.npy    (N, S, S, 3) uint8, RGB, values 0-255 (np.load(..., mmap_mode="r"))
-  manifest.csv  one row per image: path, label, label_id, subject, database, source, ...
-  counts.json   images per class, in canonical emotion order
-Reading an epoch is a single sequential read of one file instead of N image decodes
-(see bench/read_speed.py).
+A dataset directory holds images.npy ((N, S, S, 3) uint8 RGB), manifest.csv (one row per
+image) and counts.json (images per class): an epoch is one sequential read, not N decodes.
 """
 from __future__ import annotations
 
@@ -18,9 +14,6 @@ import pandas as pd
 
 from fer.core.atomic import atomic_dir
 from fer.data.labels import EMOTIONS, EMOTION_INDEX
-
-MANIFEST_COLUMNS = ["path", "label", "label_id", "subject", "database", "source"]
-
 
 @dataclass
 class Dataset:
@@ -35,7 +28,7 @@ class Dataset:
         return self.manifest["label_id"].to_numpy(dtype=np.int64)
 
     def subset(self, idx) -> "Dataset":
-        """Rows `idx` (in that order) as a new Dataset with a fresh 0..n-1 index."""
+        """Rows `idx` (in that order) with a fresh 0..n-1 index."""
         idx = np.asarray(idx)
         return Dataset(self.images[idx], self.manifest.iloc[idx].reset_index(drop=True))
 

@@ -1,26 +1,10 @@
 """Deterministic synthetic stand-ins for KDEF, CK+, JAFFE, the PFA set and actor photos.
 
-Each database is written in its native on-disk layout and naming, so the importers read
-the demo data exactly as they read the licensed originals:
-
-  KDEF/AF01/AF01ANS.JPG                          562x762 colour JPEG, 5 angles
-  CK+/cohn-kanade-images/S005/001/S005_001_00000001.png   640x490 gray, neutral -> peak
-  CK+/Emotion/S005/001/S005_001_00000008_emotion.txt      "   3.0000000e+00"
-  jaffe/KA.AN1.39.tiff                           256x256 8-bit gray TIFF (some palette)
-  KDEF_GAN_PFA/<emotion>/AF01HAS.JPG            the KDEF face it derives from, with the
-                                                 eyes, nose and mouth of another identity
-  actors/<emotion>/<file>.jpg
-
-With --extras, the two "bring your own database" stand-ins of the README's own-data
-example (docs/configuration.md "Your own databases: only YAML"):
-
-  ck48/<label>/S001_001_00000012.png   48x48 gray tight face crops, a contempt/ folder, no
-                                       neutral/ (a circulating CK+ crop set: defeats the
-                                       SSD without crop.pad)
-  web/images/img_0001.png + web/labels.csv (image, expression, person): 350x350 gray
-                                       portraits whose face fills the frame and a few
-                                       small colour crops; duplicate rows, a conflicting
-                                       row, unlisted images and a row without a file
+Each database is written in its native layout and naming (KDEF/AF01/AF01ANS.JPG,
+CK+/cohn-kanade-images/S005/001/... with CK+/Emotion/..., jaffe/KA.AN1.39.tiff,
+KDEF_GAN_PFA/<emotion>/AF01HAS.JPG, actors/<emotion>/<file>.jpg), so the importers read
+it as they read the licensed originals. --extras adds the ck48/ and web/ stand-ins of
+the own-data example (docs/configuration.md "Demo data").
 
 Usage: python -m fer.data.demo data [--scale demo|paper] [--seed 0] [--extras]
 """
@@ -107,33 +91,26 @@ def _kdef_subject(sex: str, sid: int) -> int:
     return (0 if sex == "F" else 100) + sid
 
 
+def _save_jpeg(img: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, quality=92)
+
+
 def write_kdef(root: Path, sizes: DemoSizes, seed: int) -> int:
-    n = 0
-    jobs = []
-    for session in sizes.kdef_sessions:
-        for sex in "FM":
-            for sid in range(1, sizes.kdef_per_sex + 1):
-                angles = KDEF_ANGLES if sid <= sizes.kdef_all_angles else ("S",)
-                for emotion in EMOTIONS:
-                    for angle in angles:
-                        jobs.append((session, sex, sid, emotion, angle))
+    jobs = [(session, sex, sid, emotion, angle) for session in sizes.kdef_sessions
+            for sex in "FM" for sid in range(1, sizes.kdef_per_sex + 1) for emotion in EMOTIONS
+            for angle in (KDEF_ANGLES if sid <= sizes.kdef_all_angles else ("S",))]
     for session, sex, sid, emotion, angle in tqdm(jobs, desc="demo KDEF", leave=False):
         img = _face("kdef", _kdef_subject(sex, sid), seed, emotion, 1.0,
                     ord(session) * 10 + len(angle), sizes.scale, yaw=YAW[angle])
         name = f"{session}{sex}{sid:02d}"
-        out = root / "KDEF" / name / f"{name}{KDEF_CODE[emotion]}{angle}.JPG"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(out, quality=92)
-        n += 1
-    return n
+        _save_jpeg(img, root / "KDEF" / name / f"{name}{KDEF_CODE[emotion]}{angle}.JPG")
+    return len(jobs)
 
 
 def ck_plan(sizes: DemoSizes) -> list[tuple[int, int, str | None]]:
-    """(subject index, sequence number, emotion or None if unlabelled) per sequence.
-
-    Sequence j goes to subject j % n; the first `ck_labelled` are labelled, the first
-    `ck_contempt` of those are contempt, the rest cycle through the six basic emotions.
-    """
+    """(subject index, sequence number, emotion or None if unlabelled) per sequence: round
+    robin over subjects; the first `ck_contempt` contempt, then the six basic emotions."""
     basic = [e for e in EMOTIONS if e != "neutral"]
     plan, per_subject = [], [0] * sizes.ck_subjects
     for j in range(sizes.ck_sequences):
@@ -150,9 +127,9 @@ def ck_plan(sizes: DemoSizes) -> list[tuple[int, int, str | None]]:
 
 
 def write_ck(root: Path, sizes: DemoSizes, seed: int) -> int:
-    n = 0
+    plan = ck_plan(sizes)
     basic = [e for e in EMOTIONS if e != "neutral"]
-    for s, q, emotion in tqdm(ck_plan(sizes), desc="demo CK+", leave=False):
+    for s, q, emotion in tqdm(plan, desc="demo CK+", leave=False):
         subject, seq = f"S{5 + s * 5:03d}", f"{q:03d}"
         # unlabelled sequences still show an expression; contempt is drawn as a smirk
         drawn = emotion or basic[(s + q) % len(basic)]
@@ -163,19 +140,18 @@ def write_ck(root: Path, sizes: DemoSizes, seed: int) -> int:
             intensity = f / (sizes.ck_frames - 1)
             img = _face("ck", s, seed, drawn, intensity, q * 100 + f, sizes.scale)
             Image.fromarray(img[..., 0]).save(folder / f"{subject}_{seq}_{f + 1:08d}.png")
-            n += 1
         if emotion is not None:
             lab = root / "CK+" / "Emotion" / subject / seq
             lab.mkdir(parents=True, exist_ok=True)
             (lab / f"{subject}_{seq}_{sizes.ck_frames:08d}_emotion.txt").write_text(
                 f"   {CK_CODE[emotion]:.7e}\n")
-    return n
+    return len(plan) * sizes.ck_frames
 
 
 def write_jaffe(root: Path, sizes: DemoSizes, seed: int) -> int:
     folder = root / "jaffe"
     folder.mkdir(parents=True, exist_ok=True)
-    n, image_id = 0, 1
+    image_id = 1
     for si, subject in enumerate(tqdm(JAFFE_SUBJECTS, desc="demo JAFFE", leave=False)):
         for ei, emotion in enumerate(EMOTIONS):
             reps = sizes.jaffe_per_expression[(si * 7 + ei) % len(sizes.jaffe_per_expression)]
@@ -185,29 +161,22 @@ def write_jaffe(root: Path, sizes: DemoSizes, seed: int) -> int:
                 if image_id % 4 == 0:  # some real JAFFE files are palette-mode
                     gray = gray.convert("P")
                 gray.save(folder / f"{subject}.{JAFFE_CODE[emotion]}{r + 1}.{image_id}.tiff")
-                n += 1
                 image_id += 1
-    return n
+    return image_id - 1
 
 
 def write_label_folders(root: Path, db: str, folder: str, per_emotion: int, seed: int,
                         scale: float, suffix: str) -> int:
-    n = 0
     for emotion in tqdm(EMOTIONS, desc=f"demo {folder}", leave=False):
-        out = root / folder / emotion
-        out.mkdir(parents=True, exist_ok=True)
         for k in range(per_emotion):
-            img = _face(db, k, seed, emotion, 1.0, k, scale)
-            Image.fromarray(img).save(out / f"{emotion}_{k:04d}{suffix}", quality=92)
-            n += 1
-    return n
+            _save_jpeg(_face(db, k, seed, emotion, 1.0, k, scale),
+                       root / folder / emotion / f"{emotion}_{k:04d}{suffix}")
+    return len(EMOTIONS) * per_emotion
 
 
 def write_pfa(root: Path, sizes: DemoSizes, seed: int) -> int:
-    """One face per frontal KDEF (session, subject, emotion), named after the KDEF photo
-    it derives from (`AF01HAS.JPG` in `happy/`): that subject's face, hair and skin with
-    the eyes, nose and mouth of a second identity, as the face-swapped PFA set."""
-    n = 0
+    """One face per frontal KDEF photo, named after it (`happy/AF01HAS.JPG`): that
+    subject's face, hair and skin with a second identity's eyes, nose and mouth."""
     jobs = [(session, sex, sid, emotion) for emotion in EMOTIONS
             for session in sizes.pfa_sessions for sex in "FM"
             for sid in range(1, sizes.kdef_per_sex + 1)]
@@ -220,12 +189,9 @@ def write_pfa(root: Path, sizes: DemoSizes, seed: int) -> int:
                            mouth_w=donor.mouth_w, iris=donor.iris)
         img = _face("pfa", subject, seed, emotion, 1.0, ord(session), sizes.scale,
                     identity=identity)
-        name = f"{session}{sex}{sid:02d}{KDEF_CODE[emotion]}S.JPG"
-        out = root / "KDEF_GAN_PFA" / emotion / name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(out, quality=92)
-        n += 1
-    return n
+        _save_jpeg(img, root / "KDEF_GAN_PFA" / emotion
+                   / f"{session}{sex}{sid:02d}{KDEF_CODE[emotion]}S.JPG")
+    return len(jobs)
 
 
 # A face filling a 192-px canvas, cut above the brows and below the mouth, then
@@ -245,24 +211,20 @@ def _tight_face(db: str, subject: int, seed: int, label: str, key: int,
 def write_tight_crops(root: Path, seed: int, subjects: int = 6, folder: str = "ck48"
                       ) -> int:
     """`<label>/S001_001_00000012.png`: 48x48 gray tight crops named as CK+ frames, one
-    per subject and label, with a contempt/ folder and no neutral/ (class policy,
-    require_all, crop.pad)."""
-    n = 0
+    per subject and label, with a contempt/ folder and no neutral/."""
     for i, label in enumerate(TIGHT_LABELS):
         out = root / folder / label
         out.mkdir(parents=True, exist_ok=True)
         for s in range(1, subjects + 1):
             Image.fromarray(_tight_face("tight", s, seed, label, 0)).save(
                 out / f"S{s:03d}_{i + 1:03d}_{12:08d}.png")
-            n += 1
-    return n
+    return len(TIGHT_LABELS) * subjects
 
 
 def write_labelled_csv(root: Path, seed: int, subjects: int = 4, folder: str = "web") -> int:
-    """images/img_0001.png + labels.csv (columns image, expression, person): one image per
-    subject and emotion, 350x350 gray portraits whose face fills the frame, the last
-    subject's as 72x72 colour crops with some context; listed with 2 duplicate rows, 1
-    file listed with two labels, 2 images not listed and 1 row naming a missing file."""
+    """images/img_0001.png + labels.csv (image, expression, person): 350x350 gray
+    face-filling portraits (the last subject's: 72x72 colour crops), with 2 duplicate
+    rows, 1 file listed with two labels, 2 images not listed, 1 row naming no file."""
     images = root / folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows, n = [], 0

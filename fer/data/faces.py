@@ -1,10 +1,8 @@
 """Procedural face renderer for the demo data: identity x expression x style.
 
-A face is drawn with OpenCV primitives (anti-aliased) from two small parameter sets:
-`Identity` (per subject: shape, skin, hair, feature sizes) and `Expression` (per
-emotion: brows, eyes, mouth, nose wrinkle), scaled by an intensity in [0, 1] so CK+
-sequences can run from neutral to peak. Everything is a pure function of its
-arguments and a numpy Generator, so the demo data is reproducible bit for bit.
+Anti-aliased OpenCV primitives drawn from an `Identity` (per subject) and an `Expression`
+(per emotion, scaled by an intensity in [0, 1] so CK+ sequences run from neutral to
+peak); a pure function of its arguments and a numpy Generator, so bit-for-bit reproducible.
 """
 from __future__ import annotations
 
@@ -146,18 +144,15 @@ def _curve(x0, x1, y, bend, n=12):
 
 def render_face(identity: Identity, expr: Expression, style: Style,
                 rng: np.random.Generator, yaw: float = 0.0) -> np.ndarray:
-    """Draw one face; returns an RGB uint8 image (H, W, 3), gray replicated if needed.
-
-    `yaw` in [-1, 1] turns the head (KDEF half/full profiles): features slide
-    sideways and the far half of the face narrows.
-    """
+    """One face as an (H, W, 3) RGB uint8 image; `yaw` in [-1, 1] turns the head (KDEF
+    half and full profiles)."""
     return draw_face(identity, expr, style, rng, yaw)[0]
 
 
 def draw_face(identity: Identity, expr: Expression, style: Style,
               rng: np.random.Generator, yaw: float = 0.0) -> tuple[np.ndarray, tuple]:
-    """render_face's image and the face's box (x0, y0, x1, y1: the skin ellipse, brow
-    to chin), the ground truth the crop tests hold detected boxes to."""
+    """render_face's image and the face's box (x0, y0, x1, y1 of the skin ellipse): the
+    ground truth for the crop tests."""
     W, H = style.width, style.height
     img = np.empty((H, W, 3), np.float32)
     img[:] = np.array(style.background, np.float32) + rng.normal(0, 5, 3)

@@ -1,8 +1,7 @@
 """Read any image a face database ships as RGB uint8, or fail naming the file.
 
-Handles what real databases contain: JPEG with EXIF orientation, 8-bit grayscale and
-palette TIFF (JAFFE), 16-bit PNG, alpha channels, CMYK. A truncated or corrupt file, or
-a file that is not an image, raises `ImageError` with the path and the reason.
+Handles EXIF orientation, grayscale and palette TIFF (JAFFE), 16-bit PNG, alpha and CMYK;
+a corrupt, truncated or non-image file raises `ImageError` with the path and the reason.
 """
 from __future__ import annotations
 

@@ -1,22 +1,10 @@
 """Parse each face database's native layout into a manifest (one row per sample).
 
-Manifest columns: path (absolute to the file read), label (canonical emotion),
-subject, database, source (database-specific detail: angle, session, frame, ...),
-source_subject ("<database>/<subject>" of the real person the image shows or derives
-from; empty when the file names do not say: such rows are train-only).
-
-Rules for bad input (docs/configuration.md "Bad input"):
-- a missing database folder, or one with no usable file: error naming the folder;
-- a missing required option or an unknown option of a kind: error naming the key;
-- a file name that matches the database's naming scheme but carries an unknown
-  emotion code, or a CK+ label file with an unknown code: error naming the file;
-- a label outside the seven (contempt, ...): `class_policy` skip (counted) or fail;
-- files that are not part of the scheme at all (Thumbs.db, README, non-images):
-  skipped and counted under `skipped` in the import report;
-- a file name that does not match a configured `subject_pattern`/`source_pattern`:
-  error naming the file and the option;
-- a canonical emotion with no sample in a database that must have all seven: error
-  naming the database, the missing classes and `require_all`.
+Manifest columns: path, label (canonical emotion), subject, database, source
+(database-specific detail) and source_subject ("<database>/<subject>" of the real person
+shown or derived from; empty: train-only). Bad input is handled as docs/configuration.md
+"Bad input" says: errors name the folder, file or option; files outside a database's
+naming scheme are skipped and counted in the import report.
 """
 from __future__ import annotations
 
@@ -41,7 +29,7 @@ class DatasetError(ValueError):
 
 @dataclass
 class ImportResult:
-    manifest: pd.DataFrame
+    manifest: pd.DataFrame = field(default_factory=pd.DataFrame)
     skipped: Counter = field(default_factory=Counter)   # reason -> count
     examples: dict = field(default_factory=dict)         # reason -> first file
     pixels: np.ndarray | None = None                     # decoded images (FER2013 csv)
@@ -52,10 +40,9 @@ class ImportResult:
         self.examples.setdefault(reason, str(path))
 
     def report(self) -> dict:
-        m = self.manifest
-        source = m["source_subject"] if len(m) else pd.Series([], dtype=str)
-        return {"images": int(len(m)),
-                "subjects": int(m["subject"].nunique()) if len(m) else 0,
+        """The import report (metrics/import/<db>.json) of a finished import."""
+        m, source = self.manifest, self.manifest["source_subject"]
+        return {"images": len(m), "subjects": int(m["subject"].nunique()),
                 "source_subjects": int(source[source != ""].nunique()),
                 "train_only": int((source == "").sum()),
                 "classes": {e: int((m["label"] == e).sum()) for e in EMOTIONS},
@@ -98,17 +85,12 @@ def _outside_seven(result: ImportResult, label: str, path, policy: str, where: s
 
 @dataclass(frozen=True)
 class Naming:
-    """Subjects from file names (folders and csv kinds).
+    """Subjects from file names (folders and csv kinds; options in docs/configuration.md).
 
-    subject_pattern: regex with a named group `subject`, searched in each file name
-      (`^(?P<subject>S\\d+)_` gives S010 for S010_004_00000017.png); source_subject is
-      then "<database>/<subject>". Without it each file is its own subject
-      ("<database>:<stem>"), and `unknown_subjects` decides its source_subject:
-      `per_image` (default, "<database>/<stem>": every image its own person, so it and its
-      augmented copies validate together) or `train_only` (empty: derived faces whose
-      source person is unknown, e.g. a PFA copy named otherwise, never validate).
-    source_pattern + source_database: for faces derived from another database's people
-      (the PFA set from KDEF): source_subject = "<source_database>/<subject>".
+    subject_pattern: regex whose group `subject` names the person; without it each file is
+    its own subject, its source_subject "<database>/<stem>" (unknown_subjects: per_image)
+    or empty (train_only). source_pattern + source_database: faces derived from another
+    database's people (PFA from KDEF): source_subject "<source_database>/<subject>".
     """
     database: str
     where: str
@@ -119,7 +101,6 @@ class Naming:
 
     @classmethod
     def of(cls, db: Folders, where: str) -> "Naming":
-        """The naming rules of a folders or csv database (patterns checked by the schema)."""
         return cls(db.name, where, *(re.compile(p) if p is not None else None
                                      for p in (db.subject_pattern, db.source_pattern)),
                    db.source_database, db.unknown_subjects)
@@ -152,7 +133,7 @@ def import_kdef(root, frontal_only: bool = True, require_all: bool = True,
                 where: str = "") -> ImportResult:
     """KDEF/<AF01>/<AF01ANS.JPG>: session A/B, sex F/M, id, emotion, angle."""
     root = _require_dir(root, "KDEF")
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
         m = KDEF_NAME.match(f.name)
         if not m:
@@ -187,15 +168,14 @@ def _read_ck_label(path: Path) -> str:
 def import_ck(root, peak_frames: int = 3, neutral_frames: int = 1,
               class_policy: str = "skip", require_all: bool = True,
               where: str = "data.databases.ck") -> ImportResult:
-    """CK+: labelled sequences only; the last `peak_frames` frames get the sequence's
-    label and the first `neutral_frames` frames are neutral. Contempt sequences follow
-    `class_policy` (skip: dropped and counted per sequence)."""
+    """CK+ labelled sequences: the last `peak_frames` frames get the sequence's label, the
+    first `neutral_frames` are neutral; contempt follows `class_policy`."""
     if peak_frames < 1 or neutral_frames < 0:
         raise ValueError("ck.peak_frames must be >= 1 and ck.neutral_frames >= 0")
     root = _require_dir(root, "CK+")
     images = _require_dir(root / "cohn-kanade-images", "CK+ cohn-kanade-images")
     labels = _require_dir(root / "Emotion", "CK+ Emotion")
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     for seq in sorted(p for p in images.glob("*/*") if p.is_dir()):
         subject, seq_id = seq.parent.name, seq.name
         frames = sorted(f for f in seq.iterdir() if CK_FRAME.match(f.name))
@@ -229,7 +209,7 @@ JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})(\d+)\.(\d+)\.tiff?$", re.I)
 def import_jaffe(root, require_all: bool = True, where: str = "") -> ImportResult:
     """JAFFE: flat folder of <subject>.<EMOTION><n>.<id>.tiff."""
     root = _require_dir(root, "JAFFE")
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     for f in sorted(p for p in root.iterdir() if p.is_file()):
         m = JAFFE_NAME.match(f.name)
         if not m:
@@ -247,17 +227,13 @@ def import_jaffe(root, require_all: bool = True, where: str = "") -> ImportResul
 def import_label_folders(root, database: str, require_all: bool = True,
                          class_policy: str = "fail", naming: Naming | None = None,
                          where: str = "") -> ImportResult:
-    """Generic `<label>/<file>` layout (PFA set, actor photos, your own data).
-
-    Folder names are mapped through `labels.LABEL_ALIASES` (angry/anger, fear/afraid, ...);
-    a folder outside the seven follows `class_policy`. Subjects come from `naming`
-    (default: each file its own subject, source_subject empty).
-    """
+    """Generic `<label>/<file>` layout (PFA set, actor photos, your own data): folder
+    names go through `labels.LABEL_ALIASES`; one outside the seven follows `class_policy`."""
     where = where or f"the {database} options"
     naming = naming or Naming(database, where)
     root = _require_dir(root, database)
-    result, rows = ImportResult(pd.DataFrame()), []
-    for folder in sorted(p for p in root.iterdir()):
+    result, rows = ImportResult(), []
+    for folder in sorted(root.iterdir()):
         if not folder.is_dir():
             result.skip("file outside a label folder", folder)
             continue
@@ -278,24 +254,14 @@ def import_label_folders(root, database: str, require_all: bool = True,
     return _finish(rows, result, database, root, require_all, where)
 
 
-def _csv_relative(name: str, csv_path: Path, row: int) -> str:
-    rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise DatasetError(f"{csv_path}: row {row}: file {name!r} must be a path relative to "
-                           "the database folder")
-    return rel.as_posix()
-
-
 def import_csv(root, database: str, csv: str, file_column: str = "file",
                label_column: str = "label", require_all: bool = True,
                class_policy: str = "fail", naming: Naming | None = None,
                where: str = "", subject_column: str | None = None) -> ImportResult:
-    """An image folder plus a labels csv (`csv`, relative to `root`) with one row per
-    image: `file_column` (path relative to `root`), `label_column` (an emotion name or
-    alias) and optionally `subject_column` (the person; source_subject
-    "<database>/<value>"). Duplicate rows are collapsed; a file listed with two different
-    labels is skipped; images not listed and listed files that do not exist are
-    counted; a file listed with two different subjects is an error."""
+    """An image folder plus a labels csv (`csv`, relative to `root`): one row per image
+    with `file_column` (relative path), `label_column` and optionally `subject_column`.
+    Duplicate rows collapse; conflicting labels, unlisted images and missing files are
+    skipped and counted; a file listed with two subjects is an error."""
     where = where or f"the {database} options"
     naming = naming or Naming(database, where)
     root = _require_dir(root, database)
@@ -319,13 +285,16 @@ def import_csv(root, database: str, csv: str, file_column: str = "file",
                                f"{label_column!r}" + (f" or {subject_column!r}"
                                                       if subject_column else "") + " cell")
         label = lookup_label(raw) or raw.lower()
-        rel = _csv_relative(name, csv_path, row)
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DatasetError(f"{csv_path}: row {row}: file {name!r} must be a path relative "
+                               "to the database folder")
+        rel = Path(name).as_posix()
         listed.setdefault(rel, {}).setdefault(label, []).append(row)
         if person.setdefault(rel, who) != who:
             raise DatasetError(f"{csv_path}: row {row}: {rel} is listed with two subjects, "
                                f"{person[rel]!r} and {who!r} ({where}.subject_column)")
 
-    result, rows = ImportResult(pd.DataFrame()), []
+    result, rows = ImportResult(), []
     duplicates, conflicts = 0, {}
     for rel, by_label in sorted(listed.items()):
         f = root / rel
@@ -359,8 +328,8 @@ def import_csv(root, database: str, csv: str, file_column: str = "file",
 
 def import_fer2013(csv_path, usage: str | None = None,
                    require_all: bool = True) -> tuple[ImportResult, np.ndarray]:
-    """FER2013 csv (emotion, pixels, Usage): returns the manifest and (N, 48, 48) uint8.
-    No subject information: every row is its own subject and source person."""
+    """FER2013 csv (emotion, pixels, Usage): the manifest (every row its own subject) and
+    the (N, 48, 48) uint8 pixels."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: FER2013 csv not found")
@@ -370,7 +339,7 @@ def import_fer2013(csv_path, usage: str | None = None,
             raise DatasetError(f"{csv_path}: FER2013 csv has no {col!r} column")
     if usage is not None:
         df = df[df["Usage"] == usage]
-    result, rows, pixels = ImportResult(pd.DataFrame()), [], []
+    result, rows, pixels = ImportResult(), [], []
     for i, (code, px) in enumerate(zip(df["emotion"], df["pixels"])):
         if int(code) not in FER2013_EMOTIONS:
             raise DatasetError(f"{csv_path}: row {i + 2}: unknown FER2013 emotion code {code}")
@@ -384,8 +353,7 @@ def import_fer2013(csv_path, usage: str | None = None,
 
 
 def import_database(key: str, db: dict | Database) -> ImportResult:
-    """Import `data.databases.<key>` (its options as in params.yaml, or their model),
-    dispatching on its `kind`."""
+    """Import `data.databases.<key>` (its params.yaml options or their model) by `kind`."""
     try:
         db = db if isinstance(db, Database) else database(key, db)
     except ConfigError as e:

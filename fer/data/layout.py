@@ -1,11 +1,6 @@
-"""Where the stages write, in one place (dvc.yaml names the same folders).
-
-  build/crop/<database>        cropped faces of each database of data.databases
-  build/derived/<part>         derived parts: augmented copies (augment.part) and DCGAN
-                               images (gan.part, one <emotion>/ folder per gan stage)
-  build/datasets/<train set>   merge.train_sets
-  build/testsets/<test set>    merge.test_sets
-"""
+"""Where the stages write, in one place (dvc.yaml names the same folders): crops per
+database, derived parts (augment.part, gan.part: one <emotion>/ per gan stage), train
+sets (merge.train_sets) and test sets (merge.test_sets)."""
 from __future__ import annotations
 
 from pathlib import Path

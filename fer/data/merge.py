@@ -1,11 +1,8 @@
 """Assemble the train and test sets (paper Table 1) from their parts.
 
-A part is a database key of `data.databases` (its cropped faces, `build/crop/<key>`) or
-a derived part: the augmented copies (`augment.part`, written by the augment stage) or the
-DCGAN images (`gan.part`, one `<emotion>/` dataset directory per gan stage), both under
-`build/derived/`. `merge.train_sets` / `merge.test_sets` list the parts of each set; train
-sets are written to `build/datasets/<name>`, test sets to `build/testsets/<name>`, so a
-grid cell depends on its own train set and on the test sets only.
+A part is a database of `data.databases` (its cropped faces) or a derived part under
+build/derived/: the augmented copies (`augment.part`) or the DCGAN images (`gan.part`).
+`merge.train_sets` / `merge.test_sets` list the parts of each set (see fer.data.layout).
 """
 from __future__ import annotations
 
@@ -21,15 +18,11 @@ from fer.data.layout import CROP_DIR, DERIVED_DIR
 
 def load_part(name: str, params: dict, root=".") -> Dataset:
     """One part as a Dataset at `crop.size`, with a source_subject for every row."""
-    size, root = params["crop"]["size"], Path(root)
-    if name in params["data"]["databases"]:
-        path = root / CROP_DIR / name
-        ds = load_dataset(path)
-    elif name == params["augment"]["part"]:
-        path = root / DERIVED_DIR / name
+    size, databases = params["crop"]["size"], params["data"]["databases"]
+    path = Path(root) / (CROP_DIR if name in databases else DERIVED_DIR) / name
+    if name in databases or name == params["augment"]["part"]:
         ds = load_dataset(path)
     elif name == params["gan"]["part"]:      # one directory per emotion's gan stage
-        path = root / DERIVED_DIR / name
         ds = concat_datasets([load_dataset(path / e) for e in params["gan"]["emotions"]])
         # a DCGAN learns from every subject of its emotion: its images only ever train
         named = ds.manifest["source_subject"].astype(str) != ""
@@ -38,7 +31,7 @@ def load_part(name: str, params: dict, root=".") -> Dataset:
                              "subject; DCGAN images must have none (they only ever train)")
     else:
         raise ValueError(f"unknown dataset part {name!r}: a part is a database of "
-                         f"data.databases {sorted(params['data']['databases'])}, "
+                         f"data.databases {sorted(databases)}, "
                          f"augment.part {params['augment']['part']!r} or gan.part "
                          f"{params['gan']['part']!r}")
     if len(ds) and ds.images.shape[1:] != (size, size, 3):

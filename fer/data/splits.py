@@ -1,10 +1,6 @@
-"""Subject-grouped splits: a face and everything derived from it stay on one side.
-
-Every manifest row carries `source_subject`, the real person it shows or derives from
-("<database>/<subject>", written at import): a KDEF photo, its augmented copies and the
-PFA faces made from it all share "KDEF/AF01". DCGAN images come from every subject of
-their emotion, so they have no single source (`source_subject` is empty): they only ever
-train, never validate. The splitters are scikit-learn's group splitters.
+"""Subject-grouped splits (scikit-learn's group splitters): a face and everything derived
+from it stay on one side, grouped by `source_subject` ("KDEF/AF01" for a KDEF photo, its
+augmented copies and PFA faces). Rows without one (DCGAN images) only ever train.
 """
 from __future__ import annotations
 
