@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from fer.data.demo import SIZES
 from fer.data.labels import EMOTIONS
 
 from dag import DVC as dvc, demo_repo, ran as _ran, run as _run
@@ -12,7 +13,7 @@ FAST_GAN = ["gan.epochs=4", "gan.keep_from=2", "gan.keep_every=2", "gan.sample_e
 
 
 # heavy (185 s, out of `make test`): tests/test_byo_dag.py runs the DAG through DVC (repro,
-# no-op repro, exact re-runs, `dvc exp run -S`), tests/test_resume.py crop, augment and a
+# no-op repro, exact re-runs, `dvc exp run -S`), tests/test_resume.py a crop and a
 # GAN through DVC, and the stages' own tests the counts; `make demo` runs all of this
 @pytest.mark.heavy
 def test_demo_dag_repro_and_exp_run(tmp_path, demo_root):
@@ -24,9 +25,12 @@ def test_demo_dag_repro_and_exp_run(tmp_path, demo_root):
     first = _run([dvc, "repro", "merge"], repo, env)
     assert {"import@kdef", "crop@ck", "augment", "gan@sad", "merge"} <= _ran(first)
     counts = json.loads((repo / "metrics/datasets.json").read_text())
-    # 112 frontal KDEF, 5 copies each, 8 PFA per emotion, 20 GAN images per emotion
-    assert counts["KDEF_OL"] == 672 and counts["KDEF_PFA"] == 672 + 56
-    assert counts["KDEF_Q"] == 672 + 140 and counts["KDEF_PFA_Q"] == 672 + 56 + 140
+    # the frontal KDEF faces and 5 copies each, the PFA faces, 20 GAN images per emotion
+    s = SIZES["demo"]
+    ol = 2 * s.kdef_per_sex * len(s.kdef_sessions) * 7 * (1 + 5)
+    pfa, gan_q = 7 * 2 * s.kdef_per_sex * len(s.pfa_sessions), 7 * 20
+    assert counts["KDEF_OL"] == ol and counts["KDEF_PFA"] == ol + pfa
+    assert counts["KDEF_Q"] == ol + gan_q and counts["KDEF_PFA_Q"] == ol + pfa + gan_q
     assert counts["JAFFE"] == 70 and counts["CK+"] > 0
     assert (repo / "reports/augment_grid.png").stat().st_size > 1000
     assert np.load(repo / "build/derived/gan_q/fear/images.npy").shape[0] == 20
