@@ -10,7 +10,7 @@ from pathlib import Path
 from fer.core.atomic import atomic_dir, write_json
 from fer.evaluate.metrics import pm, write_confusions
 from fer.train.executor import configured
-from fer.train.grid import cell_spec, prepare_cache, run_cell, selected_meta
+from fer.train.grid import cell_spec, prepare_cache, run_cell, selected_meta, selected_record
 from fer.data.layout import set_dir
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages
@@ -64,9 +64,9 @@ def main(model: str, train_set: str) -> None:
         # again writes the same bytes (tests/test_keras_io.py), so copy it
         shutil.copyfile(cell["selected_model"], tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
-        write_confusions(best["tests"], f"{spec.name} seed {cell['selected_seed']} "
+        write_confusions(selected_record(cell)["tests"],
+ f"{spec.name} seed {cell['selected_seed']} "
                          f"({'test' if meta['test_selected'] else 'val'}-selected)", tmp,
                          metric_key)
     cell.pop("selected_model")

@@ -1,37 +1,19 @@
 """`dvc repro` with up to N stages running at once.
 
-DVC runs one stage at a time. Its documented way to run independent stages in parallel
-is to start several `dvc repro` processes: each releases the repository lock while its
-stage's command runs and takes it again to record the result (`--wait-for-lock` makes a
-process wait for the lock instead of failing). This module does that for the DAG:
+DVC's documented way to run independent stages in parallel is several `dvc --wait-for-lock
+repro` processes. The stages `dvc status` reports changed, and everything downstream of them
+(within the targets and their upstream stages, as `dvc repro` would), each run as
+`dvc --wait-for-lock repro --single-item <stage>` once their upstream stages have finished,
+up to N at a time, longest remaining chain first; DVC still decides whether a stage is stale.
+After the first failure no stage starts and the run exits with its status; Ctrl-C or SIGTERM
+stops the running stages. `dvc.lock` is then rewritten in `dvc.yaml` order, so it depends
+neither on N nor on timing.
 
-1. `dvc dag --dot` gives the stages (in `dvc.yaml` order; `.dvc` files too) and their
-   edges; `dvc status` gives the stages that changed. Those and everything downstream
-   of them are to run, restricted to the given targets and their upstream stages, as
-   `dvc repro` would.
-2. Each such stage runs as `dvc --wait-for-lock repro --single-item <stage>` once every
-   upstream stage it waits for has finished, up to N at a time, longest remaining chain
-   of stages first (`priorities`). DVC still decides for itself whether the stage is
-   stale; nothing is run twice.
-3. After the first failure no stage starts; those running finish (each stage writes its
-   outputs atomically), the run exits with the failed stage's status and names it.
-   Ctrl-C or SIGTERM stops the running stages (SIGINT to each `dvc` and its command, in
-   their own process group) and waits for them.
-4. `dvc.lock` lists its stages in `dvc.yaml` order afterwards, whatever order they
-   finished in, so the file does not depend on N or on timing.
-
-With `--gpus 0,1` each running stage holds one of N slots and sees only the GPU of its
-slot (`CUDA_VISIBLE_DEVICES`): `-j 4 --gpus 0,1` puts two stages on each GPU, which
-TensorFlow's memory growth lets them share (FER_GPU_MEMORY_GROWTH, on by default;
-with N > 1 every stage gets `TF_FORCE_GPU_ALLOW_GROWTH=true` unless it is set).
-
-Every stage's output is passed through, each line prefixed with the stage's name when
-N > 1. Per-stage wall times are printed as JSON at the end (the format of
-`bench/stage_times.py`, with each stage's start and end; `--save FILE` also writes it).
-Stages that run side by side share the machine: their measured times (cells' epoch
-seconds, Table 9; latencies, Table 10 and the baselines) are then not single-job
-figures. `FER_CONCURRENT_STAGES` tells each stage how many may run at once
-(`fer.core.timing`), and those tables say so.
+`--gpus 0,1`: a stage in slot i of N sees only GPU i mod len (CUDA_VISIBLE_DEVICES). Output
+is passed through, prefixed with the stage's name when N > 1, and per-stage wall times are
+printed as JSON (`bench/stage_times.py`'s format; `--save FILE` writes it too).
+FER_CONCURRENT_STAGES tells each stage how many may run at once: times measured side by side
+are not single-job figures, and Tables 9 and 10 say so (docs/scale-out.md).
 
 Usage: python -m fer.train.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH] [target ...]
 """
@@ -56,9 +38,8 @@ EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
 
 
 def read_dag(dot: str) -> tuple[list, dict]:
-    """Stages in file order and each stage's upstream stages, from `dvc dag --dot`.
-    A `.dvc` file (`data.dvc`) is a node too: when its data changed, `dvc repro
-    --single-item data.dvc` records the new data first, as `dvc repro` does."""
+    """Stages in file order and each stage's upstream stages, from `dvc dag --dot` (a `.dvc`
+    file is a node too: `repro --single-item data.dvc` records changed data first)."""
     order, upstream = [], {}
     for line in dot.splitlines():
         line = line.strip()
@@ -70,8 +51,8 @@ def read_dag(dot: str) -> tuple[list, dict]:
 
 
 def downstream_of(upstream: dict) -> dict:
-    """Each stage's direct downstream stages (the edges of `upstream`, reversed)."""
     downstream = {s: set() for s in upstream}
+
     for s, ups in upstream.items():
         for u in ups:
             downstream[u].add(s)
@@ -99,13 +80,9 @@ def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
 
 
 def priorities(stages: list, upstream: dict) -> dict:
-    """Each stage's rank for starting first: the number of stages on the longest path
-    from it to the end of the DAG, then its position in the file (later first). Long
-    chains start early (a cell whose model is exported, then the export, start before
-    the other cells), and among equals the deepest stage first, so what is started gets
-    finished. Stages are not weighted by duration: a long stage with a short chain
-    (`edge_eval`) may wait for the cells; ranking by measured seconds gained 2 % in a
-    simulation of the demo (docs/scale-out.md)."""
+    """Each stage's rank for starting first: the stages on the longest path from it to the
+    end of the DAG, then its position in the file (later first), so long chains start early
+    and what is started gets finished (durations are not weighed: docs/scale-out.md)."""
     downstream = downstream_of(upstream)
     depth: dict = {}
 
@@ -118,8 +95,8 @@ def priorities(stages: list, upstream: dict) -> dict:
 
 
 def order_lockfile(path: Path, stages: list) -> None:
-    """Rewrite `dvc.lock` with its stages in `stages` order (DVC appends a stage's
-    entry when it first finishes, so parallel runs would otherwise order it by timing)."""
+    """Rewrite `dvc.lock` with its stages in `stages` order (DVC appends an entry when a
+    stage first finishes)."""
     if not path.is_file():
         return
     from dvc.repo import Repo
@@ -134,8 +111,7 @@ def order_lockfile(path: Path, stages: list) -> None:
 
 @dataclass
 class Running:
-    """A stage's `dvc repro` process, the thread passing its output through, when it
-    started and the slot (GPU) it holds."""
+    """A stage's `dvc repro` process, its output thread, start time and slot (GPU)."""
     process: subprocess.Popen
     pump: threading.Thread
     began: float
@@ -143,8 +119,7 @@ class Running:
 
 
 class Printer:
-    """Passes a stage's output through, whole lines at a time, prefixed when several
-    stages share the terminal."""
+    """Passes stages' output through, whole lines, prefixed when several share the terminal."""
 
     def __init__(self, prefixed: bool):
         self.prefixed, self.lock = prefixed, threading.Lock()
@@ -256,11 +231,9 @@ def _group_alive(p: subprocess.Popen) -> bool:
 
 
 def stop(processes: list, grace: float = STOP_GRACE_S) -> None:
-    """Stop each stage's process group (dvc and its command): SIGINT, as Ctrl-C in a
-    terminal would (the command stops, dvc records nothing, atomic outputs keep nothing
-    half-written); SIGTERM to the groups still alive after `grace` seconds, SIGKILL
-    after as long again (a command that ignores SIGINT: started in the background by
-    a shell, for one)."""
+    """Stop each stage's process group (dvc and its command): SIGINT, as Ctrl-C would (dvc
+    records nothing), then SIGTERM to groups alive after `grace` seconds, SIGKILL after as
+    long again (a command that ignores SIGINT, e.g. a shell's background job)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         alive = [p for p in processes if _group_alive(p)]
         for p in alive:
@@ -275,8 +248,7 @@ def stop(processes: list, grace: float = STOP_GRACE_S) -> None:
 
 
 def _wait_any(running: dict) -> str:
-    """The name of a running stage whose process has ended (polls: portable, and a
-    stage takes seconds at the least)."""
+    """The name of a running stage whose process has ended (polls: portable)."""
     while True:
         for stage, r in running.items():
             if r.process.poll() is not None:
