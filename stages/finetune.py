@@ -66,7 +66,7 @@ def main(model: str, train_set: str) -> None:
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
         write_confusions(selected_record(cell)["tests"],
- f"{spec.name} seed {cell['selected_seed']} "
+                         f"{spec.name} seed {cell['selected_seed']} "
                          f"({'test' if meta['test_selected'] else 'val'}-selected)", tmp,
                          metric_key)
     cell.pop("selected_model")

@@ -58,7 +58,6 @@ def forward(model: keras.Model, jit_compile: bool = False):
     """`model`'s inference pass as one tf.function traced once for any batch size (Keras's
     `predict_on_batch` retraces for a short last batch: 6 of InceptionResNetV2's 12.6 s
     demo entry). Takes float32 arrays; returns a list of output tensors."""
-
     fns = _FORWARD.setdefault(model, {})
     if jit_compile not in fns:
         spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]

@@ -15,8 +15,7 @@ import keras
 from keras import layers, ops, tree
 
 from fer.data.labels import EMOTIONS
-from fer.core.schema import BACKBONES
-
+from fer.core.schema import BACKBONES, NAMED_WEIGHTS
 
 
 @keras.saving.register_keras_serializable(package="fer")
@@ -160,14 +159,15 @@ def build_base(spec: ModelSpec) -> keras.Model:
     ~/.keras/models/), a local file path, `none` (drawn from the global seed: a base per
     seed) or `fixed_random` (drawn from `FIXED_RANDOM_SEED`, the same base for every seed,
     as pretrained weights would be; it reseeds the global generators)."""
-    fn = APPLICATIONS[spec.name]
-    shape = spec.base_shape
-    if spec.weights == "none":
-        base = fn(include_top=False, weights=None, input_shape=shape)
-    elif spec.weights == "fixed_random":
+    fn, shape = APPLICATIONS[spec.name], spec.base_shape
+    path = None if spec.weights in NAMED_WEIGHTS else Path(spec.weights)
+    if path and not path.is_file():
+        raise FileNotFoundError(f"model {spec.name}: weights file {path} not found")
+    if spec.weights == "fixed_random":
         keras.utils.set_random_seed(FIXED_RANDOM_SEED)
+    if spec.weights != "imagenet":
         base = fn(include_top=False, weights=None, input_shape=shape)
-    elif spec.weights == "imagenet":
+    else:
         try:
             base = fn(include_top=False, weights="imagenet", input_shape=shape)
         except Exception as e:  # no network, proxy, corrupt cache ...
@@ -175,11 +175,7 @@ def build_base(spec: ModelSpec) -> keras.Model:
                 f"model {spec.name}: could not load ImageNet weights ({type(e).__name__}: "
                 f"{e}). Offline, put the file in ~/.keras/models/, pass its path as "
                 "weights, or use weights=none") from None
-    else:
-        path = Path(spec.weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"model {spec.name}: weights file {path} not found")
-        base = fn(include_top=False, weights=None, input_shape=shape)
+    if path:
         base.load_weights(path)
     if spec.k > len(base.layers):
         raise ValueError(f"model {spec.name}: k = {spec.k} exceeds its {len(base.layers)} "
@@ -263,29 +259,24 @@ def split_at_cut(base: keras.Model, k: int) -> Cut:
     that reads only from frozen layers, so its output is a function of the image alone.
     With k = 0 the prefix is the whole base and the suffix the identity."""
     n = len(base.layers)
-    index = {id(l): i for i, l in enumerate(base.layers)}
-    made_by = {id(t): (layer, i) for layer in base.layers
-               for i, t in enumerate(tree.flatten(layer.output))}
-    reads = {id(l): ([] if isinstance(l, layers.InputLayer) else tree.flatten(l.input))
-             for l in base.layers}
-    trainable = {id(l) for l in base.layers[n - k:]} if k else set()
+    # tensor -> [index in base.layers of the layer that outputs it, output index]
+    made_by = {id(t): [i, j] for i, layer in enumerate(base.layers)
+               for j, t in enumerate(tree.flatten(layer.output))}
+    reads = [[] if isinstance(l, layers.InputLayer) else tree.flatten(l.input)
+             for l in base.layers]
     prefix = set()
-    for layer in base.layers:              # functional layer order is topological
-        if id(layer) not in trainable and all(id(made_by[id(t)][0]) in prefix
-                                              for t in reads[id(layer)]):
-            prefix.add(id(layer))
-    tensors, seen = [], set()
-    for layer in base.layers:
-        for t in reads[id(layer)] if id(layer) not in prefix else ():
-            if id(made_by[id(t)][0]) in prefix and id(t) not in seen:
-                seen.add(id(t))
-                tensors.append(t)
-    if not tensors:                        # k = 0: nothing trains in the base
-        tensors = [base.output]
-    names = [f"{made_by[id(t)][0].name}:{made_by[id(t)][1]}" for t in tensors]
-    positions = [[index[id(made_by[id(t)][0])], made_by[id(t)][1]] for t in tensors]
+    for i in range(n - k):                 # functional layer order is topological
+        if all(made_by[id(t)][0] in prefix for t in reads[i]):
+            prefix.add(i)
+    crossing = {}                          # id -> tensor, in the order layers read them
+    for i in range(n):
+        if i not in prefix:
+            crossing.update((id(t), t) for t in reads[i] if made_by[id(t)][0] in prefix)
+    tensors = list(crossing.values()) or [base.output]     # k = 0: nothing trains in the base
+    positions = [made_by[id(t)] for t in tensors]
+    names = [f"{base.layers[i].name}:{j}" for i, j in positions]
     prefix_model = keras.Model(base.input, tensors, name=f"{base.name}_prefix")
-    if tensors == [base.output]:
+    if not crossing:
         inp = keras.Input(base.output.shape[1:], name="cut_0")
         suffix_model = keras.Model(inp, inp, name=f"{base.name}_suffix")
     else:
@@ -308,5 +299,4 @@ def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
 
 def table2(specs: list[ModelSpec]) -> list[dict]:
     """Table 2's rows, each from a freshly built random base."""
-
     return [table2_row(spec, build_base(replace(spec, weights="none"))) for spec in specs]

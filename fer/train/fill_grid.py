@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-
 from pathlib import Path
 
 from fer.data.dataset import load_dataset

@@ -9,10 +9,10 @@ same weights and batches as the naive path, so the same numbers up to float roun
 """
 from __future__ import annotations
 
+import collections
 import sys
 import time
 import weakref
-from dataclasses import dataclass
 
 import numpy as np
 import keras
@@ -24,7 +24,6 @@ from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward
 from fer.data.dataset import Dataset
 from fer.train.backbones import (ModelSpec, build_classifier, initial_head, split_at_cut,
                                  unfreeze_last)
-
 from fer.data.splits import holdout_by_source
 
 
@@ -65,16 +64,15 @@ def validation_split(data: Dataset, train: Train, seed: int, rows=None):
     """(train_idx, val_idx) of `data`: `val_fraction` of its source subjects validate.
     `rows`: split only these rows of `data` (sorted), as `data.subset(rows)` would be
     split; the indices returned are `data`'s."""
-    if rows is None:
-        return holdout_by_source(data.manifest, train.val_fraction, seed)
-    rows = _sorted_rows(rows)
+    rows = _sorted_rows(data, rows)
     tr, va = holdout_by_source(data.manifest.iloc[rows].reset_index(drop=True),
                                train.val_fraction, seed)
     return rows[tr], rows[va]
 
 
-def _sorted_rows(rows) -> np.ndarray:
-    rows = np.asarray(rows)
+def _sorted_rows(data: Dataset, rows) -> np.ndarray:
+    """`rows` of `data` (all if None), checked sorted and unique."""
+    rows = np.arange(len(data)) if rows is None else np.asarray(rows)
     if np.any(np.diff(rows) <= 0):
         raise ValueError("rows must be sorted and unique")
     return rows
@@ -238,15 +236,9 @@ def _step_models(model, base, k):
                  for i in (1, 2)), None
 
 
-_FAST = weakref.WeakKeyDictionary()     # full classifier -> how `predict` reaches its cache
-
-
-@dataclass
-class _Fast:
-    prefix: keras.Model
-    key: str
-    trainer: keras.Model                # cut tensors -> class probabilities
-    cache: CacheSpec
+# full classifier -> how `predict` reaches its cache; trainer: cut tensors -> probabilities
+_FAST = weakref.WeakKeyDictionary()
+_Fast = collections.namedtuple("_Fast", "prefix key trainer cache")
 
 
 def _fast_models(model, base, k):
@@ -290,8 +282,7 @@ def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
           file=sys.stderr)
     seconds["cache"] = {
         "fast_path": True, "bytes": total, "hit": info["hit"], "cut": cut.tensors,
-        "build_s": round((0 if info["hit"] else info["build_s"])
-                         + (0 if info1["hit"] else info1["build_s"]), 3)}
+        "build_s": round(sum(i["build_s"] for i in (info, info1) if not i["hit"]), 3)}
     return cell.model, history, seconds
 
 
@@ -299,7 +290,7 @@ def predict(model, data: Dataset, batch_size: int = 64, rows=None) -> np.ndarray
     """Class probabilities of `data` (of its sorted `rows`, if given) by `model`; a fast-path
     model reads the prefix's activations from the cache. One graph whatever the batch
     sizes (`fer.train.activations.forward`)."""
-    rows = np.arange(len(data)) if rows is None else _sorted_rows(rows)
+    rows = _sorted_rows(data, rows)
     arrays, fast = [data.images], _FAST.get(model)
     if fast is not None:
         try:

@@ -33,7 +33,6 @@ from fer.core.schema import BACKBONES, NAMED_WEIGHTS, Train, TrainOverrides
 
 VAL = "val"
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-
 # what computes a seed's record and writes its model (+ this module)
 CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, schema, splits)
 

@@ -49,7 +49,6 @@ def keras_bytes(model: keras.Model) -> bytes:
 def _plain_config(node):
     """`node` without `shared_object_id`: a memory address Keras writes where layers share
     one object (their dtype policy), so it changes from run to run."""
-
     if isinstance(node, dict):
         return {k: _plain_config(v) for k, v in node.items() if k != "shared_object_id"}
     if isinstance(node, list):

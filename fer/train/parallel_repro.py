@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import networkx as nx
+
 NODE = re.compile(r'^"([^"]+)";$')
 EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
 
@@ -50,32 +52,21 @@ def read_dag(dot: str) -> tuple[list, dict]:
     return order, {s: upstream.get(s, set()) & set(order) for s in order}
 
 
-def downstream_of(upstream: dict) -> dict:
-    downstream = {s: set() for s in upstream}
-
-    for s, ups in upstream.items():
-        for u in ups:
-            downstream[u].add(s)
-    return downstream
-
-
-def reachable(starts, edges: dict) -> set:
-    """The stages in `starts` and every stage reachable from them along `edges`."""
-    seen, todo = set(), list(starts)
-    while todo:
-        s = todo.pop()
-        if s not in seen:
-            seen.add(s)
-            todo.extend(edges[s])
-    return seen
+def dag(upstream: dict) -> nx.DiGraph:
+    """`upstream` as a graph with edges pointing downstream (networkx: DVC's own graphs)."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(upstream)
+    graph.add_edges_from((u, s) for s, ups in upstream.items() for u in ups)
+    return graph
 
 
 def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
     """The changed stages and everything downstream of them, within the targets and
     their upstream stages (all stages without targets), in file order."""
-    run = reachable((s for s in stages if s in changed), downstream_of(upstream))
+    graph = dag(upstream)
+    run = {s for c in changed if c in graph for s in (c, *nx.descendants(graph, c))}
     if targets:
-        run &= reachable(targets, upstream)
+        run &= {s for t in targets for s in (t, *nx.ancestors(graph, t))}
     return [s for s in stages if s in run]
 
 
@@ -83,15 +74,10 @@ def priorities(stages: list, upstream: dict) -> dict:
     """Each stage's rank for starting first: the stages on the longest path from it to the
     end of the DAG, then its position in the file (later first), so long chains start early
     and what is started gets finished (durations are not weighed: docs/scale-out.md)."""
-    downstream = downstream_of(upstream)
-    depth: dict = {}
-
-    def longest(s):
-        if s not in depth:
-            depth[s] = 1 + max((longest(d) for d in downstream[s]), default=0)
-        return depth[s]
-
-    return {s: (longest(s), i) for i, s in enumerate(stages)}
+    graph, depth = dag(upstream), {}
+    for s in reversed(list(nx.topological_sort(graph))):
+        depth[s] = 1 + max((depth[d] for d in graph.successors(s)), default=0)
+    return {s: (depth[s], i) for i, s in enumerate(stages)}
 
 
 def order_lockfile(path: Path, stages: list) -> None:
@@ -118,17 +104,12 @@ class Running:
     slot: int
 
 
-class Printer:
-    """Passes stages' output through, whole lines, prefixed when several share the terminal."""
-
-    def __init__(self, prefixed: bool):
-        self.prefixed, self.lock = prefixed, threading.Lock()
-
-    def pump(self, stage: str, stream) -> None:
-        for line in stream:
-            with self.lock:
-                sys.stdout.write(f"{stage}| {line}" if self.prefixed else line)
-                sys.stdout.flush()
+def pump(stage: str, stream, prefixed: bool, lock: threading.Lock) -> None:
+    """Pass a stage's output through, whole lines, prefixed when several share the terminal."""
+    for line in stream:
+        with lock:
+            sys.stdout.write(f"{stage}| {line}" if prefixed else line)
+            sys.stdout.flush()
 
 
 def _dvc_output(dvc: str, *args) -> str:
@@ -156,8 +137,8 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
     env = {**os.environ, "FER_CONCURRENT_STAGES": str(jobs)}
     if jobs > 1:
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    printer = Printer(prefixed=jobs > 1)
-    running, done, times, failed = {}, set(), {}, None
+    lock = threading.Lock()
+    running, done, seconds, intervals, failed = {}, set(), {}, {}, None
     try:
         while pending or running:
             while failed is None and pending and len(running) < jobs:
@@ -174,18 +155,17 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
                                       ready], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, errors="replace", bufsize=1, env=stage_env,
                                      start_new_session=True)   # stopped as a group: below
-                pump = threading.Thread(target=printer.pump, args=(ready, p.stdout))
-                pump.start()
-                running[ready] = Running(p, pump, time.perf_counter(), slot)
+                pumping = threading.Thread(target=pump, args=(ready, p.stdout, jobs > 1, lock))
+                pumping.start()
+                running[ready] = Running(p, pumping, time.perf_counter(), slot)
             if not running:
                 break
             finished = _wait_any(running)
             r = running.pop(finished)
             r.pump.join()
             now = time.perf_counter()
-            times[finished] = {"s": round(now - r.began, 1),
-                               "start_s": round(r.began - start, 1),
-                               "end_s": round(now - start, 1)}
+            seconds[finished] = round(now - r.began, 1)
+            intervals[finished] = [round(r.began - start, 1), round(now - start, 1)]
             if r.process.returncode == 0:
                 done.add(finished)
             elif failed is None:
@@ -206,9 +186,7 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
     text = json.dumps({"command": f"python -m fer.train.parallel_repro -j {jobs}"
                        + "".join(f" {t}" for t in targets),
                        "returncode": code, "jobs": jobs, "total_s": round(total, 1),
-                       "stages_s": {s: t["s"] for s, t in times.items()},
-                       "intervals_s": {s: [t["start_s"], t["end_s"]]
-                                       for s, t in times.items()}}, indent=1)
+                       "stages_s": seconds, "intervals_s": intervals}, indent=1)
     print(text)
     if save:
         from fer.core.atomic import atomic_file
