@@ -23,8 +23,7 @@ def main(model: str, train_set: str) -> None:
     spec = cell_spec(params, model, train_set)
     import mlflow
 
-    # the seeds' resume state and the MLflow run that logs them resume together, under the
-    # cell's content key; the run id lives beside the cache (which a new key empties)
+    # seeds and their MLflow run resume together, under the cell's content key
     cache_dir = Path(f".cache/finetune/{spec.name}")
     sets = {n: set_dir(n) for n in (train_set, *spec.test_sets)}
     key = prepare_cache(spec, sets, cache_dir)
@@ -60,8 +59,7 @@ def main(model: str, train_set: str) -> None:
 
     meta = selected_meta(spec, cell, params["crop"])
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
-        # already a deterministic .keras file (fer.train.keras_io): loading and saving it
-        # again writes the same bytes (tests/test_keras_io.py), so copy it
+        # already a deterministic .keras file (fer.train.keras_io): copy it
         shutil.copyfile(cell["selected_model"], tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
@@ -70,8 +68,7 @@ def main(model: str, train_set: str) -> None:
                          f"({'test' if meta['test_selected'] else 'val'}-selected)", tmp,
                          metric_key)
     cell.pop("selected_model")
-    # stages run side by side (fer.train.parallel_repro -j N) share the machine: say so beside
-    # the epoch seconds, which Table 9 reports
+    # stages run side by side share the machine: say so beside Table 9's epoch seconds
     cell["concurrent_stages"] = concurrent_stages()
     write_json(f"metrics/finetune/{spec.name}.json", cell)
     shutil.rmtree(cache_dir, ignore_errors=True)

@@ -76,9 +76,8 @@ LUMA = np.array([[0.299], [0.587], [0.114]], np.float32)     # ITU-R BT.601, as 
 class ModelSpec:
     name: str
     k: int                       # base layers trainable in step 2
-    preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
-                                 # | tf (x/127.5 - 1, what Keras's Inception weights expect)
-                                 # | per_image (zero mean, unit variance per image)
+    preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255) |
+                                 # tf (x/127.5 - 1) | per_image (zero mean, unit variance)
     weights: str                 # imagenet | none | fixed_random | <path to a .h5 file>
     input_size: int              # the classifier's input: crop.size RGB pixels
     head_units: int = 256
@@ -250,8 +249,7 @@ class Cut:
     prefix: keras.Model
     suffix: keras.Model
     tensors: list            # names "<producing layer>:<output index>", in suffix input order
-    positions: list          # [index in base.layers, output index]: names are numbered by
-                             # Keras per process, positions are not (used in cache keys)
+    positions: list          # [index in base.layers, output index]: stable, for cache keys
 
 
 def split_at_cut(base: keras.Model, k: int) -> Cut:

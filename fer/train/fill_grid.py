@@ -5,9 +5,8 @@ cluster trains as many seeds as it has GPUs.
     FER_EXECUTOR=ray RAY_ADDRESS=<head>:6379 python -m fer.train.fill_grid
     dvc repro                                         # assembles every cell from the cache
 
-Each finished seed goes into its cell's resume cache (`.cache/finetune/<cell>/`) as the
-finetune stage would write it (`fer.train.grid.record_seed`), so `dvc repro` only assembles
-the cells. Cells named as arguments (`vgg19-KDEF_Q`) restrict it; killed, it is run again.
+Each finished seed goes into its cell's resume cache as the finetune stage would write it
+(`fer.train.grid.record_seed`). Cells named as arguments (`vgg19-KDEF_Q`) restrict it.
 """
 from __future__ import annotations
 

@@ -39,8 +39,7 @@ CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, sche
 
 @dataclass(frozen=True)
 class CellSpec:
-    """A grid cell: a backbone trained on a train set with its train section, tested on
-    every test set."""
+    """A grid cell: a backbone trained on a train set, tested on every test set."""
     model: ModelSpec
     train: Train               # with the backbone's own models.<m>.train keys
     train_set: str
@@ -53,10 +52,6 @@ class CellSpec:
     @property
     def seeds(self) -> tuple:
         return tuple(range(self.train.seed, self.train.seed + self.train.seeds))
-
-    @property
-    def max_images(self) -> int | None:
-        return self.train.max_images
 
     @property
     def select_on(self) -> str:
@@ -178,7 +173,7 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
     """One seed of a cell: train on at most `max_images` of `full` (the same for every
     seed), score validation subjects and test sets. Returns (seed record, the shared
     classifier of `train_two_step(reuse=True)`: save it before the next seed trains)."""
-    data = stratified_subset(full, spec.max_images, spec.seeds[0])
+    data = stratified_subset(full, spec.train.max_images, spec.seeds[0])
     model, history, seconds = train_two_step(spec.model, spec.train, data, seed, reuse=True)
     _, va = validation_split(data, spec.train, seed)
     result = {"seed": seed, "train_images": len(data) - len(va),

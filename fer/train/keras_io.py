@@ -38,22 +38,13 @@ def keras_bytes(model: keras.Model) -> bytes:
                 meta = json.loads(data)
                 meta.pop("date_saved", None)
                 data = json.dumps(meta, sort_keys=True).encode()
-            elif name == "config.json":
-                data = json.dumps(_plain_config(json.loads(data))).encode()
+            elif name == "config.json":     # shared_object_id: a memory address, run to run
+                data = json.dumps(json.loads(data, object_hook=lambda d: {
+                    k: v for k, v in d.items() if k != "shared_object_id"})).encode()
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             dst.writestr(info, data)
     return out.getvalue()
-
-
-def _plain_config(node):
-    """`node` without `shared_object_id`: a memory address Keras writes where layers share
-    one object (their dtype policy), so it changes from run to run."""
-    if isinstance(node, dict):
-        return {k: _plain_config(v) for k, v in node.items() if k != "shared_object_id"}
-    if isinstance(node, list):
-        return [_plain_config(v) for v in node]
-    return node
 
 
 def save_model(model: keras.Model, path) -> None:

@@ -1,19 +1,10 @@
 """`dvc repro` with up to N stages running at once.
 
-DVC's documented way to run independent stages in parallel is several `dvc --wait-for-lock
-repro` processes. The stages `dvc status` reports changed, and everything downstream of them
-(within the targets and their upstream stages, as `dvc repro` would), each run as
-`dvc --wait-for-lock repro --single-item <stage>` once their upstream stages have finished,
-up to N at a time, longest remaining chain first; DVC still decides whether a stage is stale.
-After the first failure no stage starts and the run exits with its status; Ctrl-C or SIGTERM
-stops the running stages. `dvc.lock` is then rewritten in `dvc.yaml` order, so it depends
-neither on N nor on timing.
-
-`--gpus 0,1`: a stage in slot i of N sees only GPU i mod len (CUDA_VISIBLE_DEVICES). Output
-is passed through, prefixed with the stage's name when N > 1, and per-stage wall times are
-printed as JSON (`bench/stage_times.py`'s format; `--save FILE` writes it too).
-FER_CONCURRENT_STAGES tells each stage how many may run at once: times measured side by side
-are not single-job figures, and Tables 9 and 10 say so (docs/scale-out.md).
+Each stage to run (changed or downstream of a change, within the targets and their upstream
+stages) runs as `dvc --wait-for-lock repro --single-item <stage>` once its upstream stages
+have finished, up to N at a time, longest chain first. The first failure stops new starts,
+Ctrl-C or SIGTERM stops the running stages, and `dvc.lock` is rewritten in `dvc.yaml` order.
+`--gpus 0,1`: a stage in slot i sees only GPU i mod len. Details: docs/scale-out.md.
 
 Usage: python -m fer.train.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH] [target ...]
 """
@@ -254,9 +245,8 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         ap.error(f"-j must be 1 or more, not {args.jobs}")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-    # SIGTERM unwinds like Ctrl-C: the running stages are stopped and waited for; SIGINT
-    # is made to count even where it was ignored (a shell's background job), and the
-    # stages inherit that
+    # SIGTERM unwinds like Ctrl-C (the stages are stopped and waited for); SIGINT counts
+    # even where it was ignored (a shell's background job), and the stages inherit that
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
