@@ -19,22 +19,19 @@ def main() -> None:
     results, lines = {}, ["| Model | random folds, as in the paper: optimistic (%) | "
                           "subject-grouped folds (%) |", "|---|---|---|"]
     splits = {p: folds(union.manifest, p, cv["folds"], cv["seed"]) for p in PROTOCOLS}
-    tasks, accs = [], []
     for name in cv["models"]:       # each backbone with its own train keys (models.<m>.train)
-        mine = [(name, protocol, i, (model_spec(params, name), tr, va, cv["seed"] + i))
-                for protocol in PROTOCOLS for i, (tr, va) in enumerate(splits[protocol])]
+        tasks = [(protocol, i, (model_spec(params, name), tr, va, cv["seed"] + i))
+                 for protocol in PROTOCOLS for i, (tr, va) in enumerate(splits[protocol])]
         # every (protocol, fold) one task under FER_EXECUTOR, in this order
-        accs += run_tasks(configured(), holdout_accuracy,
-                          (train_spec(params, val_fraction=0.0, model=name), union),
-                          [t[-1] for t in mine])
-        tasks += mine
-    fold_accs = {}
-    for (name, protocol, i, _), acc in zip(tasks, accs):
-        fold_accs.setdefault((name, protocol), []).append(acc)
-        print(f"crossval {name} {protocol} fold {i + 1}: {acc:.3f}")
-    for (name, protocol), a in fold_accs.items():
-        results.setdefault(name, {})[RESULT_KEYS[protocol]] = {**summarize(a), "folds": a}
-    for name in cv["models"]:
+        accs = run_tasks(configured(), holdout_accuracy,
+                         (train_spec(params, val_fraction=0.0, model=name), union),
+                         [t[-1] for t in tasks])
+        fold_accs = {p: [] for p in PROTOCOLS}
+        for (protocol, i, _), acc in zip(tasks, accs):
+            fold_accs[protocol].append(acc)
+            print(f"crossval {name} {protocol} fold {i + 1}: {acc:.3f}")
+        results[name] = {RESULT_KEYS[p]: {**summarize(a), "folds": a}
+                         for p, a in fold_accs.items()}
         lines.append(f"| {name} | {pm(results[name][RESULT_KEYS['random']])} | "
                      f"{pm(results[name][RESULT_KEYS['grouped']])} |")
     with atomic_file("reports/table7_crossval.md") as f:

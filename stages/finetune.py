@@ -10,7 +10,7 @@ from pathlib import Path
 from fer.core.atomic import atomic_dir, write_json
 from fer.evaluate.metrics import pm, write_confusions
 from fer.train.executor import configured
-from fer.train.grid import cell_spec, prepare_cache, run_cell, selected_meta
+from fer.train.grid import cell_spec, prepare_cache, run_cell, selected_meta, selected_record
 from fer.data.layout import set_dir
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages
@@ -23,8 +23,7 @@ def main(model: str, train_set: str) -> None:
     spec = cell_spec(params, model, train_set)
     import mlflow
 
-    # the seeds' resume state and the MLflow run that logs them resume together, under the
-    # cell's content key; the run id lives beside the cache (which a new key empties)
+    # seeds and their MLflow run resume together, under the cell's content key
     cache_dir = Path(f".cache/finetune/{spec.name}")
     sets = {n: set_dir(n) for n in (train_set, *spec.test_sets)}
     key = prepare_cache(spec, sets, cache_dir)
@@ -60,18 +59,16 @@ def main(model: str, train_set: str) -> None:
 
     meta = selected_meta(spec, cell, params["crop"])
     with atomic_dir(f"build/models/{model}/{train_set}") as tmp:
-        # already a deterministic .keras file (fer.train.keras_io): loading and saving it
-        # again writes the same bytes (tests/test_keras_io.py), so copy it
+        # already a deterministic .keras file (fer.train.keras_io): copy it
         shutil.copyfile(cell["selected_model"], tmp / "model.keras")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
     with atomic_dir(f"reports/finetune/{spec.name}") as tmp:
-        write_confusions(best["tests"], f"{spec.name} seed {cell['selected_seed']} "
+        write_confusions(selected_record(cell)["tests"],
+                         f"{spec.name} seed {cell['selected_seed']} "
                          f"({'test' if meta['test_selected'] else 'val'}-selected)", tmp,
                          metric_key)
     cell.pop("selected_model")
-    # stages run side by side (fer.train.parallel_repro -j N) share the machine: say so beside
-    # the epoch seconds, which Table 9 reports
+    # stages run side by side share the machine: say so beside Table 9's epoch seconds
     cell["concurrent_stages"] = concurrent_stages()
     write_json(f"metrics/finetune/{spec.name}.json", cell)
     shutil.rmtree(cache_dir, ignore_errors=True)

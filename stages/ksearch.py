@@ -36,10 +36,10 @@ def main() -> None:
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["k"]))
     with atomic_file("reports/ksearch.csv") as f:
         f.write("k,val_accuracy\n" + "".join(f"{r['k']},{r['val_accuracy']:.4f}\n" for r in rows))
-    write_json("metrics/ksearch.json", {"model": name, "train_set": ks["train_set"],
-                                        "holdout": "source subjects", "val_images": len(va),
-                                        "best_k": best["k"], "configured_k": params["models"][name]["k"],
-                                        "sweep": rows})
+    write_json("metrics/ksearch.json", {
+        "model": name, "train_set": ks["train_set"], "holdout": "source subjects",
+        "val_images": len(va), "best_k": best["k"], "configured_k": params["models"][name]["k"],
+        "sweep": rows})
 
 
 if __name__ == "__main__":

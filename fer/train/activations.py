@@ -1,22 +1,11 @@
 """On-disk, memory-mapped, content-keyed cache of frozen activations (issue 8).
 
-In step 1 the whole base is frozen, in step 2 every layer before the cut
-(`fer.train.backbones.split_at_cut`); BatchNorm runs in inference mode and the images are fixed
-(augmentation is offline), so these activations are a pure function of the image and are
-computed once instead of every epoch.
-
-An entry is a directory `<root>/<model key>/<images key>/` holding one `.npy` file per
-cut tensor (opened with `np.load(..., mmap_mode="r")`) and `meta.json`. It is written
-under a temporary name and renamed when complete (`fer.core.atomic`), so a killed run leaves
-no half entry; of concurrent writers of one entry (stages run side by side,
-`fer.train.parallel_repro`) the first to finish publishes it and the others drop their
-copy, so a reader never sees it moved away.
-
-- model key: sha256 of the backbone name, input size, normalisation, cut position,
-  storage dtype, compute precision policy, every weight of the model that computes the
-  activations (so a seeded random initialisation, ImageNet weights or a local file are all told apart by content)
-  and the code of this module and `fer.train.backbones`.
-- images key: sha256 of the uint8 image array (shape and bytes).
+The frozen base (step 1) and the prefix before the cut (step 2, `split_at_cut`) run with
+BatchNorm in inference mode on fixed images, so their activations are computed once, not
+every epoch. An entry `<root>/<model key>/<inputs key>/` holds one `.npy` per output and
+`meta.json`, published atomically (the first of concurrent writers wins). The model key
+hashes the parts given, the dtypes, every weight and the code of this module and
+`fer.train.backbones`; the inputs key, the input arrays.
 """
 from __future__ import annotations
 
@@ -66,14 +55,9 @@ _FORWARD = weakref.WeakKeyDictionary()
 
 
 def forward(model: keras.Model, jit_compile: bool = False):
-    """`model`'s inference pass as one graph for any batch size: a tf.function whose
-    input signature leaves the batch dimension open, so it is traced once per model
-    (and `jit_compile`: XLA). Keras's `predict_on_batch` traces again for a short last
-    batch (and then once more with a relaxed shape): a second trace took 6 of
-    InceptionResNetV2's 12.6 s demo entry, and padding the last batch instead computes
-    up to batch_size - 1 rows for nothing (VGG19: slower than the retrace). Takes
-    float32 arrays (images as 0-255 pixels: the prefix's first layer normalises them,
-    `fer.train.backbones.Normalize`); returns a list of output tensors."""
+    """`model`'s inference pass as one tf.function traced once for any batch size (Keras's
+    `predict_on_batch` retraces for a short last batch: 6 of InceptionResNetV2's 12.6 s
+    demo entry). Takes float32 arrays; returns a list of output tensors."""
     fns = _FORWARD.setdefault(model, {})
     if jit_compile not in fns:
         spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]

@@ -1,11 +1,9 @@
 """Backbones, classification head and input normalisation (paper sections 4.1, 4.4).
 
-Layer counting: `len(base.layers)` of `keras.applications.<Net>(include_top=False)`,
-the InputLayer included. This gives Table 2's 19 / 22 / 311 / 780 exactly, and "the
-last k layers" are `base.layers[-k:]`. Total base parameters match Table 2 too. The
-trainable-parameter column of Table 2 does not follow from its own k for VGG19
-(14,158,848 is what k = 8 gives; k = 9 gives 16,518,656) nor for the Inception models;
-`fer.train.backbones.table2_row()` reports what Keras computes.
+Layers are counted as `len(base.layers)` of `keras.applications.<Net>(include_top=False)`
+(Table 2's 19 / 22 / 311 / 780); "the last k layers" are `base.layers[-k:]`. Table 2's
+trainable-parameter column does not follow from its own k (VGG19: 14,158,848 is k = 8):
+`table2_row()` reports what Keras computes.
 """
 from __future__ import annotations
 
@@ -17,20 +15,15 @@ import keras
 from keras import layers, ops, tree
 
 from fer.data.labels import EMOTIONS
-from fer.core.schema import BACKBONES
-
+from fer.core.schema import BACKBONES, NAMED_WEIGHTS
 
 
 @keras.saving.register_keras_serializable(package="fer")
 class SubsampledConv2D(layers.Conv2D):
-    """A strided 1x1 Conv2D computed as its equivalent: every `strides`-th pixel, then a
-    stride-1 1x1 convolution (same weights and outputs; for a 1x1 kernel `same` pads
-    nothing). Why: TF 2.19's oneDNN (TF_ENABLE_ONEDNN_OPTS, on by default) computes a
-    strided 1x1 convolution's kernel gradient through a "reduce to unit stride" copy
-    that overruns its buffer when the input has fewer channels than the AVX-512 block
-    of 16 (uxlfoundation/oneDNN#6035): mini_xception's first shortcut (8 channels)
-    corrupted the heap ("double free or corruption", SIGABRT) on odd-sized batches,
-    e.g. an epoch's last partial batch (docs/benchmarks.md#mini-xception-and-onednn)."""
+    """A strided 1x1 Conv2D computed as every `strides`-th pixel, then a stride-1 1x1
+    convolution (same weights and outputs). Why: TF 2.19's oneDNN strided 1x1 kernel
+    gradient overruns its buffer below 16 input channels (uxlfoundation/oneDNN#6035) and
+    aborted mini_xception on odd-sized batches (docs/benchmarks.md#mini-xception-and-onednn)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,11 +38,9 @@ class SubsampledConv2D(layers.Conv2D):
 
 def mini_xception(include_top=False, weights=None, input_shape=(48, 48, 1),
                   filters=(16, 32, 64, 128)) -> keras.Model:
-    """A compact backbone trained from scratch (Arriaga et al. 2017, "Real-time
-    convolutional neural networks for emotion and gender classification"): two 3x3
-    convolutions of 8 filters, then four residual modules, each two depthwise-separable
-    3x3 convolutions and a stride-2 max pool beside a stride-2 1x1 projection; about 51k
-    parameters. Called as the `keras.applications` builders are (no top, no weights)."""
+    """A compact backbone trained from scratch (Arriaga et al. 2017): two 3x3 convolutions,
+    then four residual modules of separable convolutions; about 51k parameters. Called as
+    the `keras.applications` builders are (no top, no weights)."""
     if include_top or weights is not None:
         raise ValueError("mini_xception: include_top=False, weights=None only")
     x = inputs = keras.Input(input_shape, name="input_layer")
@@ -85,9 +76,8 @@ LUMA = np.array([[0.299], [0.587], [0.114]], np.float32)     # ITU-R BT.601, as 
 class ModelSpec:
     name: str
     k: int                       # base layers trainable in step 2
-    preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255)
-                                 # | tf (x/127.5 - 1, what Keras's Inception weights expect)
-                                 # | per_image (zero mean, unit variance per image)
+    preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255) |
+                                 # tf (x/127.5 - 1) | per_image (zero mean, unit variance)
     weights: str                 # imagenet | none | fixed_random | <path to a .h5 file>
     input_size: int              # the classifier's input: crop.size RGB pixels
     head_units: int = 256
@@ -114,14 +104,10 @@ class ModelSpec:
 
 @keras.saving.register_keras_serializable(package="fer")
 class Normalize(layers.Layer):
-    """0-255 RGB pixels (uint8 or float) -> the backbone's input: grey (`channels` 1,
-    BT.601 luma), resized to `size` (area average: a fixed linear map per side, as
-    cv2's INTER_AREA shrinks), then per section 4.4 `caffe` RGB -> BGR minus the ImageNet
-    means (no scaling), `scale01` x / 255, `tf` x / 127.5 - 1, or `per_image` zero mean and
-    unit variance per image (tf.image.per_image_standardization). The classifier's first
-    layer, so a saved or exported model takes raw pixels at crop size; plain ops (cast,
-    matmul, reverse, mean, ...), which the TF.js converter converts. Computed in float32
-    also under a mixed-precision policy."""
+    """0-255 RGB pixels -> the backbone's input: grey (`channels` 1, BT.601 luma), area-
+    resized to `size` (as cv2's INTER_AREA), then normalised per `mode` (`PREPROCESS`).
+    The classifier's first layer, so saved and exported models take raw pixels; plain ops
+    only (the TF.js converter converts them), in float32 under any precision policy."""
 
     def __init__(self, mode: str, channels: int = 3, size: int | None = None, **kwargs):
         super().__init__(**{"dtype": "float32", **kwargs})
@@ -168,26 +154,19 @@ def area_matrix(n: int, m: int) -> np.ndarray:
 
 
 def build_base(spec: ModelSpec) -> keras.Model:
-    """The backbone without its top, with `spec.weights`:
-
-    - `imagenet`: Keras's ImageNet weights (cached in ~/.keras/models/ or downloaded);
-    - a path: a local weights file;
-    - `none`: a random initialisation drawn from the global seed, so every training seed
-      gets its own base (and no activation cache is shared between seeds);
-    - `fixed_random`: one random initialisation, drawn with seed `FIXED_RANDOM_SEED`
-      whatever the global seed: the same base for every seed, cell and stage, as
-      pretrained weights would be (the demo profile and the tests, where ImageNet weights
-      cannot be had). It seeds the global generators with `FIXED_RANDOM_SEED`: seed them
-      again afterwards (`build_classifier(spec, seed)` does).
-    """
-    fn = APPLICATIONS[spec.name]
-    shape = spec.base_shape
-    if spec.weights == "none":
-        base = fn(include_top=False, weights=None, input_shape=shape)
-    elif spec.weights == "fixed_random":
+    """The backbone without its top, with `spec.weights`: `imagenet` (Keras's, cached in
+    ~/.keras/models/), a local file path, `none` (drawn from the global seed: a base per
+    seed) or `fixed_random` (drawn from `FIXED_RANDOM_SEED`, the same base for every seed,
+    as pretrained weights would be; it reseeds the global generators)."""
+    fn, shape = APPLICATIONS[spec.name], spec.base_shape
+    path = None if spec.weights in NAMED_WEIGHTS else Path(spec.weights)
+    if path and not path.is_file():
+        raise FileNotFoundError(f"model {spec.name}: weights file {path} not found")
+    if spec.weights == "fixed_random":
         keras.utils.set_random_seed(FIXED_RANDOM_SEED)
+    if spec.weights != "imagenet":
         base = fn(include_top=False, weights=None, input_shape=shape)
-    elif spec.weights == "imagenet":
+    else:
         try:
             base = fn(include_top=False, weights="imagenet", input_shape=shape)
         except Exception as e:  # no network, proxy, corrupt cache ...
@@ -195,11 +174,7 @@ def build_base(spec: ModelSpec) -> keras.Model:
                 f"model {spec.name}: could not load ImageNet weights ({type(e).__name__}: "
                 f"{e}). Offline, put the file in ~/.keras/models/, pass its path as "
                 "weights, or use weights=none") from None
-    else:
-        path = Path(spec.weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"model {spec.name}: weights file {path} not found")
-        base = fn(include_top=False, weights=None, input_shape=shape)
+    if path:
         base.load_weights(path)
     if spec.k > len(base.layers):
         raise ValueError(f"model {spec.name}: k = {spec.k} exceeds its {len(base.layers)} "
@@ -209,16 +184,10 @@ def build_base(spec: ModelSpec) -> keras.Model:
 
 def build_classifier(spec: ModelSpec, seed: int | None = None
                      ) -> tuple[keras.Model, keras.Model]:
-    """(model, base): 0-255 RGB pixels -> `Normalize(spec.preprocess)` -> base ->
-    GlobalAveragePooling -> Dense(256, relu) -> Dense(7, softmax).
-
-    `seed` (`keras.utils.set_random_seed`) draws a `none` base and then the head; with
-    any other weights the base does not depend on it and the head is drawn after seeding
-    again (so `initial_head(spec, ..., seed)` draws the same head).
-    None: the global generators as they are. A pretrained base's BatchNormalization
-    layers always run in inference mode (`batchnorm_inference`), also when step 2 makes
-    them trainable; a `none` base learns its statistics from scratch.
-    """
+    """(model, base): 0-255 RGB pixels -> `Normalize` -> base -> GlobalAveragePooling ->
+    Dense(256, relu) -> Dense(7, softmax). `seed` draws a `none` base and the head; for
+    other weights the head is drawn after seeding again (as `initial_head` draws it),
+    and the base's BatchNormalization runs in inference mode (`batchnorm_inference`)."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
     base = build_base(spec)
@@ -241,9 +210,8 @@ def _head(spec: ModelSpec, features):
 
 
 def initial_head(spec: ModelSpec, features_shape, seed: int) -> keras.Model:
-    """The head of `build_classifier(spec, seed)` alone, with the same initial weights,
-    for a base that does not depend on the seed (weights other than `none`): a new seed
-    on an already built classifier needs only this."""
+    """The head of `build_classifier(spec, seed)` alone, with the same initial weights
+    (for a base that does not depend on the seed)."""
     if spec.weights == "none":
         raise ValueError("a `none` base is drawn from the seed: build the whole classifier")
     keras.utils.set_random_seed(seed)
@@ -252,16 +220,9 @@ def initial_head(spec: ModelSpec, features_shape, seed: int) -> keras.Model:
 
 
 def batchnorm_inference(base: keras.Model) -> None:
-    """Make every BatchNormalization layer of `base` run in inference mode (moving mean
-    and variance, never updated) whatever `training` it is called with; its gamma and
-    beta still train when the layer is trainable.
-
-    Calling the base with `training=False` is not enough in Keras 3: `fit` calls the
-    model with training=True and a functional model passes that value on to every
-    nested layer, overriding the training=False of the nested call
-    (keras-team/keras#20285), so step 2's trainable BatchNorm layers would normalise
-    with batch statistics and update their moving averages.
-    """
+    """Make every BatchNormalization layer of `base` run in inference mode whatever
+    `training` it gets (gamma and beta still train). Calling the base with training=False
+    is not enough: `fit`'s training=True overrides it in Keras 3 (keras-team/keras#20285)."""
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.call = _inference_call(layer.call)
@@ -273,11 +234,6 @@ def _inference_call(call):
     return inference
 
 
-def freeze_base(base: keras.Model) -> None:
-    """Step 1: every base layer frozen."""
-    base.trainable = False
-
-
 def unfreeze_last(base: keras.Model, k: int) -> None:
     """Step 2: the last k layers of the base trainable, the rest frozen."""
     base.trainable = True
@@ -287,53 +243,38 @@ def unfreeze_last(base: keras.Model, k: int) -> None:
 
 @dataclass
 class Cut:
-    """A base split where step 2's trainable layers begin.
-
-    `prefix` maps the normalised image (the base's input) to `tensors`, every tensor that a layer outside the
-    frozen prefix reads from inside it (one for VGG, several where the cut crosses the
-    parallel branches of an Inception block); `suffix` maps those tensors to the base
-    output. Both share the base's layer objects, so training `suffix` trains the base.
-    """
+    """A base split where step 2's trainable layers begin: `prefix` maps the base's input
+    to every tensor a later layer reads from it (several across Inception branches),
+    `suffix` those to the base output; both share the base's layers."""
     prefix: keras.Model
     suffix: keras.Model
     tensors: list            # names "<producing layer>:<output index>", in suffix input order
-    positions: list          # [index in base.layers, output index]: names are numbered by
-                             # Keras per process, positions are not (used in cache keys)
+    positions: list          # [index in base.layers, output index]: stable, for cache keys
 
 
 def split_at_cut(base: keras.Model, k: int) -> Cut:
-    """Split `base` before its last k layers (`base.layers[-k:]`, as `unfreeze_last`).
-
-    The prefix holds every layer that is frozen in step 2 and reads only from frozen
-    layers; it stays frozen in both steps, so its output is a pure function of the
-    image. With k = 0 the prefix is the whole base and the suffix the identity.
-    Read from each layer's public `input` / `output` tensors (a backbone's layers are
-    called once each).
-    """
+    """Split `base` before its last k layers: the prefix is every layer frozen in step 2
+    that reads only from frozen layers, so its output is a function of the image alone.
+    With k = 0 the prefix is the whole base and the suffix the identity."""
     n = len(base.layers)
-    index = {id(l): i for i, l in enumerate(base.layers)}
-    made_by = {id(t): (layer, i) for layer in base.layers
-               for i, t in enumerate(tree.flatten(layer.output))}
-    reads = {id(l): ([] if isinstance(l, layers.InputLayer) else tree.flatten(l.input))
-             for l in base.layers}
-    trainable = {id(l) for l in base.layers[n - k:]} if k else set()
+    # tensor -> [index in base.layers of the layer that outputs it, output index]
+    made_by = {id(t): [i, j] for i, layer in enumerate(base.layers)
+               for j, t in enumerate(tree.flatten(layer.output))}
+    reads = [[] if isinstance(l, layers.InputLayer) else tree.flatten(l.input)
+             for l in base.layers]
     prefix = set()
-    for layer in base.layers:              # functional layer order is topological
-        if id(layer) not in trainable and all(id(made_by[id(t)][0]) in prefix
-                                              for t in reads[id(layer)]):
-            prefix.add(id(layer))
-    tensors, seen = [], set()
-    for layer in base.layers:
-        for t in reads[id(layer)] if id(layer) not in prefix else ():
-            if id(made_by[id(t)][0]) in prefix and id(t) not in seen:
-                seen.add(id(t))
-                tensors.append(t)
-    if not tensors:                        # k = 0: nothing trains in the base
-        tensors = [base.output]
-    names = [f"{made_by[id(t)][0].name}:{made_by[id(t)][1]}" for t in tensors]
-    positions = [[index[id(made_by[id(t)][0])], made_by[id(t)][1]] for t in tensors]
+    for i in range(n - k):                 # functional layer order is topological
+        if all(made_by[id(t)][0] in prefix for t in reads[i]):
+            prefix.add(i)
+    crossing = {}                          # id -> tensor, in the order layers read them
+    for i in range(n):
+        if i not in prefix:
+            crossing.update((id(t), t) for t in reads[i] if made_by[id(t)][0] in prefix)
+    tensors = list(crossing.values()) or [base.output]     # k = 0: nothing trains in the base
+    positions = [made_by[id(t)] for t in tensors]
+    names = [f"{base.layers[i].name}:{j}" for i, j in positions]
     prefix_model = keras.Model(base.input, tensors, name=f"{base.name}_prefix")
-    if tensors == [base.output]:
+    if not crossing:
         inp = keras.Input(base.output.shape[1:], name="cut_0")
         suffix_model = keras.Model(inp, inp, name=f"{base.name}_suffix")
     else:
@@ -346,9 +287,8 @@ def count_params(weights) -> int:
 
 
 def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
-    """Paper Table 2's row of `spec`'s backbone `base` as Keras computes it: layers, k,
-    params, trainable params in step 2. Leaves `base` in its step-2 state
-    (`unfreeze_last(base, spec.k)`), the state training ends in."""
+    """Paper Table 2's row of `base` as Keras computes it; leaves `base` in its step-2
+    state (`unfreeze_last`), the state training ends in."""
     unfreeze_last(base, spec.k)
     return {"model": spec.name, "layers": len(base.layers), "k": spec.k,
             "params": count_params(base.weights),
@@ -356,6 +296,5 @@ def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
 
 
 def table2(specs: list[ModelSpec]) -> list[dict]:
-    """Table 2's rows, each from a freshly built random base (the grid records the same
-    row of the base it trained: `fer.train.grid`)."""
+    """Table 2's rows, each from a freshly built random base."""
     return [table2_row(spec, build_base(replace(spec, weights="none"))) for spec in specs]

@@ -1,20 +1,16 @@
-"""The whole grid at once: every pending (cell, seed) training of the fine-tune grid
-submitted together, so a cluster trains as many seeds as it has GPUs instead of one
-cell's seeds at a time.
+"""The whole grid at once: every pending (cell, seed) training submitted together, so a
+cluster trains as many seeds as it has GPUs.
 
     dvc repro merge                                   # train and test sets
     FER_EXECUTOR=ray RAY_ADDRESS=<head>:6379 python -m fer.train.fill_grid
     dvc repro                                         # assembles every cell from the cache
 
-This process (the driver) writes each finished seed into its cell's resume cache
-(`.cache/finetune/<cell>/`, keyed by content as the finetune stage keys it) exactly as
-the stage would, model first, then record (`fer.train.grid.record_seed`). `dvc repro` then finds
-every seed of every cell cached: each finetune stage only assembles its outputs and logs
-its MLflow runs, and the results are those of a serial run. Cells named as arguments
-(`vgg19-KDEF_Q`) restrict it to those cells. Killed midway, it is simply run again.
+Each finished seed goes into its cell's resume cache as the finetune stage would write it
+(`fer.train.grid.record_seed`). Cells named as arguments (`vgg19-KDEF_Q`) restrict it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -38,13 +34,7 @@ def pending_groups(params: dict, cells=()):
     if unknown:
         raise ValueError(f"cells {sorted(unknown)} are not in the grid "
                          f"(grid.models x grid.train_sets)")
-    loaded = {}
-
-    def load(name):
-        if name not in loaded:
-            loaded[name] = load_dataset(set_dir(name))
-        return loaded[name]
-
+    load = functools.cache(lambda name: load_dataset(set_dir(name)))
     tests = {t: load(t) for t in grid["test_sets"]}
     out = []
     for model, train_set in names:

@@ -1,24 +1,18 @@
-"""Two-step transfer learning (paper section 4.2).
+"""Two-step transfer learning (paper section 4.2): step 1 trains the head on a frozen base,
+step 2 also the last k base layers, each Keras's `Model.fit` on a `tf.data` pipeline
+(`batches`). A seed fixes the initial weights, validation split and every epoch's order;
+with op determinism on, a CPU run is bit-reproducible.
 
-Step 1: base frozen, `epochs_step1` epochs of Adam(lr_step1) on the new head.
-Step 2: the last k base layers trainable, `epochs_step2` epochs of Adam(lr_step2).
-Both are Keras's `Model.fit` on a `tf.data` pipeline (`batches`) reading rows of
-memory-mapped arrays. A seed fixes the weight initialisation, the validation split and
-every epoch's order (`epoch_order`: a function of (seed, epoch) alone); with
-TensorFlow's op determinism on, a CPU run is bit-reproducible.
-
-`train.fast_path` trains on cached frozen activations (`fer.train.activations`): step 1
-trains the head on the base's outputs, step 2 the base's suffix after the cut
-(`fer.train.backbones.split_at_cut`) plus the head on the activations at the cut. Initial weights,
-batches and their order are those of the naive path, so both give the same losses and
-predictions up to float rounding (tests/test_activations.py).
+`train.fast_path` trains on cached frozen activations (`fer.train.activations`): step 1 the
+head on the base's outputs, step 2 the suffix after the cut (`split_at_cut`) and the head;
+same weights and batches as the naive path, so the same numbers up to float rounding.
 """
 from __future__ import annotations
 
+import collections
 import sys
 import time
 import weakref
-from dataclasses import dataclass
 
 import numpy as np
 import keras
@@ -28,8 +22,8 @@ from fer.core import settings
 from fer.core.schema import BACKBONES, Train
 from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from fer.data.dataset import Dataset
-from fer.train.backbones import (ModelSpec, build_classifier, freeze_base, initial_head,
-                     split_at_cut, unfreeze_last)
+from fer.train.backbones import (ModelSpec, build_classifier, initial_head, split_at_cut,
+                                 unfreeze_last)
 from fer.data.splits import holdout_by_source
 
 
@@ -70,16 +64,15 @@ def validation_split(data: Dataset, train: Train, seed: int, rows=None):
     """(train_idx, val_idx) of `data`: `val_fraction` of its source subjects validate.
     `rows`: split only these rows of `data` (sorted), as `data.subset(rows)` would be
     split; the indices returned are `data`'s."""
-    if rows is None:
-        return holdout_by_source(data.manifest, train.val_fraction, seed)
-    rows = _sorted_rows(rows)
+    rows = _sorted_rows(data, rows)
     tr, va = holdout_by_source(data.manifest.iloc[rows].reset_index(drop=True),
                                train.val_fraction, seed)
     return rows[tr], rows[va]
 
 
-def _sorted_rows(rows) -> np.ndarray:
-    rows = np.asarray(rows)
+def _sorted_rows(data: Dataset, rows) -> np.ndarray:
+    """`rows` of `data` (all if None), checked sorted and unique."""
+    rows = np.arange(len(data)) if rows is None else np.asarray(rows)
     if np.any(np.diff(rows) <= 0):
         raise ValueError("rows must be sorted and unique")
     return rows
@@ -92,14 +85,10 @@ def epoch_order(rows, seed: int, epoch: int) -> np.ndarray:
 
 def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
             epochs: tuple = (0, 1)) -> tf.data.Dataset:
-    """(x, y) batches of `rows` of `arrays` (one array per model input: uint8 images,
-    which the model normalises, or cached activations; memory-mapped) as float32, and
-    of `labels`. With `seed`: the batches of epochs range(*epochs) one after another,
-    each epoch's rows in `epoch_order` (fit takes them with steps_per_epoch); without:
-    `rows` in order, once. Rows are read per batch (sorted, for the memory map) by a
-    `tf.numpy_function` one batch ahead of the step: a train set is never copied whole
-    into memory or into the graph (which, even for a 44 MB fast-path set, made epochs
-    slower and stalled `fit` after them: bench/feed_teardown.py)."""
+    """float32 (x, y) batches of `rows` of `arrays` (one per model input: images or cached
+    activations) and `labels`. With `seed`: epochs range(*epochs) one after another, each
+    in `epoch_order`; without: `rows` in order, once. Rows are read per batch by a
+    `tf.numpy_function`, never copied whole into the graph (bench/feed_teardown.py)."""
     arrays, rows = list(arrays), np.asarray(rows)
     if seed is None:           # a known length: Keras's evaluate and predict read it all
         ds = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
@@ -127,25 +116,13 @@ def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
 
 def train_two_step(spec: ModelSpec, train: Train, data: Dataset, seed: int,
                    callbacks=(), verbose: int = 0, reuse: bool = False, rows=None):
-    """Fine-tune one model on `data` minus its validation subjects
-    (`validation_split(data, train, seed)`); returns (model, history, seconds per epoch).
+    """Fine-tune one classifier on `data` minus its validation subjects; returns (model,
+    history, seconds per epoch; `seconds["cache"]` describes the fast path's cache).
 
-    `rows` (sorted): train on these rows of `data` only, with the same numbers as on
-    `data.subset(rows)` (the naive path) while the activation cache is that of the whole
-    of `data`, shared by every subset of it (folds, k values, seeds).
-
-    `model` is always the full classifier (it takes 0-255 pixels). With
-    `train.fast_path` the training runs on cached activations (falling back to the naive
-    path, with a message, when the cache would exceed `train.cache_limit_gb`), and
-    `seconds["cache"]` describes the cache.
-
-    `reuse`: train (on either path) on this process's classifier for (spec, train),
-    whose two step models were compiled and traced by an earlier call, after loading
-    this seed's initial weights into it and resetting its optimizers (`Cell`): the same
-    weights, batches and graph as a fresh build, so the same numbers, without building
-    the backbone (unless its weights are `none`) or tracing its training graph again.
-    The returned model is then that shared classifier: use it (predict, save) before
-    the next `reuse` call changes it.
+    `rows` (sorted): train on these rows only, with the numbers of `data.subset(rows)` but
+    the activation cache of all of `data`. `reuse`: train on this process's `Cell` for
+    (spec, train), the same numbers without building or tracing again; the returned model
+    is then shared: use it before the next `reuse` call.
     """
     configure(train)
     seed_everything(seed, train.deterministic)
@@ -166,9 +143,8 @@ def train_two_step(spec: ModelSpec, train: Train, data: Dataset, seed: int,
 
 
 def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbose):
-    """Step 1 then step 2, each `Model.fit` of the cell's step model on its `arrays`
-    (step 1's, step 2's); epochs are counted on across both steps, so step 2's batches
-    go on from where step 1's ended."""
+    """Step 1 then step 2, each `Model.fit` of the cell's step model on its `arrays`;
+    epochs are counted on across both steps."""
     history, seconds, first = {}, {}, 0
     bs, steps = train.batch_size, -(-len(tr) // train.batch_size)
     for step, epochs, lr in ((1, train.epochs_step1, train.lr_step1),
@@ -177,7 +153,7 @@ def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbo
             history[f"step{step}"], seconds[f"step{step}"] = {}, []
             continue
         if step == 1:
-            freeze_base(cell.base)
+            cell.base.trainable = False
         else:
             unfreeze_last(cell.base, spec.k)
         model, xs = cell.compile(step, lr, train.jit_compile), arrays[step - 1]
@@ -196,24 +172,15 @@ def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbo
 
 
 def cosine(lr: float, epoch: int, epochs: int) -> float:
-    """Epoch `epoch` (0-based) of `epochs`' learning rate: `lr` halfway down a cosine
-    from `lr` at the first epoch towards 0 after the last."""
+    """Epoch `epoch`'s (0-based) learning rate: a cosine from `lr` towards 0 after the last."""
     return lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
 
 
 class Cell:
-    """A classifier and its two step models (step 1's and step 2's trainable sets
-    differ, so each is its own `keras.Model` over the same layers with its own Adam),
-    each compiled once; `Cell.take(..., reuse=True)` keeps one per process and every
-    seed of a cell (and fold of a cross-validation) trains on it.
-
-    Keras traces `fit`'s graph again after every `compile`, so a fresh model per seed
-    traces the whole backbone twice per seed: most of a demo cell's time
-    (InceptionResNetV2: ~65 of ~90 s per seed). Here a seed loads its freshly drawn
-    initial weights (`set_weights`) and resets both optimizers' variables to their
-    values before their first update (`assign`), so it runs the graph a fresh build
-    would trace, on the same weights and batches.
-    """
+    """A classifier and its two step models (each its own `keras.Model` over the same
+    layers with its own Adam), compiled once. With `take(..., reuse=True)` every seed of a
+    process reuses one, loading its initial weights and resetting the optimizers: tracing
+    `fit` again per seed was most of a demo cell's time (InceptionResNetV2: ~65 of ~90 s)."""
     current = None          # the last (spec, train, fast)'s: backbones are large, keep one
 
     def __init__(self, spec: ModelSpec, train: Train, seed: int, fast: bool):
@@ -222,8 +189,7 @@ class Cell:
         self.steps, self.cut = (_fast_models if fast else _step_models)(self.model, self.base,
                                                                       spec.k)
         self.optimizer_start = {}
-        # a base that does not depend on the seed is kept as built; a new seed then only
-        # draws a head (fer.train.backbones.initial_head) instead of building a whole backbone
+        # a base that does not depend on the seed is kept; a new seed only draws a head
         self.initial_base = None if spec.weights == "none" else self.base.get_weights()
 
     @classmethod
@@ -270,15 +236,9 @@ def _step_models(model, base, k):
                  for i in (1, 2)), None
 
 
-_FAST = weakref.WeakKeyDictionary()     # full classifier -> how `predict` reaches its cache
-
-
-@dataclass
-class _Fast:
-    prefix: keras.Model
-    key: str
-    trainer: keras.Model                # cut tensors -> class probabilities
-    cache: CacheSpec
+# full classifier -> how `predict` reaches its cache; trainer: cut tensors -> probabilities
+_FAST = weakref.WeakKeyDictionary()
+_Fast = collections.namedtuple("_Fast", "prefix key trainer cache")
 
 
 def _fast_models(model, base, k):
@@ -322,18 +282,15 @@ def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
           file=sys.stderr)
     seconds["cache"] = {
         "fast_path": True, "bytes": total, "hit": info["hit"], "cut": cut.tensors,
-        "build_s": round((0 if info["hit"] else info["build_s"])
-                         + (0 if info1["hit"] else info1["build_s"]), 3)}
+        "build_s": round(sum(i["build_s"] for i in (info, info1) if not i["hit"]), 3)}
     return cell.model, history, seconds
 
 
 def predict(model, data: Dataset, batch_size: int = 64, rows=None) -> np.ndarray:
-    """Class probabilities of `data` (of its `rows`, sorted, if given) by `model`; a model
-    trained on the fast path reads the frozen prefix's activations from the cache
-    (computed once per image set: with `rows`, the whole of `data`'s). One graph per
-    model whatever the batch sizes (`fer.train.activations.forward`; Keras's `predict` traces
-    twice, for the first batch's shape and then a relaxed one)."""
-    rows = np.arange(len(data)) if rows is None else _sorted_rows(rows)
+    """Class probabilities of `data` (of its sorted `rows`, if given) by `model`; a fast-path
+    model reads the prefix's activations from the cache. One graph whatever the batch
+    sizes (`fer.train.activations.forward`)."""
+    rows = _sorted_rows(data, rows)
     arrays, fast = [data.images], _FAST.get(model)
     if fast is not None:
         try:

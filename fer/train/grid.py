@@ -1,16 +1,10 @@
 """One cell of the cross-database grid: a backbone x a train set, over its seeds.
 
-Every seed is trained (fer.train.finetune), scored on its validation subjects (held out of the
-train set by source subject, `train.val_fraction`), tested on every test set, and its
-result stored in a resume cache; a cell killed midway restarts after its last finished
-seed. The cell's model is the seed with the best validation accuracy
-(`train.select_on: val`, the default). The paper's protocol, the seed with the best
-accuracy on a test set (`train.select_on: CK+`), is available but every output then says
-"test-selected". The mean ± std over seeds involves no selection; the best test accuracy
-over seeds is reported only as `max_test_selected` ("max, test-selected as in the paper").
-
-The resume cache is keyed by content: the bytes of every dataset the cell reads, the
-cell's parameters, the local weights file it loads and the code that computes it.
+Every seed is trained, scored on its validation subjects and on every test set, and stored
+in a resume cache keyed by content (datasets, parameters, weights file, code). The cell's
+model is the seed with the best validation accuracy (`train.select_on: val`); the paper's
+test-selected protocol (`select_on: CK+`) is labelled "test-selected" in every output, as is
+the best test accuracy over seeds (`max_test_selected`).
 """
 from __future__ import annotations
 
@@ -22,16 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.train import activations
-from fer.data import dataset
-from fer.evaluate import metrics as evaluate
-from fer.train import executor
-from fer.train import finetune
-from fer.train import keras_io
-from fer.data import labels
-from fer.train import backbones as models
 from fer.core import schema
-from fer.data import splits
+from fer.data import dataset, labels, splits
+from fer.evaluate import metrics as evaluate
+from fer.train import activations, executor, finetune, keras_io
+from fer.train import backbones as models
 from fer.core.atomic import atomic_file, write_json
 from fer.core.keys import content_key, versions
 from fer.data.dataset import Dataset, load_dataset, stratified_subset
@@ -43,14 +32,14 @@ from fer.train.backbones import ModelSpec
 from fer.core.schema import BACKBONES, NAMED_WEIGHTS, Train, TrainOverrides
 
 VAL = "val"
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 # what computes a seed's record and writes its model (+ this module)
 CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, schema, splits)
 
 
 @dataclass(frozen=True)
 class CellSpec:
-    """A grid cell: a backbone trained on a train set with its train section, tested on
-    every test set."""
+    """A grid cell: a backbone trained on a train set, tested on every test set."""
     model: ModelSpec
     train: Train               # with the backbone's own models.<m>.train keys
     train_set: str
@@ -63,10 +52,6 @@ class CellSpec:
     @property
     def seeds(self) -> tuple:
         return tuple(range(self.train.seed, self.train.seed + self.train.seeds))
-
-    @property
-    def max_images(self) -> int | None:
-        return self.train.max_images
 
     @property
     def select_on(self) -> str:
@@ -137,11 +122,9 @@ def check_cell(spec: CellSpec, train: Dataset, tests: dict) -> None:
 
 
 def set_paths(spec: CellSpec, datasets) -> dict:
-    """{set name: directory} of the cell's train and test sets; `datasets` is that mapping
-    already, or one directory holding every set."""
-    if isinstance(datasets, dict):
-        return {name: Path(datasets[name]) for name in (spec.train_set, *spec.test_sets)}
-    return {name: Path(datasets) / name for name in (spec.train_set, *spec.test_sets)}
+    """{set name: directory} of the cell's sets; `datasets`: that mapping or their parent."""
+    return {name: Path(datasets[name]) if isinstance(datasets, dict) else Path(datasets) / name
+            for name in (spec.train_set, *spec.test_sets)}
 
 
 def fingerprint(spec: CellSpec, datasets) -> str:
@@ -181,13 +164,16 @@ def selected(results: list, select_on: str) -> dict:
     return max(results, key=lambda r: (score(r, select_on), -r["seed"]))
 
 
+def selected_record(cell: dict) -> dict:
+    """The selected seed's record in a cell record."""
+    return next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
+
+
 def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
-    """One seed of a cell: train on `full` (at most `max_images` of it, the same
-    images for every seed: drawn with the cell's first seed), score its validation subjects
-    and every test set. Returns (seed record, trained model: the process's shared
-    classifier of `train_two_step(reuse=True)`, to save before the next seed trains).
-    Runs in the stage process (FER_EXECUTOR=local) or as a Ray task (`ray`)."""
-    data = stratified_subset(full, spec.max_images, spec.seeds[0])
+    """One seed of a cell: train on at most `max_images` of `full` (the same for every
+    seed), score validation subjects and test sets. Returns (seed record, the shared
+    classifier of `train_two_step(reuse=True)`: save it before the next seed trains)."""
+    data = stratified_subset(full, spec.train.max_images, spec.seeds[0])
     model, history, seconds = train_two_step(spec.model, spec.train, data, seed, reuse=True)
     _, va = validation_split(data, spec.train, seed)
     result = {"seed": seed, "train_images": len(data) - len(va),
@@ -199,16 +185,14 @@ def train_seed(spec: CellSpec, full: Dataset, tests: dict, seed: int):
               "val": (classification_metrics(data.labels[va], predict(
                   model, data, rows=va)) if len(va) else None)}
     for name, ds in tests.items():
-        result["tests"][name] = classification_metrics(
-            ds.labels, predict(model, ds))
+        result["tests"][name] = classification_metrics(ds.labels, predict(model, ds))
     return result, model
 
 
 def holdout_accuracy(train: Train, data: Dataset, spec: ModelSpec, fit_idx, held_idx,
                      seed: int) -> float:
-    """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx`
-    (one k of the k search, one cross-validation fold); a task of `fer.train.executor`. Both
-    read `data`'s activation cache (fast path): one entry for every fold."""
+    """Accuracy on rows `held_idx` of `data` of a model fine-tuned on rows `fit_idx` (a k of
+    the k search, a cross-validation fold), all sharing `data`'s activation cache."""
     fit_idx, held_idx = np.sort(fit_idx), np.sort(held_idx)
     model, _, _ = train_two_step(spec, train, data, seed, reuse=True, rows=fit_idx)
     return classification_metrics(data.labels[held_idx], predict(
@@ -218,12 +202,12 @@ def holdout_accuracy(train: Train, data: Dataset, spec: ModelSpec, fit_idx, held
 def portable_seed(outcome):
     """(record, model) -> (record, .keras bytes): a Ray worker's return value."""
     result, model = outcome
-    return result, executor.model_bytes(model)
+    return result, keras_io.keras_bytes(model)
 
 
 def record_seed(spec: CellSpec, cache_dir: Path, result: dict, model, recorded: list) -> None:
-    """Store a trained seed in the cell's resume cache: its model first (atomically) if it
-    is the selected one among `recorded` and itself, then its record."""
+    """Store a trained seed in the resume cache: its model first if it is the selected one
+    so far, then its record."""
     if selected(recorded + [result], spec.select_on)["seed"] == result["seed"]:
         path = cache_dir / f"model_seed{result['seed']}.keras"
         if isinstance(model, bytes):              # a Ray worker's .keras file
@@ -236,16 +220,10 @@ def record_seed(spec: CellSpec, cache_dir: Path, result: dict, model, recorded: 
 
 def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool = False,
              runner: executor.Executor = executor.Executor()) -> dict:
-    """Train and test every seed (resuming from `cache_dir`); returns the cell record.
-    `datasets`: as in `set_paths`; `prepared`: the caller has just run `prepare_cache`;
-    `runner`: where the seeds train (`fer.train.executor`; the default trains them here, one
-    after another).
-
-    `on_seed(seed_result)` is called for every seed, trained now or found in the cache,
-    in seed order. The selected seed's model is `<cache_dir>/model_seed<seed>.keras`,
-    written before that seed's record, so a record never points at a missing or older
-    model.
-    """
+    """Train and test every seed (resuming from `cache_dir`); returns the cell record, whose
+    `selected_model` is `<cache_dir>/model_seed<seed>.keras`. `prepared`: the caller ran
+    `prepare_cache`; `runner`: where the seeds train; `on_seed(record)` is called for every
+    seed, trained or cached, in seed order."""
     paths = set_paths(spec, datasets)
     full = load_dataset(paths[spec.train_set])
     tests = {t: load_dataset(paths[t]) for t in spec.test_sets}
@@ -259,9 +237,8 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
     results = []
     try:
         for seed in spec.seeds:
-            done = cache_dir / f"seed_{seed}.json"
             if seed not in todo:
-                result = json.loads(done.read_text())
+                result = json.loads((cache_dir / f"seed_{seed}.json").read_text())
                 result["resumed"] = True
             else:
                 result, model = next(trained)
@@ -277,16 +254,13 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
     for stale in cache_dir.glob("model_seed*.keras"):
         if stale.name != f"model_seed{best['seed']}.keras":
             stale.unlink()
-    summary = {}
-    for t in spec.test_sets:
-        summary[t] = {}
-        for m in ("accuracy", "balanced_accuracy", "macro_f1"):
-            s = summarize([r["tests"][t][m] for r in results])
-            summary[t][m] = {"mean": s["mean"], "std": s["std"], "n": s["n"],
-                             key: best["tests"][t][m],
-                             "max_test_selected": s["max"]}
-    val_summary = ({m: summarize([r["val"][m] for r in results])
-                    for m in ("accuracy", "balanced_accuracy", "macro_f1")}
+
+    def over_seeds(t, m):
+        s = summarize([r["tests"][t][m] for r in results])
+        return {"mean": s["mean"], "std": s["std"], "n": s["n"], key: best["tests"][t][m],
+                "max_test_selected": s["max"]}
+    summary = {t: {m: over_seeds(t, m) for m in METRICS} for t in spec.test_sets}
+    val_summary = ({m: summarize([r["val"][m] for r in results]) for m in METRICS}
                    if all(r["val"] for r in results) else None)
     step_seconds = {s: float(np.mean([np.mean(r["epoch_seconds"][s]) for r in results]))
                     if all(r["epoch_seconds"][s] for r in results) else None   # no such step
@@ -295,9 +269,7 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
             "seeds": list(spec.seeds),
             "selection": {"on": spec.select_on, "test_selected": spec.select_on != VAL,
                           "key": key, "seed": best["seed"],
-                          # train-only rows (DCGAN images) were generated from every source
-                          # subject, the validation subjects too: their validation
-                          # accuracy is optimistic (the test sets are not affected)
+                          # DCGAN rows come from every subject: val accuracy is optimistic
                           "train_only_images": int((full.manifest["source_subject"]
                                                     == "").sum())},
             "selected_seed": best["seed"], "architecture": results[0]["architecture"],
@@ -308,10 +280,9 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
 
 
 def selected_meta(spec: CellSpec, cell: dict, crop: dict) -> dict:
-    """meta.json beside a cell's kept model: the selected seed, how it was selected, what
-    the model takes (pixels, preprocessing inside it, labels) and the crop settings the
-    browser repeats (crop.margin, square, confidence, frame_tolerance), and its scores."""
-    best = next(r for r in cell["per_seed"] if r["seed"] == cell["selected_seed"])
+    """meta.json beside a cell's kept model: the selected seed and how, what the model takes,
+    the crop settings the browser repeats, and its scores."""
+    best = selected_record(cell)
     return {"model": spec.model.name, "train_set": spec.train_set,
             "seed": cell["selected_seed"], "selected_on": spec.select_on,
             "test_selected": cell["selection"]["test_selected"],

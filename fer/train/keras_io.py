@@ -1,11 +1,7 @@
-"""Deterministic Keras model files: the same weights give the same bytes.
-
-`model.save` writes a .keras zip whose bytes change on every save (zip entry times,
-`date_saved` in metadata.json) and which carries the optimizer state of a compiled model.
-DVC then sees a re-run with bit-identical weights as a new output. `save_model` writes
-the architecture and weights only (the `include_optimizer=False` of Keras 2: kept models
-are for inference), with fixed zip entry times, order and permissions, and metadata
-without `date_saved`. `keras.models.load_model` reads it as any .keras file.
+"""Deterministic Keras model files: the same weights give the same bytes, so DVC does not
+see a bit-identical re-run as a new output. `model.save` stamps zip entry times and
+`date_saved` and keeps the optimizer; `save_model` writes architecture and weights only,
+with fixed entry times, order and permissions. `keras.models.load_model` reads it.
 """
 from __future__ import annotations
 
@@ -24,11 +20,8 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)          # the earliest time a zip entry can c
 
 def keras_bytes(model: keras.Model) -> bytes:
     """The deterministic .keras archive of `model` (architecture + weights, no optimizer)."""
-    # a compiled model is rebuilt from its config, uncompiled: no optimizer state, no
-    # compile_config (keras.models.clone_model would compile the copy as the original
-    # is); an uncompiled one (the grid's, fer.train.finetune.Cell) is saved as it is, which
-    # skips rebuilding a backbone (InceptionResNetV2: ~3 s a save) and writes the same
-    # bytes once `_plain_config` drops what a rebuilt model would not carry
+    # a compiled model is rebuilt from its config, uncompiled (clone_model would compile
+    # it); an uncompiled one is saved as it is (a rebuild costs ~3 s for InceptionResNetV2)
     plain = model
     if model.compiled or getattr(model, "optimizer", None) is not None:
         plain = type(model).from_config(model.get_config())
@@ -45,24 +38,13 @@ def keras_bytes(model: keras.Model) -> bytes:
                 meta = json.loads(data)
                 meta.pop("date_saved", None)
                 data = json.dumps(meta, sort_keys=True).encode()
-            elif name == "config.json":
-                data = json.dumps(_plain_config(json.loads(data))).encode()
+            elif name == "config.json":     # shared_object_id: a memory address, run to run
+                data = json.dumps(json.loads(data, object_hook=lambda d: {
+                    k: v for k, v in d.items() if k != "shared_object_id"})).encode()
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             dst.writestr(info, data)
     return out.getvalue()
-
-
-def _plain_config(node):
-    """`node` without `shared_object_id`: Keras writes it where layers share one object
-    (their dtype policy, in a model built in this process), and its value is that
-    object's memory address, so it changes from run to run; loading without it gives
-    each layer its own equal object."""
-    if isinstance(node, dict):
-        return {k: _plain_config(v) for k, v in node.items() if k != "shared_object_id"}
-    if isinstance(node, list):
-        return [_plain_config(v) for v in node]
-    return node
 
 
 def save_model(model: keras.Model, path) -> None:

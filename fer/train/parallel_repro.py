@@ -1,37 +1,10 @@
 """`dvc repro` with up to N stages running at once.
 
-DVC runs one stage at a time. Its documented way to run independent stages in parallel
-is to start several `dvc repro` processes: each releases the repository lock while its
-stage's command runs and takes it again to record the result (`--wait-for-lock` makes a
-process wait for the lock instead of failing). This module does that for the DAG:
-
-1. `dvc dag --dot` gives the stages (in `dvc.yaml` order; `.dvc` files too) and their
-   edges; `dvc status` gives the stages that changed. Those and everything downstream
-   of them are to run, restricted to the given targets and their upstream stages, as
-   `dvc repro` would.
-2. Each such stage runs as `dvc --wait-for-lock repro --single-item <stage>` once every
-   upstream stage it waits for has finished, up to N at a time, longest remaining chain
-   of stages first (`priorities`). DVC still decides for itself whether the stage is
-   stale; nothing is run twice.
-3. After the first failure no stage starts; those running finish (each stage writes its
-   outputs atomically), the run exits with the failed stage's status and names it.
-   Ctrl-C or SIGTERM stops the running stages (SIGINT to each `dvc` and its command, in
-   their own process group) and waits for them.
-4. `dvc.lock` lists its stages in `dvc.yaml` order afterwards, whatever order they
-   finished in, so the file does not depend on N or on timing.
-
-With `--gpus 0,1` each running stage holds one of N slots and sees only the GPU of its
-slot (`CUDA_VISIBLE_DEVICES`): `-j 4 --gpus 0,1` puts two stages on each GPU, which
-TensorFlow's memory growth lets them share (FER_GPU_MEMORY_GROWTH, on by default;
-with N > 1 every stage gets `TF_FORCE_GPU_ALLOW_GROWTH=true` unless it is set).
-
-Every stage's output is passed through, each line prefixed with the stage's name when
-N > 1. Per-stage wall times are printed as JSON at the end (the format of
-`bench/stage_times.py`, with each stage's start and end; `--save FILE` also writes it).
-Stages that run side by side share the machine: their measured times (cells' epoch
-seconds, Table 9; latencies, Table 10 and the baselines) are then not single-job
-figures. `FER_CONCURRENT_STAGES` tells each stage how many may run at once
-(`fer.core.timing`), and those tables say so.
+Each stage to run (changed or downstream of a change, within the targets and their upstream
+stages) runs as `dvc --wait-for-lock repro --single-item <stage>` once its upstream stages
+have finished, up to N at a time, longest chain first. The first failure stops new starts,
+Ctrl-C or SIGTERM stops the running stages, and `dvc.lock` is rewritten in `dvc.yaml` order.
+`--gpus 0,1`: a stage in slot i sees only GPU i mod len. Details: docs/scale-out.md.
 
 Usage: python -m fer.train.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH] [target ...]
 """
@@ -51,14 +24,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import networkx as nx
+
 NODE = re.compile(r'^"([^"]+)";$')
 EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
 
 
 def read_dag(dot: str) -> tuple[list, dict]:
-    """Stages in file order and each stage's upstream stages, from `dvc dag --dot`.
-    A `.dvc` file (`data.dvc`) is a node too: when its data changed, `dvc repro
-    --single-item data.dvc` records the new data first, as `dvc repro` does."""
+    """Stages in file order and each stage's upstream stages, from `dvc dag --dot` (a `.dvc`
+    file is a node too: `repro --single-item data.dvc` records changed data first)."""
     order, upstream = [], {}
     for line in dot.splitlines():
         line = line.strip()
@@ -69,57 +43,37 @@ def read_dag(dot: str) -> tuple[list, dict]:
     return order, {s: upstream.get(s, set()) & set(order) for s in order}
 
 
-def downstream_of(upstream: dict) -> dict:
-    """Each stage's direct downstream stages (the edges of `upstream`, reversed)."""
-    downstream = {s: set() for s in upstream}
-    for s, ups in upstream.items():
-        for u in ups:
-            downstream[u].add(s)
-    return downstream
-
-
-def reachable(starts, edges: dict) -> set:
-    """The stages in `starts` and every stage reachable from them along `edges`."""
-    seen, todo = set(), list(starts)
-    while todo:
-        s = todo.pop()
-        if s not in seen:
-            seen.add(s)
-            todo.extend(edges[s])
-    return seen
+def dag(upstream: dict) -> nx.DiGraph:
+    """`upstream` as a graph with edges pointing downstream (networkx: DVC's own graphs)."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(upstream)
+    graph.add_edges_from((u, s) for s, ups in upstream.items() for u in ups)
+    return graph
 
 
 def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
     """The changed stages and everything downstream of them, within the targets and
     their upstream stages (all stages without targets), in file order."""
-    run = reachable((s for s in stages if s in changed), downstream_of(upstream))
+    graph = dag(upstream)
+    run = {s for c in changed if c in graph for s in (c, *nx.descendants(graph, c))}
     if targets:
-        run &= reachable(targets, upstream)
+        run &= {s for t in targets for s in (t, *nx.ancestors(graph, t))}
     return [s for s in stages if s in run]
 
 
 def priorities(stages: list, upstream: dict) -> dict:
-    """Each stage's rank for starting first: the number of stages on the longest path
-    from it to the end of the DAG, then its position in the file (later first). Long
-    chains start early (a cell whose model is exported, then the export, start before
-    the other cells), and among equals the deepest stage first, so what is started gets
-    finished. Stages are not weighted by duration: a long stage with a short chain
-    (`edge_eval`) may wait for the cells; ranking by measured seconds gained 2 % in a
-    simulation of the demo (docs/scale-out.md)."""
-    downstream = downstream_of(upstream)
-    depth: dict = {}
-
-    def longest(s):
-        if s not in depth:
-            depth[s] = 1 + max((longest(d) for d in downstream[s]), default=0)
-        return depth[s]
-
-    return {s: (longest(s), i) for i, s in enumerate(stages)}
+    """Each stage's rank for starting first: the stages on the longest path from it to the
+    end of the DAG, then its position in the file (later first), so long chains start early
+    and what is started gets finished (durations are not weighed: docs/scale-out.md)."""
+    graph, depth = dag(upstream), {}
+    for s in reversed(list(nx.topological_sort(graph))):
+        depth[s] = 1 + max((depth[d] for d in graph.successors(s)), default=0)
+    return {s: (depth[s], i) for i, s in enumerate(stages)}
 
 
 def order_lockfile(path: Path, stages: list) -> None:
-    """Rewrite `dvc.lock` with its stages in `stages` order (DVC appends a stage's
-    entry when it first finishes, so parallel runs would otherwise order it by timing)."""
+    """Rewrite `dvc.lock` with its stages in `stages` order (DVC appends an entry when a
+    stage first finishes)."""
     if not path.is_file():
         return
     from dvc.repo import Repo
@@ -134,26 +88,19 @@ def order_lockfile(path: Path, stages: list) -> None:
 
 @dataclass
 class Running:
-    """A stage's `dvc repro` process, the thread passing its output through, when it
-    started and the slot (GPU) it holds."""
+    """A stage's `dvc repro` process, its output thread, start time and slot (GPU)."""
     process: subprocess.Popen
     pump: threading.Thread
     began: float
     slot: int
 
 
-class Printer:
-    """Passes a stage's output through, whole lines at a time, prefixed when several
-    stages share the terminal."""
-
-    def __init__(self, prefixed: bool):
-        self.prefixed, self.lock = prefixed, threading.Lock()
-
-    def pump(self, stage: str, stream) -> None:
-        for line in stream:
-            with self.lock:
-                sys.stdout.write(f"{stage}| {line}" if self.prefixed else line)
-                sys.stdout.flush()
+def pump(stage: str, stream, prefixed: bool, lock: threading.Lock) -> None:
+    """Pass a stage's output through, whole lines, prefixed when several share the terminal."""
+    for line in stream:
+        with lock:
+            sys.stdout.write(f"{stage}| {line}" if prefixed else line)
+            sys.stdout.flush()
 
 
 def _dvc_output(dvc: str, *args) -> str:
@@ -181,8 +128,8 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
     env = {**os.environ, "FER_CONCURRENT_STAGES": str(jobs)}
     if jobs > 1:
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    printer = Printer(prefixed=jobs > 1)
-    running, done, times, failed = {}, set(), {}, None
+    lock = threading.Lock()
+    running, done, seconds, intervals, failed = {}, set(), {}, {}, None
     try:
         while pending or running:
             while failed is None and pending and len(running) < jobs:
@@ -199,18 +146,17 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
                                       ready], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, errors="replace", bufsize=1, env=stage_env,
                                      start_new_session=True)   # stopped as a group: below
-                pump = threading.Thread(target=printer.pump, args=(ready, p.stdout))
-                pump.start()
-                running[ready] = Running(p, pump, time.perf_counter(), slot)
+                pumping = threading.Thread(target=pump, args=(ready, p.stdout, jobs > 1, lock))
+                pumping.start()
+                running[ready] = Running(p, pumping, time.perf_counter(), slot)
             if not running:
                 break
             finished = _wait_any(running)
             r = running.pop(finished)
             r.pump.join()
             now = time.perf_counter()
-            times[finished] = {"s": round(now - r.began, 1),
-                               "start_s": round(r.began - start, 1),
-                               "end_s": round(now - start, 1)}
+            seconds[finished] = round(now - r.began, 1)
+            intervals[finished] = [round(r.began - start, 1), round(now - start, 1)]
             if r.process.returncode == 0:
                 done.add(finished)
             elif failed is None:
@@ -231,9 +177,7 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
     text = json.dumps({"command": f"python -m fer.train.parallel_repro -j {jobs}"
                        + "".join(f" {t}" for t in targets),
                        "returncode": code, "jobs": jobs, "total_s": round(total, 1),
-                       "stages_s": {s: t["s"] for s, t in times.items()},
-                       "intervals_s": {s: [t["start_s"], t["end_s"]]
-                                       for s, t in times.items()}}, indent=1)
+                       "stages_s": seconds, "intervals_s": intervals}, indent=1)
     print(text)
     if save:
         from fer.core.atomic import atomic_file
@@ -256,11 +200,9 @@ def _group_alive(p: subprocess.Popen) -> bool:
 
 
 def stop(processes: list, grace: float = STOP_GRACE_S) -> None:
-    """Stop each stage's process group (dvc and its command): SIGINT, as Ctrl-C in a
-    terminal would (the command stops, dvc records nothing, atomic outputs keep nothing
-    half-written); SIGTERM to the groups still alive after `grace` seconds, SIGKILL
-    after as long again (a command that ignores SIGINT: started in the background by
-    a shell, for one)."""
+    """Stop each stage's process group (dvc and its command): SIGINT, as Ctrl-C would (dvc
+    records nothing), then SIGTERM to groups alive after `grace` seconds, SIGKILL after as
+    long again (a command that ignores SIGINT, e.g. a shell's background job)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         alive = [p for p in processes if _group_alive(p)]
         for p in alive:
@@ -275,8 +217,7 @@ def stop(processes: list, grace: float = STOP_GRACE_S) -> None:
 
 
 def _wait_any(running: dict) -> str:
-    """The name of a running stage whose process has ended (polls: portable, and a
-    stage takes seconds at the least)."""
+    """The name of a running stage whose process has ended (polls: portable)."""
     while True:
         for stage, r in running.items():
             if r.process.poll() is not None:
@@ -304,9 +245,8 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         ap.error(f"-j must be 1 or more, not {args.jobs}")
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-    # SIGTERM unwinds like Ctrl-C: the running stages are stopped and waited for; SIGINT
-    # is made to count even where it was ignored (a shell's background job), and the
-    # stages inherit that
+    # SIGTERM unwinds like Ctrl-C (the stages are stopped and waited for); SIGINT counts
+    # even where it was ignored (a shell's background job), and the stages inherit that
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
