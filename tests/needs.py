@@ -24,7 +24,7 @@ APT_NODE = "Debian: apt-get install nodejs npm; .ci/run installs it"
 APT_CHROMIUM = "Debian: apt-get install chromium; .ci/run installs it"
 APT_POSTGRESQL = "Debian: apt-get install postgresql; .ci/run installs it"
 NPM_WEB = "npm ci --prefix web --no-audit --no-fund; make install does"
-PIP = "pip install -r requirements.txt; make install does"
+PIP = "pip install -r requirements.txt -c requirements.lock; make install does"
 
 
 def in_ci() -> bool:
