@@ -224,6 +224,31 @@ def test_subsampled_conv_is_the_strided_1x1_conv():
         sub.set_weights(conv.get_weights())
         np.testing.assert_array_equal(np.asarray(sub(x)), want)
 
+def test_fused_batchnorm_is_keras_batchnorm():
+    """mini_xception's FusedBatchNormalization trains as Keras's BatchNormalization does:
+    the same outputs, gradients and moving statistics (biased variance), and the same
+    inference."""
+    import keras
+    import tensorflow as tf
+    from fer.train.backbones import FusedBatchNormalization
+    x = tf.constant(np.random.default_rng(0).normal(2, 3, (7, 11, 13, 8)).astype(np.float32))
+    gamma = np.random.default_rng(1).normal(1, 0.2, 8).astype(np.float32)
+    got = []
+    for bn in (keras.layers.BatchNormalization(momentum=0.9),
+               FusedBatchNormalization(momentum=0.9)):
+        bn.build(x.shape)
+        bn.gamma.assign(gamma)
+        bn.beta.assign(gamma - 1)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = bn(x, training=True)
+            loss = tf.reduce_sum(y * tf.sin(x))
+        got.append([y, *tape.gradient(loss, [x, bn.gamma, bn.beta]), bn.moving_mean,
+                    bn.moving_variance, bn(x, training=False)])
+    for want, have, atol in zip(*got, (1e-5, 1e-5, 1e-3, 1e-3, 1e-6, 1e-5, 1e-5)):
+        np.testing.assert_allclose(np.asarray(have), np.asarray(want), atol=atol)
+
+
 
 MINI_XCEPTION_ODD_BATCHES = """
 import numpy as np, keras
