@@ -46,7 +46,7 @@ def main(emotion: str) -> None:
         log = metric_logger(run.info.run_id)
         log_datasets(training=[CROP_DIR / s for s in dict.fromkeys([g.source, g.extra_source])])
         record = train_emotion_gan(emotion, real, g, extractor, state_dir,
-                                   log=lambda epoch, metrics: log(metrics, step=epoch),
+                                   log=log.rows,
                                    key_extra=key_extra)
         images = resize_all(generate(record["generator"], g.n_generate, g.seed + 1000), size)
         save_dataset(DERIVED_DIR / g.part / emotion, images,

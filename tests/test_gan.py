@@ -138,13 +138,20 @@ def _small_gan(epochs):
     return real, gan, FeatureExtractor("pixels")
 
 
+def die_at_3(rows):
+    """A `log` that kills the run when it is given epoch 3 (before the epoch-4 save)."""
+    if any(epoch == 3 for epoch, _ in rows):
+        raise Killed()
+
+
 def test_resume_equals_uninterrupted(tmp_path):
     real, gan, ex = _small_gan(epochs=6)
-    full = train_emotion_gan("sad", real, gan, ex, tmp_path / "a")
-
-    def die_at_3(epoch, metrics):
-        if epoch == 3:
-            raise Killed()
+    calls = []
+    full = train_emotion_gan("sad", real, gan, ex, tmp_path / "a", log=calls.append)
+    # every epoch logged once, batched up to each state save (every 2 epochs)
+    assert [[e for e, _ in rows] for rows in calls] == [[1, 2], [3, 4], [5, 6]]
+    assert [m["d_loss"] for rows in calls for _, m in rows] == [
+        h["d_loss"] for h in full["history"]]
 
     with pytest.raises(Killed):
         train_emotion_gan("sad", real, gan, ex, tmp_path / "b", log=die_at_3)
@@ -163,11 +170,6 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_resume_state_is_keyed_by_content_params_and_code(tmp_path):
     real, gan, ex = _small_gan(epochs=4)
     extra = {"crop_size": 80}
-
-    def die_at_3(epoch, metrics):
-        if epoch == 3:
-            raise Killed()
-
     with pytest.raises(Killed):
         train_emotion_gan("sad", real, gan, ex, tmp_path / "s", log=die_at_3, key_extra=extra)
 
@@ -219,21 +221,22 @@ def _stage_dir(tmp_path, sad=8, **gan):
     return params
 
 
-# Runs the GAN stage and SIGKILLs its process right after epoch 5 was logged (the state
-# on disk is from epoch 4).
+# Runs the GAN stage and SIGKILLs its process right after epochs 3 and 4 were logged,
+# before epoch 4's state was saved (the state on disk is from epoch 2): the resumed run
+# logs epochs 3 and 4 again, and MLflow must keep one of each.
 KILLED_STAGE = """
 import os, signal
 import stages.gan as stage
 real = stage.train_emotion_gan
 
-def killed_after_5(*args, log, **kw):
-    def log_then_die(epoch, metrics):
-        log(epoch, metrics)
-        if epoch == 5:
+def killed_after_4(*args, log, **kw):
+    def log_then_die(rows):
+        log(rows)
+        if any(epoch == 4 for epoch, _ in rows):
             os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, log=log_then_die, **kw)
 
-stage.train_emotion_gan = killed_after_5
+stage.train_emotion_gan = killed_after_4
 stage.main("sad")
 """
 
@@ -248,7 +251,7 @@ def test_gan_stage_killed_and_resumed_keeps_one_whole_mlflow_run(tmp_path, monke
     assert p.returncode == -9, p.stderr[-3000:]
     assert saved_state(tmp_path / ".cache/gan/sad",
                        json.loads((tmp_path / ".cache/gan/sad/state/record.json").read_text())
-                       ["fingerprint"])["epoch"] == 4
+                       ["fingerprint"])["epoch"] == 2
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -236,15 +236,21 @@ def metric_logger(run_id: str):
     seen = {k: {m.step for m in client.get_metric_history(run_id, k)}
             for k in client.get_run(run_id).data.metrics}
 
-    def log(metrics: dict, step: int = 0) -> None:
-        new = {k: float(v) for k, v in metrics.items() if step not in seen.get(k, ())}
+    def log_rows(rows) -> None:
+        """[(step, metrics), ...] in one call (one store transaction)."""
+        new = [(k, float(v), step) for step, metrics in rows for k, v in metrics.items()
+               if step not in seen.get(k, ())]
         if new:
-            client.log_batch(run_id, metrics=[
-                mlflow.entities.Metric(k, v, int(time.time() * 1000), step)
-                for k, v in new.items()])
-            for k in new:
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[mlflow.entities.Metric(k, v, now, step)
+                                              for k, v, step in new])
+            for k, _, step in new:
                 seen.setdefault(k, set()).add(step)
 
+    def log(metrics: dict, step: int = 0) -> None:
+        log_rows([(step, metrics)])
+
+    log.rows = log_rows
     return log
 
 

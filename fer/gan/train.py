@@ -78,7 +78,8 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
     """Train, score and choose: the record with the chosen `generator` loaded, per-epoch
     history, KID scores, `resumed_from` (0: from scratch) and the checkpoint and sample
     folders inside `state_dir` (a stale state there is discarded, other files are the
-    caller's). `log(epoch, metrics)` runs after every epoch."""
+    caller's). `log([(epoch, metrics), ...])` gets the epochs since its last call before
+    each state save, so what it logged and the saved state agree after a kill."""
     state_dir = Path(state_dir)
     samples_dir = state_dir / "samples"
     if len(real_uint8) < 2:
@@ -103,6 +104,7 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
     kept = kept_epochs(params)
     bar = tqdm(range(record["epoch"] + 1, params.epochs + 1), desc=f"GAN {emotion}",
                unit="epoch", initial=record["epoch"], total=params.epochs)
+    unlogged = []
     for epoch in bar:
         order = np.random.default_rng([params.seed, epoch]).permutation(len(x))
         losses = []
@@ -126,9 +128,11 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
         record["history"].append({"epoch": epoch, **metrics})
         record["epoch"] = epoch
         bar.set_postfix(d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}")
-        if log:
-            log(epoch, metrics)
+        unlogged.append((epoch, metrics))
         if epoch % params.sample_every == 0 or epoch in kept:
+            if log:
+                log(unlogged)
+            unlogged = []
             with atomic_dir(state_dir / "state") as tmp:
                 np.savez(tmp / "arrays.npz", **state_arrays(gan))
                 (tmp / "record.json").write_text(json.dumps(record))
