@@ -33,7 +33,7 @@ $(VENV)/.installed: requirements.txt requirements.lock
 lock: install
 	$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -r requirements.txt
 	(sed -n '1,3p' requirements.lock; $(BIN)/uv pip freeze --python $(BIN)/python \
-	  --exclude uv) > requirements.lock.new && mv requirements.lock.new requirements.lock
+	  --exclude uv --exclude pip) > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 # Demo data only where data/ is empty (your licensed databases are never touched),
 # record data/ in data.dvc, compose params.yaml with the demo profile, run the DAG with
