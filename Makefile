@@ -80,6 +80,7 @@ mlflow: install
 bench: install
 	$(BIN)/python bench/read_speed.py
 	$(BIN)/python bench/gan_speed.py
+	$(BIN)/python bench/batchnorm_speed.py
 	$(BIN)/python bench/ray_overhead.py
 	$(BIN)/python bench/finetune_speed.py --models vgg16 vgg19
 	$(BIN)/python bench/feed_teardown.py
