@@ -32,7 +32,7 @@ WATCHED = ("build", "reports", "metrics", ".cache")
 # a GAN small enough to kill and rerun in seconds: state saved at epochs 2 and 4
 SMALL_GAN = ["gan.epochs=4", "gan.sample_every=2", "gan.keep_from=2", "gan.keep_every=2"]
 # crop@kdef only feeds the GAN here (it is neither killed nor compared): KDEF centre-cropped
-# instead of run through the face detector, which cost most of `dvc repro gan@<emotion>`;
+# instead of run through the face detector (~40 s of CPU on its 336 demo photos);
 # crop@actors, the killed crop, still detects
 NO_KDEF_DETECTOR = ["+data.databases.kdef.detect=false"]
 
