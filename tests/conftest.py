@@ -1,3 +1,4 @@
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,10 +23,23 @@ BOUNDS = {"float32": 1e-4, "float16": 5e-3, "uint16": 5e-3, "uint8": 5e-2}
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
-    """The demo databases (demo scale, seed 0), written once per test session."""
-    root = tmp_path_factory.mktemp("demo") / "data"
-    counts = make_demo_data(root, "demo", seed=0)
-    return root, counts
+    """The demo databases (demo scale, seed 0), written once per test session: under
+    pytest-xdist the first worker that needs them writes them into the session's shared
+    temporary folder (under a file lock) and the others read that copy, the same bytes
+    they would have written themselves (the demo data are seeded). Tests only read or
+    copy them."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.mktemp("demo") / "data"
+        return root, make_demo_data(root, "demo", seed=0)
+    import fcntl
+    shared = tmp_path_factory.getbasetemp().parent / "demo_root"   # one per session
+    shared.mkdir(exist_ok=True)
+    root, done = shared / "data", shared / "counts.json"
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)          # released when the file closes
+        if not done.is_file():
+            done.write_text(json.dumps(make_demo_data(root, "demo", seed=0)))
+    return root, json.loads(done.read_text())
 
 
 @pytest.fixture(scope="session")

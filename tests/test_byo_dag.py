@@ -19,7 +19,7 @@ from test_resume import KILL_HOOK, _kill_midway, _leftovers, _outs
 # CPU sizes on top of the README's overrides (the demo profile comes first)
 SMALL = ["crop.size=32", "augment.copies=1", "grid.models=[vgg16]", "model=vgg16",
          "~export.models", "+export.models={vgg16:WEB_DA}", "export.variants=[float32,uint8]",
-         "crossval.models=[vgg16]", "crossval.folds=3", "train.seeds=1", "train.max_images=null", "train.batch_size=16",
+         "crossval.models=[vgg16]", "crossval.folds=2", "train.seeds=1", "train.max_images=null", "train.batch_size=16",
          "edge.runtimes=[{where:node,backend:wasm,accuracy:true}]", "edge.runs=1",
          "edge.max_images=7", "report.latency_runs=1", "report.bootstrap_resamples=100"]
 ALL_STAGES = {"import@jaffe", "import@ck48", "import@web", "crop@jaffe", "crop@ck48",
