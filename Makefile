@@ -18,7 +18,7 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	npm ci --prefix web --no-audit --no-fund
 	touch $@
 
-# uv installs the wheels in parallel (about 1 min against pip's 4 here), under the exact
+# uv installs the wheels in parallel (under 2 min against pip's 4 here), under the exact
 # versions of requirements.lock; bytecode compiled now, as pip would.
 UV := uv==0.13.9
 $(VENV)/.installed: requirements.txt requirements.lock
