@@ -35,7 +35,8 @@ def build_once(name: str, size: int, images: int, one_trace: bool, out: str) -> 
     from finetune_speed import PRE
 
     keras.utils.set_random_seed(0)
-    spec = ModelSpec(name, DEMO_K[name], PRE[name], "none", size)
+    spec = ModelSpec(name=name, k=DEMO_K[name], preprocess=PRE[name],
+                     weights="none", input_size=size)
     prefix = _fast_models(*build_classifier(spec), spec.k)[1].prefix   # normalisation first
     x = np.random.default_rng(1).integers(0, 256, (images, size, size, 3), dtype=np.uint8)
     start = time.perf_counter()

@@ -49,7 +49,7 @@ def main():
     p.add_argument("--rounds", type=int, default=10)
     args = p.parse_args()
     seed_everything(0)
-    spec = ModelSpec("vgg16", 5, "caffe", "none", 80)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="none", input_size=80)
     cell = Cell(spec, paper_train(), 0, fast=True)
     trainer, prefix = cell.steps[1], cell.cut.prefix
     unfreeze_last(cell.base, spec.k)

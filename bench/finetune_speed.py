@@ -113,8 +113,10 @@ def bench_backbone(name, args, tmp, peak):
     data, test = synthetic(args.images, args.size, 0), synthetic(70, args.size, 1)
     seed_everything(0)
     weights = tmp / f"{name}.weights.h5"
-    build_base(ModelSpec(name, K[name], PRE[name], "none", args.size)).save_weights(weights)
-    spec = ModelSpec(name, K[name], PRE[name], str(weights), args.size)
+    build_base(ModelSpec(name=name, k=K[name], preprocess=PRE[name],
+                         weights="none", input_size=args.size)).save_weights(weights)
+    spec = ModelSpec(name=name, k=K[name], preprocess=PRE[name],
+                     weights=str(weights), input_size=args.size)
     os.environ["FER_CACHE_DIR"] = str(tmp / "cache")
     naive = paper_train(epochs_step1=args.epochs1, epochs_step2=args.epochs2, fast_path=False)
     fast = naive.model_copy(update={"fast_path": True})

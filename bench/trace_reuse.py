@@ -23,7 +23,7 @@ from finetune_speed import K, PRE, paper_train, synthetic
 
 
 def bench(name, size, images, epochs, seeds):
-    spec = ModelSpec(name, K[name], PRE[name], "none", size)
+    spec = ModelSpec(name=name, k=K[name], preprocess=PRE[name], weights="none", input_size=size)
     train = paper_train(epochs_step1=epochs, epochs_step2=epochs, fast_path=False)
     data, test = synthetic(images, size, 0), synthetic(images // 2, size, 1)
     secs, diff, same = {"fresh": [], "reused": []}, 0.0, True

@@ -46,7 +46,8 @@ def demo_root(tmp_path_factory):
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("edge")
     seed_everything(0)
-    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32))
+    model, _ = build_classifier(ModelSpec(name="vgg16", k=5, preprocess="caffe",
+                                          weights="none", input_size=32))
     head = model.get_layer("emotion")
     kernel, bias = head.get_weights()
     head.set_weights([kernel * 40, bias])            # confident outputs: stable argmax

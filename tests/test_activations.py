@@ -56,7 +56,8 @@ def test_batchnorm_stays_in_inference_mode_when_step2_trains_it():
     # stands for pretrained weights (a `none` base learns its statistics: next test)
     seed_everything(0)
     model, base = build_classifier(
-        ModelSpec("inception_v3", 140, "scale01", "fixed_random", 75))
+        ModelSpec(name="inception_v3", k=140, preprocess="scale01",
+                  weights="fixed_random", input_size=75))
     unfreeze_last(base, 140)
     x = np.random.default_rng(0).random((4, 75, 75, 3), np.float32)
     np.testing.assert_array_equal(model(x, training=True), model(x, training=False))
@@ -75,7 +76,8 @@ def test_batchnorm_of_a_base_trained_from_scratch_learns_its_statistics():
     # weights `none` (the compact backbone): nothing to keep, so step 2 updates the moving
     # mean and variance as any network trained from scratch does
     seed_everything(0)
-    spec = ModelSpec("mini_xception", 43, "per_image", "none", 48, channels=1, size=48)
+    spec = ModelSpec(name="mini_xception", k=43, preprocess="per_image",
+                     weights="none", input_size=48, channels=1, size=48)
     model, base = build_classifier(spec)
     unfreeze_last(base, 43)
     bns = [l for l in base.layers if isinstance(l, keras.layers.BatchNormalization)]
@@ -99,7 +101,8 @@ CASES = [(n, PAPER_K[n]) for n in sorted(PAPER_K)] + [
 
 @pytest.mark.parametrize("name,k", CASES)
 def test_split_at_cut_keeps_step2_trainable_layers_and_is_exact(name, k):
-    base = build_base(ModelSpec(name, k, PRE[name], "none", 75))
+    base = build_base(ModelSpec(name=name, k=k, preprocess=PRE[name],
+                                weights="none", input_size=75))
     cut = split_at_cut(base, k)
     unfreeze_last(base, k)
     trainable = {l.name for l in base.layers if l.trainable}
@@ -123,7 +126,8 @@ def test_split_at_cut_keeps_step2_trainable_layers_and_is_exact(name, k):
     pytest.param("inception_resnet_v2", marks=pytest.mark.heavy)])
 def test_fast_path_gives_the_naive_losses_and_predictions(name, cache_dir):
     data, test = tiny_dataset(3, 75, 0), tiny_dataset(2, 75, 1)
-    spec = ModelSpec(name, PAPER_K[name], PRE[name], "none", 75)
+    spec = ModelSpec(name=name, k=PAPER_K[name], preprocess=PRE[name],
+                     weights="none", input_size=75)
     epochs, tol = EPOCHS.get(name, 2), LOOSE.get(name, TOL)
     naive = section("train", epochs_step1=epochs, epochs_step2=epochs, batch_size=8,
                     val_fraction=0.2, fast_path=False)
@@ -147,7 +151,7 @@ def test_fast_path_gives_the_naive_losses_and_predictions(name, cache_dir):
 
 def test_cache_is_reused_bit_exactly_and_keyed_by_content(tmp_path, cache_dir):
     data = tiny_dataset(2, 32, 0)
-    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="none", input_size=32)
     train = one_epoch_each(fast_path=True)
     m1, h1, s1 = train_two_step(spec, train, data, seed=0)
     m2, h2, s2 = train_two_step(spec, train, data, seed=0)
@@ -198,7 +202,7 @@ def test_activation_keys_follow_content_not_names(tmp_path):
 
 def test_a_cache_over_the_limit_falls_back_to_the_naive_path(tmp_path, cache_dir, capsys):
     data = tiny_dataset(2, 32, 0)
-    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="none", input_size=32)
     train = one_epoch_each(fast_path=False)
     _, naive, _ = train_two_step(spec, train, data, seed=0)
     small = train.model_copy(update={"fast_path": True, "cache_limit_gb": 1e-6})
@@ -233,7 +237,7 @@ def test_rows_train_as_the_subset_would_and_share_one_cache_entry(tmp_path, cach
     """Folds and k values train on rows of one dataset: the naive path gives the numbers
     of training on `data.subset(rows)` bit for bit; the fast path caches `data` once."""
     data = tiny_dataset(3, 32, 0)                                     # 21 images
-    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="fixed_random", input_size=32)
     naive = one_epoch_each(fast_path=False)
     folds = [np.arange(0, 21, 2), np.arange(1, 21, 2)]
     # naive: one fold (its rows skip row 0 and every other one, so a row offset or an

@@ -83,7 +83,8 @@ def test_fit_trains_on_each_epochs_batches_in_turn_and_step2_goes_on(fast_path, 
         return real(arrays, labels, rows, batch_size, seed, epochs)
 
     monkeypatch.setattr(finetune, "batches", recording)
-    _, history, _ = train_two_step(ModelSpec("vgg16", 5, "caffe", "fixed_random", 32),
+    _, history, _ = train_two_step(ModelSpec(name="vgg16", k=5, preprocess="caffe",
+                                             weights="fixed_random", input_size=32),
                                    train, data, seed=3)
     tr, va = validation_split(data, train, 3)
     per_epoch = -(-len(tr) // 4)
@@ -103,7 +104,7 @@ def test_fit_trains_on_each_epochs_batches_in_turn_and_step2_goes_on(fast_path, 
 
 
 def test_validation_rows_never_train_and_two_runs_give_the_same_bytes():
-    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="fixed_random", input_size=32)
     train = section("train", epochs_step1=1, epochs_step2=1, batch_size=4, val_fraction=0.2,
                     fast_path=False)
     data = tiny_dataset(3)
@@ -128,7 +129,7 @@ def test_cosine_decay_sets_each_epochs_learning_rate_and_restarts_with_every_see
     """lr_decay=cosine: step 2's epochs run at lr, 3/4 lr, 1/4 lr (3 epochs), counted
     from the step's first epoch (step 1 went first), the same for a second seed on the
     reused cell; none keeps lr_step2 constant."""
-    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="fixed_random", input_size=32)
     data = tiny_dataset(3)
     cosine = section("train", epochs_step1=1, epochs_step2=3, batch_size=4, val_fraction=0.2,
                      lr_decay="cosine", fast_path=False)

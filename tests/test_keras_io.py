@@ -48,7 +48,8 @@ def test_a_saved_classifier_loaded_and_saved_again_is_the_same_file(tmp_path):
     from fer.train.keras_io import keras_bytes
     from fer.train.backbones import ModelSpec, build_classifier
     seed_everything(0)
-    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32))
+    model, _ = build_classifier(ModelSpec(name="vgg16", k=5, preprocess="caffe",
+                                          weights="none", input_size=32))
     save_model(model, tmp_path / "seed.keras")
     again = keras_bytes(keras.models.load_model(tmp_path / "seed.keras"))
     assert again == (tmp_path / "seed.keras").read_bytes()
@@ -60,7 +61,8 @@ def test_an_uncompiled_classifier_is_saved_as_it_is_with_a_rebuilt_ones_bytes():
     # address), so it has the bytes of the compiled-and-rebuilt path, in any process
     from fer.train.keras_io import keras_bytes
     from fer.train.backbones import ModelSpec, build_classifier
-    model, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "fixed_random", 32), 0)
+    model, _ = build_classifier(ModelSpec(name="vgg16", k=5, preprocess="caffe",
+                                          weights="fixed_random", input_size=32), 0)
     direct = keras_bytes(model)
     with zipfile.ZipFile(io.BytesIO(direct)) as z_:
         assert b"shared_object_id" not in z_.read("config.json")

@@ -62,7 +62,8 @@ def run(tmp_path_factory):
     copies, _ = augment_images(kdef.images, section("augment", copies=2))
     train = Dataset(np.concatenate([kdef.images, copies]), pd.concat(
         [kdef.manifest, kdef.manifest.loc[kdef.manifest.index.repeat(2)]], ignore_index=True))
-    spec = ModelSpec("mini_xception", 43, "per_image", "none", SIZE, size=48, channels=1)
+    spec = ModelSpec(name="mini_xception", k=43, preprocess="per_image",
+                     weights="none", input_size=SIZE, size=48, channels=1)
     # one step (as models.<m>.train's epochs_step1: 0), every image trains
     steps = section("train", epochs_step2=6, lr_step2=1e-3, select_on="test", val_fraction=0.0,
                     fast_path=False).model_copy(update={"epochs_step1": 0})

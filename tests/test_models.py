@@ -16,7 +16,8 @@ PRE = {"vgg16": "caffe", "vgg19": "caffe", "inception_v3": "scale01",
 
 @pytest.mark.parametrize("name", sorted(PAPER_K))
 def test_backbone_output_and_step2_trainable_layers(name):
-    spec = ModelSpec(name, PAPER_K[name], PRE[name], "none", 75)
+    spec = ModelSpec(name=name, k=PAPER_K[name], preprocess=PRE[name],
+                     weights="none", input_size=75)
     model, base = build_classifier(spec)
     assert model.output_shape == (None, 7)
     assert [l.name for l in model.layers[-3:]] == ["gap", "fc", "emotion"]
@@ -27,7 +28,8 @@ def test_backbone_output_and_step2_trainable_layers(name):
 
 
 def test_table2_layer_counts_and_params():
-    rows = {r["model"]: r for r in table2([ModelSpec(n, PAPER_K[n], PRE[n], "none", 224)
+    rows = {r["model"]: r for r in table2([ModelSpec(name=n, k=PAPER_K[n], preprocess=PRE[n],
+                                                     weights="none", input_size=224)
                                            for n in PAPER_K])}
     assert {n: r["layers"] for n, r in rows.items()} == {
         "vgg16": 19, "vgg19": 22, "inception_v3": 311, "inception_resnet_v2": 780}
@@ -62,7 +64,7 @@ def test_the_classifier_takes_pixels_and_loads_back(tmp_path):
     pixels, and loads back with its normalisation."""
     import keras
     from fer.train.keras_io import save_model
-    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="none", input_size=32)
     model, base = build_classifier(spec, 0)
     assert model.layers[1].name == "normalize" and model.layers[2] is base
     x = tiny_dataset().images[:3]
@@ -76,13 +78,15 @@ def test_the_classifier_takes_pixels_and_loads_back(tmp_path):
 
 def test_bad_model_specs():
     with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
-        ModelSpec("resnet50", 5, "caffe", "imagenet", 224)
+        ModelSpec(name="resnet50", k=5, preprocess="caffe", weights="imagenet", input_size=224)
     with pytest.raises(ValueError, match="below the backbone's minimum of 75"):
-        ModelSpec("inception_v3", 140, "scale01", "none", 64)
+        ModelSpec(name="inception_v3", k=140, preprocess="scale01", weights="none", input_size=64)
     with pytest.raises(ValueError, match="k = 25 exceeds its 19 layers"):
-        build_base(ModelSpec("vgg16", 25, "caffe", "none", 32))
+        build_base(ModelSpec(name="vgg16", k=25, preprocess="caffe",
+                             weights="none", input_size=32))
     with pytest.raises(FileNotFoundError, match="missing.h5 not found"):
-        build_base(ModelSpec("vgg16", 5, "caffe", "/tmp/missing.h5", 32))
+        build_base(ModelSpec(name="vgg16", k=5, preprocess="caffe",
+                             weights="/tmp/missing.h5", input_size=32))
 
 
 def tiny_dataset(n_per_class=2, size=32, seed=0):
@@ -98,7 +102,7 @@ def tiny_dataset(n_per_class=2, size=32, seed=0):
 
 
 def test_fit_changes_only_trainable_weights_and_is_reproducible():
-    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="none", input_size=32)
     data = tiny_dataset()
     seed_everything(3)
     initial, _ = build_classifier(spec)
@@ -125,7 +129,7 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
 def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
         weights, fast_path, tmp_path, monkeypatch):
     from fer.train.finetune import Cell, predict
-    spec = ModelSpec("vgg16", 5, "caffe", weights, 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights=weights, input_size=32)
     data = tiny_dataset()
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
     train = section("train", epochs_step1=2, epochs_step2=2, batch_size=7, val_fraction=0.2,
@@ -150,7 +154,7 @@ def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
 
 def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():
     from fer.train.backbones import initial_head
-    spec = ModelSpec("vgg16", 5, "caffe", "fixed_random", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="fixed_random", input_size=32)
     (a, base_a), (b, base_b) = build_classifier(spec, 0), build_classifier(spec, 1)
     assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(base_a.weights,
                                                                     base_b.weights))
@@ -162,20 +166,22 @@ def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():
     c, base_c = build_classifier(spec, 0)
     assert np.array_equal(base_c.weights[0].numpy(), base_a.weights[0].numpy())
     assert np.array_equal(fc(c), fc(a))
-    none1, _ = build_classifier(ModelSpec("vgg16", 5, "caffe", "none", 32), 1)
+    none1, _ = build_classifier(ModelSpec(name="vgg16", k=5, preprocess="caffe",
+                                          weights="none", input_size=32), 1)
     assert not np.array_equal(none1.weights[0].numpy(), base_a.weights[0].numpy())
     # the head alone, as a new seed on a built classifier draws it
     head = initial_head(spec, base_a.output.shape[1:], 1)
     assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(
         head.weights, b.get_layer("fc").weights + b.get_layer("emotion").weights))
     with pytest.raises(ValueError, match="none"):
-        initial_head(ModelSpec("vgg16", 5, "caffe", "none", 32), (1, 1, 512), 0)
+        initial_head(ModelSpec(name="vgg16", k=5, preprocess="caffe",
+                               weights="none", input_size=32), (1, 1, 512), 0)
 
 
 def test_predict_traces_once_whatever_the_last_batch():
     from fer.train.activations import forward
     from fer.train.finetune import predict
-    spec = ModelSpec("vgg16", 5, "caffe", "none", 32)
+    spec = ModelSpec(name="vgg16", k=5, preprocess="caffe", weights="none", input_size=32)
     seed_everything(0)
     model, _ = build_classifier(spec)
     sets = [tiny_dataset(n, seed=n) for n in (1, 2, 10)]        # 7, 14, 70 images
@@ -203,10 +209,12 @@ def test_compact_input_grey_area_resize_and_per_image_standardisation():
     np.testing.assert_allclose(std.std((1, 2, 3)), 1, atol=1e-5)
     flat = np.asarray(Normalize("per_image", 1, 48)(np.full((1, 80, 80, 3), 7, np.uint8)))
     assert np.abs(flat).max() < 1e-3              # a flat image: no division by zero
-    model, base = build_classifier(ModelSpec("mini_xception", 43, "per_image", "none", 80,
+    model, base = build_classifier(ModelSpec(name="mini_xception", k=43, preprocess="per_image",
+                                             weights="none", input_size=80,
                                              size=48, channels=1), seed=0)
     assert model.input_shape == (None, 80, 80, 3) and base.input_shape == (None, 48, 48, 1)
-    assert table2_row(ModelSpec("mini_xception", 43, "per_image", "none", 80, size=48,
+    assert table2_row(ModelSpec(name="mini_xception", k=43, preprocess="per_image",
+                                weights="none", input_size=80, size=48,
                                 channels=1), base)["params"] == 50352
 
 
@@ -253,7 +261,8 @@ def test_fused_batchnorm_is_keras_batchnorm():
 MINI_XCEPTION_ODD_BATCHES = """
 import numpy as np, keras
 from fer.train.backbones import ModelSpec, build_classifier
-model, _ = build_classifier(ModelSpec("mini_xception", 43, "per_image", "none", 80, size=48,
+model, _ = build_classifier(ModelSpec(name="mini_xception", k=43, preprocess="per_image",
+                                      weights="none", input_size=80, size=48,
                                       channels=1), seed=1)
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 rng = np.random.default_rng(0)

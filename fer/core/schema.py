@@ -17,6 +17,9 @@ from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
                       field_validator, model_validator)
 
 
+# caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255) | tf (x/127.5 - 1) |
+# per_image (zero mean, unit variance): fer.train.backbones.Normalize
+PREPROCESS = ("caffe", "scale01", "tf", "per_image")
 # index = class id everywhere (fer.data.labels maps every database's codes to these)
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
@@ -224,6 +227,7 @@ class Merge(Section):
 class TrainOverrides(Section):
     """models.<m>.train: the train keys this backbone sets for itself (a backbone trained
     from scratch trains in one step, `epochs_step1: 0`, longer and on every image)."""
+    model_config = ConfigDict(frozen=True)     # inside a frozen ModelSpec
     epochs_step1: Optional[int] = Field(None, ge=0)
     epochs_step2: Optional[PositiveInt] = None
     lr_step1: Optional[float] = Field(None, gt=0)
@@ -235,11 +239,35 @@ class TrainOverrides(Section):
 
 class Model(Section):
     k: int = Field(ge=0)
-    preprocess: Literal["caffe", "scale01", "tf", "per_image"]
+    preprocess: Literal[PREPROCESS]
     weights: str                       # imagenet | none | weights/<model>/<file>
     size: Optional[PositiveInt] = None     # the base's input side, resized in the model
     channels: Literal[1, 3] = 3            # 1: grey, converted in the model
     train: TrainOverrides = TrainOverrides()
+
+
+class ModelSpec(Model):
+    """One backbone as the library builds it (fer.train.backbones): its models.<name> entry
+    (fer.train.grid.model_spec), named, with the classifier's input side (crop.size).
+    Frozen: part of a cell's key (fer.train.finetune.Cell)."""
+    model_config = ConfigDict(frozen=True)
+    name: str
+    input_size: PositiveInt
+
+    @property
+    def base_shape(self) -> tuple:
+        """The base's input (side, side, channels): resized and greyed inside the model."""
+        return (self.size or self.input_size,) * 2 + (self.channels,)
+
+    @model_validator(mode="after")
+    def _known_and_large_enough(self):
+        if self.name not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.name!r}; expected one of "
+                             f"{sorted(BACKBONES)}")
+        if self.base_shape[0] < BACKBONES[self.name].min_size:
+            raise ValueError(f"model {self.name}: input size {self.base_shape[0]} is below "
+                             f"the backbone's minimum of {BACKBONES[self.name].min_size} px")
+        return self
 
 
 class SelectedModel(Section):

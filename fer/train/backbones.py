@@ -7,7 +7,7 @@ trainable-parameter column does not follow from its own k (VGG19: 14,158,848 is 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras import layers, ops, tree
 
 from fer.data.labels import EMOTIONS
-from fer.core.schema import BACKBONES, NAMED_WEIGHTS
+from fer.core.schema import NAMED_WEIGHTS, PREPROCESS, ModelSpec
 
 
 @keras.saving.register_keras_serializable(package="fer")
@@ -90,40 +90,10 @@ APPLICATIONS = {           # layer counts and minimum sizes: fer.core.schema.BAC
     "inception_resnet_v2": keras.applications.InceptionResNetV2,
     "mini_xception": mini_xception,
 }
-PREPROCESS = ("caffe", "scale01", "tf", "per_image")
+HEAD_UNITS = 256           # the paper's Dense(256, relu) before the softmax
 FIXED_RANDOM_SEED = 0
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 LUMA = np.array([[0.299], [0.587], [0.114]], np.float32)     # ITU-R BT.601, as PIL's "L"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    k: int                       # base layers trainable in step 2
-    preprocess: str              # caffe (RGB->BGR, minus ImageNet means) | scale01 (x/255) |
-                                 # tf (x/127.5 - 1) | per_image (zero mean, unit variance)
-    weights: str                 # imagenet | none | fixed_random | <path to a .h5 file>
-    input_size: int              # the classifier's input: crop.size RGB pixels
-    head_units: int = 256
-    size: int | None = None      # the base's input side (resized in the model); None: input_size
-    channels: int = 3            # the base's input channels: 3 RGB, 1 grey (in the model)
-
-    @property
-    def base_shape(self) -> tuple:
-        return (self.size or self.input_size,) * 2 + (self.channels,)
-
-    def __post_init__(self):
-        if self.name not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.name!r}; expected one of "
-                             f"{sorted(BACKBONES)}")
-        if self.preprocess not in PREPROCESS:
-            raise ValueError(f"model {self.name}: preprocess must be one of {PREPROCESS}")
-        minimum = BACKBONES[self.name].min_size
-        if self.base_shape[0] < minimum:
-            raise ValueError(f"model {self.name}: input size {self.base_shape[0]} is below the "
-                             f"backbone's minimum of {minimum} px")
-        if self.k < 0:
-            raise ValueError(f"model {self.name}: k must be >= 0, got {self.k}")
 
 
 @keras.saving.register_keras_serializable(package="fer")
@@ -227,7 +197,7 @@ def build_classifier(spec: ModelSpec, seed: int | None = None
 
 def _head(spec: ModelSpec, features):
     x = layers.GlobalAveragePooling2D(name="gap")(features)
-    x = layers.Dense(spec.head_units, activation="relu", name="fc")(x)
+    x = layers.Dense(HEAD_UNITS, activation="relu", name="fc")(x)
     # float32 softmax also under a mixed-precision policy (train.mixed_precision)
     return layers.Dense(len(EMOTIONS), activation="softmax", name="emotion",
                         dtype="float32")(x)
@@ -321,4 +291,4 @@ def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
 
 def table2(specs: list[ModelSpec]) -> list[dict]:
     """Table 2's rows, each from a freshly built random base."""
-    return [table2_row(spec, build_base(replace(spec, weights="none"))) for spec in specs]
+    return [table2_row(spec, build_base(spec.model_copy(update={"weights": "none"}))) for spec in specs]

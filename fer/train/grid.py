@@ -69,10 +69,10 @@ def model_entry(params: dict, name: str) -> dict:
 def model_spec(params: dict, name: str, k: int | None = None,
                weights: str | None = None) -> ModelSpec:
     """The backbone `name` as params.yaml configures it (k and weights overridable)."""
-    m = model_entry(params, name)
-    return ModelSpec(name, m["k"] if k is None else k, m["preprocess"],
-                     str(m["weights"] if weights is None else weights),
-                     params["crop"]["size"], size=m.get("size"), channels=m.get("channels", 3))
+    m = {key: v for key, v in model_entry(params, name).items() if key != "train"}
+    return ModelSpec.model_validate({**m, "name": name, "input_size": params["crop"]["size"],
+                                     "k": m["k"] if k is None else k,
+                                     "weights": str(m["weights"] if weights is None else weights)})
 
 
 def train_spec(params: dict, val_fraction: float | None = None,
