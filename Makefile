@@ -54,13 +54,15 @@ demo: install
 params: install
 	$(BIN)/python -m fer.core.params $(ARGS)
 
-# The suite on 2 workers (test files kept whole: module fixtures build once), without the
-# tests marked heavy (each covered by a faster one; docs/tests.md); test-all runs them too.
+# The suite on 2 workers (test files kept whole: module fixtures build once; the longest
+# files first, as tests/conftest.py orders them), without the tests marked heavy (each
+# covered by a faster one; docs/tests.md); test-all runs them too.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not heavy" --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not heavy" \
+	  --durations=25
 
 test-all: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The in-browser demo on http://127.0.0.1:8000/ with an exported model (after make demo):
 # by default the float16 export of the first of params.yaml's export.models (it answers

@@ -14,8 +14,20 @@ from fer.train.keras_io import save_model  # noqa: E402
 from fer.data.labels import EMOTIONS  # noqa: E402
 from fer.train.backbones import ModelSpec, build_classifier  # noqa: E402
 # tests/needs.py's hooks: @needs(...) marks skip, or under CI=true fail, before set-up
-from needs import (pytest_collection_modifyitems, pytest_configure,  # noqa: E402,F401
-                   pytest_runtest_setup)
+import needs  # noqa: E402
+from needs import pytest_configure, pytest_runtest_setup  # noqa: E402,F401
+
+# The longest test files (docs/benchmarks.md#the-test-suite) are collected first, and
+# `make test` keeps that order (--no-loadscope-reorder): xdist queues whole files on a
+# worker, so one of these queued last would leave the other worker idle for minutes.
+LONGEST_FIRST = ("test_byo_dag.py", "test_dvc_deps.py", "test_resume.py",
+                 "test_tracking_server.py", "test_queue.py", "test_ray.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    needs.pytest_collection_modifyitems(config, items)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))    # stable
 
 # documented bounds on the largest probability difference of a TF.js variant from Keras
 BOUNDS = {"float32": 1e-4, "float16": 5e-3, "uint16": 5e-3, "uint8": 5e-2}
