@@ -227,7 +227,6 @@ class Merge(Section):
 class TrainOverrides(Section):
     """models.<m>.train: the train keys this backbone sets for itself (a backbone trained
     from scratch trains in one step, `epochs_step1: 0`, longer and on every image)."""
-    model_config = ConfigDict(frozen=True)     # inside a frozen ModelSpec
     epochs_step1: Optional[int] = Field(None, ge=0)
     epochs_step2: Optional[PositiveInt] = None
     lr_step1: Optional[float] = Field(None, gt=0)
@@ -237,18 +236,22 @@ class TrainOverrides(Section):
     max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
 
 
-class Model(Section):
+class Network(Section):
+    """The keys of models.<m> that shape the network itself."""
     k: int = Field(ge=0)
     preprocess: Literal[PREPROCESS]
     weights: str                       # imagenet | none | weights/<model>/<file>
     size: Optional[PositiveInt] = None     # the base's input side, resized in the model
     channels: Literal[1, 3] = 3            # 1: grey, converted in the model
+
+
+class Model(Network):
     train: TrainOverrides = TrainOverrides()
 
 
-class ModelSpec(Model):
-    """One backbone as the library builds it (fer.train.backbones): its models.<name> entry
-    (fer.train.grid.model_spec), named, with the classifier's input side (crop.size).
+class ModelSpec(Network):
+    """One backbone as the library builds it (fer.train.backbones): its models.<name> network
+    keys (fer.train.grid.model_spec), named, with the classifier's input side (crop.size).
     Frozen: part of a cell's key (fer.train.finetune.Cell)."""
     model_config = ConfigDict(frozen=True)
     name: str
