@@ -54,7 +54,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
             inputs, self.gamma if self.scale else ones, self.beta if self.center else 0 * ones,
             epsilon=self.epsilon, is_training=True)
         n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
-        variance *= (n - 1) / n    # the kernel returns the unbiased variance; Keras keeps the biased
+        variance *= (n - 1) / n    # the kernel returns the unbiased variance; Keras: biased
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
         return y
@@ -291,4 +291,5 @@ def table2_row(spec: ModelSpec, base: keras.Model) -> dict:
 
 def table2(specs: list[ModelSpec]) -> list[dict]:
     """Table 2's rows, each from a freshly built random base."""
-    return [table2_row(spec, build_base(spec.model_copy(update={"weights": "none"}))) for spec in specs]
+    return [table2_row(spec, build_base(spec.model_copy(update={"weights": "none"})))
+            for spec in specs]

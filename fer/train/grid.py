@@ -29,7 +29,7 @@ from fer.train.finetune import predict, train_two_step, validation_split
 from fer.train.keras_io import save_model
 from fer.data.labels import EMOTIONS
 from fer.train.backbones import ModelSpec
-from fer.core.schema import BACKBONES, NAMED_WEIGHTS, Train, TrainOverrides
+from fer.core.schema import BACKBONES, NAMED_WEIGHTS, Network, Train, TrainOverrides
 
 VAL = "val"
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -69,8 +69,9 @@ def model_entry(params: dict, name: str) -> dict:
 def model_spec(params: dict, name: str, k: int | None = None,
                weights: str | None = None) -> ModelSpec:
     """The backbone `name` as params.yaml configures it (k and weights overridable)."""
-    m = {key: v for key, v in model_entry(params, name).items() if key != "train"}
-    return ModelSpec.model_validate({**m, "name": name, "input_size": params["crop"]["size"],
+    m = model_entry(params, name)
+    network = {f: m[f] for f in Network.model_fields if f in m}    # not its train keys
+    return ModelSpec.model_validate({**network, "name": name, "input_size": params["crop"]["size"],
                                      "k": m["k"] if k is None else k,
                                      "weights": str(m["weights"] if weights is None else weights)})
 
