@@ -35,7 +35,6 @@ class Section:
     sources: list                   # files the section shows or is computed from
     tables: list = field(default_factory=list)     # Markdown / HTML strings
     images: list = field(default_factory=list)     # (caption, png bytes)
-    text: str = ""
 
 
 def need(path) -> Path:
@@ -51,16 +50,18 @@ def _inline(s: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
 
 
+def _tr(cells, tag: str) -> str:
+    return "<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>"
+
+
 def markdown_to_html(md: str) -> str:
     """The Markdown the stages write: '#' headings, pipe tables, paragraphs."""
     out, rows = [], []
 
     def flush():
         if rows:
-            head, body = rows[0], [r for r in rows[1:] if not set("".join(r)) <= set("-: ")]
-            out.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
-                       + "</tr>" + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r)
-                                           + "</tr>" for r in body) + "</table>")
+            out.append("<table>" + _tr(rows[0], "th") + "".join(
+                _tr(r, "td") for r in rows[1:] if not set("".join(r)) <= set("-: ")) + "</table>")
             rows.clear()
 
     for line in md.splitlines():
@@ -230,9 +231,7 @@ def sections(params: dict) -> list[Section]:
 def lock_index(lock_path="dvc.lock") -> dict:
     """{output path: (stage name, stage lock entry)} from dvc.lock (empty if absent)."""
     p = Path(lock_path)
-    if not p.is_file():
-        return {}
-    stages = (yaml.safe_load(p.read_text()) or {}).get("stages", {})
+    stages = (yaml.safe_load(p.read_text()) or {}).get("stages", {}) if p.is_file() else {}
     return {o["path"]: (name, st) for name, st in stages.items() for o in st.get("outs", [])}
 
 
@@ -240,10 +239,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
     return out
 
 
@@ -279,13 +275,13 @@ def _provenance_html(sources, index) -> str:
 MAX_PX = 900      # longest side of an inlined image: keeps the paper-scale page small
 
 
-def fit(png: bytes, max_px: int = MAX_PX) -> bytes:
-    """The PNG itself, or a copy scaled so its longest side is `max_px`."""
+def fit(png: bytes) -> bytes:
+    """The PNG itself, or a copy scaled so its longest side is MAX_PX."""
     from PIL import Image
     im = Image.open(io.BytesIO(png))
-    if max(im.size) <= max_px:
+    if max(im.size) <= MAX_PX:
         return png
-    im.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    im.thumbnail((MAX_PX, MAX_PX), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
