@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from fer.edge.tfjs import dir_bytes, export_variants, latency, run_js, run_js_models
+from fer.edge.tfjs import dir_bytes, export_variants, latency, run_js_models
 from fer.data.labels import EMOTIONS
 
 from conftest import BOUNDS
@@ -36,7 +36,7 @@ def test_one_process_for_every_variant_gives_each_ones_own_numbers(exported, js_
     alone in its own process: the variants of one runtime share a process only."""
     tmp, _, images, _, _ = exported
     for variant in ("uint16", "uint8"):               # the 3rd and 4th of the process
-        alone = run_js(tmp / variant, images, "wasm", runs=1, warmup=1)
+        alone = run_js_models([tmp / variant], images, "wasm", runs=1, warmup=1)[0]
         assert np.array_equal(alone["probs"], js_all[sorted(BOUNDS).index(variant)]["probs"])
         assert alone["meta"]["variant"] == variant and len(alone["ms"]) == 1
         assert alone["warmup"] == 1
@@ -47,7 +47,7 @@ def test_a_latency_only_run_classifies_nothing(exported):
     """classify=False (a runtime with accuracy: false): no pass over the images, only the
     warm-up and timed batch-1 runs of the first image."""
     tmp, _, images, _, _ = exported
-    res = run_js(tmp / "uint8", images, "wasm", runs=2, warmup=1, classify=False)
+    res = run_js_models([tmp / "uint8"], images, "wasm", runs=2, warmup=1, classify=False)[0]
     assert res["probs"] is None
     assert len(res["ms"]) == 2 and res["warmup"] == 1 and res["meta"]["variant"] == "uint8"
 

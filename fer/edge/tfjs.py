@@ -121,12 +121,6 @@ def run_js_models(model_dirs, images: np.ndarray, backend: str = "wasm", runs: i
              else np.asarray(m["probs"], np.float32)} for m in result["models"]]
 
 
-def run_js(model_dir, images: np.ndarray, backend: str = "wasm", runs: int = 30,
-           where: str = "node", warmup: int = 3, classify: bool = True) -> dict:
-    """One TF.js model through `run_js_models`."""
-    return run_js_models([model_dir], images, backend, runs, where, warmup, classify)[0]
-
-
 def server_latency(model, image: np.ndarray, runs: int = 30, warmup: int = 3) -> list:
     """Python TF batch-1 latencies (ms) of a Keras model on one image (0-255 pixels)
     after `warmup` runs."""
