@@ -104,37 +104,22 @@ def make_gan(params: Gan) -> DCGAN:
     return gan
 
 
-def to_tanh_range(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) / 127.5 - 1.0
-
-
-def to_uint8(images) -> np.ndarray:
-    return np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
-
-
 def generate(generator: keras.Model, n: int, seed: int, batch: int = 64) -> np.ndarray:
     """`n` images as uint8 (n, S, S, 3), from noise fixed by `seed`."""
     z = np.random.default_rng(seed).standard_normal((n, generator.input_shape[-1]))
-    out = [to_uint8(generator(z[i:i + batch].astype(np.float32), training=False))
+    out = [np.asarray(generator(z[i:i + batch].astype(np.float32), training=False))
            for i in range(0, n, batch)]
-    return np.concatenate(out) if out else np.zeros((0, *generator.output_shape[1:]), np.uint8)
+    if not out:
+        return np.zeros((0, *generator.output_shape[1:]), np.uint8)
+    return np.clip((np.concatenate(out) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
 
 
-def _state_variables(gan: DCGAN) -> dict:
+def state_variables(gan: DCGAN) -> dict:
     """Every variable a resumed run needs: both networks, both optimizers, the step."""
     groups = {"g": gan.generator.weights, "d": gan.discriminator.weights,
               "go": gan.g_optimizer.variables, "do": gan.d_optimizer.variables}
     return {f"{k}_{i}": v for k, vs in groups.items() for i, v in enumerate(vs)} | {
         "step": gan.step}
-
-
-def state_arrays(gan: DCGAN) -> dict:
-    return {k: np.asarray(v) for k, v in _state_variables(gan).items()}
-
-
-def load_state_arrays(gan: DCGAN, arrays) -> None:
-    for k, v in _state_variables(gan).items():
-        v.assign(arrays[k])
 
 
 def generated_manifest(emotion: str, n: int, part: str, source: str) -> pd.DataFrame:

@@ -72,12 +72,12 @@ def label_fidelity(build, real: Dataset, generated: Dataset, holdout: float, epo
     on_real = train_classifier(build, real.images[tr], real.labels[tr], epochs, lr, seed)
     on_generated = train_classifier(build, generated.images, generated.labels, epochs, lr,
                                     seed)
+    pred = {"gan_train": classify(on_generated, held.images),      # on the held-out subjects
+            "real_train": classify(on_real, held.images)}
     out = {"gan_test": per_emotion(on_real, generated.images, generated.labels),
-           "gan_train": per_emotion(on_generated, held.images, held.labels),
-           "real_train": per_emotion(on_real, held.images, held.labels)}
+           **{k: recall_per_emotion(p, held.labels) for k, p in pred.items()}}
     out["gan_test_mean"] = float(np.mean(list(out["gan_test"].values())))
-    for key, model in (("gan_train", on_generated), ("real_train", on_real)):
-        out[f"{key}_accuracy"] = float((classify(model, held.images) == held.labels).mean())
-    return {**out, "train_images": int(len(tr)), "held_out_images": int(len(va)),
+    return {**out, **{f"{k}_accuracy": float((p == held.labels).mean()) for k, p in pred.items()},
+            "train_images": int(len(tr)), "held_out_images": int(len(va)),
             "held_out_subjects": sorted(set(source_subjects(held.manifest))),
             "generated_images": int(len(generated))}

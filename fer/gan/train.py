@@ -16,7 +16,7 @@ from tqdm import tqdm
 from fer.core.atomic import atomic_dir, atomic_file
 from fer.core.keys import content_key, versions
 from fer.core.schema import Gan
-from fer.gan.dcgan import generate, load_state_arrays, make_gan, state_arrays, to_tanh_range
+from fer.gan.dcgan import generate, make_gan, state_variables
 from fer.gan.kid import kid
 
 
@@ -87,12 +87,14 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
                          f"got {len(real_uint8)}")
     fp = fingerprint(emotion, real_uint8, params, extractor.identity, key_extra)
     real = resize_all(real_uint8, params.image_size)
-    x = to_tanh_range(real)
+    x = real.astype(np.float32) / 127.5 - 1.0           # the generator's tanh range
     gan = make_gan(params)
     ckpt_dir = state_dir / "checkpoints"
     record = saved_state(state_dir, fp)
     if record:
-        load_state_arrays(gan, np.load(state_dir / "state" / "arrays.npz"))
+        arrays = np.load(state_dir / "state" / "arrays.npz")
+        for k, v in state_variables(gan).items():
+            v.assign(arrays[k])
         print(f"GAN {emotion}: resuming after epoch {record['epoch']}")
     else:       # stale or no state; other files in state_dir (the caller's) are kept
         record = {"fingerprint": fp, "epoch": 0, "history": [], "kid": {}}
@@ -134,7 +136,8 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
                 log(unlogged)
             unlogged = []
             with atomic_dir(state_dir / "state") as tmp:
-                np.savez(tmp / "arrays.npz", **state_arrays(gan))
+                np.savez(tmp / "arrays.npz",
+                         **{k: np.asarray(v) for k, v in state_variables(gan).items()})
                 (tmp / "record.json").write_text(json.dumps(record))
     best = min(record["kid"], key=lambda e: (record["kid"][e], int(e)))
     gan.generator.load_weights(ckpt_dir / f"epoch_{int(best):05d}.weights.h5")
