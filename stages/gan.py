@@ -21,18 +21,16 @@ from fer.core.tracking import log_datasets, metric_logger, mlflow_run
 
 def training_images(emotion: str, sources: list[str]) -> np.ndarray:
     """That emotion's cropped faces from each source database (KDEF and the actors)."""
-    parts = []
-    for source in dict.fromkeys(sources):
-        ds = load_dataset(CROP_DIR / source)
-        parts.append(np.asarray(ds.images[ds.manifest["label"].to_numpy() == emotion]))
-    return np.concatenate(parts)
+    return np.concatenate([np.asarray(ds.images[ds.manifest["label"].to_numpy() == emotion])
+                           for ds in (load_dataset(CROP_DIR / s) for s in sources)])
 
 
 def main(emotion: str) -> None:
     params = load_params()
     g = Gan.model_validate(params["gan"])
     size = params["crop"]["size"]
-    real = training_images(emotion, [g.source, g.extra_source])
+    sources = list(dict.fromkeys([g.source, g.extra_source]))
+    real = training_images(emotion, sources)
     extractor = FeatureExtractor(g.kid_features, g.kid_weights)
     # the training state and the MLflow run that logs it resume together, under one key
     state_dir = Path(f".cache/gan/{emotion}")
@@ -44,9 +42,8 @@ def main(emotion: str) -> None:
             resume_file=state_dir / "mlflow_run.json", resume_key=key) as run:
         import mlflow
         log = metric_logger(run.info.run_id)
-        log_datasets(training=[CROP_DIR / s for s in dict.fromkeys([g.source, g.extra_source])])
-        record = train_emotion_gan(emotion, real, g, extractor, state_dir,
-                                   log=log.rows,
+        log_datasets(training=[CROP_DIR / s for s in sources])
+        record = train_emotion_gan(emotion, real, g, extractor, state_dir, log=log.rows,
                                    key_extra=key_extra)
         images = resize_all(generate(record["generator"], g.n_generate, g.seed + 1000), size)
         save_dataset(DERIVED_DIR / g.part / emotion, images,

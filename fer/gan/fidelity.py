@@ -38,8 +38,7 @@ def train_classifier(build, images, labels, epochs: int, lr: float, seed: int,
 
 
 def at_resolution(data: Dataset, side: int | None) -> Dataset:
-    """`data` with its images shrunk to `side` px and resized back (None, or not
-    smaller: unchanged)."""
+    """`data` shrunk to `side` px and resized back (unchanged if None or not smaller)."""
     size = data.images.shape[1]
     if not side or side >= size:
         return data

@@ -58,8 +58,7 @@ def inception_weights_file(weights: str = "imagenet", cache_dir=None) -> Path:
 
 
 class FeatureExtractor:
-    """KID features `kind` ('pixels' or 'inception'; weights `imagenet` or a .h5 path);
-    call it on uint8 (N, S, S, 3) images."""
+    """KID features of uint8 (N, S, S, 3) images: `pixels`, or `inception` with `weights`."""
 
     def __init__(self, kind: str, weights: str = "imagenet", cache_dir=None):
         if kind not in KID_FEATURES:

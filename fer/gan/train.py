@@ -21,8 +21,7 @@ from fer.gan.kid import kid
 
 
 def kept_epochs(params: Gan) -> set[int]:
-    """The epochs whose generator is kept and scored: from keep_from every keep_every,
-    and the last."""
+    """Epochs whose generator is kept and scored: every keep_every from keep_from, the last."""
     return {e for e in [*range(params.keep_from, params.epochs + 1, params.keep_every),
                         params.epochs] if e >= 1}
 
@@ -66,11 +65,8 @@ def fingerprint(emotion: str, real_uint8: np.ndarray, params: Gan, features: dic
 def saved_state(state_dir, fp: str) -> dict | None:
     """The record saved in `state_dir` if it was saved under fingerprint `fp`."""
     f = Path(state_dir) / "state" / "record.json"
-    if f.is_file():
-        record = json.loads(f.read_text())
-        if record["fingerprint"] == fp:
-            return record
-    return None
+    record = json.loads(f.read_text()) if f.is_file() else {}
+    return record if record.get("fingerprint") == fp else None
 
 
 def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extractor,
@@ -121,9 +117,7 @@ def train_emotion_gan(emotion: str, real_uint8: np.ndarray, params: Gan, extract
         if epoch in kept:
             gan.generator.save_weights(ckpt_dir / f"epoch_{epoch:05d}.weights.h5")
             fake = generate(gan.generator, params.kid_images, params.seed + 7)
-            score = kid(extractor(fake), real_features)
-            record["kid"][str(epoch)] = score
-            metrics["kid"] = score
+            record["kid"][str(epoch)] = metrics["kid"] = kid(extractor(fake), real_features)
         if epoch % params.sample_every == 0 or epoch == params.epochs:
             sample = generate(gan.generator, 16, params.seed + 11)
             save_png(samples_dir / f"epoch_{epoch:05d}.png", image_grid(sample, 8))
