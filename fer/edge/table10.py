@@ -52,8 +52,7 @@ def measure(exports: dict, variants: list, sizes: dict, tests: dict, edge: dict)
             measured[name, variant, r] = row
             print(f"edge {row['model']} in {row['location']}: {row['median_ms']} ms" +
                   "".join(f", {t} {row[t]:.3f}" for t in tests if t in row))
-    rows += [measured[k] for k in ((n, v, r) for n, v in runs
-                                    for r in range(len(edge["runtimes"]))) if k in measured]
+    rows += [measured[k] for k in sorted(measured, key=lambda k: (runs.index(k[:2]), k[2]))]
     return rows, measured
 
 

@@ -122,8 +122,7 @@ def run_js_models(model_dirs, images: np.ndarray, backend: str = "wasm", runs: i
 
 
 def server_latency(model, image: np.ndarray, runs: int = 30, warmup: int = 3) -> list:
-    """Python TF batch-1 latencies (ms) of a Keras model on one image (0-255 pixels)
-    after `warmup` runs."""
+    """Python TF batch-1 latencies (ms) on one 0-255 image, after `warmup` runs."""
     x = np.asarray(image[None], np.float32)
     for _ in range(warmup):
         model(x, training=False)

@@ -52,9 +52,9 @@ def summarize(values) -> dict:
             "n": int(v.size)}
 
 
-def pm(summary: dict, scale: float = 100.0) -> str:
-    """'72.96 ± 8.55' (percent by default)."""
-    return f"{summary['mean'] * scale:.2f} ± {summary['std'] * scale:.2f}"
+def pm(summary: dict) -> str:
+    """'72.96 ± 8.55' (percent)."""
+    return f"{summary['mean'] * 100:.2f} ± {summary['std'] * 100:.2f}"
 
 
 def confusion_png(confusion, title: str, path) -> None:

@@ -17,9 +17,9 @@ from fer.core.timing import shared_note
 MAX_LABEL = "max, test-selected as in the paper"
 
 
-def _iv(iv, scale: float = 100.0) -> str:
-    """'[61.20, 84.72]' or '—' (no interval: one seed)."""
-    return "—" if iv is None else f"[{iv[0] * scale:.2f}, {iv[1] * scale:.2f}]"
+def _iv(iv) -> str:
+    """'[61.20, 84.72]' (percent) or '—' (no interval: one seed)."""
+    return "—" if iv is None else f"[{iv[0] * 100:.2f}, {iv[1] * 100:.2f}]"
 
 
 def _round_pct(v) -> float | None:
