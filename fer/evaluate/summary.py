@@ -3,8 +3,6 @@ intervals and the claims' tests; MLflow's aggregate run) and the headline that
 `dvc exp show` compares experiments on."""
 from __future__ import annotations
 
-HEADLINE = ("accuracy_mean", "accuracy_std")
-
 
 def summary_metrics(cells: list[dict], tests: list[str], intervals: dict,
                     judged: list[dict]) -> dict:
@@ -33,7 +31,8 @@ def headline_metrics(cells: list[dict], summary: dict, refs: list[dict],
     """What experiments are compared on: per cell and test set the mean, std and selected
     seed's accuracy; each reference model's accuracy per test set."""
     headline = {c["cell"]: {t: {k: summary[c["cell"]][t][k]
-                                for k in (*HEADLINE, f"accuracy_{c['selection']['key']}")}
+                                for k in ("accuracy_mean", "accuracy_std",
+                                          f"accuracy_{c['selection']['key']}")}
                             for t in tests} for c in cells}
     if refs:
         headline["reference"] = {r["name"]: {t: round(m["accuracy"], 4)

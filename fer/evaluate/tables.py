@@ -71,9 +71,7 @@ def table3_markdown(cells: list[dict], test_sets: list[str], intervals: dict | N
         + f" | {t} {sel} (%)"
         + (f" | {t} {sel} bootstrap {lvl} CI (%)" if intervals else "")
         + f" | {t} {MAX_LABEL} (%)" for t in test_sets) + " |")
-    per_test = 5 if intervals else 3
-    sep = "|---|---|" + "---|" * per_test * len(test_sets)
-    lines = [head, sep]
+    lines = [head, "|---|---|" + "---|" * (5 if intervals else 3) * len(test_sets)]
     for c in cells:
         key = c["selection"]["key"]
         cols = []
