@@ -7,9 +7,9 @@ tests/test_config.py.
 """
 from __future__ import annotations
 
+import functools
 import re
 import typing
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal, Optional
 
@@ -24,8 +24,7 @@ PREPROCESS = ("caffe", "scale01", "tf", "per_image")
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
-@dataclass(frozen=True)
-class Backbone:
+class Backbone(typing.NamedTuple):
     layers: int      # len(base.layers) of keras.applications.<Net>(include_top=False)
     min_size: int    # smallest input Keras accepts, in px
 
@@ -477,10 +476,9 @@ def database(key: str, options: dict) -> Database:
             from None
 
 
-def _get(params: dict, dotted: str, kind):
+def _get(node, dotted: str, kind=str):
     """The value at `dotted` if it has type `kind`, else None (its own error is reported
     by the per-key check)."""
-    node = params
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
             return None
@@ -490,25 +488,21 @@ def _get(params: dict, dotted: str, kind):
 
 
 def _names(params: dict, dotted: str) -> list:
-    value = _get(params, dotted, list)
-    return [v for v in value if isinstance(v, str)] if value else []
+    return [v for v in _get(params, dotted, list) or [] if isinstance(v, str)]
 
 
 def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
-    """Rules between keys: every name refers to something defined, every backbone fits."""
-    def get(dotted, kind=str):
-        return _get(params, dotted, kind)
-
+    """Rules between keys: every name refers to something defined, every backbone fits.
+    They read the raw dict, a value of the wrong type counting as absent, so that they are
+    reported beside the per-key errors, even those of the sections they tie (a pydantic
+    model validator would not run then)."""
+    get = functools.partial(_get, params)
     out = []
-    databases = get("data.databases", dict) or {}
-    train_sets = get("merge.train_sets", dict) or {}
-    test_sets = get("merge.test_sets", dict) or {}
+    databases, train_sets, test_sets, models, exports = (get(k, dict) or {} for k in (
+        "data.databases", "merge.train_sets", "merge.test_sets", "models", "export.models"))
     merge = {**train_sets, **test_sets}
-    models = get("models", dict) or {}
-    grid_models = _names(params, "grid.models")
-    grid_train = _names(params, "grid.train_sets")
-    grid_test = _names(params, "grid.test_sets")
-    exports = get("export.models", dict) or {}
+    grid_models, grid_train, grid_test = (
+        _names(params, f"grid.{k}") for k in ("models", "train_sets", "test_sets"))
     emotions = get("gan.emotions", list)
     sources = ("augment.source", *(("gan.source", "gan.extra_source") if emotions else ()))
 
@@ -517,7 +511,7 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
         if get(key) in databases:
             out.append(f"{key} = {get(key)!r}: is also a database name")
     for key in sources:
-        if get(key) is not None and databases and get(key) not in databases:
+        if databases and get(key) not in (*databases, None):
             out.append(f"{key} = {get(key)!r}: not a database of data.databases "
                        f"({', '.join(sorted(databases))})")
     parts = sorted(databases) + derived
@@ -537,11 +531,10 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
 
     # no test image (nor a face derived from one) may train: a test set's parts never
     # appear in a train set, nor feed the augmentation or the DCGANs
-    def parts_of(sets):
-        return {p for ps in sets.values() if isinstance(ps, list) for p in ps}
-    test_parts = parts_of(test_sets)
-    gan_used = get("gan.part") in parts_of(train_sets) | test_parts
-    for part in sorted(parts_of(train_sets) & test_parts):
+    train_parts, test_parts = ({p for ps in sets.values() if isinstance(ps, list) for p in ps}
+                               for sets in (train_sets, test_sets))
+    gan_used = get("gan.part") in train_parts | test_parts
+    for part in sorted(train_parts & test_parts):
         out.append(f"merge: part {part!r} is in a train set and in a test set (test images "
                    "would train)")
     for key in sources:
@@ -597,8 +590,8 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
     unknown("export.models", exports, grid_models, "a backbone of grid.models (")
     classifier = get("gan_quality.classifier")
     unknown("gan_quality.classifier", [classifier], models, a_model)
-    weights = _get(models.get(classifier) or {}, "weights", str) if classifier else None
-    if weights is not None and weights not in NAMED_WEIGHTS:    # not a gan_quality dep
+    # a weights file is no dependency of gan_quality
+    if classifier and _get(models.get(classifier), "weights") not in (None, *NAMED_WEIGHTS):
         out.append(f"gan_quality.classifier = {classifier!r}: its weights are a file "
                    f"(models.{classifier}.weights); label fidelity trains it from "
                    f"{', '.join(NAMED_WEIGHTS)} weights only")
@@ -613,9 +606,8 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
                        f"{name} accepts")
         if isinstance(m, dict) and m.get("preprocess") == "caffe" and m.get("channels") == 1:
             out.append(f"models.{name}: preprocess caffe needs channels 3 (RGB -> BGR)")
-        weights = _get(m, "weights", str)
-        if weights is not None and weights not in NAMED_WEIGHTS:
-            out += _weights_problems(f"models.{name}.weights", weights, name, root)
+        if _get(m, "weights") not in (None, *NAMED_WEIGHTS):
+            out += _weights_problems(f"models.{name}.weights", m["weights"], name, root)
     k_values = get("ksearch.k_values", dict) or {}
     for name, ks in k_values.items():
         if models and name not in models:
@@ -627,7 +619,7 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
                            f"{BACKBONES[name].layers} layers of {name}")
     selected = get("model.name")
     if selected and k_values and selected not in k_values and \
-            (models.get(selected) or {}).get("weights") != "none":
+            _get(models.get(selected), "weights") != "none":
         out.append(f"ksearch.k_values: no k values for model.name = {selected!r}")
 
     size = get("crop.size", int)
@@ -635,14 +627,13 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
             *_names(params, "gan_quality.models"), selected, *exports}
     small = [f"{n} {BACKBONES[n].min_size} px" for n in sorted(used - {None})
              if n in BACKBONES and size is not None and size < BACKBONES[n].min_size
-             and not _get(models.get(n) or {}, "size", int)]
+             and not _get(models.get(n), "size", int)]
     if small:
         out.append(f"crop.size = {size}: below the minimum input size of the backbones it "
                    f"feeds ({', '.join(small)})")
 
-    kid_weights = get("gan.kid_weights")
-    if kid_weights is not None and kid_weights != "imagenet":
-        out += _weights_problems("gan.kid_weights", kid_weights, None, root)
+    if get("gan.kid_weights") not in (None, "imagenet"):
+        out += _weights_problems("gan.kid_weights", get("gan.kid_weights"), None, root)
     return out
 
 
