@@ -19,9 +19,16 @@ def _tmp_sibling(path: Path, kind: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
 
 
-def pid_alive(pid: int) -> bool:
+def proc_stat(pid) -> list[str]:
+    """The fields of /proc/<pid>/stat after "(comm) ": the state letter first, the start
+    time (field 22) at [19]; OSError without such a process or without /proc (macOS)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+
+
+def pid_alive(pid: int, started: str = "") -> bool:
     """Whether process `pid` exists and can still run: a zombie (a SIGKILLed stage not yet
-    reaped) answers signal 0 but will never finish its output."""
+    reaped) answers signal 0 but will never finish its output. With `started` (its start
+    time, proc_stat), whether it is still that process, not a later one given its pid."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -30,13 +37,13 @@ def pid_alive(pid: int) -> bool:
         pass
     if not Path("/proc/self/stat").exists():
         return True                  # no /proc (macOS): signal 0 is all there is
-    try:                             # Linux: the state letter follows "(comm) "
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    try:
+        stat = proc_stat(pid)
     except FileNotFoundError:
         return False                 # exited and reaped since the signal
     except (OSError, IndexError):
         return True
-    return state not in ("Z", "X")
+    return stat[0] not in ("Z", "X") and (not started or stat[19] == started)
 
 
 def clean_stale(path) -> list:
@@ -68,16 +75,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_tree(root: Path) -> None:
-    """fsync every regular file and directory under `root` (bottom-up), then `root`."""
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-        for name in filenames:
-            p = Path(dirpath) / name
-            if p.is_file() and not p.is_symlink():
-                _fsync(p)
-        _fsync(Path(dirpath))
-
-
 @contextlib.contextmanager
 def atomic_dir(path, keep_existing: bool = False):
     """Yield a temporary directory that replaces `path` only if the block succeeds.
@@ -92,7 +89,11 @@ def atomic_dir(path, keep_existing: bool = False):
     tmp.mkdir()
     try:
         yield tmp
-        fsync_tree(tmp)
+        for dirpath, _, filenames in os.walk(tmp, topdown=False):   # files, then their folder
+            for file in (Path(dirpath, name) for name in filenames):
+                if file.is_file() and not file.is_symlink():
+                    _fsync(file)
+            _fsync(Path(dirpath))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

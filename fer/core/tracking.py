@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from fer.core.atomic import pid_alive, write_json
+from fer.core.atomic import pid_alive, proc_stat, write_json
 from fer.core.params import ROOT
 
 
@@ -93,27 +93,14 @@ def open_experiment(experiment: str) -> str:
     return exp_id
 
 
-def _process_start(pid: int) -> str | None:
-    """The start time of process `pid` (/proc/<pid>/stat field 22): with the pid it names
-    one process, even after the pid is reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def process_tags() -> dict:
-    pid = os.getpid()
-    return {"hostname": socket.gethostname(), "pid": str(pid),
-            "pid_start": _process_start(pid) or ""}
-
-
-def _alive(pid: int, started: str) -> bool:
-    if not Path("/proc/self/stat").is_file():
-        return pid_alive(pid)
-    now = _process_start(pid)
-    return now is not None and (not started or now == started)
+    """hostname, pid and pid_start (its start time: with the pid it names one process,
+    even after the pid is reused; empty without /proc)."""
+    try:
+        start = proc_stat("self")[19]
+    except (OSError, IndexError):
+        start = ""
+    return {"hostname": socket.gethostname(), "pid": str(os.getpid()), "pid_start": start}
 
 
 def mark_dead_runs_killed(experiment_id: str) -> list[str]:
@@ -125,7 +112,7 @@ def mark_dead_runs_killed(experiment_id: str) -> list[str]:
     runs = client.search_runs([experiment_id], filter_string=(
         f"attributes.status = 'RUNNING' and tags.hostname = '{host}'"), max_results=10000)
     dead = [r.info.run_id for r in runs if r.data.tags.get("pid", "").isdigit()
-            and not _alive(int(r.data.tags["pid"]), r.data.tags.get("pid_start", ""))]
+            and not pid_alive(int(r.data.tags["pid"]), r.data.tags.get("pid_start", ""))]
     for run_id in dead:
         client.set_terminated(run_id, "KILLED")
     return dead
@@ -202,30 +189,24 @@ def set_dataset(path):
     """The set directory `path` as an MLflow dataset: its name, DVC md5 as digest, and the
     rows per class as profile (no data is copied into the store)."""
     import pandas as pd
-    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
-    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset
 
     labels = pd.read_csv(Path(path) / "manifest.csv", usecols=["label"])["label"]
     counts = labels.value_counts().sort_index()
     profile = {"num_rows": len(labels), "class_counts": {str(k): int(v) for k, v in counts.items()}}
-
-    class SetDataset(MetaDataset):
-        profile = property(lambda self: profile)
-
-        def to_dict(self):
-            return {**super().to_dict(), "profile": json.dumps(profile)}
-
-    source = get_dataset_source_from_json(json.dumps({"uri": str(path)}), "local")
-    return SetDataset(source, name=Path(path).name, digest=dvc_md5(path))
+    return Dataset(Path(path).name, dvc_md5(path), "local", json.dumps({"uri": str(path)}),
+                   profile=json.dumps(profile))
 
 
 def log_datasets(**paths) -> None:
     """Log set directories as the active run's inputs in one call, by context:
     `log_datasets(training=[dir], test=[dir, dir])`."""
     import mlflow
-    pairs = [(set_dataset(p), context) for context, ps in paths.items() for p in ps]
-    mlflow.log_inputs(datasets=[d for d, _ in pairs], contexts=[c for _, c in pairs],
-                      tags_list=[None] * len(pairs))
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+    mlflow.MlflowClient().log_inputs(mlflow.active_run().info.run_id, datasets=[
+        DatasetInput(set_dataset(p), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        for context, ps in paths.items() for p in ps])
 
 
 def metric_logger(run_id: str):
