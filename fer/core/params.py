@@ -80,17 +80,16 @@ class RecordingDict(dict):
         return [self[k] for k in self.keys()]
 
 
-def compose(overrides=(), output=None, config_dir=None) -> dict:
+def compose(overrides=(), output=None) -> dict:
     """Compose conf/ with Hydra overrides exactly as DVC does, check it, and only then
     write it to `output` (a rejected configuration leaves `output` untouched)."""
     import tempfile
 
     from dvc.utils.hydra import compose_and_dump
 
-    config_dir = str(Path(config_dir or ROOT / "conf").resolve())
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "params.yaml"
-        compose_and_dump(out, config_dir, None, "config", str(Path(tmp) / "plugins"),
+        compose_and_dump(out, str(ROOT / "conf"), None, "config", str(Path(tmp) / "plugins"),
                          list(overrides))
         text = out.read_text()
     params = yaml.safe_load(text)
