@@ -272,8 +272,8 @@ class ModelSpec(Network):
         return self
 
 
-class SelectedModel(Section):
-    name: str
+class Named(Section):
+    name: str                          # model: a backbone of models; profile: conf/profile/
 
 
 class Train(Section):
@@ -378,10 +378,6 @@ class Report(Section):
     claims: list[Claim]                # claims about cells outside the grid: not evaluated
 
 
-class Profile(Section):
-    name: str
-
-
 class Params(Section):
     """params.yaml: one field per top-level key."""
     data: Data
@@ -390,7 +386,7 @@ class Params(Section):
     gan: Gan
     merge: Merge
     models: dict[str, Model] = Field(min_length=1)
-    model: SelectedModel
+    model: Named
     train: Train
     grid: Grid
     ksearch: KSearch
@@ -399,7 +395,7 @@ class Params(Section):
     export: Export
     edge: Edge
     report: Report
-    profile: Profile
+    profile: Named
 
 
 class ConfigError(ValueError):
