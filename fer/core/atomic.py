@@ -128,8 +128,7 @@ def atomic_file(path, mode="w"):
         os.replace(tmp, path)
         _fsync(path.parent)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(path, obj) -> None:

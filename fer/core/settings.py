@@ -74,8 +74,6 @@ def load(environ=None, local_file: Path = LOCAL_FILE) -> Settings:
                 values[f.name], sources[f.name] = value, source
                 break
     s = Settings(**values)
-    where = {f.name: sources.get(f.name, f"FER_{f.name.upper()} (default)")
-             for f in fields(Settings)}
     for name, ok, expected in (
             ("executor", s.executor in EXECUTORS, f"one of {', '.join(EXECUTORS)}"),
             ("jobs", s.jobs >= 1, "at least 1"),
@@ -83,7 +81,8 @@ def load(environ=None, local_file: Path = LOCAL_FILE) -> Settings:
             ("ray_gpus_per_seed", s.ray_gpus_per_seed >= 0, "0 or more"),
             ("ray_max_retries", s.ray_max_retries >= 0, "0 or more")):
         if not ok:
-            raise SettingsError(f"{where[name]} = {getattr(s, name)!r}: expected {expected}")
+            where = sources.get(name, f"FER_{name.upper()} (default)")
+            raise SettingsError(f"{where} = {getattr(s, name)!r}: expected {expected}")
     return s
 
 

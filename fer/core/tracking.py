@@ -122,12 +122,12 @@ def _resumable_run(experiment_id: str, resume_file, resume_key: str) -> str | No
     """The run id kept in `resume_file`, if it names a live (not deleted) run of this
     experiment recorded for the same `resume_key`."""
     import mlflow
-    if resume_file is None or not Path(resume_file).is_file():
+    if resume_file is None:
         return None
     try:
         kept = json.loads(Path(resume_file).read_text())
         run = mlflow.MlflowClient().get_run(kept["run_id"])
-    except (ValueError, KeyError, mlflow.exceptions.MlflowException):
+    except (OSError, ValueError, KeyError, mlflow.exceptions.MlflowException):
         return None
     if (kept.get("key") != resume_key or run.info.experiment_id != experiment_id
             or run.info.lifecycle_stage != "active"):
