@@ -1,5 +1,7 @@
 """Label fidelity (GAN-test, GAN-train) on cases whose answers are known, with a real
 tiny classifier on drawn faces."""
+import warnings
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -11,7 +13,8 @@ from fer.data.dataset import Dataset, with_label_ids
 from fer.data.demo import TIGHT_STYLE, _face
 from fer.data.labels import EMOTIONS
 from fer.data.splits import holdout_by_source
-from fer.gan.fidelity import at_resolution, classify, label_fidelity, per_emotion
+from fer.gan.fidelity import (at_resolution, classify, label_fidelity, per_emotion,
+                              train_classifier)
 
 SIZE = 32
 
@@ -90,3 +93,13 @@ def test_real_faces_are_compared_at_the_gans_resolution(real):
     full = label_fidelity(small_cnn, real, generated, 0.25, 40, 3e-3, 0)
     assert full["gan_test"] != full["real_train"]
     assert at_resolution(real, SIZE) is real and at_resolution(real, None) is real
+
+
+def test_the_classifier_trains_in_the_pipelines_order_without_a_keras_warning(real):
+    """The batches come seeded from `fer.train.finetune.batches`: fit is told not to shuffle
+    (Keras warned on every gan_quality run that shuffle=True was ignored)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = train_classifier(small_cnn, real.images[:20], real.labels[:20], 1, 1e-3, 0)
+    assert model.built
+    assert not [w for w in caught if "shuffle" in str(w.message)]

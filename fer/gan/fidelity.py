@@ -32,8 +32,8 @@ def train_classifier(build, images, labels, epochs: int, lr: float, seed: int,
     decay = keras.callbacks.LearningRateScheduler(lambda e, _: cosine(lr, e, epochs))
     model.fit(batches([x], np.asarray(labels), np.arange(len(x)), batch_size, seed,
                       (0, epochs)),
-              steps_per_epoch=-(-len(x) // batch_size), epochs=epochs, verbose=0,
-              callbacks=[decay])
+              steps_per_epoch=-(-len(x) // batch_size), epochs=epochs, shuffle=False,
+              verbose=0, callbacks=[decay])
     return model
 
 
