@@ -4,9 +4,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer.data.importers import (DatasetError, import_ck, import_fer2013, import_jaffe,
-                           import_kdef, import_label_folders)
+from fer.data.importers import DatasetError, import_database
 from fer.data.labels import EMOTIONS
+
+
+def _import(kind, path, key=None, **options):
+    """import_database on a `kind` database at `path` with these options."""
+    return import_database(key or kind, {"kind": kind, "path": str(path), **options})
+
+
+def import_kdef(path, **options):
+    return _import("kdef", path, **options)
+
+
+def import_ck(path, **options):
+    return _import("ck", path, **options)
+
+
+def import_jaffe(path):
+    return _import("jaffe", path)
+
+
+def import_label_folders(path, name):
+    return _import("folders", path, key=name, name=name)
 
 
 def test_kdef_frontal_only(demo_root):
@@ -80,7 +100,7 @@ def test_bad_input_errors_name_the_problem(tmp_path, demo_root):
     (unknown / "bored").mkdir(parents=True)
     shutil.copy(kdef / "AF01" / "AF01ANS.JPG", unknown / "bored" / "a.jpg")
     with pytest.raises(DatasetError, match=r"bored/a\.jpg: label 'bored' is not one of the "
-                       r"seven emotions .* set the x options\.class_policy: skip"):
+                       r"seven emotions .* set data\.databases\.x\.class_policy: skip"):
         import_label_folders(unknown, "x")
     ck = tmp_path / "CK+"
     shutil.copytree(root / "CK+", ck)
@@ -101,13 +121,14 @@ def test_fer2013_csv(tmp_path):
              "Usage": "Training"} for i in range(14)]
     csv = tmp_path / "fer2013.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    res, pixels = import_fer2013(csv)
+    res = _import("fer2013", csv)
+    pixels = res.pixels
     assert pixels.shape == (14, 48, 48) and pixels.dtype == np.uint8
     assert res.manifest["label"].value_counts().to_dict() == {e: 2 for e in EMOTIONS}
     rows[3]["emotion"] = 8
     pd.DataFrame(rows).to_csv(csv, index=False)
     with pytest.raises(DatasetError, match=r"fer2013\.csv: row 5: unknown FER2013 emotion"):
-        import_fer2013(csv)
+        _import("fer2013", csv)
 
 
 # --- bring your own databases (issue 9) and source subjects (issue 12) ------------------
@@ -121,7 +142,6 @@ import yaml  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
 from fer.data.demo import write_labelled_csv, write_tight_crops  # noqa: E402
-from fer.data.importers import import_database  # noqa: E402
 from fer.core.params import ROOT  # noqa: E402
 
 SUBJECT = r"^(?P<subject>S\d+)_"

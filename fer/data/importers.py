@@ -19,7 +19,8 @@ import pandas as pd
 from fer.data.labels import (CK_EMOTIONS, EMOTIONS, FER2013_EMOTIONS, JAFFE_EMOTIONS,
                      KDEF_EMOTIONS, KDEF_FRONTAL, lookup_label)
 from fer.data.images import is_image_name
-from fer.core.schema import ConfigError, Database, Folders, database
+from fer.core.schema import ConfigError, Ck, Csv, Database, Fer2013, Folders, Jaffe, Kdef, \
+    database
 
 COLUMNS = ["path", "label", "subject", "database", "source", "source_subject"]
 
@@ -58,18 +59,18 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def _finish(rows: list, result: ImportResult, database: str, root: Path,
-            require_all: bool, where: str = "") -> ImportResult:
+def _finish(rows: list, result: ImportResult, database: str, root: Path, db: Database,
+            where: str) -> ImportResult:
     if not rows:
         raise DatasetError(f"{root}: no usable {database} images found")
     m = pd.DataFrame(rows, columns=COLUMNS).sort_values("path", kind="stable")
     result.manifest = m.reset_index(drop=True)
     missing = [e for e in EMOTIONS if e not in set(m["label"])]
-    if require_all and missing:
-        option = f"{where}.require_all" if where else "require_all"
+    if db.require_all and missing:
         raise DatasetError(f"{root}: {database} has no images of class(es) "
                            f"{', '.join(missing)}; every one of the seven emotions is needed "
-                           f"(set {option}: false if the database lacks them by design)")
+                           f"(set {where}.require_all: false if the database lacks them by "
+                           "design)")
     return result
 
 
@@ -83,56 +84,38 @@ def _outside_seven(result: ImportResult, label: str, path, policy: str, where: s
     result.skip(f"{label.strip().lower()} (not one of the seven)", path, n)
 
 
-@dataclass(frozen=True)
-class Naming:
-    """Subjects from file names (folders and csv kinds; options in docs/configuration.md).
+def _subject_ids(db: Folders, where: str, f: Path) -> tuple[str, str]:
+    """(subject, source_subject) of file `f` (options in docs/configuration.md).
 
     subject_pattern: regex whose group `subject` names the person; without it each file is
     its own subject, its source_subject "<database>/<stem>" (unknown_subjects: per_image)
     or empty (train_only). source_pattern + source_database: faces derived from another
     database's people (PFA from KDEF): source_subject "<source_database>/<subject>".
     """
-    database: str
-    where: str
-    subject_pattern: re.Pattern | None = None
-    source_pattern: re.Pattern | None = None
-    source_database: str | None = None
-    unknown_subjects: str = "per_image"
-
-    @classmethod
-    def of(cls, db: Folders, where: str) -> "Naming":
-        return cls(db.name, where, *(re.compile(p) if p is not None else None
-                                     for p in (db.subject_pattern, db.source_pattern)),
-                   db.source_database, db.unknown_subjects)
-
-    def _match(self, pattern: re.Pattern, option: str, f: Path) -> str:
-        m = pattern.search(f.name)
+    def match(option: str) -> str:
+        pattern = getattr(db, option)
+        m = re.search(pattern, f.name)
         if not m or not m.group("subject"):
-            raise DatasetError(f"{f}: file name does not match {self.where}.{option} "
-                               f"{pattern.pattern!r}")
+            raise DatasetError(f"{f}: file name does not match {where}.{option} {pattern!r}")
         return m.group("subject")
 
-    def ids(self, f: Path) -> tuple[str, str]:
-        """(subject, source_subject) of file `f`."""
-        if self.subject_pattern is not None:
-            subject = self._match(self.subject_pattern, "subject_pattern", f)
-            source = f"{self.database}/{subject}"
-        else:
-            subject = f"{self.database}:{f.stem}"
-            source = f"{self.database}/{f.stem}" if self.unknown_subjects == "per_image" else ""
-        if self.source_pattern is not None:
-            source = (f"{self.source_database}/"
-                      f"{self._match(self.source_pattern, 'source_pattern', f)}")
-        return subject, source
+    if db.subject_pattern is not None:
+        subject = match("subject_pattern")
+        source = f"{db.name}/{subject}"
+    else:
+        subject = f"{db.name}:{f.stem}"
+        source = f"{db.name}/{f.stem}" if db.unknown_subjects == "per_image" else ""
+    if db.source_pattern is not None:
+        source = f"{db.source_database}/{match('source_pattern')}"
+    return subject, source
 
 
 KDEF_NAME = re.compile(r"^([AB])([FM])(\d\d)([A-Z]{2})(FL|FR|HL|HR|S)\.(JPE?G)$", re.I)
 
 
-def import_kdef(root, frontal_only: bool = True, require_all: bool = True,
-                where: str = "") -> ImportResult:
+def import_kdef(db: Kdef, where: str) -> ImportResult:
     """KDEF/<AF01>/<AF01ANS.JPG>: session A/B, sex F/M, id, emotion, angle."""
-    root = _require_dir(root, "KDEF")
+    root = _require_dir(db.path, "KDEF")
     result, rows = ImportResult(), []
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
         m = KDEF_NAME.match(f.name)
@@ -143,12 +126,12 @@ def import_kdef(root, frontal_only: bool = True, require_all: bool = True,
         if code not in KDEF_EMOTIONS:
             raise DatasetError(f"{f}: unknown KDEF emotion code {code!r}; expected one of "
                                f"{sorted(KDEF_EMOTIONS)}")
-        if frontal_only and angle != KDEF_FRONTAL:
+        if db.frontal_only and angle != KDEF_FRONTAL:
             result.skip(f"non-frontal angle (kept: {KDEF_FRONTAL})", f)
             continue
         rows.append((str(f), KDEF_EMOTIONS[code], f"{sex}{sid}", "KDEF",
                      f"session={session};angle={angle}", f"KDEF/{sex}{sid}"))
-    return _finish(rows, result, "KDEF", root, require_all, where)
+    return _finish(rows, result, "KDEF", root, db, where)
 
 
 CK_FRAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.png$", re.I)
@@ -165,14 +148,11 @@ def _read_ck_label(path: Path) -> str:
     return CK_EMOTIONS[int(code)]
 
 
-def import_ck(root, peak_frames: int = 3, neutral_frames: int = 1,
-              class_policy: str = "skip", require_all: bool = True,
-              where: str = "data.databases.ck") -> ImportResult:
+def import_ck(db: Ck, where: str) -> ImportResult:
     """CK+ labelled sequences: the last `peak_frames` frames get the sequence's label, the
     first `neutral_frames` are neutral; contempt follows `class_policy`."""
-    if peak_frames < 1 or neutral_frames < 0:
-        raise ValueError("ck.peak_frames must be >= 1 and ck.neutral_frames >= 0")
-    root = _require_dir(root, "CK+")
+    peak_frames, neutral_frames = db.peak_frames, db.neutral_frames
+    root = _require_dir(db.path, "CK+")
     images = _require_dir(root / "cohn-kanade-images", "CK+ cohn-kanade-images")
     labels = _require_dir(root / "Emotion", "CK+ Emotion")
     result, rows = ImportResult(), []
@@ -188,7 +168,7 @@ def import_ck(root, peak_frames: int = 3, neutral_frames: int = 1,
             continue
         emotion = _read_ck_label(label_files[-1])
         if emotion not in EMOTIONS:
-            _outside_seven(result, emotion, label_files[-1], class_policy, where)
+            _outside_seven(result, emotion, label_files[-1], db.class_policy, where)
             continue
         if len(frames) < peak_frames + neutral_frames:
             raise DatasetError(f"{seq}: {len(frames)} frames, fewer than ck.peak_frames + "
@@ -200,15 +180,15 @@ def import_ck(root, peak_frames: int = 3, neutral_frames: int = 1,
             n = int(CK_FRAME.match(f.name).group(3))
             rows.append((str(f), emotion, subject, "CK+", f"sequence={seq_id};frame={n}",
                          f"CK+/{subject}"))
-    return _finish(rows, result, "CK+", root, require_all, where)
+    return _finish(rows, result, "CK+", root, db, where)
 
 
 JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})(\d+)\.(\d+)\.tiff?$", re.I)
 
 
-def import_jaffe(root, require_all: bool = True, where: str = "") -> ImportResult:
+def import_jaffe(db: Jaffe, where: str) -> ImportResult:
     """JAFFE: flat folder of <subject>.<EMOTION><n>.<id>.tiff."""
-    root = _require_dir(root, "JAFFE")
+    root = _require_dir(db.path, "JAFFE")
     result, rows = ImportResult(), []
     for f in sorted(p for p in root.iterdir() if p.is_file()):
         m = JAFFE_NAME.match(f.name)
@@ -221,17 +201,13 @@ def import_jaffe(root, require_all: bool = True, where: str = "") -> ImportResul
                                f"{sorted(JAFFE_EMOTIONS)}")
         rows.append((str(f), JAFFE_EMOTIONS[code.upper()], subject.upper(), "JAFFE",
                      f"repeat={rep};id={image_id}", f"JAFFE/{subject.upper()}"))
-    return _finish(rows, result, "JAFFE", root, require_all, where)
+    return _finish(rows, result, "JAFFE", root, db, where)
 
 
-def import_label_folders(root, database: str, require_all: bool = True,
-                         class_policy: str = "fail", naming: Naming | None = None,
-                         where: str = "") -> ImportResult:
+def import_label_folders(db: Folders, where: str) -> ImportResult:
     """Generic `<label>/<file>` layout (PFA set, actor photos, your own data): folder
     names go through `labels.LABEL_ALIASES`; one outside the seven follows `class_policy`."""
-    where = where or f"the {database} options"
-    naming = naming or Naming(database, where)
-    root = _require_dir(root, database)
+    root = _require_dir(db.path, db.name)
     result, rows = ImportResult(), []
     for folder in sorted(root.iterdir()):
         if not folder.is_dir():
@@ -245,34 +221,30 @@ def import_label_folders(root, database: str, require_all: bool = True,
         label = lookup_label(folder.name)
         if label is None:
             if images:
-                _outside_seven(result, folder.name, images[0], class_policy, where,
+                _outside_seven(result, folder.name, images[0], db.class_policy, where,
                                len(images))
             continue
         for f in images:
-            subject, source = naming.ids(f)
-            rows.append((str(f), label, subject, database, f"folder={folder.name}", source))
-    return _finish(rows, result, database, root, require_all, where)
+            subject, source = _subject_ids(db, where, f)
+            rows.append((str(f), label, subject, db.name, f"folder={folder.name}", source))
+    return _finish(rows, result, db.name, root, db, where)
 
 
-def import_csv(root, database: str, csv: str, file_column: str = "file",
-               label_column: str = "label", require_all: bool = True,
-               class_policy: str = "fail", naming: Naming | None = None,
-               where: str = "", subject_column: str | None = None) -> ImportResult:
-    """An image folder plus a labels csv (`csv`, relative to `root`): one row per image
+def import_csv(db: Csv, where: str) -> ImportResult:
+    """An image folder plus a labels csv (`csv`, relative to `path`): one row per image
     with `file_column` (relative path), `label_column` and optionally `subject_column`.
     Duplicate rows collapse; conflicting labels, unlisted images and missing files are
     skipped and counted; a file listed with two subjects is an error."""
-    where = where or f"the {database} options"
-    naming = naming or Naming(database, where)
-    root = _require_dir(root, database)
-    csv_path = root / csv
+    file_column, label_column = db.file_column, db.label_column
+    subject_column = db.subject_column
+    root = _require_dir(db.path, db.name)
+    csv_path = root / db.csv
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: labels csv not found ({where}.csv)")
     table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    columns = [("file_column", file_column), ("label_column", label_column)]
-    for option, column in columns + ([("subject_column", subject_column)]
-                                     if subject_column else []):
-        if column not in table.columns:
+    for option in ("file_column", "label_column", "subject_column"):
+        column = getattr(db, option)
+        if column and column not in table.columns:
             raise DatasetError(f"{csv_path}: no column {column!r} ({where}.{option}); the "
                                f"columns are {list(table.columns)}")
     listed: dict[str, dict[str, list[int]]] = {}      # file -> label -> csv rows
@@ -310,35 +282,33 @@ def import_csv(root, database: str, csv: str, file_column: str = "file",
             result.skip("not an image file name", f)
         elif label not in EMOTIONS:
             _outside_seven(result, label, f"{csv_path}: row {csv_rows[0]}: {rel}",
-                           class_policy, where)
+                           db.class_policy, where)
         else:
-            subject, source = naming.ids(f)
+            subject, source = _subject_ids(db, where, f)
             if subject_column:
                 subject = person[rel]
-                source = (source if naming.source_pattern is not None
-                          else f"{database}/{subject}")
-            rows.append((str(f), label, subject, database, f"row={csv_rows[0]}", source))
+                source = source if db.source_pattern is not None else f"{db.name}/{subject}"
+            rows.append((str(f), label, subject, db.name, f"row={csv_rows[0]}", source))
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p != csv_path):
         if is_image_name(f) and f.relative_to(root).as_posix() not in listed:
             result.skip("image not listed in the csv", f)
     result.details["csv"] = {"rows": int(len(table)), "duplicate_rows_collapsed": duplicates,
                              "conflicts": dict(list(conflicts.items())[:10])}
-    return _finish(rows, result, database, root, require_all, where)
+    return _finish(rows, result, db.name, root, db, where)
 
 
-def import_fer2013(csv_path, usage: str | None = None,
-                   require_all: bool = True) -> tuple[ImportResult, np.ndarray]:
-    """FER2013 csv (emotion, pixels, Usage): the manifest (every row its own subject) and
-    the (N, 48, 48) uint8 pixels."""
-    csv_path = Path(csv_path)
+def import_fer2013(db: Fer2013, where: str) -> ImportResult:
+    """FER2013 csv (emotion, pixels, Usage): the manifest (every row its own subject) and,
+    as `pixels`, the (N, 48, 48) uint8 images."""
+    csv_path = Path(db.path)
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: FER2013 csv not found")
     df = pd.read_csv(csv_path)
     for col in ("emotion", "pixels"):
         if col not in df.columns:
             raise DatasetError(f"{csv_path}: FER2013 csv has no {col!r} column")
-    if usage is not None:
-        df = df[df["Usage"] == usage]
+    if db.usage is not None:
+        df = df[df["Usage"] == db.usage]
     result, rows, pixels = ImportResult(), [], []
     for i, (code, px) in enumerate(zip(df["emotion"], df["pixels"])):
         if int(code) not in FER2013_EMOTIONS:
@@ -349,7 +319,13 @@ def import_fer2013(csv_path, usage: str | None = None,
         pixels.append(values.reshape(48, 48).astype(np.uint8))
         rows.append((f"{csv_path}#{i}", FER2013_EMOTIONS[int(code)], f"fer2013:{i}",
                      "FER2013", f"row={i}", f"FER2013/{i}"))
-    return _finish(rows, result, "FER2013", csv_path, require_all), np.stack(pixels)
+    result = _finish(rows, result, "FER2013", csv_path, db, where)
+    result.pixels = np.stack(pixels)
+    return result
+
+
+IMPORTERS = {"kdef": import_kdef, "ck": import_ck, "jaffe": import_jaffe,
+             "fer2013": import_fer2013, "folders": import_label_folders, "csv": import_csv}
 
 
 def import_database(key: str, db: dict | Database) -> ImportResult:
@@ -358,21 +334,4 @@ def import_database(key: str, db: dict | Database) -> ImportResult:
         db = db if isinstance(db, Database) else database(key, db)
     except ConfigError as e:
         raise DatasetError(str(e)) from None
-    where = f"data.databases.{key}"
-    if db.kind == "kdef":
-        return import_kdef(db.path, db.frontal_only, db.require_all, where)
-    if db.kind == "ck":
-        return import_ck(db.path, db.peak_frames, db.neutral_frames, db.class_policy,
-                         db.require_all, where)
-    if db.kind == "jaffe":
-        return import_jaffe(db.path, db.require_all, where)
-    if db.kind == "fer2013":
-        result, pixels = import_fer2013(db.path, db.usage, db.require_all)
-        result.pixels = pixels
-        return result
-    if db.kind == "folders":
-        return import_label_folders(db.path, db.name, db.require_all, db.class_policy,
-                                    Naming.of(db, where), where)
-    return import_csv(db.path, db.name, db.csv, db.file_column, db.label_column,
-                      db.require_all, db.class_policy, Naming.of(db, where), where,
-                      db.subject_column)
+    return IMPORTERS[db.kind](db, f"data.databases.{key}")
