@@ -4,8 +4,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from fer.data.demo import (SIZES, write_jaffe, write_label_folders, write_labelled_csv,
-                            write_tight_crops)
+from fer.data.demo import SIZES, write_actors, write_jaffe, write_labelled_csv, \
+    write_tight_crops
 from fer.data.labels import JAFFE_SUBJECTS
 
 
@@ -71,8 +71,7 @@ def test_deterministic(demo_root, tmp_path):
 
     def write(where, seed):
         write_jaffe(where, sizes, seed)
-        write_label_folders(where, "actor", "actors", sizes.actors_per_emotion, seed,
-                            sizes.scale, ".jpg")
+        write_actors(where, sizes, seed)
         return where
 
     again = write(tmp_path / "again", 0)

@@ -69,11 +69,6 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng([seed, *key])
 
 
-def _style(name: str, scale: float):
-    s = STYLES[name]
-    return replace(s, width=int(s.width * scale), height=int(s.height * scale))
-
-
 def _identity(db: str, subject: int, seed: int):
     return random_identity(_rng(seed, DB_IDS[db], subject))
 
@@ -81,10 +76,13 @@ def _identity(db: str, subject: int, seed: int):
 def _face(db: str, subject: int, seed: int, emotion: str, intensity: float, key: int,
           scale: float, yaw: float = 0.0, identity=None, style: Style | None = None
           ) -> np.ndarray:
+    """`db`'s face of `subject` (its style at `scale` unless `style` is given)."""
     identity = identity or _identity(db, subject, seed)
     rng = _rng(seed, DB_IDS[db], subject, EMOTIONS.index(emotion) if emotion else 9, key)
-    return render_face(identity, expression_for(emotion, intensity, rng),
-                       style or _style(db, scale), rng, yaw=yaw)
+    if style is None:
+        s = STYLES[db]
+        style = replace(s, width=int(s.width * scale), height=int(s.height * scale))
+    return render_face(identity, expression_for(emotion, intensity, rng), style, rng, yaw=yaw)
 
 
 def _kdef_subject(sex: str, sid: int) -> int:
@@ -108,28 +106,16 @@ def write_kdef(root: Path, sizes: DemoSizes, seed: int) -> int:
     return len(jobs)
 
 
-def ck_plan(sizes: DemoSizes) -> list[tuple[int, int, str | None]]:
-    """(subject index, sequence number, emotion or None if unlabelled) per sequence: round
-    robin over subjects; the first `ck_contempt` contempt, then the six basic emotions."""
-    basic = [e for e in EMOTIONS if e != "neutral"]
-    plan, per_subject = [], [0] * sizes.ck_subjects
-    for j in range(sizes.ck_sequences):
-        s = j % sizes.ck_subjects
-        per_subject[s] += 1
-        if j < sizes.ck_contempt:
-            emotion = "contempt"
-        elif j < sizes.ck_labelled:
-            emotion = basic[(j - sizes.ck_contempt) % len(basic)]
-        else:
-            emotion = None
-        plan.append((s, per_subject[s], emotion))
-    return plan
-
-
 def write_ck(root: Path, sizes: DemoSizes, seed: int) -> int:
-    plan = ck_plan(sizes)
+    """Sequences dealt round robin to the subjects: the first `ck_contempt` labelled
+    contempt, then the six basic emotions up to `ck_labelled`, the rest unlabelled."""
     basic = [e for e in EMOTIONS if e != "neutral"]
-    for s, q, emotion in tqdm(plan, desc="demo CK+", leave=False):
+    for j in tqdm(range(sizes.ck_sequences), desc="demo CK+", leave=False):
+        s, q = j % sizes.ck_subjects, j // sizes.ck_subjects + 1
+        emotion = None
+        if j < sizes.ck_labelled:
+            emotion = "contempt" if j < sizes.ck_contempt else \
+                basic[(j - sizes.ck_contempt) % len(basic)]
         subject, seq = f"S{5 + s * 5:03d}", f"{q:03d}"
         # unlabelled sequences still show an expression; contempt is drawn as a smirk
         drawn = emotion or basic[(s + q) % len(basic)]
@@ -145,7 +131,7 @@ def write_ck(root: Path, sizes: DemoSizes, seed: int) -> int:
             lab.mkdir(parents=True, exist_ok=True)
             (lab / f"{subject}_{seq}_{sizes.ck_frames:08d}_emotion.txt").write_text(
                 f"   {CK_CODE[emotion]:.7e}\n")
-    return len(plan) * sizes.ck_frames
+    return sizes.ck_sequences * sizes.ck_frames
 
 
 def write_jaffe(root: Path, sizes: DemoSizes, seed: int) -> int:
@@ -165,13 +151,13 @@ def write_jaffe(root: Path, sizes: DemoSizes, seed: int) -> int:
     return image_id - 1
 
 
-def write_label_folders(root: Path, db: str, folder: str, per_emotion: int, seed: int,
-                        scale: float, suffix: str) -> int:
-    for emotion in tqdm(EMOTIONS, desc=f"demo {folder}", leave=False):
-        for k in range(per_emotion):
-            _save_jpeg(_face(db, k, seed, emotion, 1.0, k, scale),
-                       root / folder / emotion / f"{emotion}_{k:04d}{suffix}")
-    return len(EMOTIONS) * per_emotion
+def write_actors(root: Path, sizes: DemoSizes, seed: int) -> int:
+    """actors/<emotion>/<emotion>_0000.jpg: each photo its own person."""
+    for emotion in tqdm(EMOTIONS, desc="demo actors", leave=False):
+        for k in range(sizes.actors_per_emotion):
+            _save_jpeg(_face("actor", k, seed, emotion, 1.0, k, sizes.scale),
+                       root / "actors" / emotion / f"{emotion}_{k:04d}.jpg")
+    return len(EMOTIONS) * sizes.actors_per_emotion
 
 
 def write_pfa(root: Path, sizes: DemoSizes, seed: int) -> int:
@@ -259,8 +245,7 @@ def make_demo_data(root, scale: str = "demo", seed: int = 0, extras: bool = Fals
             "CK+": write_ck(tmp, sizes, seed),
             "jaffe": write_jaffe(tmp, sizes, seed),
             "KDEF_GAN_PFA": write_pfa(tmp, sizes, seed),
-            "actors": write_label_folders(tmp, "actor", "actors", sizes.actors_per_emotion,
-                                          seed, sizes.scale, ".jpg"),
+            "actors": write_actors(tmp, sizes, seed),
         }
         if extras:
             counts["ck48"] = write_tight_crops(tmp, seed)
