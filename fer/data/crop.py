@@ -154,8 +154,8 @@ _shared_detector = functools.cache(load_detector)     # one net per (worker) pro
 
 def _crop_one(args):
     """(crop or None, its info dict for crop_faces)"""
-    path, crop, detect, preloaded = args
-    rgb = preloaded if preloaded is not None else read_rgb(path)
+    path, crop, detect = args
+    rgb = read_rgb(path)
     found = FaceSearch(None)
     if detect:
         found = find_face(_shared_detector(), rgb, crop.confidence, crop.pad,
@@ -177,13 +177,11 @@ def _crop_one(args):
     return crop_resize(rgb, box, crop.size), info
 
 
-def crop_faces(paths: list[str], crop: Crop, detect: bool, desc: str = "crop",
-               preloaded: np.ndarray | None = None):
+def crop_faces(paths: list[str], crop: Crop, detect: bool, desc: str = "crop"):
     """Detect (unless not `detect`: centre crops) and crop every image on `crop.workers`
     processes: (images of the kept inputs, one info dict per input: box, confidence,
     detected (None: not run), kept, out_of_frame: higher-scoring boxes that left the frame)."""
-    jobs = [(p, crop, detect, None if preloaded is None else preloaded[i])
-            for i, p in enumerate(paths)]
+    jobs = [(p, crop, detect) for p in paths]
     if crop.workers > 1 and len(jobs) > 8:
         ctx = get_context("fork" if os.name == "posix" else "spawn")
         with ctx.Pool(crop.workers) as pool:

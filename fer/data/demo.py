@@ -11,7 +11,6 @@ Usage: python -m fer.data.demo data [--scale demo|paper] [--seed 0] [--extras]
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -273,8 +272,6 @@ def main(argv=None) -> int:
             return 0
         print(f"{args.root} is not empty; remove it first or pass --if-empty", file=sys.stderr)
         return 2
-    if args.root.exists():
-        shutil.rmtree(args.root)
     counts = make_demo_data(args.root, args.scale, args.seed, args.extras)
     for k, v in counts.items():
         print(f"{k:>14}: {v} files")

@@ -41,8 +41,6 @@ def grouped_folds(manifest, k: int, seed: int) -> list[tuple[np.ndarray, np.ndar
     groups = source_subjects(manifest)
     rows = np.arange(len(groups))
     grouped, train_only = rows[groups != ""], rows[groups == ""]
-    out = []
-    splitter = GroupKFold(k, shuffle=True, random_state=seed)
-    for tr, va in splitter.split(grouped, groups=groups[grouped]):
-        out.append((np.sort(np.concatenate([grouped[tr], train_only])), np.sort(grouped[va])))
-    return out
+    splits = GroupKFold(k, shuffle=True, random_state=seed).split(grouped, groups=groups[grouped])
+    return [(np.sort(np.concatenate([grouped[tr], train_only])), np.sort(grouped[va]))
+            for tr, va in splits]
