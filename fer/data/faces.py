@@ -167,13 +167,11 @@ def draw_face(identity: Identity, expr: Expression, style: Style,
     cy = style.center[1] * H + rng.normal(0, style.jitter * H)
     turn = yaw * a * 0.45                                # feature shift for a turned head
     aw = a * (1 - 0.25 * abs(yaw))
-    skin = tuple(float(c) for c in identity.skin)
     dark = tuple(float(c) * 0.72 for c in identity.skin)
     hair = tuple(float(c) for c in identity.hair)
 
     # shoulders and neck
-    shirt = tuple(float(c) for c in rng.uniform(40, 200, 3))
-    _ellipse(img, cx, cy + b * 2.3, a * 2.4, b * 1.0, shirt)
+    _ellipse(img, cx, cy + b * 2.3, a * 2.4, b * 1.0, rng.uniform(40, 200, 3))      # shirt
     _poly(img, [(cx - a * 0.42, cy + b * 0.6), (cx + a * 0.42, cy + b * 0.6),
                 (cx + a * 0.5, cy + b * 1.45), (cx - a * 0.5, cy + b * 1.45)], dark)
     if identity.hair_style == 1:  # long hair behind the head
@@ -184,23 +182,21 @@ def draw_face(identity: Identity, expr: Expression, style: Style,
             _ellipse(img, cx + side * aw * 0.98 + turn * 0.3, cy - b * 0.05, a * 0.16, b * 0.2,
                      dark)
     # face with radial shading
+    fx = cx + turn * 0.2                                 # the face's centre
     face = np.zeros((H, W), np.uint8)
-    _ellipse(face, cx + turn * 0.2, cy, aw, b, 255)
-    box = (cx + turn * 0.2 - aw, cy - b, cx + turn * 0.2 + aw, cy + b)
+    _ellipse(face, fx, cy, aw, b, 255)
+    box = (fx - aw, cy - b, fx + aw, cy + b)
     r2 = ((xx - cx - turn * 0.2) / aw) ** 2 + ((yy - cy) / b) ** 2
     shade = np.clip(1.0 - 0.28 * r2 - 0.08 * (xx - cx) / aw * np.sign(yaw + 1e-6), 0.4, 1.1)
-    face_rgb = np.array(skin, np.float32)[None, None, :] * shade[..., None]
+    face_rgb = np.array(identity.skin, np.float32)[None, None, :] * shade[..., None]
     m = face.astype(np.float32)[..., None] / 255.0
     img = (img * (1 - m) + face_rgb * m).clip(0, 255).astype(np.uint8)
     # hair cap
     if identity.hair_style != 2:
-        _ellipse(img, cx + turn * 0.2, cy - b * 0.55, aw * 1.08, b * 0.55, hair,
-                 start=180, end=360)
-        _ellipse(img, cx + turn * 0.2, cy - b * 0.55, aw * 1.08, b * 0.16, hair,
-                 start=0, end=180)
+        _ellipse(img, fx, cy - b * 0.55, aw * 1.08, b * 0.55, hair, start=180, end=360)
+        _ellipse(img, fx, cy - b * 0.55, aw * 1.08, b * 0.16, hair, start=0, end=180)
     else:
-        _ellipse(img, cx + turn * 0.2, cy - b * 0.62, aw * 1.0, b * 0.42, hair,
-                 start=180, end=360)
+        _ellipse(img, fx, cy - b * 0.62, aw * 1.0, b * 0.42, hair, start=180, end=360)
 
     eye_y = cy - b * 0.12
     ex = a * identity.eye_gap

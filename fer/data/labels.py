@@ -24,17 +24,13 @@ JAFFE_EMOTIONS = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy",
                   "NE": "neutral", "SA": "sad", "SU": "surprise"}
 JAFFE_SUBJECTS = ("KA", "KL", "KM", "KR", "MK", "NA", "NM", "TM", "UY", "YM")
 
-# Folder names accepted for `<label>/<file>` layouts (PFA set, actors, generic).
-LABEL_ALIASES = {
-    "angry": "angry", "anger": "angry", "an": "angry", "mad": "angry",
-    "disgust": "disgust", "disgusted": "disgust", "di": "disgust",
-    "fear": "fear", "afraid": "fear", "fearful": "fear", "scared": "fear",
-    "af": "fear", "fe": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy", "ha": "happy",
-    "neutral": "neutral", "ne": "neutral",
-    "sad": "sad", "sadness": "sad", "sa": "sad",
-    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
-}
+# Folder names accepted for `<label>/<file>` layouts (PFA set, actors, generic): the
+# emotions, the KDEF and JAFFE codes (lower case) and common synonyms.
+LABEL_ALIASES = {**{e: e for e in EMOTIONS},
+                 **{code.lower(): e for code, e in {**KDEF_EMOTIONS, **JAFFE_EMOTIONS}.items()},
+                 "anger": "angry", "mad": "angry", "disgusted": "disgust", "afraid": "fear",
+                 "fearful": "fear", "scared": "fear", "happiness": "happy", "joy": "happy",
+                 "sadness": "sad", "surprised": "surprise"}
 
 # FER2013 csv `emotion` column.
 FER2013_EMOTIONS = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad",
