@@ -84,13 +84,14 @@ def _outside_seven(result: ImportResult, label: str, path, policy: str, where: s
     result.skip(f"{label.strip().lower()} (not one of the seven)", path, n)
 
 
-def _subject_ids(db: Folders, where: str, f: Path) -> tuple[str, str]:
+def _subject_ids(db: Folders, where: str, f: Path, person: str = "") -> tuple[str, str]:
     """(subject, source_subject) of file `f` (options in docs/configuration.md).
 
-    subject_pattern: regex whose group `subject` names the person; without it each file is
-    its own subject, its source_subject "<database>/<stem>" (unknown_subjects: per_image)
-    or empty (train_only). source_pattern + source_database: faces derived from another
-    database's people (PFA from KDEF): source_subject "<source_database>/<subject>".
+    person (a csv's subject_column) or subject_pattern, a regex whose group `subject`
+    names the person, give the subject; without them each file is its own subject, its
+    source_subject "<database>/<stem>" (unknown_subjects: per_image) or empty (train_only).
+    source_pattern + source_database: faces derived from another database's people (PFA
+    from KDEF): source_subject "<source_database>/<subject>".
     """
     def match(option: str) -> str:
         pattern = getattr(db, option)
@@ -99,8 +100,8 @@ def _subject_ids(db: Folders, where: str, f: Path) -> tuple[str, str]:
             raise DatasetError(f"{f}: file name does not match {where}.{option} {pattern!r}")
         return m.group("subject")
 
-    if db.subject_pattern is not None:
-        subject = match("subject_pattern")
+    if person or db.subject_pattern is not None:
+        subject = person or match("subject_pattern")
         source = f"{db.name}/{subject}"
     else:
         subject = f"{db.name}:{f.stem}"
@@ -284,10 +285,7 @@ def import_csv(db: Csv, where: str) -> ImportResult:
             _outside_seven(result, label, f"{csv_path}: row {csv_rows[0]}: {rel}",
                            db.class_policy, where)
         else:
-            subject, source = _subject_ids(db, where, f)
-            if subject_column:
-                subject = person[rel]
-                source = source if db.source_pattern is not None else f"{db.name}/{subject}"
+            subject, source = _subject_ids(db, where, f, person[rel])
             rows.append((str(f), label, subject, db.name, f"row={csv_rows[0]}", source))
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p != csv_path):
         if is_image_name(f) and f.relative_to(root).as_posix() not in listed:
