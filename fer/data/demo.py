@@ -77,7 +77,7 @@ def _face(db: str, subject: int, seed: int, emotion: str, intensity: float, key:
           ) -> np.ndarray:
     """`db`'s face of `subject` (its style at `scale` unless `style` is given)."""
     identity = identity or _identity(db, subject, seed)
-    rng = _rng(seed, DB_IDS[db], subject, EMOTIONS.index(emotion) if emotion else 9, key)
+    rng = _rng(seed, DB_IDS[db], subject, EMOTIONS.index(emotion), key)
     if style is None:
         s = STYLES[db]
         style = replace(s, width=int(s.width * scale), height=int(s.height * scale))
