@@ -55,7 +55,8 @@ class ImportResult:
 def _require_dir(path: Path, what: str) -> Path:
     path = Path(path)
     if not path.is_dir():
-        raise DatasetError(f"{path}: {what} folder not found (see docs/configuration.md, 'Real data layout')")
+        raise DatasetError(f"{path}: {what} folder not found (see docs/configuration.md, "
+                           "'Real data layout')")
     return path
 
 
