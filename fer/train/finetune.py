@@ -88,8 +88,10 @@ def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
     """float32 (x, y) batches of `rows` of `arrays` (one per model input: images or cached
     activations) and `labels`. With `seed`: epochs range(*epochs) one after another, each
     in `epoch_order`; without: `rows` in order, once. Rows are read per batch by a
-    `tf.numpy_function`, never copied whole into the graph (bench/feed_teardown.py)."""
-    arrays, rows = list(arrays), np.asarray(rows)
+    `tf.numpy_function`, never copied whole into the graph (bench/feed_teardown.py), which
+    lets go of the arrays with the dataset: TensorFlow keeps every such function alive
+    (tensorflow/tensorflow#35084), and with it a seed's arrays, ~60 MB of VGG16 cache each."""
+    source, rows = [list(arrays), labels], np.asarray(rows)
     if seed is None:           # a known length: Keras's evaluate and predict read it all
         ds = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
     else:
@@ -97,21 +99,23 @@ def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
                          rows.dtype).reshape(-1, len(rows))
         ds = tf.data.Dataset.from_tensor_slices(order).flat_map(
             lambda o: tf.data.Dataset.from_tensor_slices(o).batch(batch_size))
-    dtypes = [tf.as_dtype(a.dtype) for a in arrays] + [tf.as_dtype(labels.dtype)]
+    shapes = [(None, *a.shape[1:]) for a in source[0]]
+    dtypes = [tf.as_dtype(a.dtype) for a in source[0]] + [tf.as_dtype(labels.dtype)]
 
     def read(idx):
-        idx = np.sort(idx)
-        return (*[np.asarray(a[idx]) for a in arrays], np.asarray(labels[idx]))
+        (xs, y), idx = source, np.sort(idx)
+        return (*[np.asarray(a[idx]) for a in xs], np.asarray(y[idx]))
 
     def gather(idx):
         *xs, y = tf.numpy_function(read, [idx], dtypes, stateful=False)
-        xs = [tf.cast(tf.ensure_shape(x, (None, *a.shape[1:])), tf.float32)
-              for x, a in zip(xs, arrays)]
+        xs = [tf.cast(tf.ensure_shape(x, shape), tf.float32) for x, shape in zip(xs, shapes)]
         return (xs[0] if len(xs) == 1 else tuple(xs)), tf.ensure_shape(y, (None,))
 
     options = tf.data.Options()
     options.deterministic = True
-    return ds.map(gather).prefetch(1).with_options(options)
+    ds = ds.map(gather).prefetch(1).with_options(options)
+    weakref.finalize(ds, source.clear)       # an iterator keeps its dataset alive
+    return ds
 
 
 def train_two_step(spec: ModelSpec, train: Train, data: Dataset, seed: int,
