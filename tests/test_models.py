@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fer.train.finetune import seed_everything, train_two_step
+from fer.train.finetune import seed_everything, train_two_step, validation_split
 from fer.core.schema import BACKBONES
 from fer.train.backbones import (ModelSpec, Normalize, build_base, build_classifier, table2,
                                  table2_row, unfreeze_last)
@@ -119,6 +119,13 @@ def test_fit_changes_only_trainable_weights_and_is_reproducible():
     assert set(history) == {"step1", "step2"}
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history["step2"])
     assert len(seconds["step1"]) == 1 and len(seconds["step2"]) == 1
+    # the logged validation numbers are Keras's own evaluation of the validation subjects
+    _, va = validation_split(data, train, 3)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    keras_val = model.evaluate(data.images[va], data.labels[va], batch_size=7, verbose=0,
+                               return_dict=True)
+    assert history["step2"]["val_accuracy"] == [keras_val["accuracy"]]
+    assert history["step2"]["val_loss"][0] == pytest.approx(keras_val["loss"], rel=1e-6)
     again, _, _ = train_two_step(spec, train, data, seed=3)
     for a, b in zip(model.weights, again.weights):
         assert np.array_equal(a.numpy(), b.numpy())

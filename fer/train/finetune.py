@@ -39,6 +39,28 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._t)
 
 
+class Validation(keras.callbacks.Callback):
+    """`val_loss` and `val_accuracy` after every epoch, as `fit(validation_data=...)` logs
+    them, from the model's traced forward pass over the validation rows: fit's own pass
+    builds a tf.data iterator and an evaluation loop every epoch, half of a fast step-1
+    epoch (bench/finetune_speed.py)."""
+
+    def __init__(self, arrays, labels, rows, batch_size: int):
+        super().__init__()
+        self.arrays, self.rows, self.labels = arrays, np.asarray(rows), labels[rows]
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        run = forward(self.model, bool(self.model.jit_compile))
+        batches = [self.rows[i:i + self.batch_size]
+                   for i in range(0, len(self.rows), self.batch_size)]
+        p = np.concatenate([run(*[np.asarray(a[b], np.float32) for a in self.arrays])[0]
+                            for b in batches])
+        logs["val_loss"] = float(np.mean(
+            keras.losses.sparse_categorical_crossentropy(self.labels, p)))
+        logs["val_accuracy"] = float(np.mean(p.argmax(1) == self.labels))
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and TensorFlow; `deterministic` turns TF op determinism on
     (TensorFlow has no public switch back: off leaves it as this process has it)."""
@@ -165,10 +187,11 @@ def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbo
         decay = [keras.callbacks.LearningRateScheduler(
             lambda e, _, lr=lr, start=first, n=epochs: cosine(lr, e - start, n))
         ] if train.lr_decay == "cosine" else []
+        val = [Validation(xs, labels, va, bs)] if len(va) else []
         fit = model.fit(batches(xs, labels, tr, bs, seed, (first, first + epochs)),
-                        validation_data=batches(xs, labels, va, bs) if len(va) else None,
                         epochs=first + epochs, initial_epoch=first, steps_per_epoch=steps,
-                        shuffle=False, callbacks=[timer, *decay, *callbacks], verbose=verbose)
+                        shuffle=False, callbacks=[*val, timer, *decay, *callbacks],
+                        verbose=verbose)
         history[f"step{step}"] = fit.history
         seconds[f"step{step}"] = timer.seconds
         first += epochs
