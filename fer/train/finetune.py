@@ -122,18 +122,14 @@ def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
         ds = tf.data.Dataset.from_tensor_slices(order).flat_map(
             lambda o: tf.data.Dataset.from_tensor_slices(o).batch(batch_size))
     shapes = [(None, *a.shape[1:]) for a in source[0]]
-    dtypes = [a.dtype for a in source[0]] + [labels.dtype]
-    no_rows = [np.empty((0, *s[1:]), d) for s, d in zip(shapes + [(None,)], dtypes)]
+    dtypes = [tf.as_dtype(a.dtype) for a in source[0]] + [tf.as_dtype(labels.dtype)]
 
     def read(idx):
-        if not source:   # the dataset is gone, yet at interpreter exit an iterator may
-            return no_rows   # still prefetch: an error in its thread would hang the exit
         (xs, y), idx = source, np.sort(idx)
         return (*[np.asarray(a[idx]) for a in xs], np.asarray(y[idx]))
 
     def gather(idx):
-        *xs, y = tf.numpy_function(read, [idx], [tf.as_dtype(d) for d in dtypes],
-                                   stateful=False)
+        *xs, y = tf.numpy_function(read, [idx], dtypes, stateful=False)
         xs = [tf.cast(tf.ensure_shape(x, shape), tf.float32) for x, shape in zip(xs, shapes)]
         return (xs[0] if len(xs) == 1 else tuple(xs)), tf.ensure_shape(y, (None,))
 
