@@ -17,7 +17,8 @@ from pathlib import Path
 
 from fer.data.dataset import load_dataset
 from fer.train.executor import configured, run_groups
-from fer.train.grid import cell_spec, check_cell, portable_seed, prepare_cache, record_seed, train_seed
+from fer.train.grid import (cell_spec, check_cell, portable_seed, prepare_cache, record_seed,
+                            train_seed)
 from fer.data.layout import set_dir
 from fer.core.params import load_params
 

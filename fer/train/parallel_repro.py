@@ -6,7 +6,8 @@ have finished, up to N at a time, longest chain first. The first failure stops n
 Ctrl-C or SIGTERM stops the running stages, and `dvc.lock` is rewritten in `dvc.yaml` order.
 `--gpus 0,1`: a stage in slot i sees only GPU i mod len. Details: docs/scale-out.md.
 
-Usage: python -m fer.train.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH] [target ...]
+Usage: python -m fer.train.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH]
+                                          [target ...]
 """
 from __future__ import annotations
 
