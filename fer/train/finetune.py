@@ -51,11 +51,7 @@ class Validation(keras.callbacks.Callback):
         self.batch_size = batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        run = forward(self.model, bool(self.model.jit_compile))
-        batches = [self.rows[i:i + self.batch_size]
-                   for i in range(0, len(self.rows), self.batch_size)]
-        p = np.concatenate([run(*[np.asarray(a[b], np.float32) for a in self.arrays])[0]
-                            for b in batches])
+        p = probabilities(self.model, self.arrays, self.rows, self.batch_size)
         logs["val_loss"] = float(np.mean(
             keras.losses.sparse_categorical_crossentropy(self.labels, p)))
         logs["val_accuracy"] = float(np.mean(p.argmax(1) == self.labels))
@@ -325,6 +321,13 @@ def predict(model, data: Dataset, batch_size: int = 64, rows=None) -> np.ndarray
             model = fast.trainer
         except CacheTooLarge as e:
             print(f"{e}: predicting the naive way", file=sys.stderr)
+    return probabilities(model, arrays, rows, batch_size)
+
+
+def probabilities(model, arrays, rows, batch_size: int) -> np.ndarray:
+    """`model`'s outputs for `rows` of `arrays` (one per model input), read a batch at a
+    time (memory maps stay on disk) through its forward pass, traced once."""
     run = forward(model, bool(getattr(model, "jit_compile", False)))
-    return np.concatenate([run(*tf.nest.flatten(x))[0].numpy()
-                           for x, _ in batches(arrays, data.labels, rows, batch_size)])
+    return np.concatenate([
+        run(*[np.asarray(a[rows[i:i + batch_size]], np.float32) for a in arrays])[0].numpy()
+        for i in range(0, len(rows), batch_size)])
