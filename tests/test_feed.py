@@ -44,16 +44,15 @@ def test_batches_cover_every_row_once_per_epoch_in_an_order_of_seed_and_epoch():
     assert not np.array_equal(epoch_order(rows, 8, 3), epoch_order(rows, 7, 3))
 
 
-def test_unshuffled_batches_keep_row_order_and_several_inputs_come_as_float32():
+def test_a_batch_reads_its_rows_sorted_and_several_inputs_come_as_float32():
     images = np.random.default_rng(0).integers(0, 256, (9, 2, 2, 3), dtype=np.uint8)
     acts = np.random.default_rng(1).random((9, 5), np.float32)
     labels = np.arange(9) % 7
-    (x, y), = list(batches([images, acts], labels, [1, 4, 8], 3))
+    (x, y), = list(batches([images, acts], labels, [1, 4, 8], 3, seed=0))
     assert x[0].dtype.name == "float32" and x[0].shape == (3, 2, 2, 3)
     np.testing.assert_array_equal(x[0], images[[1, 4, 8]].astype(np.float32))
     np.testing.assert_array_equal(x[1], acts[[1, 4, 8]])
     np.testing.assert_array_equal(y, labels[[1, 4, 8]])
-    assert batches([images], labels, np.arange(9), 4).cardinality() == 3
 
 
 def test_a_finished_pipeline_lets_go_of_its_arrays():

@@ -101,22 +101,19 @@ def epoch_order(rows, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(np.asarray(rows))
 
 
-def batches(arrays, labels, rows, batch_size: int, seed: int | None = None,
+def batches(arrays, labels, rows, batch_size: int, seed: int,
             epochs: tuple = (0, 1)) -> tf.data.Dataset:
     """float32 (x, y) batches of `rows` of `arrays` (one per model input: images or cached
-    activations) and `labels`. With `seed`: epochs range(*epochs) one after another, each
-    in `epoch_order`; without: `rows` in order, once. Rows are read per batch by a
+    activations) and `labels`: epochs range(*epochs) one after another, each in
+    `epoch_order`. Rows are read per batch by a
     `tf.numpy_function`, never copied whole into the graph (bench/feed_teardown.py), which
     lets go of the arrays with the dataset: TensorFlow keeps every such function alive
     (tensorflow/tensorflow#35084), and with it a seed's arrays, ~60 MB of VGG16 cache each."""
     source, rows = [list(arrays), labels], np.asarray(rows)
-    if seed is None:           # a known length: Keras's evaluate and predict read it all
-        ds = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
-    else:
-        order = np.array([epoch_order(rows, seed, e) for e in range(*epochs)],
-                         rows.dtype).reshape(-1, len(rows))
-        ds = tf.data.Dataset.from_tensor_slices(order).flat_map(
-            lambda o: tf.data.Dataset.from_tensor_slices(o).batch(batch_size))
+    order = np.array([epoch_order(rows, seed, e) for e in range(*epochs)],
+                     rows.dtype).reshape(-1, len(rows))
+    ds = tf.data.Dataset.from_tensor_slices(order).flat_map(
+        lambda o: tf.data.Dataset.from_tensor_slices(o).batch(batch_size))
     shapes = [(None, *a.shape[1:]) for a in source[0]]
     dtypes = [tf.as_dtype(a.dtype) for a in source[0]] + [tf.as_dtype(labels.dtype)]
 
