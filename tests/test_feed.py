@@ -4,7 +4,12 @@ epoch, in an order that is a function of (seed, epoch) alone and changes with bo
 rows never train; two runs give the same bytes."""
 import dataclasses
 import gc
+import os
+import subprocess
+import sys
+import textwrap
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +74,39 @@ def test_a_finished_pipeline_lets_go_of_its_arrays():
     del it
     gc.collect()
     assert alive() is None
+
+
+def test_a_process_exits_while_an_epoch_is_half_read():
+    """A stage that fails in the middle of `fit` exits with its error, not a hang. A
+    background read in flight at interpreter exit never finished (Python stops threads
+    that ask for the GIL then) and TensorFlow's iterator teardown waited for it forever:
+    prefetch and tf.data's map parallelization both read a batch ahead."""
+    script = textwrap.dedent("""
+        import time
+        import numpy as np
+        from fer.train.finetune import batches
+
+        class Slow:                     # a memory map on a slow disk
+            def __init__(self, a):
+                self.a, self.dtype, self.shape = a, a.dtype, a.shape
+            def __getitem__(self, idx):
+                time.sleep(0.5)
+                return self.a[idx]
+
+        images = Slow(np.zeros((12, 2), np.float32))
+        it = iter(batches([images], np.zeros(12, np.int64), np.arange(12), 4, seed=0))
+        next(it)
+        time.sleep(0.1)                 # the next batch would be in flight now
+        print("exiting", flush=True)
+        """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    try:
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung at exit")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == "exiting\n"
 
 
 class Recorder:

@@ -126,9 +126,12 @@ def batches(arrays, labels, rows, batch_size: int, seed: int,
         xs = [tf.cast(tf.ensure_shape(x, shape), tf.float32) for x, shape in zip(xs, shapes)]
         return (xs[0] if len(xs) == 1 else tuple(xs)), tf.ensure_shape(y, (None,))
 
+    # no read ahead (no prefetch, no parallel map): a read in flight when the process
+    # exits never ends, and TensorFlow's iterator teardown waits for it for ever
     options = tf.data.Options()
-    options.deterministic = True
-    ds = ds.map(gather).prefetch(1).with_options(options)
+    options.experimental_optimization.map_parallelization = False
+    options.experimental_optimization.inject_prefetch = False
+    ds = ds.map(gather).with_options(options)
     weakref.finalize(ds, source.clear)       # an iterator keeps its dataset alive
     return ds
 
