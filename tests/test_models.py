@@ -157,6 +157,11 @@ def test_seeds_on_the_reused_traced_classifier_equal_fresh_builds_bit_for_bit(
     # the graphs the first seed traced, never rebuilt (a compile per seed would)
     assert all(a is b for t in traces[1:] for a, b in zip(traces[0], t))
     assert model is Cell.current.model
+    # half the rows, fewer batches an epoch (a call of `fit` runs an epoch): the same
+    # numbers as a fresh build again
+    rows = np.arange(len(data) // 2)
+    want = train_two_step(spec, train, data, 0, rows=rows)[1]
+    assert train_two_step(spec, train, data, 0, reuse=True, rows=rows)[1] == want
 
 
 def test_a_fixed_base_is_the_same_for_every_seed_and_the_head_is_the_seeds():

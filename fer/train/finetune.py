@@ -178,7 +178,7 @@ def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbo
             cell.base.trainable = False
         else:
             unfreeze_last(cell.base, spec.k)
-        model, xs = cell.compile(step, lr, train.jit_compile), arrays[step - 1]
+        model, xs = cell.compile(step, lr, train.jit_compile, steps), arrays[step - 1]
         timer = EpochTimer()
         decay = [keras.callbacks.LearningRateScheduler(
             lambda e, _, lr=lr, start=first, n=epochs: cosine(lr, e - start, n))
@@ -211,7 +211,7 @@ class Cell:
         self.model, self.base = build_classifier(spec, seed)
         self.steps, self.cut = (_fast_models if fast else _step_models)(self.model, self.base,
                                                                       spec.k)
-        self.optimizer_start = {}
+        self.compiled = {}          # step -> (batches an epoch, its optimizer's start)
         # a base that does not depend on the seed is kept; a new seed only draws a head
         self.initial_base = None if spec.weights == "none" else self.base.get_weights()
 
@@ -239,16 +239,19 @@ class Cell:
         for name in ("fc", "emotion"):
             self.model.get_layer(name).set_weights(head.get_layer(name).get_weights())
 
-    def compile(self, step: int, lr: float, jit_compile: bool) -> keras.Model:
-        """The step's model, compiled the first time, its optimizer reset later."""
+    def compile(self, step: int, lr: float, jit_compile: bool, steps: int) -> keras.Model:
+        """The step's model, compiled the first time (and when an epoch's number of
+        batches changes) to run a whole epoch per call: Keras's work per call in Python
+        was a third of a fast step-1 epoch. Later its optimizer is reset."""
         model = self.steps[step - 1]
-        if step not in self.optimizer_start:
+        if self.compiled.get(step, (None,))[0] != steps:
             model.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=jit_compile,
+                          steps_per_execution=steps,
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             model.optimizer.build(model.trainable_variables)
-            self.optimizer_start[step] = [v.numpy() for v in model.optimizer.variables]
+            self.compiled[step] = steps, [v.numpy() for v in model.optimizer.variables]
         else:
-            for v, value in zip(model.optimizer.variables, self.optimizer_start[step]):
+            for v, value in zip(model.optimizer.variables, self.compiled[step][1]):
                 v.assign(value)
         return model
 
