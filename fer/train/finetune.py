@@ -22,7 +22,7 @@ from fer.core import settings
 from fer.core.schema import BACKBONES, Train
 from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from fer.data.dataset import Dataset
-from fer.train.backbones import (ModelSpec, build_classifier, initial_head, split_at_cut,
+from fer.train.backbones import (ModelSpec, build_classifier, draw_head, split_at_cut,
                                  unfreeze_last)
 from fer.data.splits import holdout_by_source
 
@@ -66,8 +66,10 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def configure(train: Train) -> None:
-    """Process-wide switches: precision policy and GPU memory growth (FER_GPU_MEMORY_GROWTH,
-    an execution setting)."""
+    """Process-wide switches: op determinism, precision policy and GPU memory growth
+    (FER_GPU_MEMORY_GROWTH, an execution setting)."""
+    if train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(
         "float32" if train.mixed_precision == "off" else train.mixed_precision)
     if settings.load().gpu_memory_growth:
@@ -127,10 +129,13 @@ def batches(arrays, labels, rows, batch_size: int, seed: int,
         return (xs[0] if len(xs) == 1 else tuple(xs)), tf.ensure_shape(y, (None,))
 
     # no read ahead (no prefetch, no parallel map): a read in flight when the process
-    # exits never ends, and TensorFlow's iterator teardown waits for it for ever
+    # exits never ends, and TensorFlow's iterator teardown waits for it for ever; no
+    # autotuning (nothing to tune): its thread held up the teardown after ~1 fit in 4
+    # by ~2.3 s
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = False
     options.experimental_optimization.inject_prefetch = False
+    options.autotune.enabled = False
     ds = ds.map(gather).with_options(options)
     weakref.finalize(ds, source.clear)       # an iterator keeps its dataset alive
     return ds
@@ -146,8 +151,7 @@ def train_two_step(spec: ModelSpec, train: Train, data: Dataset, seed: int,
     (spec, train), the same numbers without building or tracing again; the returned model
     is then shared: use it before the next `reuse` call.
     """
-    configure(train)
-    seed_everything(seed, train.deterministic)
+    configure(train)                 # the seed draws weights (`Cell`), split and orders
     tr, va = validation_split(data, train, seed, rows)
     fallback = None
     if train.fast_path and spec.k < BACKBONES[spec.name].layers:   # a frozen part to cache
@@ -235,9 +239,7 @@ class Cell:
             self.model.set_weights(build_classifier(spec, seed)[0].get_weights())
             return
         self.base.set_weights(self.initial_base)
-        head = initial_head(spec, self.base.output.shape[1:], seed)
-        for name in ("fc", "emotion"):
-            self.model.get_layer(name).set_weights(head.get_layer(name).get_weights())
+        draw_head(self.model, seed)
 
     def compile(self, step: int, lr: float, jit_compile: bool, steps: int) -> keras.Model:
         """The step's model, compiled the first time (and when an epoch's number of
