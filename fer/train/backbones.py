@@ -179,22 +179,25 @@ def build_base(spec: ModelSpec) -> keras.Model:
 def build_classifier(spec: ModelSpec, seed: int | None = None
                      ) -> tuple[keras.Model, keras.Model]:
     """(model, base): 0-255 RGB pixels -> `Normalize` -> base -> GlobalAveragePooling ->
-    Dense(256, relu) -> Dense(7, softmax). `seed` draws a `none` base (from the global
-    generators, seeded with it) and the head (`draw_head`); with other weights the base's
-    BatchNormalization runs in inference mode (`batchnorm_inference`)."""
+    Dense(256, relu) -> Dense(7, softmax). `seed` seeds the global generators that draw a
+    `none` base and its head; with other weights the head is drawn from the seed alone
+    (`draw_head`) and the base's BatchNormalization runs in inference mode
+    (`batchnorm_inference`)."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
     base = build_base(spec)
+    head_seed = None if spec.weights == "none" else seed
     if spec.weights != "none":
         batchnorm_inference(base)
     inputs = keras.Input((spec.input_size, spec.input_size, 3), name="image")
     x = Normalize(spec.preprocess, spec.channels, spec.size, name="normalize")(inputs)
     x = layers.GlobalAveragePooling2D(name="gap")(base(x, training=False))
     x = layers.Dense(HEAD_UNITS, activation="relu", name="fc",
-                     kernel_initializer=head_initializer(seed, "fc"))(x)
+                     kernel_initializer=head_initializer(head_seed, "fc"))(x)
     # float32 softmax also under a mixed-precision policy (train.mixed_precision)
     outputs = layers.Dense(len(EMOTIONS), activation="softmax", name="emotion",
-                           dtype="float32", kernel_initializer=head_initializer(seed, "emotion"))(x)
+                           dtype="float32",
+                           kernel_initializer=head_initializer(head_seed, "emotion"))(x)
     return keras.Model(inputs, outputs, name=f"fer_{spec.name}"), base
 
 
@@ -206,14 +209,15 @@ def head_initializer(seed: int | None, layer: str) -> keras.initializers.Initial
     alone, so that `draw_head` draws a seed's head again in place without seeding
     anything globally (`tf.random.set_seed` clears TensorFlow's kernel cache: each traced
     function then starts again, 0.15 s a VGG16 step-1 `fit`)."""
-    if seed is None:
+    if seed is None:                    # Keras's default: from the global generators
         return keras.initializers.GlorotUniform()
     return keras.initializers.GlorotUniform(
         seed=int(np.random.SeedSequence([seed, HEAD.index(layer)]).generate_state(1)[0]))
 
 
 def draw_head(model: keras.Model, seed: int) -> None:
-    """Give `model`'s head the initial weights `build_classifier(spec, seed)` gives it."""
+    """Give `model`'s head the initial weights `build_classifier(spec, seed)` gives it
+    (`spec.weights` not `none`)."""
     for name in HEAD:
         layer = model.get_layer(name)
         layer.kernel.assign(head_initializer(seed, name)(layer.kernel.shape, layer.kernel.dtype))
