@@ -124,10 +124,14 @@ def bench_backbone(name, args, tmp, peak):
     cell = {p: 0.0 for p in args.paths}
     rss = {p: 0.0 for p in args.paths}
     both = len(args.paths) == 2
+    cells = {}
     for seed in range(args.seeds):
         for path, train in (("naive", naive), ("fast", fast)):
             if path not in args.paths:
                 continue
+            # each path its own cell, as a grid cell's process keeps one (the
+            # `train_two_step` keeps a single cell: interleaved, each seed built and traced)
+            finetune.Cell.current = cells.get(path)
             reset_peak()
             t = time.perf_counter()
             model, history, seconds = train_two_step(spec, train, data, seed,
@@ -136,6 +140,7 @@ def bench_backbone(name, args, tmp, peak):
             cell[path] += time.perf_counter() - t
             rss[path] = max(rss[path], peak_mb())
             runs[path].append((history, seconds, p))
+            cells[path] = finetune.Cell.current
             if path == "fast":
                 trainer = finetune._FAST[model].trainer
     out = {"model": name, "k": K[name], "size": args.size, "images": args.images,
