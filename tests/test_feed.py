@@ -109,6 +109,28 @@ def test_a_process_exits_while_an_epoch_is_half_read():
     assert out.stdout == "exiting\n"
 
 
+def test_at_exit_reads_in_flight_end_first_and_no_new_one_starts():
+    import threading
+    import time
+    from fer.train.finetune import Reads
+    reads, started = Reads(), threading.Event()
+
+    def read():
+        with reads:
+            started.set()
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    started.wait()
+    t = time.perf_counter()
+    reads.close()
+    assert time.perf_counter() - t >= 0.25 and not thread.is_alive()
+    with pytest.raises(RuntimeError, match="exiting"):
+        with reads:
+            pass
+
+
 class Recorder:
     """An image array that records the rows each batch reads from it."""
 

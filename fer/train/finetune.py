@@ -9,8 +9,10 @@ same weights and batches as the naive path, so the same numbers up to float roun
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import sys
+import threading
 import time
 import weakref
 
@@ -103,6 +105,41 @@ def epoch_order(rows, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(np.asarray(rows))
 
 
+class Reads:
+    """The batch reads in flight, so that a process can exit in the middle of an epoch:
+    a read still running when the interpreter shuts down never ends (Python stops a
+    thread that asks for the GIL then), and TensorFlow's iterator teardown waits for it
+    for ever. At exit (atexit runs before the shutdown) `close` waits for them and lets
+    no new one start."""
+
+    def __init__(self):
+        self.running, self.used, self.closed = 0, False, False
+        self.changed = threading.Condition()
+
+    def __enter__(self):
+        with self.changed:
+            if self.closed:
+                raise RuntimeError("the process is exiting")
+            self.running, self.used = self.running + 1, True
+
+    def __exit__(self, *exc):
+        with self.changed:
+            self.running -= 1
+            self.changed.notify_all()
+
+    def close(self, timeout: float = 60) -> None:
+        with self.changed:
+            self.closed = True
+        if self.used:           # a moment for a read waiting for the GIL to start
+            time.sleep(0.05)
+        with self.changed:
+            self.changed.wait_for(lambda: self.running == 0, timeout)
+
+
+READS = Reads()
+atexit.register(READS.close)
+
+
 def batches(arrays, labels, rows, batch_size: int, seed: int,
             epochs: tuple = (0, 1)) -> tf.data.Dataset:
     """float32 (x, y) batches of `rows` of `arrays` (one per model input: images or cached
@@ -120,23 +157,21 @@ def batches(arrays, labels, rows, batch_size: int, seed: int,
     dtypes = [tf.as_dtype(a.dtype) for a in source[0]] + [tf.as_dtype(labels.dtype)]
 
     def read(idx):
-        (xs, y), idx = source, np.sort(idx)
-        return (*[np.asarray(a[idx]) for a in xs], np.asarray(y[idx]))
+        with READS:
+            (xs, y), idx = source, np.sort(idx)
+            return (*[np.asarray(a[idx]) for a in xs], np.asarray(y[idx]))
 
     def gather(idx):
         *xs, y = tf.numpy_function(read, [idx], dtypes, stateful=False)
         xs = [tf.cast(tf.ensure_shape(x, shape), tf.float32) for x, shape in zip(xs, shapes)]
         return (xs[0] if len(xs) == 1 else tuple(xs)), tf.ensure_shape(y, (None,))
 
-    # no read ahead (no prefetch, no parallel map): a read in flight when the process
-    # exits never ends, and TensorFlow's iterator teardown waits for it for ever; no
-    # autotuning (nothing to tune): its thread held up the teardown after ~1 fit in 4
-    # by ~2.3 s
+    # one batch read ahead, one read at a time (`Reads`: a parallel map would start
+    # others); no autotuning: its thread held up the teardown after ~1 fit in 4 by ~2.3 s
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = False
-    options.experimental_optimization.inject_prefetch = False
     options.autotune.enabled = False
-    ds = ds.map(gather).with_options(options)
+    ds = ds.map(gather).prefetch(1).with_options(options)
     weakref.finalize(ds, source.clear)       # an iterator keeps its dataset alive
     return ds
 
