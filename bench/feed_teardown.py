@@ -6,7 +6,7 @@ The VGG16 step-2 trainer (suffix + head, demo size 80 px, 224 images, batch 32) 
 one epoch at a time on its cut activations, read from a memory-mapped .npy as the
 activation cache holds them, the same batches in the same order each way:
   numpy_function    `fer.train.finetune.batches`: rows gathered per batch from the memory map
-                    by a `tf.numpy_function` when fit asks (what training uses)
+                    by a `tf.numpy_function`, one batch ahead (what training uses)
   in_graph          the whole array copied into the graph (`from_tensor_slices`) and
                     gathered there: the alternative for sets small enough to copy
   train_on_batch    a bare loop over the same batches: no tf.data, no fit

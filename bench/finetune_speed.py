@@ -129,8 +129,8 @@ def bench_backbone(name, args, tmp, peak):
         for path, train in (("naive", naive), ("fast", fast)):
             if path not in args.paths:
                 continue
-            # each path its own cell, as a grid cell's process keeps one (the
-            # `train_two_step` keeps a single cell: interleaved, each seed built and traced)
+            # each path its own cell, as a grid cell's process keeps one (`train_two_step`
+            # keeps a single cell: interleaved, each seed was built and traced again)
             finetune.Cell.current = cells.get(path)
             reset_peak()
             t = time.perf_counter()
