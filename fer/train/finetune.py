@@ -24,7 +24,7 @@ from fer.core import settings
 from fer.core.schema import BACKBONES, Train
 from fer.train.activations import CacheSpec, CacheTooLarge, activations, forward, model_key
 from fer.data.dataset import Dataset
-from fer.train.backbones import (ModelSpec, build_classifier, draw_head, split_at_cut,
+from fer.train.backbones import (HEAD, ModelSpec, build_classifier, draw_head, split_at_cut,
                                  unfreeze_last)
 from fer.data.splits import holdout_by_source
 
@@ -309,7 +309,7 @@ def _fast_models(model, base, k):
     suffix + head on the cut tensors), cut), the cut's prefix from the classifier's
     input (normalisation included) to the cut tensors."""
     cut = split_at_cut(base, k)
-    head = [model.get_layer(n) for n in ("gap", "fc", "emotion")]
+    head = [model.get_layer(n) for n in ("gap", *HEAD)]
 
     def on(inputs, x):
         for layer in head:
