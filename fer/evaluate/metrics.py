@@ -9,6 +9,8 @@ from sklearn.metrics import confusion_matrix
 
 from fer.data.labels import EMOTIONS
 
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
+
 
 def confusion_metrics(cms) -> dict:
     """accuracy, balanced accuracy and macro-F1 of a stack of confusion matrices (B, C, C)
@@ -37,7 +39,7 @@ def classification_metrics(y_true, probs) -> dict:
     cm = confusion_matrix(np.asarray(y_true), np.asarray(probs).argmax(axis=1), labels=labels)
     m = {k: v[0] for k, v in confusion_metrics(cm[None]).items()}
     return {
-        **{k: float(m[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+        **{k: float(m[k]) for k in HEADLINE},
         "absent_classes": [EMOTIONS[c] for c in labels if not m["support"][c]],
         **{k: {e: (int if k == "support" else float)(v) for e, v in zip(EMOTIONS, m[k])}
            for k in ("precision", "recall", "support")},

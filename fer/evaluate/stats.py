@@ -7,9 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from fer.evaluate.metrics import confusion_metrics
-
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
+from fer.evaluate.metrics import HEADLINE, confusion_metrics
 
 LEVEL = 0.95
 
