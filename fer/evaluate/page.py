@@ -228,9 +228,9 @@ def sections(params: dict) -> list[Section]:
     return out
 
 
-def lock_index(lock_path="dvc.lock") -> dict:
+def lock_index() -> dict:
     """{output path: (stage name, stage lock entry)} from dvc.lock (empty if absent)."""
-    p = Path(lock_path)
+    p = Path("dvc.lock")
     stages = (yaml.safe_load(p.read_text()) or {}).get("stages", {}) if p.is_file() else {}
     return {o["path"]: (name, st) for name, st in stages.items() for o in st.get("outs", [])}
 
@@ -301,7 +301,12 @@ def random_base_warning(params: dict) -> str:
             "Backbones trained from scratch (<code>weights: none</code>) do learn.</p>")
 
 
-def render(params: dict, secs: list[Section], index: dict, data_md5: str) -> str:
+def build(params: dict) -> str:
+    """The page, from the stage outputs in the working directory."""
+    data = Path("data.dvc")
+    data_md5 = (yaml.safe_load(data.read_text())["outs"][0]["md5"] if data.is_file()
+                else "not recorded")
+    secs, index = sections(params), lock_index()
     nav = " ".join(f'<a href="#{s.id}">{html.escape(s.title.split(":")[0])}</a>' for s in secs)
     body = []
     for s in secs:
@@ -321,10 +326,3 @@ def render(params: dict, secs: list[Section], index: dict, data_md5: str) -> str
             "recorded in <code>dvc.lock</code>.</p>" + random_base_warning(params)
             + "<nav>" + nav + "</nav>"
             + "\n".join(body) + "</body></html>\n")
-
-
-def build(params: dict, lock_path="dvc.lock", data_dvc="data.dvc") -> str:
-    p = Path(data_dvc)
-    data_md5 = (yaml.safe_load(p.read_text())["outs"][0]["md5"] if p.is_file()
-                else "not recorded")
-    return render(params, sections(params), lock_index(lock_path), data_md5)
