@@ -16,13 +16,13 @@ from fer.data.layout import set_dir
 def main(model: str) -> None:
     e = load_params()["export"]
     train_set = e["models"][model]
-    src = f"build/models/{model}/{train_set}"
-    meta = json.loads(open(f"{src}/meta.json").read())
-    sizes = {"keras": Path(f"{src}/model.keras").stat().st_size,
-             **export_variants(f"{src}/model.keras", f"build/tfjs/{model}", e["variants"], meta)}
-    with atomic_file(f"build/tfjs/{model}/model.keras", "wb") as f, \
-            open(f"{src}/model.keras", "rb") as keras_file:
-        shutil.copyfileobj(keras_file, f)
+    src = Path(f"build/models/{model}/{train_set}")
+    keras_file = src / "model.keras"
+    meta = json.loads((src / "meta.json").read_text())
+    sizes = {"keras": keras_file.stat().st_size,
+             **export_variants(keras_file, f"build/tfjs/{model}", e["variants"], meta)}
+    with atomic_file(f"build/tfjs/{model}/model.keras", "wb") as f, keras_file.open("rb") as k:
+        shutil.copyfileobj(k, f)
     for variant in e["variants"]:
         print(f"export {model} {train_set} {variant}: {sizes[variant] / 1e6:.3f} MB")
     write_json(f"metrics/export/{model}.json", {
@@ -30,7 +30,7 @@ def main(model: str) -> None:
         "size_mb": {k: round(v / 1e6, 3) for k, v in sizes.items()}})
     # the shipped models in MLflow's registry: the first entry (the web demo's default) is
     # `champion`, every exported one also answers to its backbone's name
-    register_champion(f"{src}/model.keras", set_dir(train_set),
+    register_champion(keras_file, set_dir(train_set),
                       aliases=[CHAMPION, model] if model == next(iter(e["models"])) else [model])
 
 
