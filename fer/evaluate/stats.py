@@ -60,16 +60,12 @@ def paired_test(a, b, n_resamples: int = 10_000, seed: int = 0,
     d = a - b
     n = d.size
     exact = 2 ** n <= n_resamples
-    if np.all(d == 0):
-        p = 1.0
-    else:
-        res = stats.permutation_test((a, b), lambda x, y: np.mean(x - y),
-                                     permutation_type="samples", alternative="two-sided",
-                                     n_resamples=np.inf if exact else n_resamples,
-                                     random_state=seed)
-        p = float(min(1.0, res.pvalue))
+    # scipy clips p to [0, 1]; equal samples (every difference 0) get p = 1
+    res = stats.permutation_test((a, b), lambda x, y: np.mean(x - y), permutation_type="samples",
+                                 alternative="two-sided",
+                                 n_resamples=np.inf if exact else n_resamples, random_state=seed)
     return {"n": int(n), "mean_diff": float(d.mean()), "ci": mean_ci(d, level),
-            "p": p, "exact": bool(exact),
+            "p": float(res.pvalue), "exact": bool(exact),
             "min_p": float(2 / 2 ** n) if exact else float(1 / (n_resamples + 1))}
 
 
