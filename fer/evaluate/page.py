@@ -243,33 +243,28 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def provenance(sources: list, index: dict) -> list[dict]:
-    """For each producing stage of `sources`: its name, params and dependency hashes."""
-    found = {}
+def provenance_html(sources: list, index: dict) -> str:
+    """Each stage that produced `sources` (`index`: `lock_index`) with its params and
+    dependency hashes."""
+    found = {}                          # stage name -> its dvc.lock entry, in source order
     for src in map(str, sources):
         hit = next(((n, st) for path, (n, st) in index.items()
                     if src == path or src.startswith(path.rstrip("/") + "/")), None)
-        if hit and hit[0] not in found:
-            n, st = hit
-            params = {k: v for f in st.get("params", {}).values() for k, v in _flat(f).items()}
-            found[n] = {"stage": n, "params": params,
-                        "deps": {d["path"]: d.get("md5", "") for d in st.get("deps", [])}}
-    return list(found.values())
-
-
-def _provenance_html(sources, index) -> str:
-    prov = provenance(sources, index)
-    if not prov:
+        if hit:
+            found.setdefault(*hit)
+    if not found:
         return ("<details><summary>provenance</summary>not recorded in dvc.lock (run the "
                 "pipeline with <code>dvc repro</code>)</details>")
     parts = []
-    for p in prov:
-        params = "; ".join(f"{k} = {json.dumps(v, sort_keys=True)}" for k, v in p["params"].items())
-        deps = "<br>".join(f"<code>{html.escape(k)}</code> md5 {v}" for k, v in p["deps"].items())
-        parts.append(f"<p><strong>stage {html.escape(p['stage'])}</strong><br>params: "
+    for n, st in found.items():
+        values = {k: v for f in st.get("params", {}).values() for k, v in _flat(f).items()}
+        hashes = {d["path"]: d.get("md5", "") for d in st.get("deps", [])}
+        params = "; ".join(f"{k} = {json.dumps(v, sort_keys=True)}" for k, v in values.items())
+        deps = "<br>".join(f"<code>{html.escape(k)}</code> md5 {v}" for k, v in hashes.items())
+        parts.append(f"<p><strong>stage {html.escape(n)}</strong><br>params: "
                      f"<code>{html.escape(params) or 'none'}</code><br>{deps}</p>")
-    return "<details><summary>provenance: " + ", ".join(p["stage"] for p in prov) \
-        + "</summary>" + "".join(parts) + "</details>"
+    return ("<details><summary>provenance: " + ", ".join(found) + "</summary>"
+            + "".join(parts) + "</details>")
 
 
 MAX_PX = 900      # longest side of an inlined image: keeps the paper-scale page small
@@ -316,7 +311,7 @@ def build(params: dict) -> str:
         body.append(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2>'
                     + "".join(markdown_to_html(t) for t in s.tables)
                     + (f'<div class="figs">{figs}</div>' if figs else "")
-                    + _provenance_html(s.sources, index) + "</section>")
+                    + provenance_html(s.sources, index) + "</section>")
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>FER report</title><style>" + CSS + "</style></head><body>"
             f"<h1>FER with offline and GAN data augmentation: report</h1>"
