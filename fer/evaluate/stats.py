@@ -22,12 +22,6 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float] | None:
     return float(v.mean() - half), float(v.mean() + half)
 
 
-def metrics_from_confusion(confusion) -> dict:
-    """The three headline metrics of one confusion matrix."""
-    return {k: float(v[0]) for k, v in confusion_metrics(np.asarray(confusion)[None]).items()
-            if k in HEADLINE}
-
-
 def bootstrap_ci(confusion, n_resamples: int, seed: int, level: float = LEVEL,
                  batch: int = 1000) -> dict:
     """Seeded percentile bootstrap over the test images of one model's confusion matrix:
@@ -42,8 +36,8 @@ def bootstrap_ci(confusion, n_resamples: int, seed: int, level: float = LEVEL,
         size = (min(batch, n_resamples - start), pairs.size)
         cms += [np.bincount(s, minlength=c * c) for s in pairs[rng.integers(0, pairs.size, size)]]
     draws = confusion_metrics(np.reshape(cms, (-1, c, c)))
-    point, alpha = metrics_from_confusion(cm), (1 - level) / 2
-    return {k: {"estimate": point[k], "low": float(np.quantile(draws[k], alpha)),
+    point, alpha = confusion_metrics(cm[None]), (1 - level) / 2
+    return {k: {"estimate": float(point[k][0]), "low": float(np.quantile(draws[k], alpha)),
                 "high": float(np.quantile(draws[k], 1 - alpha)),
                 "n_resamples": int(n_resamples), "seed": int(seed)} for k in HEADLINE}
 
