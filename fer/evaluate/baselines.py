@@ -44,10 +44,9 @@ def run_reference(name: str, images: np.ndarray, runs: int = 30) -> dict:
         raise ValueError(f"expected (N, S, S, 3) uint8 crops, got shape {images.shape}")
     res = run_node_script(RUNNERS[name], images, [runs], f"reference model {name} in Node",
                           package="@vladmandic/face-api")
-    return {"probs": to_emotions(np.asarray(res["probs"], np.float32), res["labels"],
-                                 LABEL_MAPS[name]),
+    return {"probs": to_emotions(res["probs"], res["labels"], LABEL_MAPS[name]),
             "ms": res["ms"], "size_mb": res["weight_bytes"] / 1e6, "backend": res["backend"],
-            "package": res["package"], "labels": res["labels"]}
+            "package": res["package"]}
 
 
 def score_reference(name: str, tests: dict, report: dict) -> dict:
