@@ -31,8 +31,7 @@ def main() -> None:
     with atomic_file("reports/table10.md") as f:
         f.write(table)
     write_json("metrics/edge.json", rows)
-    # for `dvc exp show`: each exported model's variants, size and latency in the first
-    # runtime
+    # for `dvc exp show`: per exported model and variant its size and first runtime's latency
     write_json("metrics/headline/edge.json", {n: {
         v: {"size_mb": sizes[n][v], **({"median_ms": measured[n, v, 0]["median_ms"]}
                                        if (n, v, 0) in measured else {})}

@@ -33,9 +33,8 @@ def measure(exports: dict, variants: list, sizes: dict, tests: dict, edge: dict)
             print(f"edge: no chromium on this machine, skipping {rt}")
             continue
         batch = images if rt["accuracy"] else images[:1]
-        # every model and variant in one process (one browser) per runtime, one after
-        # another; a latency-only runtime (software WebGL: ~4 s an image here) classifies
-        # nothing
+        # every model and variant one after another in one process (one browser) per runtime;
+        # a latency-only runtime (software WebGL: ~4 s an image here) classifies nothing
         results = run_js_models([f"build/tfjs/{n}/{v}" for n, v in runs], batch,
                                 rt["backend"], edge["runs"], rt["where"], edge["warmup"],
                                 classify=rt["accuracy"])
