@@ -8,10 +8,11 @@ table is in docs/scale-out.md.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_FILE = ROOT / "local.yaml"
@@ -34,18 +35,13 @@ class SettingsError(ValueError):
     pass
 
 
-BOOLS = {"1": True, "true": True, "yes": True, "on": True,
-         "0": False, "false": False, "no": False, "off": False}
-
-
 def _convert(name: str, kind: type, raw, source: str):
+    """`raw` as `kind` by pydantic's lax rules (a bool from 1/0, true/false, yes/no, on/off)."""
     if raw is None or raw == "":
         return None
     try:
-        if kind is bool:
-            return raw if isinstance(raw, bool) else BOOLS[str(raw).lower()]
-        return kind(raw)
-    except (TypeError, ValueError, KeyError):
+        return TypeAdapter(kind).validate_python(raw)
+    except ValidationError:
         raise SettingsError(f"{source}: {raw!r} is not a valid {kind.__name__} for "
                             f"{name}") from None
 
@@ -59,10 +55,10 @@ def load(environ=None, local_file: Path = LOCAL_FILE) -> Settings:
         local = yaml.safe_load(Path(local_file).read_text()) or {}
         if not isinstance(local, dict):
             raise SettingsError(f"{local_file}: expected a mapping of settings")
-        unknown = sorted(set(local) - {f.name for f in fields(Settings)})
-        if unknown:
+        known = [f.name for f in fields(Settings)]
+        if unknown := sorted(set(local) - set(known)):
             raise SettingsError(f"{local_file}: unknown setting(s) {unknown}; known: "
-                                f"{', '.join(f.name for f in fields(Settings))}")
+                                f"{', '.join(known)}")
     values, sources = {}, {}
     for f in fields(Settings):
         kind = str if f.default is None else type(f.default)
@@ -90,6 +86,5 @@ def worker_env(s: Settings | None = None) -> dict:
     """The driver's settings as FER_* variables for a Ray worker, which has neither the
     driver's environment nor its local.yaml (the cache folder made absolute)."""
     s = s or load()
-    values = {**{f.name: getattr(s, f.name) for f in fields(Settings)},
-              "cache_dir": str((ROOT / s.cache_dir).resolve())}
-    return {f"FER_{k.upper()}": str(v) for k, v in values.items() if v is not None}
+    s = replace(s, cache_dir=str((ROOT / s.cache_dir).resolve()))
+    return {f"FER_{k.upper()}": str(v) for k, v in asdict(s).items() if v is not None}
