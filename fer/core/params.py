@@ -39,24 +39,27 @@ class RecordingDict(dict):
         super().__init__(data)
         self._log, self._prefix = log, prefix
 
-    def _record(self, key, path=None) -> None:
+    def _record(self, path: str) -> None:
         with open(self._log, "a") as f:
-            f.write(f"{path or self._prefix + str(key)}\n")
+            f.write(f"{path}\n")
 
     def _record_keys(self) -> None:
         """The set of keys was read (`in`, len, iteration): the whole mapping counts."""
         if self._prefix:
-            self._record(None, path=self._prefix[:-1])
+            self._record(self._prefix[:-1])
 
     def __getitem__(self, key):
-        value = super().__getitem__(key) if super().__contains__(key) else None
+        value = super().get(key)
         if isinstance(value, dict):
             return RecordingDict(value, self._log, f"{self._prefix}{key}.")
-        self._record(key)
+        self._record(f"{self._prefix}{key}")       # a missing key too, before its KeyError
         return super().__getitem__(key)
 
     def get(self, key, default=None):
-        return self[key] if super().__contains__(key) else (self._record(key), default)[1]
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __contains__(self, key):
         self._record_keys()
