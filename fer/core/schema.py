@@ -51,6 +51,7 @@ class Section(BaseModel):
 
 PositiveInt = typing.Annotated[int, Field(ge=1)]
 Fraction = typing.Annotated[float, Field(ge=0, lt=1)]
+MaxImages = Optional[typing.Annotated[int, Field(ge=len(EMOTIONS))]]   # one per emotion at least
 
 
 class Database(Section):
@@ -143,8 +144,7 @@ class Csv(Folders):
 
 KINDS = {m.model_fields["kind"].annotation.__args__[0]: m
          for m in (Kdef, Ck, Jaffe, Fer2013, Folders, Csv)}
-AnyDatabase = typing.Annotated[typing.Union[Kdef, Ck, Jaffe, Fer2013, Folders, Csv],
-                               Field(discriminator="kind")]
+AnyDatabase = typing.Annotated[typing.Union[tuple(KINDS.values())], Field(discriminator="kind")]
 DATABASE = TypeAdapter(AnyDatabase)
 
 
@@ -232,7 +232,7 @@ class TrainOverrides(Section):
     lr_step2: Optional[float] = Field(None, gt=0)
     lr_decay: Optional[Literal["none", "cosine"]] = None
     batch_size: Optional[PositiveInt] = None
-    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+    max_images: MaxImages = None
 
 
 class Network(Section):
@@ -288,7 +288,7 @@ class Train(Section):
     batch_size: PositiveInt
     seed: int = Field(ge=0)
     seeds: PositiveInt
-    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+    max_images: MaxImages = None
     select_on: str                     # 'val' or a test set
     val_fraction: Fraction             # source subjects held out: val curves and selection
     fast_path: bool                    # train on cached frozen activations (fer.train.activations)
@@ -318,7 +318,7 @@ class KSearch(Section):
     train_set: str
     holdout: float = Field(gt=0, lt=1)
     seed: int = Field(ge=0)
-    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+    max_images: MaxImages = None
     k_values: dict[str, list[typing.Annotated[int, Field(ge=0)]]]
 
 
@@ -327,7 +327,7 @@ class CrossVal(Section):
     folds: int = Field(ge=2)
     seed: int = Field(ge=0)
     models: list[str] = Field(min_length=1)
-    max_images: Optional[int] = Field(None, ge=len(EMOTIONS))
+    max_images: MaxImages = None
 
 
 class GanQuality(Section):
@@ -355,7 +355,7 @@ class Runtime(Section):
 class Edge(Section):
     runs: PositiveInt
     warmup: PositiveInt                    # batch-1 runs before the timed ones
-    max_images: Optional[int] = Field(default=None, ge=7)   # per test set, stratified
+    max_images: MaxImages = None           # per test set, stratified
     runtimes: list[Runtime] = Field(min_length=1)
 
 
