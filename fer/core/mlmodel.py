@@ -4,6 +4,7 @@ packaged as pyfunc models and registered (`register_champion`).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
@@ -46,10 +47,8 @@ def _md5(path) -> str:
 def _requirements() -> list[str]:
     out = []
     for p in ("mlflow", "tensorflow", "keras", "numpy", "pandas", "pydantic", "pyyaml"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):     # tensorflow-cpu, -macos: unpinned
             out.append(f"{p}=={version(p)}")
-        except PackageNotFoundError:
-            pass
     return out
 
 
