@@ -153,15 +153,15 @@ def _read_ck_label(path: Path) -> str:
 def import_ck(db: Ck, where: str) -> ImportResult:
     """CK+ labelled sequences: the last `peak_frames` frames get the sequence's label, the
     first `neutral_frames` are neutral; contempt follows `class_policy`."""
-    peak_frames, neutral_frames = db.peak_frames, db.neutral_frames
     root = _require_dir(db.path, "CK+")
     images = _require_dir(root / "cohn-kanade-images", "CK+ cohn-kanade-images")
     labels = _require_dir(root / "Emotion", "CK+ Emotion")
     result, rows = ImportResult(), []
     for seq in sorted(p for p in images.glob("*/*") if p.is_dir()):
         subject, seq_id = seq.parent.name, seq.name
-        frames = sorted(f for f in seq.iterdir() if CK_FRAME.match(f.name))
-        for f in seq.iterdir():
+        files = sorted(seq.iterdir())
+        frames = [f for f in files if CK_FRAME.match(f.name)]
+        for f in files:
             if f.is_file() and not CK_FRAME.match(f.name):
                 result.skip("not a CK+ frame name", f)
         label_files = sorted((labels / subject / seq_id).glob("*_emotion.txt"))
@@ -172,13 +172,13 @@ def import_ck(db: Ck, where: str) -> ImportResult:
         if emotion not in EMOTIONS:
             _outside_seven(result, emotion, label_files[-1], db.class_policy, where)
             continue
-        if len(frames) < peak_frames + neutral_frames:
+        if len(frames) < db.peak_frames + db.neutral_frames:
             raise DatasetError(f"{seq}: {len(frames)} frames, fewer than ck.peak_frames + "
-                               f"ck.neutral_frames = {peak_frames + neutral_frames}")
-        for i, f in enumerate(frames[:neutral_frames]):
+                               f"ck.neutral_frames = {db.peak_frames + db.neutral_frames}")
+        for i, f in enumerate(frames[:db.neutral_frames]):
             rows.append((str(f), "neutral", subject, "CK+", f"sequence={seq_id};frame={i + 1}",
                          f"CK+/{subject}"))
-        for f in frames[-peak_frames:]:
+        for f in frames[-db.peak_frames:]:
             n = int(CK_FRAME.match(f.name).group(3))
             rows.append((str(f), emotion, subject, "CK+", f"sequence={seq_id};frame={n}",
                          f"CK+/{subject}"))
@@ -268,17 +268,14 @@ def import_csv(db: Csv, where: str) -> ImportResult:
             raise DatasetError(f"{csv_path}: row {row}: {rel} is listed with two subjects, "
                                f"{person[rel]!r} and {who!r} ({where}.subject_column)")
 
-    result, rows = ImportResult(), []
-    duplicates, conflicts = 0, {}
+    result, rows, conflicts = ImportResult(), [], {}
     for rel, by_label in sorted(listed.items()):
         f = root / rel
-        duplicates += sum(len(r) - 1 for r in by_label.values())
-        if len(by_label) > 1:
+        (label, csv_rows), *others = by_label.items()
+        if others:
             conflicts[rel] = sorted(by_label)
             result.skip("conflicting labels in the csv", f)
-            continue
-        (label, csv_rows), = by_label.items()
-        if not f.is_file():
+        elif not f.is_file():
             result.skip("listed in the csv, no such file", f)
         elif not is_image_name(f):
             result.skip("not an image file name", f)
@@ -291,6 +288,7 @@ def import_csv(db: Csv, where: str) -> ImportResult:
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p != csv_path):
         if is_image_name(f) and f.relative_to(root).as_posix() not in listed:
             result.skip("image not listed in the csv", f)
+    duplicates = len(table) - sum(len(by_label) for by_label in listed.values())
     result.details["csv"] = {"rows": int(len(table)), "duplicate_rows_collapsed": duplicates,
                              "conflicts": dict(list(conflicts.items())[:10])}
     return _finish(rows, result, db.name, root, db, where)
