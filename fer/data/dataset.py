@@ -62,18 +62,16 @@ def save_dataset(path, images: np.ndarray, manifest: pd.DataFrame, name: str = "
     return summary
 
 
-def load_dataset(path, mmap: bool = True) -> Dataset:
+def load_dataset(path) -> Dataset:
     path = Path(path)
     for f in ("images.npy", "manifest.csv"):
         if not (path / f).is_file():
             raise FileNotFoundError(f"{path / f}: missing; is {path} a dataset directory "
                                     "written by an earlier stage?")
-    images = np.load(path / "images.npy", mmap_mode="r" if mmap else None)
-    manifest = pd.read_csv(path / "manifest.csv", keep_default_na=False,
-                           dtype={"subject": str})
+    images = np.load(path / "images.npy", mmap_mode="r")
+    manifest = pd.read_csv(path / "manifest.csv", keep_default_na=False, dtype={"subject": str})
     if len(images) != len(manifest):
-        raise ValueError(f"{path}: images.npy has {len(images)} rows, manifest.csv "
-                         f"{len(manifest)}")
+        raise ValueError(f"{path}: images.npy has {len(images)} rows, manifest.csv {len(manifest)}")
     return Dataset(images, manifest)
 
 
@@ -93,5 +91,4 @@ def stratified_subset(data: Dataset, max_images: int | None, seed: int) -> Datas
     for c in range(len(EMOTIONS)):
         idx = np.flatnonzero(data.labels == c)
         keep.extend(rng.choice(idx, min(per_class, len(idx)), replace=False))
-    keep = np.sort(np.array(keep))
-    return data.subset(keep)
+    return data.subset(np.sort(keep))
