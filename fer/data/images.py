@@ -25,8 +25,7 @@ def is_image_name(path) -> bool:
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max()
-        scale = 255.0 / (65535.0 if hi > 255 else 255.0)
+        scale = 255.0 / (65535.0 if arr.max() > 255 else 255.0)
         img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
     elif img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
@@ -35,9 +34,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA"):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
+        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
     return img.convert("RGB")
 
 
