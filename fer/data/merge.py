@@ -42,14 +42,11 @@ def load_part(name: str, params: dict, root=".") -> Dataset:
 
 def build_set(name: str, parts: list[str], params: dict, root=".", cache=None) -> Dataset:
     cache = {} if cache is None else cache
-    loaded = []
     for part in parts:
         if part not in cache:
             cache[part] = load_part(part, params, root)
-        loaded.append(cache[part])
-    ds = concat_datasets(loaded)
-    ds.manifest = ds.manifest.copy()
-    ds.manifest["part"] = np.repeat(parts, [len(p) for p in loaded])
+    ds = concat_datasets([cache[part] for part in parts])
+    ds.manifest["part"] = np.repeat(parts, [len(cache[part]) for part in parts])
     return ds
 
 
