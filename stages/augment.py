@@ -17,7 +17,6 @@ def main() -> None:
     copies, draws = augment_images(kdef.images, augment)
     manifest = kdef.manifest.loc[kdef.manifest.index.repeat(n)].reset_index(drop=True).assign(
         database=part.upper(), source=[f"copy={i % n};{describe(d)}" for i, d in enumerate(draws)])
-    manifest = manifest.drop(columns=["label_id"])
     summary = save_dataset(DERIVED_DIR / part, copies, manifest, name=part.upper())
     with atomic_file("reports/augment_grid.png", "wb") as f:
         Image.fromarray(sample_grid(kdef.images, copies, n, augment.grid_rows)).save(f, "PNG")
