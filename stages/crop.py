@@ -13,8 +13,8 @@ from fer.core.schema import Crop, database
 def main(db: str) -> None:
     params = load_params()
     entry = database(db, params["data"]["databases"][db])
-    overrides = {k: getattr(entry, k) for k in ("pad", "square")    # per database: crop.<k>
-                 if getattr(entry, k) is not None}
+    # a database's own pad and square, where it sets them, override crop.pad and crop.square
+    overrides = entry.model_dump(include={"pad", "square"}, exclude_none=True)
     crop = Crop.model_validate(params["crop"]).model_copy(update=overrides)
     manifest = pd.read_csv(f"build/import/{db}/manifest.csv", keep_default_na=False,
                            dtype={"subject": str, "source_subject": str})
@@ -40,6 +40,7 @@ def main(db: str) -> None:
               f"misses, listed in reports/crop/{db}_misses.csv)")
     if warning:
         print(f"WARNING: {warning}", file=sys.stderr)
+
 
 if __name__ == "__main__":
     main(sys.argv[1])
