@@ -152,9 +152,8 @@ def crop_resize(rgb: np.ndarray, box, size: int) -> np.ndarray:
 _shared_detector = functools.cache(load_detector)     # one net per (worker) process
 
 
-def _crop_one(args):
+def _crop_one(path: str, crop: Crop, detect: bool):
     """(crop or None, its info dict for crop_faces)"""
-    path, crop, detect = args
     rgb = read_rgb(path)
     found = FaceSearch(None)
     if detect:
@@ -181,14 +180,14 @@ def crop_faces(paths: list[str], crop: Crop, detect: bool, desc: str = "crop"):
     """Detect (unless not `detect`: centre crops) and crop every image on `crop.workers`
     processes: (images of the kept inputs, one info dict per input: box, confidence,
     detected (None: not run), kept, out_of_frame: higher-scoring boxes that left the frame)."""
-    jobs = [(p, crop, detect) for p in paths]
-    if crop.workers > 1 and len(jobs) > 8:
+    crop_one = functools.partial(_crop_one, crop=crop, detect=detect)
+    if crop.workers > 1 and len(paths) > 8:
         ctx = get_context("fork" if os.name == "posix" else "spawn")
         with ctx.Pool(crop.workers) as pool:
-            results = list(tqdm(pool.imap(_crop_one, jobs, chunksize=8), total=len(jobs),
+            results = list(tqdm(pool.imap(crop_one, paths, chunksize=8), total=len(paths),
                                 desc=desc, unit="img"))
     else:
-        results = [_crop_one(j) for j in tqdm(jobs, desc=desc, unit="img")]
+        results = [crop_one(p) for p in tqdm(paths, desc=desc, unit="img")]
     images = [img for img, _ in results if img is not None]
     info = [i for _, i in results]
     stack = np.stack(images) if images else np.zeros((0, crop.size, crop.size, 3), np.uint8)
