@@ -33,13 +33,13 @@ def leakage_note(manifest, augment_part: str) -> str:
     database = manifest["database"].astype(str)
     copies = (manifest["part"] == augment_part).to_numpy()
     kinds = ["an image and its augmented copies"] if copies.any() else []
+    named = (source != "").to_numpy() & ~copies       # rows with a source subject, copies aside
     own = np.array([s.startswith(d + "/") for s, d in zip(source, database)], dtype=bool)
-    derived = (source != "").to_numpy() & ~copies & ~own
+    derived = named & ~own
     if derived.any():
         kinds.append("a photo and the faces derived from it in "
                      + ", ".join(sorted(set(database[derived]))))
-    real = source[(source != "").to_numpy() & ~copies]
-    if real.duplicated().any():
+    if source[named].duplicated().any():
         kinds.append("several images of one person")
     train_only = int((source == "").sum())
     note = ("Random folds (the paper's, optimistic) put related images on both sides"
