@@ -6,7 +6,7 @@ peak); a pure function of its arguments and a numpy Generator, so bit-for-bit re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
@@ -111,8 +111,7 @@ def expression_for(emotion: str, intensity: float, rng: np.random.Generator) -> 
     peak, base = EXPRESSIONS[emotion], EXPRESSIONS["neutral"]
     mix = {k: getattr(base, k) + intensity * (getattr(peak, k) - getattr(base, k))
            * float(rng.uniform(0.8, 1.15))
-           for k in ("brow_raise", "brow_tilt", "eye_open", "mouth_curve", "mouth_open",
-                     "mouth_w", "wrinkle")}
+           for k in (f.name for f in fields(Expression)) if k != "teeth"}
     return replace(peak, teeth=peak.teeth and intensity > 0.5, **mix)
 
 
@@ -258,6 +257,5 @@ def draw_face(identity: Identity, expr: Expression, style: Style,
     out += rng.normal(0, style.noise, out.shape).astype(np.float32)
     out = np.clip(out, 0, 255).astype(np.uint8)
     if style.grayscale:
-        g = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
-        out = np.repeat(g[..., None], 3, axis=2)
+        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     return out, box
