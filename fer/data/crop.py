@@ -155,24 +155,22 @@ _shared_detector = functools.cache(load_detector)     # one net per (worker) pro
 def _crop_one(path: str, crop: Crop, detect: bool):
     """(crop or None, its info dict for crop_faces)"""
     rgb = read_rgb(path)
-    found = FaceSearch(None)
-    if detect:
-        found = find_face(_shared_detector(), rgb, crop.confidence, crop.pad,
-                          crop.frame_tolerance)
+    found = (find_face(_shared_detector(), rgb, crop.confidence, crop.pad, crop.frame_tolerance)
+             if detect else FaceSearch(None))
     det = found.detection
     info = {"box": None, "confidence": 0.0, "detected": False if detect else None,
             "kept": True, "out_of_frame": found.out_of_frame}
     if det is not None:
         box = expand_box(det.box, rgb.shape, crop.margin, crop.square)
         info.update(box=box, confidence=round(det.confidence, 4), detected=True)
-    elif detect and crop.no_face == "fail":
+    elif not detect or crop.no_face == "center":
+        info["box"] = box = center_box(rgb.shape)
+    elif crop.no_face == "skip":
+        return None, {**info, "kept": False}
+    else:
         raise NoFaceError(f"{path}: no face with confidence >= {crop.confidence} inside the "
                           f"image ({found.out_of_frame} box(es) left the frame; "
                           "crop.no_face=fail)")
-    elif detect and crop.no_face == "skip":
-        return None, {**info, "kept": False}
-    else:
-        info["box"] = box = center_box(rgb.shape)
     return crop_resize(rgb, box, crop.size), info
 
 
