@@ -15,6 +15,7 @@ import pandas as pd
 from fer.core.atomic import atomic_dir
 from fer.data.labels import EMOTIONS, EMOTION_INDEX
 
+
 @dataclass
 class Dataset:
     images: np.ndarray        # (N, S, S, 3) uint8

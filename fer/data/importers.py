@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from fer.data.labels import (CK_EMOTIONS, EMOTIONS, FER2013_EMOTIONS, JAFFE_EMOTIONS,
-                     KDEF_EMOTIONS, KDEF_FRONTAL, lookup_label)
+                             KDEF_EMOTIONS, KDEF_FRONTAL, lookup_label)
 from fer.data.images import is_image_name
 from fer.core.schema import ConfigError, Ck, Csv, Database, Fer2013, Folders, Jaffe, Kdef, \
     database
 
 COLUMNS = ["path", "label", "subject", "database", "source", "source_subject"]
+
 
 class DatasetError(ValueError):
     """The database on disk does not match the layout its importer expects."""

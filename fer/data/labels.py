@@ -41,4 +41,3 @@ def lookup_label(name: str) -> str | None:
     """The canonical emotion a folder/label name stands for, or None if it is outside the
     seven (contempt, a typo, ...): the caller applies the database's class policy."""
     return LABEL_ALIASES.get(str(name).strip().lower())
-
