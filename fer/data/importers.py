@@ -176,12 +176,10 @@ def import_ck(db: Ck, where: str) -> ImportResult:
         if len(frames) < db.peak_frames + db.neutral_frames:
             raise DatasetError(f"{seq}: {len(frames)} frames, fewer than ck.peak_frames + "
                                f"ck.neutral_frames = {db.peak_frames + db.neutral_frames}")
-        for i, f in enumerate(frames[:db.neutral_frames]):
-            rows.append((str(f), "neutral", subject, "CK+", f"sequence={seq_id};frame={i + 1}",
-                         f"CK+/{subject}"))
-        for f in frames[-db.peak_frames:]:
+        neutral = [(f, "neutral") for f in frames[:db.neutral_frames]]
+        for f, label in neutral + [(f, emotion) for f in frames[-db.peak_frames:]]:
             n = int(CK_FRAME.match(f.name).group(3))
-            rows.append((str(f), emotion, subject, "CK+", f"sequence={seq_id};frame={n}",
+            rows.append((str(f), label, subject, "CK+", f"sequence={seq_id};frame={n}",
                          f"CK+/{subject}"))
     return _finish(rows, result, "CK+", root, db, where)
 
