@@ -45,32 +45,25 @@ def build_generator(params: Gan) -> keras.Model:
 
 
 class DCGAN(keras.Model):
-    def __init__(self, discriminator, generator, latent_dim: int, seed: int):
+    """Both networks and their Adam optimizers; a train step is one D step, then one G step."""
+
+    def __init__(self, params: Gan):
         super().__init__()
-        self.discriminator = discriminator
-        self.generator = generator
-        self.latent_dim = latent_dim
-        self.seed = seed
+        self.discriminator = build_discriminator(params)
+        self.generator = build_generator(params)
+        self.latent_dim = params.latent_dim
+        self.seed = params.seed
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="noise_step")
-        self.d_loss_metric = keras.metrics.Mean(name="d_loss")
-        self.g_loss_metric = keras.metrics.Mean(name="g_loss")
-
-    def compile(self, d_optimizer, g_optimizer):
-        super().compile()
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
+        self.d_optimizer = keras.optimizers.Adam(params.lr, beta_1=params.beta_1)
+        self.g_optimizer = keras.optimizers.Adam(params.lr, beta_1=params.beta_1)
         self.loss_fn = keras.losses.BinaryCrossentropy()
-
-    @property
-    def metrics(self):
-        return [self.d_loss_metric, self.g_loss_metric]
 
     def _noise(self, n, salt):
         seed = tf.stack([tf.cast(self.seed, tf.int64) * 1000003 + salt, self.step])
         return tf.random.stateless_normal((n, self.latent_dim), seed=seed)
 
     def train_step(self, data):
-        real = data[0] if isinstance(data, (tuple, list)) else data  # fit() or train_on_batch()
+        real = data[0]                          # train_on_batch's (x, y, sample_weight)
         n = tf.shape(real)[0]
         fake = self.generator(self._noise(n, 1), training=True)
         images = tf.concat([real, fake], axis=0)
@@ -86,18 +79,14 @@ class DCGAN(keras.Model):
         grads = tape.gradient(g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
         self.step.assign_add(1)
-        self.d_loss_metric.update_state(d_loss)
-        self.g_loss_metric.update_state(g_loss)
-        return {m.name: m.result() for m in self.metrics}
+        return {"d_loss": d_loss, "g_loss": g_loss}    # one batch's: no running means
 
 
 def make_gan(params: Gan) -> DCGAN:
     """The compiled DCGAN of `params` (architecture, Adam lr and beta_1, seed)."""
     keras.utils.set_random_seed(params.seed)
-    gan = DCGAN(build_discriminator(params), build_generator(params), params.latent_dim,
-                params.seed)
-    gan.compile(keras.optimizers.Adam(params.lr, beta_1=params.beta_1),
-                keras.optimizers.Adam(params.lr, beta_1=params.beta_1))
+    gan = DCGAN(params)
+    gan.compile()
     # build optimizer slots now so a saved state can be restored before training
     gan.d_optimizer.build(gan.discriminator.trainable_weights)
     gan.g_optimizer.build(gan.generator.trainable_weights)
@@ -109,8 +98,6 @@ def generate(generator: keras.Model, n: int, seed: int, batch: int = 64) -> np.n
     z = np.random.default_rng(seed).standard_normal((n, generator.input_shape[-1]))
     out = [np.asarray(generator(z[i:i + batch].astype(np.float32), training=False))
            for i in range(0, n, batch)]
-    if not out:
-        return np.zeros((0, *generator.output_shape[1:]), np.uint8)
     return np.clip((np.concatenate(out) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
 
 
