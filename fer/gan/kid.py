@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 
 import cv2
+import keras
 import numpy as np
 
 KID_FEATURES = ("pixels", "inception")
@@ -45,7 +46,6 @@ def inception_weights_file(weights: str = "imagenet", cache_dir=None) -> Path:
             raise FileNotFoundError(f"gan.kid_weights: InceptionV3 weights file {path} not "
                                     "found (expected imagenet or a local no-top .h5)")
         return path
-    import keras
     try:
         return Path(keras.utils.get_file(INCEPTION_NOTOP, INCEPTION_URL, cache_subdir="models",
                                          file_hash=INCEPTION_NOTOP_MD5, cache_dir=cache_dir))
@@ -58,28 +58,25 @@ def inception_weights_file(weights: str = "imagenet", cache_dir=None) -> Path:
 
 
 class FeatureExtractor:
-    """KID features of uint8 (N, S, S, 3) images: `pixels`, or `inception` with `weights`."""
+    """KID features of uint8 (N, S, S, 3) images: `pixels`, or `inception` with `weights`.
+    `identity` is what the features depend on: recorded with the scores, part of the GAN
+    resume key."""
 
     def __init__(self, kind: str, weights: str = "imagenet", cache_dir=None):
         if kind not in KID_FEATURES:
             raise ValueError(f"gan.kid_features must be one of {', '.join(KID_FEATURES)}, "
                              f"got {kind!r}")
         self.name = kind
-        self.weights = self.weights_md5 = self._model = None
+        self.identity = {"kid_features": kind, "kid_weights": None, "kid_weights_md5": None}
+        self._model = None
         if kind == "inception":
             path = inception_weights_file(weights, cache_dir)
             with open(path, "rb") as f:
-                self.weights, self.weights_md5 = weights, hashlib.file_digest(f, "md5").hexdigest()
-            import keras
+                md5 = hashlib.file_digest(f, "md5").hexdigest()
+            self.identity |= {"kid_weights": weights, "kid_weights_md5": md5}
             self._model = keras.applications.InceptionV3(
                 include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
             self._model.load_weights(path)
-
-    @property
-    def identity(self) -> dict:
-        """What the features depend on: recorded with the scores, part of the GAN resume key."""
-        return {"kid_features": self.name, "kid_weights": self.weights,
-                "kid_weights_md5": self.weights_md5}
 
     def __call__(self, images: np.ndarray, batch: int = 32) -> np.ndarray:
         if self._model is None:
