@@ -59,10 +59,6 @@ def recall_per_emotion(pred, labels) -> dict:
             for i, e in enumerate(EMOTIONS) if (labels == i).any()}
 
 
-def per_emotion(model, images, labels) -> dict:
-    return recall_per_emotion(classify(model, images), labels)
-
-
 def label_fidelity(build, real: Dataset, generated: Dataset, holdout: float, epochs: int,
                    lr: float, seed: int, resolution: int | None = None) -> dict:
     real = at_resolution(real, resolution)
@@ -73,10 +69,11 @@ def label_fidelity(build, real: Dataset, generated: Dataset, holdout: float, epo
                                     seed)
     pred = {"gan_train": classify(on_generated, held.images),      # on the held-out subjects
             "real_train": classify(on_real, held.images)}
-    out = {"gan_test": per_emotion(on_real, generated.images, generated.labels),
-           **{k: recall_per_emotion(p, held.labels) for k, p in pred.items()}}
-    out["gan_test_mean"] = float(np.mean(list(out["gan_test"].values())))
-    return {**out, **{f"{k}_accuracy": float((p == held.labels).mean()) for k, p in pred.items()},
+    gan_test = recall_per_emotion(classify(on_real, generated.images), generated.labels)
+    return {"gan_test": gan_test,
+            **{k: recall_per_emotion(p, held.labels) for k, p in pred.items()},
+            "gan_test_mean": float(np.mean(list(gan_test.values()))),
+            **{f"{k}_accuracy": float((p == held.labels).mean()) for k, p in pred.items()},
             "train_images": int(len(tr)), "held_out_images": int(len(va)),
             "held_out_subjects": sorted(set(source_subjects(held.manifest))),
             "generated_images": int(len(generated))}
