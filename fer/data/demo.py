@@ -75,7 +75,9 @@ def _identity(db: str, subject: int, seed: int):
 def _face(db: str, subject: int, seed: int, emotion: str, intensity: float, key: int,
           scale: float, yaw: float = 0.0, identity=None, style: Style | None = None
           ) -> np.ndarray:
-    """`db`'s face of `subject` (its style at `scale` unless `style` is given)."""
+    """`db`'s face of `subject` (its style at `scale` unless `style` is given); contempt is
+    drawn as a smirk (disgust's mouth)."""
+    emotion = "disgust" if emotion == "contempt" else emotion
     identity = identity or _identity(db, subject, seed)
     rng = _rng(seed, DB_IDS[db], subject, EMOTIONS.index(emotion), key)
     if style is None:
@@ -116,14 +118,11 @@ def write_ck(root: Path, sizes: DemoSizes, seed: int) -> int:
             emotion = "contempt" if j < sizes.ck_contempt else \
                 basic[(j - sizes.ck_contempt) % len(basic)]
         subject, seq = f"S{5 + s * 5:03d}", f"{q:03d}"
-        # unlabelled sequences still show an expression; contempt is drawn as a smirk
-        drawn = emotion or basic[(s + q) % len(basic)]
-        drawn = "disgust" if drawn == "contempt" else drawn
+        drawn = emotion or basic[(s + q) % len(basic)]  # unlabelled ones show one too
         folder = root / "CK+" / "cohn-kanade-images" / subject / seq
         folder.mkdir(parents=True, exist_ok=True)
         for f in range(sizes.ck_frames):
-            intensity = f / (sizes.ck_frames - 1)
-            img = _face("ck", s, seed, drawn, intensity, q * 100 + f, sizes.scale)
+            img = _face("ck", s, seed, drawn, f / (sizes.ck_frames - 1), q * 100 + f, sizes.scale)
             Image.fromarray(img[..., 0]).save(folder / f"{subject}_{seq}_{f + 1:08d}.png")
         if emotion is not None:
             lab = root / "CK+" / "Emotion" / subject / seq
@@ -188,8 +187,7 @@ TIGHT_LABELS = ("angry", "contempt", "disgust", "fear", "happy", "sad", "surpris
 
 def _tight_face(db: str, subject: int, seed: int, label: str, key: int,
                 size: int = 48) -> np.ndarray:
-    drawn = "disgust" if label == "contempt" else label      # contempt drawn as a smirk
-    img = _face(db, subject, seed, drawn, 1.0, key, 1.0, style=TIGHT_STYLE)
+    img = _face(db, subject, seed, label, 1.0, key, 1.0, style=TIGHT_STYLE)
     return cv2.resize(img[..., 0], (size, size), interpolation=cv2.INTER_AREA)
 
 
@@ -234,21 +232,19 @@ def write_labelled_csv(root: Path, seed: int, subjects: int = 4, folder: str = "
     return n
 
 
+WRITERS = {"KDEF": write_kdef, "CK+": write_ck, "jaffe": write_jaffe,
+           "KDEF_GAN_PFA": write_pfa, "actors": write_actors}
+EXTRAS = {"ck48": write_tight_crops, "web": write_labelled_csv}   # the own-data example's
+
+
 def make_demo_data(root, scale: str = "demo", seed: int = 0, extras: bool = False) -> dict:
     """Write all demo databases under `root` (atomically); returns file counts."""
     sizes = SIZES[scale]
     root = Path(root)
     with atomic_dir(root) as tmp:
-        counts = {
-            "KDEF": write_kdef(tmp, sizes, seed),
-            "CK+": write_ck(tmp, sizes, seed),
-            "jaffe": write_jaffe(tmp, sizes, seed),
-            "KDEF_GAN_PFA": write_pfa(tmp, sizes, seed),
-            "actors": write_actors(tmp, sizes, seed),
-        }
+        counts = {name: write(tmp, sizes, seed) for name, write in WRITERS.items()}
         if extras:
-            counts["ck48"] = write_tight_crops(tmp, seed)
-            counts["web"] = write_labelled_csv(tmp, seed)
+            counts |= {name: write(tmp, seed) for name, write in EXTRAS.items()}
         (tmp / "DEMO_DATA.txt").write_text(
             f"Synthetic demo faces written by `python -m fer.data.demo` (scale={scale}, "
             f"seed={seed}).\nReplace these folders with the licensed databases for real "
