@@ -191,12 +191,11 @@ def _tight_face(db: str, subject: int, seed: int, label: str, key: int,
     return cv2.resize(img[..., 0], (size, size), interpolation=cv2.INTER_AREA)
 
 
-def write_tight_crops(root: Path, seed: int, subjects: int = 6, folder: str = "ck48"
-                      ) -> int:
-    """`<label>/S001_001_00000012.png`: 48x48 gray tight crops named as CK+ frames, one
+def write_tight_crops(root: Path, seed: int, subjects: int = 6) -> int:
+    """`ck48/<label>/S001_001_00000012.png`: 48x48 gray tight crops named as CK+ frames, one
     per subject and label, with a contempt/ folder and no neutral/."""
     for i, label in enumerate(TIGHT_LABELS):
-        out = root / folder / label
+        out = root / "ck48" / label
         out.mkdir(parents=True, exist_ok=True)
         for s in range(1, subjects + 1):
             Image.fromarray(_tight_face("tight", s, seed, label, 0)).save(
@@ -204,11 +203,11 @@ def write_tight_crops(root: Path, seed: int, subjects: int = 6, folder: str = "c
     return len(TIGHT_LABELS) * subjects
 
 
-def write_labelled_csv(root: Path, seed: int, subjects: int = 4, folder: str = "web") -> int:
-    """images/img_0001.png + labels.csv (image, expression, person): 350x350 gray
+def write_labelled_csv(root: Path, seed: int, subjects: int = 4) -> int:
+    """web/: images/img_0001.png + labels.csv (image, expression, person): 350x350 gray
     face-filling portraits (the last subject's: 72x72 colour crops), with 2 duplicate
     rows, 1 file listed with two labels, 2 images not listed, 1 row naming no file."""
-    images = root / folder / "images"
+    images = root / "web" / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows, n = [], 0
     for s in range(1, subjects + 1):
@@ -228,7 +227,7 @@ def write_labelled_csv(root: Path, seed: int, subjects: int = 4, folder: str = "
     rows.append((rows[1][0], "happy" if rows[1][1] != "happy" else "sad", rows[1][2]))
     rows.append(("images/img_0999.png", "angry", "P99"))          # no such file
     lines = ["image,expression,person"] + [",".join(r) for r in rows]
-    (root / folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    (root / "web" / "labels.csv").write_text("\n".join(lines) + "\n")
     return n
 
 
