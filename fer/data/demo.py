@@ -111,12 +111,11 @@ def write_ck(root: Path, sizes: DemoSizes, seed: int) -> int:
     """Sequences dealt round robin to the subjects: the first `ck_contempt` labelled
     contempt, then the six basic emotions up to `ck_labelled`, the rest unlabelled."""
     basic = [e for e in EMOTIONS if e != "neutral"]
+    labels = ["contempt"] * sizes.ck_contempt + [
+        basic[i % len(basic)] for i in range(sizes.ck_labelled - sizes.ck_contempt)]
     for j in tqdm(range(sizes.ck_sequences), desc="demo CK+", leave=False):
         s, q = j % sizes.ck_subjects, j // sizes.ck_subjects + 1
-        emotion = None
-        if j < sizes.ck_labelled:
-            emotion = "contempt" if j < sizes.ck_contempt else \
-                basic[(j - sizes.ck_contempt) % len(basic)]
+        emotion = labels[j] if j < len(labels) else None
         subject, seq = f"S{5 + s * 5:03d}", f"{q:03d}"
         drawn = emotion or basic[(s + q) % len(basic)]  # unlabelled ones show one too
         folder = root / "CK+" / "cohn-kanade-images" / subject / seq
