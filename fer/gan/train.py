@@ -22,8 +22,7 @@ from fer.gan.kid import kid
 
 def kept_epochs(params: Gan) -> set[int]:
     """Epochs whose generator is kept and scored: every keep_every from keep_from, the last."""
-    return {e for e in [*range(params.keep_from, params.epochs + 1, params.keep_every),
-                        params.epochs] if e >= 1}
+    return {*range(params.keep_from, params.epochs + 1, params.keep_every), params.epochs}
 
 
 def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
