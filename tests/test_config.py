@@ -131,6 +131,15 @@ def test_ranges_and_rules_within_sections(demo):
         "ksearch.k_values.vgg19 = [5, 23]: k = 23 exceeds the 22 layers of vgg19"]
 
 
+def test_inception_kid_without_weights_is_a_configuration_error(demo):
+    p = copy.deepcopy(demo)
+    p["gan"].update(kid_features="inception", kid_weights=None)
+    assert _problems(p) == ["gan: gan.kid_features = inception needs gan.kid_weights: imagenet "
+                            "or a no-top .h5 under kid_weights/ (or gan.kid_features = pixels)"]
+    p["gan"].pop("kid_weights")
+    assert len(_problems(p)) == 1
+
+
 def test_weights_files_must_live_under_weights_folder(demo, tmp_path):
     p = copy.deepcopy(demo)
     (tmp_path / "weights/vgg16").mkdir(parents=True)

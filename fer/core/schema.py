@@ -216,6 +216,14 @@ class Gan(Section):
                              f"= {2 ** blocks}")
         return blocks
 
+    @model_validator(mode="after")
+    def _inception_needs_weights(self):
+        if self.kid_features == "inception" and self.kid_weights is None:
+            raise ValueError("gan.kid_features = inception needs gan.kid_weights: imagenet or "
+                             f"a no-top .h5 under {KID_WEIGHTS_DIR}/ (or gan.kid_features = "
+                             "pixels)")
+        return self
+
 
 class Merge(Section):
     train_sets: dict[str, list[str]] = Field(min_length=1)
