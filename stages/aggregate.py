@@ -3,7 +3,7 @@ the paper's claims and metrics/summary.json for `dvc metrics show` / `dvc exp sh
 import json
 from pathlib import Path
 
-from fer.core.atomic import atomic_file, write_json
+from fer.core.atomic import write_json, write_text
 from fer.evaluate.claims import claims_markdown, comparisons, comparisons_csv, judge_claims
 from fer.core.params import load_params
 from fer.evaluate.tables import (table2_markdown, table3_markdown, table3_rows,
@@ -38,8 +38,7 @@ def main() -> None:
         "comparisons.csv": comparisons_csv(rows),
     }
     for name, text in outputs.items():
-        with atomic_file(out / name) as f:
-            f.write(text)
+        write_text(out / name, text)
     summary = summary_metrics(cells, tests, intervals, judged)
     write_json("metrics/summary.json", summary)
     write_json("metrics/headline/accuracy.json", headline_metrics(cells, summary, refs, tests))

@@ -1,6 +1,6 @@
 """DVC stage baselines: reference models (pretrained, not trained here) scored on every grid
 test set's face crops exactly as the grid's models are, plus model size and latency."""
-from fer.core.atomic import atomic_dir, atomic_file, write_json
+from fer.core.atomic import atomic_dir, write_json, write_text
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages, shared_note
 from fer.core.tracking import log_datasets, metric_key, mlflow_run
@@ -27,8 +27,7 @@ def main() -> None:
     lines = baselines_markdown(models, cfg["level"])
     if note := shared_note(concurrent_stages()):
         lines += ["", note]
-    with atomic_file("reports/baselines.md") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text("reports/baselines.md", "\n".join(lines) + "\n")
     write_json("metrics/baselines.json", {"models": models})
     import mlflow
     for r in models:

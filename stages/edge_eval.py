@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from fer.core.atomic import atomic_file, write_json
+from fer.core.atomic import write_json, write_text
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages, shared_note
 from fer.data.dataset import load_dataset, stratified_subset
@@ -28,8 +28,7 @@ def main() -> None:
                              + [r.get("concurrent_stages", 1) for r in refs]))
     rows = with_references(rows, refs, tests)
     table = table10_markdown(rows, tests, cap, bool(refs), shared)
-    with atomic_file("reports/table10.md") as f:
-        f.write(table)
+    write_text("reports/table10.md", table)
     write_json("metrics/edge.json", rows)
     # for `dvc exp show`: per exported model and variant its size and first runtime's latency
     write_json("metrics/headline/edge.json", {n: {

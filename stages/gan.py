@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.core.atomic import atomic_dir, atomic_file, write_json
+from fer.core.atomic import atomic_dir, write_json, write_text
 from fer.data.dataset import load_dataset, save_dataset
 from fer.gan.dcgan import generate, generated_manifest
 from fer.gan.train import fingerprint, image_grid, resize_all, save_png, train_emotion_gan
@@ -56,11 +56,10 @@ def main(emotion: str) -> None:
         samples_dir = Path(f"reports/gan/{emotion}")
         with atomic_dir(samples_dir) as tmp:
             shutil.copytree(record["samples_dir"], tmp, dirs_exist_ok=True)
-        with atomic_file(f"reports/gan/{emotion}_kid.csv") as f:
-            f.write("epoch,kid\n" + "".join(f"{e},{v:.6f}\n" for e, v in record["kid"].items()))
-        with atomic_file(f"reports/gan/{emotion}_losses.csv") as f:
-            f.write("epoch,d_loss,g_loss\n" + "".join(
-                f"{h['epoch']},{h['d_loss']:.6f},{h['g_loss']:.6f}\n" for h in record["history"]))
+        write_text(f"reports/gan/{emotion}_kid.csv", "epoch,kid\n" + "".join(
+            f"{e},{v:.6f}\n" for e, v in record["kid"].items()))
+        write_text(f"reports/gan/{emotion}_losses.csv", "epoch,d_loss,g_loss\n" + "".join(
+            f"{h['epoch']},{h['d_loss']:.6f},{h['g_loss']:.6f}\n" for h in record["history"]))
         summary = {"emotion": emotion, "train_images": int(len(real)),
                    "chosen_epoch": record["chosen_epoch"],
                    "chosen_kid": record["kid"][str(record["chosen_epoch"])],

@@ -5,7 +5,7 @@ classifying each emotion's DCGAN images; and the label fidelity of those images
 import keras
 import numpy as np
 
-from fer.core.atomic import atomic_file, write_json
+from fer.core.atomic import write_json, write_text
 from fer.core.params import load_params
 from fer.data.dataset import concat_datasets, load_dataset
 from fer.data.layout import CROP_DIR, set_dir
@@ -40,8 +40,7 @@ def main() -> None:
     else:
         text = ("No GAN quality test configured (gan_quality.models, classifier / "
                 "gan_set empty).\n")
-    with atomic_file("reports/gan/table8.md") as f:
-        f.write(text)
+    write_text("reports/gan/table8.md", text)
     write_json("metrics/gan_quality.json", results)
     write_json("metrics/headline/gan_quality.json", headline(results))   # dvc exp show
     print(text)

@@ -1,7 +1,7 @@
 """DVC stage merge: build every train set (merge.train_sets, e.g. KDEF_OL, KDEF_PFA, KDEF_Q,
 KDEF_PFA_Q) under build/datasets/ and every test set (merge.test_sets, e.g. CK+, JAFFE)
 under build/testsets/ (paper Table 1)."""
-from fer.core.atomic import atomic_file, write_json
+from fer.core.atomic import write_json, write_text
 from fer.data.dataset import save_dataset
 from fer.data.layout import TEST_DIR, TRAIN_DIR
 from fer.data.merge import build_set, check_classes, counts_table
@@ -25,8 +25,7 @@ def main() -> None:
                                        ds.images, ds.manifest, name)
         print(f"merge {name:>10}: {summaries[name]['images']:>5} images  ({' + '.join(parts)})")
     write_json("metrics/datasets.json", {n: s["images"] for n, s in summaries.items()})
-    with atomic_file("reports/datasets.md") as f:
-        f.write(counts_table(summaries))
+    write_text("reports/datasets.md", counts_table(summaries))
 
 
 if __name__ == "__main__":

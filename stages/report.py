@@ -4,7 +4,7 @@ per-epoch history for `dvc plots show`."""
 import json
 from pathlib import Path
 
-from fer.core.atomic import atomic_file
+from fer.core.atomic import write_text
 from fer.evaluate.page import build, training_curves_csv
 from fer.core.params import load_params
 
@@ -12,13 +12,11 @@ from fer.core.params import load_params
 def main() -> None:
     params = load_params()
     page = build(params)
-    with atomic_file("reports/index.html") as f:
-        f.write(page)
+    write_text("reports/index.html", page)
     grid = params["grid"]
     cells = [json.loads(Path(f"metrics/finetune/{m}-{t}.json").read_text())
              for t in grid["train_sets"] for m in grid["models"]]
-    with atomic_file("reports/training_curves.csv") as f:
-        f.write(training_curves_csv(cells))
+    write_text("reports/training_curves.csv", training_curves_csv(cells))
     print(f"reports/index.html: {len(page) / 1e6:.1f} MB")
 
 

@@ -131,7 +131,11 @@ def atomic_file(path, mode="w"):
         tmp.unlink(missing_ok=True)
 
 
+def write_text(path, data: str | bytes) -> None:
+    """`data` written to `path` atomically (bytes in binary mode)."""
+    with atomic_file(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+
+
 def write_json(path, obj) -> None:
-    with atomic_file(path) as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from fer.core.atomic import atomic_file
+from fer.core.atomic import write_text
 from fer.core.schema import ConfigError, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,8 +98,7 @@ def compose(overrides=(), output=None) -> dict:
     params = yaml.safe_load(text)
     validate(params, "composed configuration", root=Path(output).parent if output else ROOT)
     if output:
-        with atomic_file(output) as f:
-            f.write(text)
+        write_text(output, text)
     return params
 
 
