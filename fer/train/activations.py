@@ -71,42 +71,39 @@ def forward(model: keras.Model, jit_compile: bool = False):
     return fns[jit_compile]
 
 
-def entry_size(model, n: int, dtype: str) -> int:
-    return int(n * sum(np.prod(t.shape[1:]) for t in model.outputs) * np.dtype(dtype).itemsize)
-
-
 def activations(model, inputs, key: str, cache: CacheSpec, log=print):
     """`model`'s outputs for `inputs` (a list of arrays: uint8 images, or activations),
     as read-only memory-mapped arrays, computed once per content key `key` (`model_key`)
     and input content. Returns (arrays, info); raises CacheTooLarge before computing
     anything if the entry would exceed the limit."""
     inputs = list(inputs)
-    path = Path(cache.root) / key / content_key(*inputs)
+    n, path = len(inputs[0]), Path(cache.root) / key / content_key(*inputs)
     names = [f"t{i}.npy" for i in range(len(model.outputs))]
-    if (path / "meta.json").is_file():
-        arrays = [np.load(path / f, mmap_mode="r") for f in names]
-        return arrays, {**json.loads((path / "meta.json").read_text()), "hit": True}
-    size = entry_size(model, len(inputs[0]), cache.dtype)
-    if size > cache.limit_gb * 2**30:
-        raise CacheTooLarge(f"activation cache entry {path} would take {size / 2**30:.2f} GB, "
-                            f"over train.cache_limit_gb = {cache.limit_gb}")
-    start = time.perf_counter()
-    with atomic_dir(path, keep_existing=True) as tmp:
-        out = [np.lib.format.open_memmap(tmp / f, mode="w+", dtype=cache.dtype,
-                                         shape=(len(inputs[0]), *t.shape[1:]))
-               for f, t in zip(names, model.outputs)]
-        run = forward(model)
-        for i in range(0, len(inputs[0]), cache.batch_size):
-            xs = [np.asarray(a[i:i + cache.batch_size], np.float32) for a in inputs]
-            for o, y in zip(out, run(*xs)):
-                o[i:i + len(y)] = np.asarray(y, dtype=np.float32)
-        for o in out:
-            o.flush()
-        del out
-        meta = {"images": len(inputs[0]), "bytes": size, "dtype": cache.dtype,
-                "shapes": [list(t.shape[1:]) for t in model.outputs],
-                "build_s": round(time.perf_counter() - start, 3)}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-    log(f"activation cache: wrote {path} ({size / 2**20:.1f} MiB, {meta['build_s']} s)")
+    hit = (path / "meta.json").is_file()
+    if not hit:
+        size = int(n * sum(np.prod(t.shape[1:]) for t in model.outputs)
+                   * np.dtype(cache.dtype).itemsize)
+        if size > cache.limit_gb * 2**30:
+            raise CacheTooLarge(f"activation cache entry {path} would take "
+                                f"{size / 2**30:.2f} GB, over train.cache_limit_gb = "
+                                f"{cache.limit_gb}")
+        start = time.perf_counter()
+        with atomic_dir(path, keep_existing=True) as tmp:
+            out = [np.lib.format.open_memmap(tmp / f, mode="w+", dtype=cache.dtype,
+                                             shape=(n, *t.shape[1:]))
+                   for f, t in zip(names, model.outputs)]
+            run = forward(model)
+            for i in range(0, n, cache.batch_size):
+                xs = [np.asarray(a[i:i + cache.batch_size], np.float32) for a in inputs]
+                for o, y in zip(out, run(*xs)):
+                    o[i:i + len(y)] = np.asarray(y, dtype=np.float32)
+            for o in out:
+                o.flush()
+            del out
+            build_s = round(time.perf_counter() - start, 3)
+            (tmp / "meta.json").write_text(json.dumps({
+                "images": n, "bytes": size, "dtype": cache.dtype,
+                "shapes": [list(t.shape[1:]) for t in model.outputs], "build_s": build_s}))
+        log(f"activation cache: wrote {path} ({size / 2**20:.1f} MiB, {build_s} s)")
     arrays = [np.load(path / f, mmap_mode="r") for f in names]
-    return arrays, {**meta, "hit": False}
+    return arrays, {**json.loads((path / "meta.json").read_text()), "hit": hit}
