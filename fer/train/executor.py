@@ -109,9 +109,8 @@ def _get(ray, ref):
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
-        cause = e.cause if isinstance(e.cause, BaseException) else None
-        if cause is not None:
-            raise cause from None
+        if isinstance(e.cause, BaseException):
+            raise e.cause from None
         raise
 
 
