@@ -5,9 +5,6 @@ stages) runs as `dvc --wait-for-lock repro --single-item <stage>` once its upstr
 have finished, up to N at a time, longest chain first. The first failure stops new starts,
 Ctrl-C or SIGTERM stops the running stages, and `dvc.lock` is rewritten in `dvc.yaml` order.
 `--gpus 0,1`: a stage in slot i sees only GPU i mod len. Details: docs/scale-out.md.
-
-Usage: python -m fer.train.parallel_repro [-j N] [--gpus IDS] [--save FILE] [--dvc PATH]
-                                          [target ...]
 """
 from __future__ import annotations
 
@@ -46,10 +43,7 @@ def read_dag(dot: str) -> tuple[list, dict]:
 
 def dag(upstream: dict) -> nx.DiGraph:
     """`upstream` as a graph with edges pointing downstream (networkx: DVC's own graphs)."""
-    graph = nx.DiGraph()
-    graph.add_nodes_from(upstream)
-    graph.add_edges_from((u, s) for s, ups in upstream.items() for u in ups)
-    return graph
+    return nx.from_dict_of_lists(upstream, create_using=nx.DiGraph).reverse()
 
 
 def to_run(stages: list, upstream: dict, changed: set, targets: list) -> list:
@@ -113,8 +107,7 @@ def _dvc_output(dvc: str, *args) -> str:
 
 def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
     start = time.perf_counter()
-    dot = _dvc_output(dvc, "dag", "--dot")
-    stages, upstream = read_dag(dot)
+    stages, upstream = read_dag(_dvc_output(dvc, "dag", "--dot"))
     unknown = [t for t in targets if t not in upstream]
     if unknown:
         print(f"parallel_repro: no stage named {', '.join(unknown)} in the DAG "
@@ -170,9 +163,8 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
         raise
     order_lockfile(Path("dvc.lock"), stages)
     total = time.perf_counter() - start
-    code = 0
+    code = failed[1] if failed else 0
     if failed:
-        code = failed[1]
         print(f"parallel_repro: stage '{failed[0]}' failed (exit {failed[1]}); not run: "
               f"{', '.join(pending) or 'nothing'}", file=sys.stderr)
     text = json.dumps({"command": f"python -m fer.train.parallel_repro -j {jobs}"
