@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -23,22 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
-
-NODE = re.compile(r'^"([^"]+)";$')
-EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
+import pydot
 
 
 def read_dag(dot: str) -> tuple[list, dict]:
-    """Stages in file order and each stage's upstream stages, from `dvc dag --dot` (a `.dvc`
-    file is a node too: `repro --single-item data.dvc` records changed data first)."""
-    order, upstream = [], {}
-    for line in dot.splitlines():
-        line = line.strip()
-        if m := EDGE.match(line):
-            upstream.setdefault(m.group(2), set()).add(m.group(1))
-        elif m := NODE.match(line):
-            order.append(m.group(1))
-    return order, {s: upstream.get(s, set()) & set(order) for s in order}
+    """Stages in file order and each stage's upstream stages, from `dvc dag --dot` (networkx's
+    pydot output, read back the same way; a `.dvc` file is a node too: `repro --single-item
+    data.dvc` records changed data first)."""
+    graph = nx.nx_pydot.from_pydot(pydot.graph_from_dot_data(dot)[0])
+    return list(graph), {s: set(graph.predecessors(s)) for s in graph}
 
 
 def dag(upstream: dict) -> nx.DiGraph:
