@@ -48,8 +48,7 @@ def main(model: str, train_set: str) -> None:
                  for stat in ("mean", "std", sel, "max_test_selected")})
         if cell["val_summary"]:
             log({"val_accuracy_mean": cell["val_summary"]["accuracy"]["mean"]})
-        mlflow.set_tags({"selected_on": spec.train.select_on,
-                         "selected_seed": cell["selected_seed"]})
+        mlflow.set_tags({"selected_on": spec.select_on, "selected_seed": cell["selected_seed"]})
         log({f"{s}_seconds_per_epoch": v for s, v in cell["epoch_seconds"].items()
              if v is not None})
         log_cell_model(cell["selected_model"], f"build/models/{model}/{train_set}/model.keras",
@@ -73,7 +72,7 @@ def main(model: str, train_set: str) -> None:
     run_file.unlink(missing_ok=True)
     print(f"{spec.name}: " + ", ".join(f"{t} {pm(s['accuracy'])}" for t, s in
                                        cell["summary"].items()) + f" over {len(spec.seeds)} seeds; "
-          f"seed {cell['selected_seed']} selected on {spec.train.select_on}")
+          f"seed {cell['selected_seed']} selected on {spec.select_on}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ class CellSpec:
     def seeds(self) -> tuple:
         return tuple(range(self.train.seed, self.train.seed + self.train.seeds))
 
+    @property
+    def select_on(self) -> str:
+        return self.train.select_on
+
 
 def model_entry(params: dict, name: str) -> dict:
     m = params["models"].get(name)        # reads models.<name> only, as dvc.yaml declares
@@ -204,7 +208,7 @@ def portable_seed(outcome):
 def record_seed(spec: CellSpec, cache_dir: Path, result: dict, model, recorded: list) -> None:
     """Store a trained seed in the resume cache: its model first if it is the selected one
     so far, then its record."""
-    if selected(recorded + [result], spec.train.select_on)["seed"] == result["seed"]:
+    if selected(recorded + [result], spec.select_on)["seed"] == result["seed"]:
         with atomic_file(cache_dir / f"model_seed{result['seed']}.keras", "wb") as f:
             # bytes: a Ray worker's .keras file (`portable_seed`)
             f.write(model if isinstance(model, bytes) else keras_io.keras_bytes(model))
@@ -242,8 +246,8 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
                 on_seed(result)
     finally:
         trained.close()                   # under Ray: cancels what is still running
-    select_on = spec.train.select_on
-    best, key = selected(results, select_on), selection_key(select_on)
+    best = selected(results, spec.select_on)
+    key = selection_key(spec.select_on)
     for stale in cache_dir.glob("model_seed*.keras"):
         if stale.name != f"model_seed{best['seed']}.keras":
             stale.unlink()
@@ -260,7 +264,7 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
                     for s in ("step1", "step2")}
     return {"cell": spec.name, "model": spec.model.name, "train_set": spec.train_set,
             "seeds": list(spec.seeds),
-            "selection": {"on": select_on, "test_selected": select_on != VAL,
+            "selection": {"on": spec.select_on, "test_selected": spec.select_on != VAL,
                           "key": key, "seed": best["seed"],
                           # DCGAN rows come from every subject: val accuracy is optimistic
                           "train_only_images": int((full.manifest["source_subject"]
@@ -277,7 +281,7 @@ def selected_meta(spec: CellSpec, cell: dict, crop: dict) -> dict:
     the crop settings the browser repeats, and its scores."""
     best = selected_record(cell)
     return {"model": spec.model.name, "train_set": spec.train_set,
-            "seed": cell["selected_seed"], "selected_on": spec.train.select_on,
+            "seed": cell["selected_seed"], "selected_on": spec.select_on,
             "test_selected": cell["selection"]["test_selected"],
             "input_size": spec.model.input_size, "preprocess": spec.model.preprocess,
             "base_input": list(spec.model.base_shape),   # grey/resized inside the model
