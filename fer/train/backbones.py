@@ -60,8 +60,7 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return y
 
 
-def mini_xception(include_top=False, weights=None, input_shape=(48, 48, 1),
-                  filters=(16, 32, 64, 128)) -> keras.Model:
+def mini_xception(include_top=False, weights=None, input_shape=(48, 48, 1)) -> keras.Model:
     """A compact backbone trained from scratch (Arriaga et al. 2017): two 3x3 convolutions,
     then four residual modules of separable convolutions; about 51k parameters. Called as
     the `keras.applications` builders are (no top, no weights)."""
@@ -74,7 +73,7 @@ def mini_xception(include_top=False, weights=None, input_shape=(48, 48, 1),
         return layers.ReLU()(x) if relu else x
     for _ in range(2):
         x = bn_relu(layers.Conv2D(8, 3, use_bias=False)(x))
-    for f in filters:
+    for f in (16, 32, 64, 128):
         shortcut = bn_relu(SubsampledConv2D(f, 1, strides=2, padding="same",
                                             use_bias=False)(x), relu=False)
         x = bn_relu(layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x))

@@ -177,7 +177,7 @@ def batches(arrays, labels, rows, batch_size: int, seed: int,
 
 
 def train_two_step(spec: ModelSpec, train: Train, data: Dataset, seed: int,
-                   callbacks=(), verbose: int = 0, reuse: bool = False, rows=None):
+                   reuse: bool = False, rows=None):
     """Fine-tune one classifier on `data` minus its validation subjects; returns (model,
     history, seconds per epoch; `seconds["cache"]` describes the fast path's cache).
 
@@ -191,19 +191,19 @@ def train_two_step(spec: ModelSpec, train: Train, data: Dataset, seed: int,
     fallback = None
     if train.fast_path and spec.k < BACKBONES[spec.name].layers:   # a frozen part to cache
         try:
-            return _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse)
+            return _train_cached(spec, train, data, tr, va, seed, reuse)
         except CacheTooLarge as e:
             fallback = str(e)
             print(f"{e}: training {spec.name} the naive way", file=sys.stderr)
     cell = Cell.take(spec, train, seed, fast=False, reuse=reuse)
     history, seconds = _two_steps(spec, train, cell, ([data.images], [data.images]),
-                                  data.labels, tr, va, seed, callbacks, verbose)
+                                  data.labels, tr, va, seed)
     if fallback:
         seconds["cache"] = {"fast_path": False, "fallback": fallback}
     return cell.model, history, seconds
 
 
-def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbose):
+def _two_steps(spec, train, cell, arrays, labels, tr, va, seed):
     """Step 1 then step 2, each `Model.fit` of the cell's step model on its `arrays`;
     epochs are counted on across both steps."""
     history, seconds, first = {}, {}, 0
@@ -225,8 +225,7 @@ def _two_steps(spec, train, cell, arrays, labels, tr, va, seed, callbacks, verbo
         val = [Validation(xs, labels, va, bs)] if len(va) else []
         fit = model.fit(batches(xs, labels, tr, bs, seed, (first, first + epochs)),
                         epochs=first + epochs, initial_epoch=first, steps_per_epoch=steps,
-                        shuffle=False, callbacks=[*val, timer, *decay, *callbacks],
-                        verbose=verbose)
+                        shuffle=False, callbacks=[*val, timer, *decay], verbose=0)
         history[f"step{step}"] = fit.history
         seconds[f"step{step}"] = timer.seconds
         first += epochs
@@ -324,7 +323,7 @@ def _fast_models(model, base, k):
     return (on(feat_in, feat_in), trainer), cut
 
 
-def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
+def _train_cached(spec, train, data, tr, va, seed, reuse):
     cell = Cell.take(spec, train, seed, fast=True, reuse=reuse)
     trainer, cut = cell.steps[1], cell.cut
     # where: FER_CACHE_DIR, an execution setting; how: the train section
@@ -336,8 +335,7 @@ def _train_cached(spec, train, data, tr, va, seed, callbacks, verbose, reuse):
     # step 1's base output: the suffix is frozen until step 2, so compute it once too
     out_key = model_key(cut.suffix, {"of": key}, cache.dtype)
     base_out, info1 = activations(cut.suffix, at_cut, out_key, cache)
-    history, seconds = _two_steps(spec, train, cell, (base_out, at_cut), data.labels,
-                                  tr, va, seed, callbacks, verbose)
+    history, seconds = _two_steps(spec, train, cell, (base_out, at_cut), data.labels, tr, va, seed)
     _FAST[cell.model] = _Fast(cut.prefix, key, trainer, cache)
     total = info["bytes"] + info1["bytes"]
     print(f"{spec.name}: activation cache {total / 2**20:.1f} MiB "
