@@ -65,24 +65,21 @@ def model_entry(params: dict, name: str) -> dict:
     return m
 
 
-def model_spec(params: dict, name: str, k: int | None = None,
-               weights: str | None = None) -> ModelSpec:
-    """The backbone `name` as params.yaml configures it (k and weights overridable)."""
+def model_spec(params: dict, name: str, k: int | None = None) -> ModelSpec:
+    """The backbone `name` as params.yaml configures it (k overridable)."""
     m = model_entry(params, name)
     network = {f: m[f] for f in Network.model_fields if f in m}    # not its train keys
     return ModelSpec.model_validate({**network, "name": name, "input_size": params["crop"]["size"],
-                                     "k": m["k"] if k is None else k,
-                                     "weights": str(m["weights"] if weights is None else weights)})
+                                     "k": m["k"] if k is None else k, "weights": str(m["weights"])})
 
 
-def train_spec(params: dict, val_fraction: float | None = None,
-               model: str | None = None) -> Train:
+def train_spec(params: dict, model: str, val_fraction: float | None = None) -> Train:
     """params.yaml's train section, validated, with backbone `model`'s own keys
     (models.<m>.train, validated there; `epochs_step1: 0` trains in one step) and
     `val_fraction` if given."""
-    own = model_entry(params, model).get("train") if model else None
+    own = model_entry(params, model).get("train") or {}
     # the keys the backbone sets, null included (`max_images: null`: every image)
-    update = TrainOverrides.model_validate(own or {}).model_dump(exclude_unset=True)
+    update = TrainOverrides.model_validate(own).model_dump(exclude_unset=True)
     if val_fraction is not None:
         update["val_fraction"] = val_fraction
     return Train.model_validate(params["train"]).model_copy(update=update)
