@@ -1,7 +1,7 @@
 """DVC stage crossval: 5-fold CV on the union of every set (paper 5.2, Table 7), in the
 paper's random protocol and the leakage-free grouped one."""
 
-from fer.core.atomic import atomic_file, write_json
+from fer.core.atomic import write_json, write_text
 from fer.data.dataset import concat_datasets, load_dataset, stratified_subset
 from fer.evaluate.metrics import pm, summarize
 from fer.data.crossval import PROTOCOLS, RESULT_KEYS, folds, leakage_note
@@ -34,10 +34,10 @@ def main() -> None:
                          for p, a in fold_accs.items()}
         lines.append(f"| {name} | {pm(results[name][RESULT_KEYS['random']])} | "
                      f"{pm(results[name][RESULT_KEYS['grouped']])} |")
-    with atomic_file("reports/table7_crossval.md") as f:
-        f.write(f"Union of {', '.join(cv['sets'])}: {len(union)} images, "
-                f"{cv['folds']} folds\n\n" + "\n".join(lines) + "\n\n"
-                + leakage_note(union.manifest, params["augment"]["part"]) + "\n")
+    write_text("reports/table7_crossval.md",
+               f"Union of {', '.join(cv['sets'])}: {len(union)} images, {cv['folds']} folds\n\n"
+               + "\n".join(lines) + "\n\n"
+               + leakage_note(union.manifest, params["augment"]["part"]) + "\n")
     write_json("metrics/crossval.json", results)
     print("\n".join(lines))
 

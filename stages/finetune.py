@@ -5,12 +5,12 @@ with the preprocessing it needs in meta.json."""
 import json
 import shutil
 import sys
-from pathlib import Path
 
 from fer.core.atomic import atomic_dir, write_json
 from fer.evaluate.metrics import pm, write_confusions
 from fer.train.executor import configured
-from fer.train.grid import cell_spec, prepare_cache, run_cell, selected_meta, selected_record
+from fer.train.grid import (RESUME, cell_spec, prepare_cache, run_cell, selected_meta,
+                            selected_record)
 from fer.data.layout import set_dir
 from fer.core.params import load_params
 from fer.core.timing import concurrent_stages
@@ -24,7 +24,7 @@ def main(model: str, train_set: str) -> None:
     import mlflow
 
     # seeds and their MLflow run resume together, under the cell's content key
-    cache_dir = Path(f".cache/finetune/{spec.name}")
+    cache_dir = RESUME / spec.name
     sets = {n: set_dir(n) for n in (train_set, *spec.test_sets)}
     key = prepare_cache(spec, sets, cache_dir)
     run_file = cache_dir.with_name(f"{spec.name}.mlflow_run.json")

@@ -3,7 +3,7 @@
 train) and sweep k, the number of base layers tuned in step 2 (paper 4.3; the paper's
 holdout was over images, which lets copies of a held-out face train)."""
 
-from fer.core.atomic import atomic_file, write_json
+from fer.core.atomic import write_json, write_text
 from fer.data.dataset import load_dataset, stratified_subset
 from fer.train.executor import configured, run_tasks
 from fer.train.grid import holdout_accuracy, model_spec, train_spec
@@ -19,8 +19,7 @@ def main() -> None:
         why = (f"not applicable: {name} has weights none, nothing pretrained to keep frozen "
                "(it trains every layer from scratch), so there is no k to choose")
         print(f"ksearch {name}: {why}")
-        with atomic_file("reports/ksearch.csv") as f:
-            f.write("k,val_accuracy\n")
+        write_text("reports/ksearch.csv", "k,val_accuracy\n")
         write_json("metrics/ksearch.json", {"model": name, "not_applicable": why})
         return
     data = stratified_subset(load_dataset(set_dir(ks["train_set"])),
@@ -34,8 +33,8 @@ def main() -> None:
         rows.append({"k": k, "val_accuracy": acc})
         print(f"ksearch {name} on {ks['train_set']}: k={k} val accuracy {acc:.3f}")
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["k"]))
-    with atomic_file("reports/ksearch.csv") as f:
-        f.write("k,val_accuracy\n" + "".join(f"{r['k']},{r['val_accuracy']:.4f}\n" for r in rows))
+    write_text("reports/ksearch.csv", "k,val_accuracy\n" + "".join(
+        f"{r['k']},{r['val_accuracy']:.4f}\n" for r in rows))
     write_json("metrics/ksearch.json", {
         "model": name, "train_set": ks["train_set"], "holdout": "source subjects",
         "val_images": len(va), "best_k": best["k"], "configured_k": params["models"][name]["k"],

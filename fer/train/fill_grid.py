@@ -13,16 +13,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from pathlib import Path
 
 from fer.data.dataset import load_dataset
 from fer.train.executor import configured, run_groups
-from fer.train.grid import (cell_spec, check_cell, portable_seed, prepare_cache, record_seed,
-                            train_seed)
+from fer.train.grid import (RESUME, cell_spec, check_cell, portable_seed, prepare_cache,
+                            record_seed, train_seed)
 from fer.data.layout import set_dir
 from fer.core.params import load_params
-
-CACHE = Path(".cache/finetune")
 
 
 def pending_groups(params: dict, cells=()):
@@ -42,7 +39,7 @@ def pending_groups(params: dict, cells=()):
         spec = cell_spec(params, model, train_set)
         full = load(train_set)
         check_cell(spec, full, tests)
-        cache = CACHE / spec.name
+        cache = RESUME / spec.name
         prepare_cache(spec, {n: set_dir(n) for n in (train_set, *spec.test_sets)}, cache)
         cached = [json.loads((cache / f"seed_{s}.json").read_text()) for s in spec.seeds
                   if (cache / f"seed_{s}.json").is_file()]

@@ -21,17 +21,17 @@ from fer.data import dataset, labels, splits
 from fer.evaluate import metrics as evaluate
 from fer.train import activations, executor, finetune, keras_io
 from fer.train import backbones as models
-from fer.core.atomic import atomic_file, write_json
+from fer.core.atomic import write_json, write_text
 from fer.core.keys import content_key, versions
 from fer.data.dataset import Dataset, load_dataset, stratified_subset
-from fer.evaluate.metrics import classification_metrics, summarize
+from fer.evaluate.metrics import HEADLINE, classification_metrics, summarize
 from fer.train.finetune import predict, train_two_step, validation_split
 from fer.data.labels import EMOTIONS
 from fer.train.backbones import ModelSpec
 from fer.core.schema import BACKBONES, NAMED_WEIGHTS, Network, Train, TrainOverrides
 
 VAL = "val"
-METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+RESUME = Path(".cache/finetune")      # a cell's seeds and MLflow run: RESUME/<cell>
 # what computes a seed's record and writes its model (+ this module)
 CODE = (activations, dataset, evaluate, finetune, keras_io, labels, models, schema, splits)
 
@@ -142,8 +142,7 @@ def prepare_cache(spec: CellSpec, datasets, cache_dir) -> str:
     if cache_dir.exists() and not (key.is_file() and key.read_text() == fp):
         shutil.rmtree(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(key) as f:
-        f.write(fp)
+    write_text(key, fp)
     return fp
 
 
@@ -206,9 +205,9 @@ def record_seed(spec: CellSpec, cache_dir: Path, result: dict, model, recorded: 
     """Store a trained seed in the resume cache: its model first if it is the selected one
     so far, then its record."""
     if selected(recorded + [result], spec.select_on)["seed"] == result["seed"]:
-        with atomic_file(cache_dir / f"model_seed{result['seed']}.keras", "wb") as f:
-            # bytes: a Ray worker's .keras file (`portable_seed`)
-            f.write(model if isinstance(model, bytes) else keras_io.keras_bytes(model))
+        # bytes: a Ray worker's .keras file (`portable_seed`)
+        write_text(cache_dir / f"model_seed{result['seed']}.keras",
+                   model if isinstance(model, bytes) else keras_io.keras_bytes(model))
     write_json(cache_dir / f"seed_{result['seed']}.json", result)
 
 
@@ -253,8 +252,8 @@ def run_cell(spec: CellSpec, datasets, cache_dir, on_seed=None, prepared: bool =
         s = summarize([r["tests"][t][m] for r in results])
         return {"mean": s["mean"], "std": s["std"], "n": s["n"], key: best["tests"][t][m],
                 "max_test_selected": s["max"]}
-    summary = {t: {m: over_seeds(t, m) for m in METRICS} for t in spec.test_sets}
-    val_summary = ({m: summarize([r["val"][m] for r in results]) for m in METRICS}
+    summary = {t: {m: over_seeds(t, m) for m in HEADLINE} for t in spec.test_sets}
+    val_summary = ({m: summarize([r["val"][m] for r in results]) for m in HEADLINE}
                    if all(r["val"] for r in results) else None)
     step_seconds = {s: float(np.mean([np.mean(r["epoch_seconds"][s]) for r in results]))
                     if all(r["epoch_seconds"][s] for r in results) else None   # no such step

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import keras
 
-from fer.core.atomic import atomic_file
+from fer.core.atomic import write_text
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)          # the earliest time a zip entry can carry
 
@@ -49,6 +49,4 @@ def keras_bytes(model: keras.Model) -> bytes:
 
 def save_model(model: keras.Model, path) -> None:
     """Write `model` to the .keras file `path` atomically and deterministically."""
-    data = keras_bytes(model)
-    with atomic_file(path, "wb") as f:
-        f.write(data)
+    write_text(path, keras_bytes(model))

@@ -165,9 +165,8 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
                        "stages_s": seconds, "intervals_s": intervals}, indent=1)
     print(text)
     if save:
-        from fer.core.atomic import atomic_file
-        with atomic_file(save) as f:
-            f.write(text + "\n")
+        from fer.core.atomic import write_text
+        write_text(save, text + "\n")
     return code
 
 
