@@ -94,9 +94,10 @@ def test_independent_stages_overlap_and_none_starts_before_its_inputs(project):
     assert a[1] <= min(b[0], c[0]) and max(b[1], c[1]) <= d[0]
     assert list(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == ["a", "c", "b", "d"]
     assert "b| " in p.stdout and "c| " in p.stdout           # output prefixed per stage
-    # one GPU per running stage, memory growth on, and each stage told it shares
+    # one GPU per running stage, each stage told it shares; GPU memory growth is left to
+    # the stage (stages/__init__.py hands TensorFlow the FER_GPU_MEMORY_GROWTH setting)
     assert {stage_env(root, "b")[0], stage_env(root, "c")[0]} == {"0", "1"}
-    assert stage_env(root, "a") == ["0", "2", "true"]
+    assert stage_env(root, "a") == ["0", "2", None]
     assert c[1] > b[1]                                         # c ended last
 
     p, report = repro(project, "-j", "2")                      # up to date: nothing runs

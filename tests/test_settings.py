@@ -72,6 +72,22 @@ def test_ranges_and_what_a_ray_worker_receives(tmp_path, monkeypatch):
         {"FER_CACHE_DIR": str(ROOT / "rel/cache"), "FER_EXECUTOR": "ray"}, tmp_path / "x")
 
 
+@pytest.mark.parametrize("growth", ["0", "1"])
+def test_gpu_memory_growth_reaches_tensorflow_in_stages_and_ray_workers(growth, tmp_path):
+    # TensorFlow reads TF_FORCE_GPU_ALLOW_GROWTH when it first starts a GPU: a stage
+    # process (after importing the executor) and a Ray worker get the setting's value
+    env = {k: v for k, v in os.environ.items() if k != "TF_FORCE_GPU_ALLOW_GROWTH"}
+    out = subprocess.run([sys.executable, "-c", "import os, stages, fer.train.executor; "
+                          "print(os.environ['TF_FORCE_GPU_ALLOW_GROWTH'])"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**env, "PYTHONPATH": str(ROOT), "FER_GPU_MEMORY_GROWTH": growth})
+    expected = {"0": "false", "1": "true"}[growth]
+    assert out.stdout.strip() == expected, out.stderr
+    from fer.core.settings import worker_env
+    worker = worker_env(load({"FER_GPU_MEMORY_GROWTH": growth}, tmp_path / "absent.yaml"))
+    assert worker["TF_FORCE_GPU_ALLOW_GROWTH"] == expected
+
+
 def test_a_stage_refuses_bad_settings_before_any_work(tmp_path):
     out = subprocess.run([sys.executable, "-m", "stages.merge"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120,

@@ -82,9 +82,18 @@ def load(environ=None, local_file: Path = LOCAL_FILE) -> Settings:
     return s
 
 
+def tensorflow_env(s: Settings | None = None) -> dict:
+    """What TensorFlow reads from the environment when it first starts a GPU, as the settings
+    have it: memory growth (gpu_memory_growth)."""
+    s = s or load()
+    return {"TF_FORCE_GPU_ALLOW_GROWTH": str(s.gpu_memory_growth).lower()}
+
+
 def worker_env(s: Settings | None = None) -> dict:
     """The driver's settings as FER_* variables for a Ray worker, which has neither the
-    driver's environment nor its local.yaml (the cache folder made absolute)."""
+    driver's environment nor its local.yaml (the cache folder made absolute), and what they
+    tell TensorFlow."""
     s = s or load()
-    s = replace(s, cache_dir=str((ROOT / s.cache_dir).resolve()))
-    return {f"FER_{k.upper()}": str(v) for k, v in asdict(s).items() if v is not None}
+    absolute = replace(s, cache_dir=str((ROOT / s.cache_dir).resolve()))
+    return {**{f"FER_{k.upper()}": str(v) for k, v in asdict(absolute).items() if v is not None},
+            **tensorflow_env(s)}

@@ -21,11 +21,7 @@ from fer.core import settings
 from fer.core.keys import content_key
 from fer.data.dataset import Dataset, load_dataset, save_dataset
 
-# GPU memory growth on by default (read when TensorFlow first touches a GPU), so two
-# processes can share one GPU; set TF_FORCE_GPU_ALLOW_GROWTH=false to reserve it all
-os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-
-WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}      # with settings.worker_env()
 
 
 # where the work runs is the execution settings themselves (fer.core.settings)

@@ -112,8 +112,6 @@ def run(jobs: int, targets: list, dvc: str, save=None, gpus=()) -> int:
     print(f"parallel_repro: {len(pending)} of {len(stages)} stages to check, "
           f"{jobs} at a time", flush=True)
     env = {**os.environ, "FER_CONCURRENT_STAGES": str(jobs)}
-    if jobs > 1:
-        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     lock = threading.Lock()
     running, done, seconds, intervals, failed = {}, set(), {}, {}, None
     try:
