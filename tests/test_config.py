@@ -131,6 +131,14 @@ def test_ranges_and_rules_within_sections(demo):
         "ksearch.k_values.vgg19 = [5, 23]: k = 23 exceeds the 22 layers of vgg19"]
 
 
+def test_a_misspelt_ksearch_train_set_is_reported_once_as_unknown(demo):
+    p = copy.deepcopy(demo)
+    p["ksearch"]["train_set"] = "KDEF_X"
+    assert [x for x in _problems(p) if x.startswith("ksearch.train_set")] == [
+        "ksearch.train_set = 'KDEF_X': 'KDEF_X' is not a merge set (merge.train_sets/"
+        "test_sets: KDEF_OL, KDEF_PFA, KDEF_Q, KDEF_PFA_Q, CK+, JAFFE)"]
+
+
 def test_inception_kid_without_weights_is_a_configuration_error(demo):
     p = copy.deepcopy(demo)
     p["gan"].update(kid_features="inception", kid_weights=None)

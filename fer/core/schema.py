@@ -545,7 +545,7 @@ def cross_field_problems(params: dict, root: Path = Path(".")) -> list[str]:
         if get(key) in test_parts:
             out.append(f"{key} = {get(key)!r}: a test set's part; its faces would reach the "
                        "train sets through the derived images")
-    if get("ksearch.train_set") and train_sets and get("ksearch.train_set") not in train_sets:
+    if get("ksearch.train_set") in test_sets:       # a name of no set: `unknown` below
         out.append(f"ksearch.train_set = {get('ksearch.train_set')!r}: k is chosen on a "
                    f"held-out part of a train set ({', '.join(train_sets)}), never on a test set")
     if emotions is not None and gan_used != bool(emotions):
