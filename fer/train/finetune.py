@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import os
 import sys
 import threading
 import time
@@ -69,17 +70,13 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 def configure(train: Train) -> None:
     """Process-wide switches: op determinism, precision policy and GPU memory growth
-    (FER_GPU_MEMORY_GROWTH, an execution setting)."""
+    (FER_GPU_MEMORY_GROWTH, an execution setting, as stages and Ray workers hand it to
+    TensorFlow: read when it first starts a GPU)."""
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(
         "float32" if train.mixed_precision == "off" else train.mixed_precision)
-    if settings.load().gpu_memory_growth:
-        for gpu in tf.config.list_physical_devices("GPU"):
-            try:
-                tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:      # already initialised by an earlier model
-                pass
+    os.environ.update(settings.tensorflow_env())
 
 
 def validation_split(data: Dataset, train: Train, seed: int, rows=None):
