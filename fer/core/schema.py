@@ -22,6 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 PREPROCESS = ("caffe", "scale01", "tf", "per_image")
 # index = class id everywhere (fer.data.labels maps every database's codes to these)
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")   # what every result reports
 
 
 class Backbone(typing.NamedTuple):
@@ -380,7 +381,7 @@ class Report(Section):
     permutation_resamples: PositiveInt
     seed: int = Field(ge=0)
     alpha: float = Field(gt=0, lt=1)
-    metric: Literal["accuracy", "balanced_accuracy", "macro_f1"]
+    metric: Literal[HEADLINE]
     reference_models: list[str]
     latency_runs: PositiveInt
     claims: list[Claim]                # claims about cells outside the grid: not evaluated

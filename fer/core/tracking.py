@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fer.core.atomic import pid_alive, proc_stat, write_json
 from fer.core.params import ROOT
+from fer.core.schema import HEADLINE
 
 
 def store_root(root=ROOT) -> Path:
@@ -269,10 +270,9 @@ def log_seed_run(cell: str, result: dict, first_step2_epoch: int) -> str:
             for i in range(epochs):
                 log({f"{step}_{k}": v[i] for k, v in history.items() if i < len(v)},
                     step=first + i + 1)
-        scores = ("accuracy", "balanced_accuracy", "macro_f1")
-        final = {f"val_{k}": result["val"][k] for k in scores} if result.get("val") else {}
+        final = {f"val_{k}": result["val"][k] for k in HEADLINE} if result.get("val") else {}
         for test, m in result["tests"].items():
-            final.update({f"{metric_key(test)}_{k}": m[k] for k in scores})
+            final.update({f"{metric_key(test)}_{k}": m[k] for k in HEADLINE})
             mlflow.log_dict(m, f"tests/{metric_key(test)}.json")
         log(final)
     return child.info.run_id

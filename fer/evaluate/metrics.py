@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
+from fer.core.schema import HEADLINE
 from fer.data.labels import EMOTIONS
-
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
 def confusion_metrics(cms) -> dict:
