@@ -37,6 +37,7 @@ def test_metrics_match_sklearn_with_an_absent_class():
     assert list(m["precision"].values()) == pytest.approx(
         precision_score(y, pred, labels=range(7), average=None, zero_division=0))
     assert m["absent_classes"] == ["surprise"] and m["support"]["sad"] == 2
+    assert classification_metrics(y, pred) == m           # classes instead of probabilities
     boot = bootstrap_ci(m["confusion"], 1, 0)            # its estimate: the same metrics
     assert {k: boot[k]["estimate"] for k in boot} == pytest.approx(
         {k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")})

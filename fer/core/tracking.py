@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from fer.core.atomic import pid_alive, proc_stat, write_json
+from fer.core.keys import content_key
 from fer.core.params import ROOT
 from fer.core.schema import HEADLINE
 
@@ -152,8 +152,7 @@ def mlflow_run(experiment: str, run_name: str, params: dict | None = None,
                 **process_tags(), **(tags or {})}
     logged = {k: str(v)[:500] for k, v in flat(params or {}).items()}
     # a run is continued only with the same parameters (MLflow forbids changing them)
-    key = hashlib.sha256(json.dumps([resume_key, logged], sort_keys=True).encode()
-                         ).hexdigest()[:16]
+    key = content_key(resume_key, logged, length=16)
     run_id = _resumable_run(exp_id, resume_file, key)
     if run_id:
         print(f"MLflow: continuing run {run_id} ({run_name})")

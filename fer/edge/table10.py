@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from fer.edge.tfjs import latency, run_js_models, server_latency
+from fer.evaluate.metrics import classification_metrics
 from fer.train.finetune import predict
 
 
@@ -22,7 +23,7 @@ def measure(exports: dict, variants: list, sizes: dict, tests: dict, edge: dict)
         model = keras.models.load_model(f"build/tfjs/{name}/model.keras")   # export's copy
         reference[name] = {t: predict(model, ds) for t, ds in tests.items()}
         rows.append({"model": f"{name} on {train_set} (Keras)", "size_mb": sizes[name]["keras"],
-                     **{t: float((reference[name][t].argmax(1) == ds.labels).mean())
+                     **{t: classification_metrics(ds.labels, reference[name][t])["accuracy"]
                         for t, ds in tests.items()},
                      "max_abs_diff": 0.0, "location": "server (Python TF, this machine)",
                      **latency(server_latency(model, images[0], edge["runs"], edge["warmup"]))})
@@ -45,7 +46,7 @@ def measure(exports: dict, variants: list, sizes: dict, tests: dict, edge: dict)
             if rt["accuracy"]:
                 for i, (t, ds) in enumerate(tests.items()):
                     p = js["probs"][bounds[i]:bounds[i + 1]]
-                    row[t] = float((p.argmax(1) == ds.labels).mean())
+                    row[t] = classification_metrics(ds.labels, p)["accuracy"]
                     row["max_abs_diff"] = max(row.get("max_abs_diff", 0.0),
                                               float(np.abs(p - reference[name][t]).max()))
             measured[name, variant, r] = row

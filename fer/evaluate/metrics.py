@@ -31,11 +31,14 @@ def confusion_metrics(cms) -> dict:
                 "precision": precision, "recall": recall, "support": support}
 
 
-def classification_metrics(y_true, probs) -> dict:
+def classification_metrics(y_true, predicted) -> dict:
     """accuracy, balanced accuracy, macro-F1 (`confusion_metrics`), per-class precision,
-    recall and support, the confusion matrix (all seven columns) and `absent_classes`."""
-    labels = list(range(len(EMOTIONS)))
-    cm = confusion_matrix(np.asarray(y_true), np.asarray(probs).argmax(axis=1), labels=labels)
+    recall and support, the confusion matrix (all seven columns) and `absent_classes` of
+    `predicted`: class probabilities (N, 7) or classes (N,)."""
+    labels, predicted = list(range(len(EMOTIONS))), np.asarray(predicted)
+    cm = confusion_matrix(np.asarray(y_true),
+                          predicted.argmax(axis=1) if predicted.ndim == 2 else predicted,
+                          labels=labels)
     m = {k: v[0] for k, v in confusion_metrics(cm[None]).items()}
     return {
         **{k: float(m[k]) for k in HEADLINE},

@@ -17,8 +17,8 @@ import numpy as np
 import keras
 
 from fer.data.dataset import Dataset
-from fer.data.labels import EMOTIONS
 from fer.data.splits import holdout_by_source, source_subjects
+from fer.evaluate.metrics import classification_metrics
 from fer.gan.train import resize_all
 from fer.train.finetune import batches, cosine, seed_everything
 
@@ -54,9 +54,8 @@ def classify(model, images, batch_size: int = 64) -> np.ndarray:
 
 def recall_per_emotion(pred, labels) -> dict:
     """Per emotion present in `labels`, the share of its images predicted as it."""
-    pred, labels = np.asarray(pred), np.asarray(labels)
-    return {e: float((pred[labels == i] == i).mean())
-            for i, e in enumerate(EMOTIONS) if (labels == i).any()}
+    m = classification_metrics(labels, pred)
+    return {e: r for e, r in m["recall"].items() if e not in m["absent_classes"]}
 
 
 def label_fidelity(build, real: Dataset, generated: Dataset, holdout: float, epochs: int,
@@ -73,7 +72,8 @@ def label_fidelity(build, real: Dataset, generated: Dataset, holdout: float, epo
     return {"gan_test": gan_test,
             **{k: recall_per_emotion(p, held.labels) for k, p in pred.items()},
             "gan_test_mean": float(np.mean(list(gan_test.values()))),
-            **{f"{k}_accuracy": float((p == held.labels).mean()) for k, p in pred.items()},
+            **{f"{k}_accuracy": classification_metrics(held.labels, p)["accuracy"]
+               for k, p in pred.items()},
             "train_images": int(len(tr)), "held_out_images": int(len(va)),
             "held_out_subjects": sorted(set(source_subjects(held.manifest))),
             "generated_images": int(len(generated))}
