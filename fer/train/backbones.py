@@ -24,7 +24,7 @@ class SubsampledConv2D(layers.Conv2D):
     """A strided 1x1 Conv2D computed as every `strides`-th pixel, then a stride-1 1x1
     convolution (same weights and outputs). Why: TF 2.19's oneDNN strided 1x1 kernel
     gradient overruns its buffer below 16 input channels (uxlfoundation/oneDNN#6035) and
-    aborted mini_xception on odd-sized batches (docs/benchmarks.md#mini-xception-and-onednn)."""
+    aborted mini_xception on odd-sized batches (docs/status.md)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
