@@ -64,7 +64,7 @@ def test_readme_own_data_example_runs_to_the_report(tmp_path):
     page = (repo / "reports/index.html").read_text()
     ids = re.findall(r'<section id="(\w+)"', page)
     assert "gan" not in ids and "table8" not in ids and "baselines" in ids
-    assert "<td>ck48</td><td>36</td><td>not run (detect: false)</td>" in page
+    assert "<td>ck48</td>\n<td>36</td>\n<td>not run (detect: false)</td>" in page
     counts = json.loads((repo / "metrics/datasets.json").read_text())
     assert counts == {"WEB_DA": 2 * 25, "CK48": 36, "JAFFE": 70}
     web = json.loads((repo / "metrics/crop/web.json").read_text())

@@ -99,10 +99,12 @@ def test_large_images_are_scaled_small_ones_kept():
 
 def test_markdown_tables_and_escaping():
     h = markdown_to_html("## Title <x>\n\n| A | B |\n|---|---|\n| 1 | **yes** |\n\nnote `code`\n")
-    assert h.splitlines() == ["<h4>Title &lt;x&gt;</h4>",
-                              "<table><tr><th>A</th><th>B</th></tr><tr><td>1</td><td>"
-                              "<strong>yes</strong></td></tr></table>",
-                              "<p>note <code>code</code></p>"]
+    assert "<h4>Title &lt;x&gt;</h4>" in h and "<x>" not in h     # two levels down, escaped
+    assert h.count("<table>") == 1 and h.count("<tr>") == 2       # the |---| row is no row
+    assert "<th>A</th>" in h and "<td><strong>yes</strong></td>" in h
+    assert "<p>note <code>code</code></p>" in h
+    # a table right below a paragraph line is a table too (Table 8 is written so)
+    assert markdown_to_html("GAN-test:\n| a |\n|---|\n| 1 |").count("<td>1</td>") == 1
 
 
 def test_page_is_complete_deterministic_and_names_missing_inputs(outputs, tmp_path):
@@ -138,7 +140,7 @@ def test_page_holds_only_the_parts_the_configuration_has(outputs, tmp_path):
     ids = re.findall(r'<section id="(\w+)"', page)
     assert ids == ["datasets", "table2", "table3", "claims", "table6", "table7", "table9",
                    "table10", "confusion", "curves", "ksearch", "augment"]
-    assert f"<td>{db}</td><td>10</td><td>not run (detect: false)</td>" in page
+    assert f"<td>{db}</td>\n<td>10</td>\n<td>not run (detect: false)</td>" in page
 
 
 @needs(node(), f"needs node ({APT_NODE})")

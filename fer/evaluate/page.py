@@ -9,11 +9,11 @@ import csv
 import html
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from fer.core.tracking import metric_key
@@ -44,39 +44,17 @@ def need(path) -> Path:
     return path
 
 
-def _inline(s: str) -> str:
-    s = html.escape(s, quote=False)
-    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-
-
-def _tr(cells, tag: str) -> str:
-    return "<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>"
+# the Markdown the stages write; raw HTML in it is escaped
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def markdown_to_html(md: str) -> str:
-    """The Markdown the stages write: '#' headings, pipe tables, paragraphs."""
-    out, rows = [], []
-
-    def flush():
-        if rows:
-            out.append("<table>" + _tr(rows[0], "th") + "".join(
-                _tr(r, "td") for r in rows[1:] if not set("".join(r)) <= set("-: ")) + "</table>")
-            rows.clear()
-
-    for line in md.splitlines():
-        s = line.strip()
-        if s.startswith("|"):
-            rows.append([c.strip() for c in s.strip("|").split("|")])
-            continue
-        flush()
-        if s.startswith("#"):
-            level = min(len(s) - len(s.lstrip("#")) + 2, 6)
-            out.append(f"<h{level}>{_inline(s.lstrip('#').strip())}</h{level}>")
-        elif s:
-            out.append(f"<p>{_inline(s)}</p>")
-    flush()
-    return "\n".join(out)
+    """`md` as HTML, its headings two levels down (h1 is the page's, h2 a section's)."""
+    tokens = MARKDOWN.parse(md)
+    for t in tokens:
+        if t.type in ("heading_open", "heading_close"):
+            t.tag = f"h{min(int(t.tag[1]) + 2, 6)}"
+    return MARKDOWN.renderer.render(tokens, MARKDOWN.options, {})
 
 
 def _png(fig) -> bytes:
