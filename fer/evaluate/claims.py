@@ -4,9 +4,9 @@ and the verdicts on the paper's claims (reports/tables/claims.md).
 """
 from __future__ import annotations
 
-import csv
-import io
 from itertools import combinations
+
+import pandas as pd
 
 from fer.evaluate.metrics import HEADLINE
 from fer.evaluate.stats import holm, paired_test
@@ -98,13 +98,9 @@ def judge_claims(claims: list[dict], rows: list[dict], alpha: float,
 
 def comparisons_csv(rows: list[dict]) -> str:
     """All comparisons, one per line (a header only when the grid has no pairs)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        ci = r["ci"] or (None, None)
-        w.writerow({**r, "ci_low": ci[0], "ci_high": ci[1]})
-    return buf.getvalue()
+    cis = [r["ci"] or (None, None) for r in rows]
+    return pd.DataFrame([{**r, "ci_low": lo, "ci_high": hi} for r, (lo, hi) in zip(rows, cis)],
+                        columns=COLUMNS, dtype=object).to_csv(index=False)
 
 
 def _pp(x) -> str:

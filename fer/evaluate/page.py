@@ -16,7 +16,7 @@ import yaml
 from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
-from fer.core.tracking import metric_key
+from fer.core.tracking import flat, metric_key
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:12px}td,th{border:1px solid #bbb;
@@ -213,14 +213,6 @@ def lock_index() -> dict:
     return {o["path"]: (name, st) for name, st in stages.items() for o in st.get("outs", [])}
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values."""
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
-    return out
-
-
 def provenance_html(sources: list, index: dict) -> str:
     """Each stage that produced `sources` (`index`: `lock_index`) with its params and
     dependency hashes."""
@@ -235,7 +227,7 @@ def provenance_html(sources: list, index: dict) -> str:
                 "pipeline with <code>dvc repro</code>)</details>")
     parts = []
     for n, st in found.items():
-        values = {k: v for f in st.get("params", {}).values() for k, v in _flat(f).items()}
+        values = {k: v for f in st.get("params", {}).values() for k, v in flat(f).items()}
         hashes = {d["path"]: d.get("md5", "") for d in st.get("deps", [])}
         params = "; ".join(f"{k} = {json.dumps(v, sort_keys=True)}" for k, v in values.items())
         deps = "<br>".join(f"<code>{html.escape(k)}</code> md5 {v}" for k, v in hashes.items())

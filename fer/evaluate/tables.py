@@ -4,10 +4,8 @@ table says "test-selected".
 """
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
+import pandas as pd
 
 from fer.evaluate.metrics import pm
 from fer.data.labels import EMOTIONS
@@ -125,11 +123,7 @@ def table3_markdown(cells: list[dict], test_sets: list[str], intervals: dict | N
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    return pd.DataFrame(rows, dtype=object).to_csv(index=False, lineterminator="\r\n")
 
 
 def best_cell(cells: list[dict], test_set: str) -> tuple[dict, bool]:
