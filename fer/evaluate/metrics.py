@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import confusion_matrix
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from fer.core.schema import HEADLINE
 from fer.data.labels import EMOTIONS
@@ -63,19 +63,13 @@ def pm(summary: dict) -> str:
 
 def confusion_png(confusion, title: str, path) -> None:
     from matplotlib.figure import Figure         # lazily: training imports this module
-    cm = np.asarray(confusion)
-    fig = Figure(figsize=(5.2, 4.6))
-    ax = fig.subplots()
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
-    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    ax = Figure(figsize=(5.2, 4.6)).subplots()
+    ConfusionMatrixDisplay(np.asarray(confusion), display_labels=EMOTIONS).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, text_kw={"fontsize": 8})
     ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title, fontsize=10)
-    for i, j in np.ndindex(cm.shape):
-        ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
-                color="white" if cm[i, j] > cm.max() / 2 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=100)
 
 
 def write_confusions(tests: dict, title: str, folder, file_key=str) -> None:
